@@ -1,0 +1,67 @@
+//! The one error type of the core. Each variant maps to a stable `ERR_*` code
+//! that the bindings surface unchanged.
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A malformed argument, found before any model is involved.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Feeds that do not fit the model (wrong type, rank, dim or name).
+    #[error("{message}")]
+    InvalidInput { message: String, input: Option<String> },
+    /// The model could not be read or parsed.
+    #[error("{0}")]
+    ModelLoad(String),
+    /// Something this build or machine cannot do.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The run was aborted by its caller.
+    #[error("{0}")]
+    Aborted(String),
+    /// The session was disposed.
+    #[error("{0}")]
+    Disposed(String),
+    /// A failure inside the engine, including a caught panic.
+    #[error("{0}")]
+    Backend(String),
+}
+
+impl Error {
+    /// The stable code that bindings expose (`error.code` in JS).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
+            Error::InvalidInput { .. } => "ERR_INVALID_INPUT",
+            Error::ModelLoad(_) => "ERR_MODEL_LOAD",
+            Error::Unsupported(_) => "ERR_UNSUPPORTED",
+            Error::Aborted(_) => "ERR_ABORTED",
+            Error::Disposed(_) => "ERR_DISPOSED",
+            Error::Backend(_) => "ERR_BACKEND",
+        }
+    }
+
+    /// The model input the error is about, where one applies.
+    pub fn input(&self) -> Option<&str> {
+        match self {
+            Error::InvalidInput { input, .. } => input.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn invalid_input(input: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput { message: message.into(), input: Some(input.into()) }
+    }
+
+    /// Turns a caught panic payload into `ERR_BACKEND`.
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Error::Backend(format!("internal panic caught: {what}"))
+    }
+}

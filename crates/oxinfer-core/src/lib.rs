@@ -1,0 +1,17 @@
+//! oxinfer-core: the engine-neutral inference core of oxinfer. It knows
+//! nothing of Node.js; bindings live in their own crates.
+
+pub mod backend;
+pub mod error;
+pub mod onnx;
+pub mod scheduler;
+pub mod tensor;
+pub mod validate;
+
+pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
+pub use error::{Error, Result};
+pub use scheduler::{Completion, Job, RunOutput, Scheduler};
+pub use tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
+
+/// The version of this crate (reported as `versions().oxinfer`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,225 @@
+//! A loaded ONNX model with a pool of ORT sessions sharing pre-packed weights.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ort::ep::ExecutionProvider;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
+use ort::session::{OutputSelector, RunOptions, Session};
+use ort::session::HasSelectedOutputs;
+
+use super::convert::{from_value, to_value, value_info};
+use super::library::Runtime;
+use crate::backend::{Backend, ModelInfo, ModelMetadata, RunControl};
+use crate::error::{Error, Result};
+use crate::tensor::{InputTensor, OutputTensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GraphOptimization {
+    None,
+    Basic,
+    Extended,
+    #[default]
+    All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda(i32),
+}
+
+/// Options of an ONNX session. Zero thread counts leave ORT's own default.
+#[derive(Clone, Debug)]
+pub struct OnnxOptions {
+    pub intra_op_threads: usize,
+    pub inter_op_threads: usize,
+    pub graph_optimization: GraphOptimization,
+    pub device: Device,
+    pub pool_size: usize,
+    pub intra_op_spinning: bool,
+}
+
+impl Default for OnnxOptions {
+    fn default() -> Self {
+        OnnxOptions {
+            intra_op_threads: 0,
+            inter_op_threads: 0,
+            graph_optimization: GraphOptimization::All,
+            device: Device::Cpu,
+            pool_size: 1,
+            intra_op_spinning: false,
+        }
+    }
+}
+
+pub enum ModelSource {
+    Path(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+pub struct OnnxBackend {
+    info: ModelInfo,
+    slots: Vec<Mutex<Session>>,
+    _weights: PrepackedWeights,
+}
+
+/// `RunOptions` whose only cross-thread use is `terminate`, which ORT
+/// implements as an atomic flag.
+struct Terminable(RunOptions<HasSelectedOutputs>);
+// SAFETY: no pre-allocated outputs are selected, so sharing only exposes `terminate`.
+unsafe impl Sync for Terminable {}
+
+fn load_err(source: &ModelSource, e: impl std::fmt::Display) -> Error {
+    match source {
+        ModelSource::Path(p) => Error::ModelLoad(format!("failed to load model '{}': {e}", p.display())),
+        ModelSource::Bytes(b) => Error::ModelLoad(format!("failed to load model from {} bytes: {e}", b.len())),
+    }
+}
+
+impl OnnxBackend {
+    pub fn load(rt: &Runtime, source: ModelSource, opts: &OnnxOptions) -> Result<Self> {
+        if opts.pool_size == 0 {
+            return Err(Error::InvalidArgument("poolSize must be at least 1".into()));
+        }
+        if let ModelSource::Path(p) = &source {
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_file() => {}
+                Ok(_) => return Err(load_err(&source, "not a regular file")),
+                Err(e) => return Err(load_err(&source, e)),
+            }
+        }
+        if let ModelSource::Bytes(b) = &source {
+            if b.is_empty() {
+                return Err(load_err(&source, "the model bytes are empty"));
+            }
+        }
+        if let Device::Cuda(id) = opts.device {
+            let available = ort::ep::CUDA::is_available().unwrap_or(false);
+            if !available {
+                return Err(Error::Unsupported(format!(
+                    "device 'cuda:{id}' was requested, but the ONNX Runtime library at '{}' (version {}) has no CUDA execution provider",
+                    rt.path.display(),
+                    rt.version
+                )));
+            }
+        }
+        let weights = PrepackedWeights::new();
+        let mut slots = Vec::with_capacity(opts.pool_size);
+        for _ in 0..opts.pool_size {
+            let mut b = builder(rt, opts, &weights)?;
+            let session = match &source {
+                ModelSource::Path(p) => b.commit_from_file(p),
+                ModelSource::Bytes(bytes) => b.commit_from_memory(bytes),
+            }
+            .map_err(|e| match e.code() {
+                ort::error::ErrorCode::ExecutionProviderFailure => Error::Unsupported(e.message().to_string()),
+                _ => load_err(&source, e.message()),
+            })?;
+            slots.push(Mutex::new(session));
+        }
+        let info = {
+            let s = slots[0].lock().unwrap_or_else(|e| e.into_inner());
+            let inputs = s.inputs().iter().map(|o| value_info(o.name(), o.dtype())).collect();
+            let outputs = s.outputs().iter().map(|o| value_info(o.name(), o.dtype())).collect();
+            let metadata = s.metadata().map(|m| {
+                let custom = m
+                    .custom_keys()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|k| {
+                        let v = m.custom(&k).unwrap_or_default();
+                        (k, v)
+                    })
+                    .collect();
+                ModelMetadata {
+                    producer: m.producer().unwrap_or_default(),
+                    version: m.version().unwrap_or(0),
+                    description: m.description().unwrap_or_default(),
+                    domain: m.domain().unwrap_or_default(),
+                    graph_name: m.name().unwrap_or_default(),
+                    custom,
+                }
+            });
+            ModelInfo { inputs, outputs, metadata: metadata.unwrap_or_default() }
+        };
+        Ok(OnnxBackend { info, slots, _weights: weights })
+    }
+}
+
+fn builder(rt: &Runtime, opts: &OnnxOptions, weights: &PrepackedWeights) -> Result<SessionBuilder> {
+    let e = |e: ort::Error<SessionBuilder>| Error::Backend(format!("configuring the session: {}", e.message()));
+    let mut b = Session::builder(&rt.env).map_err(|e| Error::Backend(e.message().to_string()))?;
+    if opts.intra_op_threads > 0 {
+        b = b.with_intra_threads(opts.intra_op_threads).map_err(e)?;
+    }
+    if opts.inter_op_threads > 0 {
+        b = b.with_inter_threads(opts.inter_op_threads).map_err(e)?;
+        if opts.inter_op_threads > 1 {
+            b = b.with_parallel_execution(true).map_err(e)?;
+        }
+    }
+    b = b.with_intra_op_spinning(opts.intra_op_spinning).map_err(e)?;
+    b = b.with_inter_op_spinning(opts.intra_op_spinning).map_err(e)?;
+    let level = match opts.graph_optimization {
+        GraphOptimization::None => GraphOptimizationLevel::Disable,
+        GraphOptimization::Basic => GraphOptimizationLevel::Level1,
+        GraphOptimization::Extended => GraphOptimizationLevel::Level2,
+        GraphOptimization::All => GraphOptimizationLevel::Level3,
+    };
+    b = b.with_optimization_level(level).map_err(e)?;
+    b = b.with_prepacked_weights(weights).map_err(e)?;
+    if let Device::Cuda(id) = opts.device {
+        b = b
+            .with_execution_providers([ort::ep::CUDA::default().with_device_id(id).build().error_on_failure()])
+            .map_err(|e| Error::Unsupported(format!("CUDA execution provider failed: {}", e.message())))?;
+    }
+    Ok(b)
+}
+
+impl Backend for OnnxBackend {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn run(&self, slot: usize, inputs: &[InputTensor], outputs: &[usize], ctl: &RunControl) -> Result<Vec<OutputTensor>> {
+        let mut session = self.slots[slot % self.slots.len()].lock().unwrap_or_else(|e| e.into_inner());
+        let values = inputs
+            .iter()
+            .map(|t| Ok((std::borrow::Cow::Borrowed(t.name.as_str()), to_value(t)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let selector = outputs.iter().fold(OutputSelector::no_default(), |s, &i| s.with(self.info.outputs[i].name.as_str()));
+        let opts = RunOptions::new().map_err(|e| Error::Backend(e.message().to_string()))?.with_outputs(selector);
+        let opts = Arc::new(Terminable(opts));
+        let stop = Arc::clone(&opts);
+        if !ctl.arm(Box::new(move || {
+            let _ = stop.0.terminate();
+        })) {
+            return Err(Error::Aborted("the run was aborted".into()));
+        }
+        let result = session.run_with_options(values, &opts.0);
+        ctl.disarm();
+        let mut outs = result.map_err(|e| {
+            if ctl.is_aborted() {
+                Error::Aborted("the run was aborted".into())
+            } else if e.code() == ort::error::ErrorCode::InvalidArgument {
+                Error::InvalidInput { message: e.message().to_string(), input: None }
+            } else {
+                Error::Backend(e.message().to_string())
+            }
+        })?;
+        let mut tensors = Vec::with_capacity(outputs.len());
+        for &i in outputs {
+            let name = &self.info.outputs[i].name;
+            let v = outs.remove(name.as_str()).ok_or_else(|| Error::Backend(format!("the engine returned no output '{name}'")))?;
+            tensors.push(from_value(name, v)?);
+        }
+        drop(outs);
+        Ok(tensors)
+    }
+}

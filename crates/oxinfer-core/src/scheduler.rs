@@ -1,0 +1,221 @@
+//! Runs requests for one backend on its own worker threads, one per slot,
+//! from a FIFO queue. Nothing here ever blocks the caller's thread on a run.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::backend::{Backend, RunControl};
+use crate::error::{Error, Result};
+use crate::tensor::{InputTensor, OutputTensor};
+
+/// What a finished run hands back.
+pub struct RunOutput {
+    pub tensors: Vec<OutputTensor>,
+    /// Engine time of the run, in microseconds.
+    pub micros: u64,
+}
+
+/// Called exactly once with the outcome of a job, on a worker thread.
+pub type Completion = Box<dyn FnOnce(Result<RunOutput>) + Send>;
+
+pub struct Job {
+    pub id: u64,
+    pub inputs: Vec<InputTensor>,
+    pub outputs: Vec<usize>,
+    pub ctl: Arc<RunControl>,
+    pub done: Completion,
+}
+
+/// Where a job stood when its caller aborted it.
+pub enum Aborted {
+    /// Still queued: removed, and handed back so the caller can settle it now.
+    Dequeued(Job),
+    /// Executing: the engine was asked to stop; its completion reports `ERR_ABORTED`.
+    Signalled,
+    /// Already finished, or never known.
+    Unknown,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    running: Vec<(u64, Arc<RunControl>)>,
+    disposed: bool,
+}
+
+struct Shared {
+    backend: Arc<dyn Backend>,
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn disposed() -> Error {
+    Error::Disposed("the session was disposed".into())
+}
+
+/// Runs one request, turning a panic anywhere in the engine into `ERR_BACKEND`.
+fn execute(backend: &dyn Backend, slot: usize, inputs: &[InputTensor], outputs: &[usize], ctl: &RunControl) -> Result<RunOutput> {
+    if ctl.is_aborted() {
+        return Err(Error::Aborted("the run was aborted".into()));
+    }
+    let start = Instant::now();
+    let tensors = catch_unwind(AssertUnwindSafe(|| backend.run(slot, inputs, outputs, ctl))).unwrap_or_else(|p| Err(Error::from_panic(p)))?;
+    Ok(RunOutput { tensors, micros: start.elapsed().as_micros() as u64 })
+}
+
+impl Scheduler {
+    pub fn new(backend: Arc<dyn Backend>) -> Result<Self> {
+        let shared = Arc::new(Shared {
+            backend,
+            state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false }),
+            ready: Condvar::new(),
+        });
+        let mut workers = Vec::new();
+        for slot in 0..shared.backend.slots() {
+            let s = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("oxinfer-run-{slot}"))
+                .spawn(move || worker(s, slot))
+                .map_err(|e| Error::Backend(format!("cannot start a worker thread: {e}")))?;
+            workers.push(handle);
+        }
+        Ok(Scheduler { shared, workers: Mutex::new(workers) })
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.shared.backend
+    }
+
+    /// Queues a job. Fails with `ERR_DISPOSED` (dropping the job) once disposed.
+    pub fn submit(&self, job: Job) -> Result<()> {
+        let mut st = self.shared.lock();
+        if st.disposed {
+            return Err(disposed());
+        }
+        st.queue.push_back(job);
+        drop(st);
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
+    /// Runs a request on the calling thread, using slot 0. Meant for runs
+    /// measured to be shorter than a cross-thread hop, when the session is idle.
+    pub fn run_now(&self, inputs: &[InputTensor], outputs: &[usize]) -> Result<RunOutput> {
+        if self.shared.lock().disposed {
+            return Err(disposed());
+        }
+        execute(&*self.shared.backend, 0, inputs, outputs, &RunControl::new())
+    }
+
+    pub fn abort(&self, id: u64) -> Aborted {
+        let mut st = self.shared.lock();
+        if let Some(pos) = st.queue.iter().position(|j| j.id == id) {
+            let job = st.queue.remove(pos).expect("position is in range");
+            job.ctl.abort();
+            return Aborted::Dequeued(job);
+        }
+        if let Some((_, ctl)) = st.running.iter().find(|(jid, _)| *jid == id) {
+            ctl.abort();
+            return Aborted::Signalled;
+        }
+        Aborted::Unknown
+    }
+
+    /// Queued plus executing requests.
+    pub fn pending(&self) -> usize {
+        let st = self.shared.lock();
+        st.queue.len() + st.running.len()
+    }
+
+    pub fn is_disposed(&self) -> bool {
+        self.shared.lock().disposed
+    }
+
+    /// Refuses new work, settles queued jobs with `ERR_DISPOSED`, and calls
+    /// `finished` on another thread once the executing runs have ended.
+    /// Returns false if it was already disposed.
+    pub fn dispose(&self, finished: Box<dyn FnOnce() + Send>) -> bool {
+        let drained: Vec<Job> = {
+            let mut st = self.shared.lock();
+            if st.disposed {
+                drop(st);
+                finished();
+                return false;
+            }
+            st.disposed = true;
+            st.queue.drain(..).collect()
+        };
+        self.shared.ready.notify_all();
+        for job in drained {
+            let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(disposed()))));
+        }
+        let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        let spawned = std::thread::Builder::new().name("oxinfer-dispose".into()).spawn(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+            finished();
+        });
+        if let Err(e) = spawned {
+            // No thread to wait on: the workers end on their own; report done now.
+            let _ = e;
+        }
+        true
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        if !st.disposed {
+            st.disposed = true;
+            let drained: Vec<Job> = st.queue.drain(..).collect();
+            drop(st);
+            self.shared.ready.notify_all();
+            for job in drained {
+                let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(disposed()))));
+            }
+        }
+    }
+}
+
+fn worker(shared: Arc<Shared>, slot: usize) {
+    loop {
+        let job = {
+            let mut st = shared.lock();
+            loop {
+                if let Some(job) = st.queue.pop_front() {
+                    st.running.push((job.id, Arc::clone(&job.ctl)));
+                    break job;
+                }
+                if st.disposed {
+                    return;
+                }
+                st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let Job { id, inputs, outputs, ctl, done } = job;
+        let result = execute(&*shared.backend, slot, &inputs, &outputs, &ctl);
+        drop(inputs);
+        {
+            let mut st = shared.lock();
+            if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
+                st.running.swap_remove(pos);
+            }
+        }
+        let _ = catch_unwind(AssertUnwindSafe(|| done(result)));
+    }
+}

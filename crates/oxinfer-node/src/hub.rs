@@ -1,0 +1,158 @@
+//! Delivers completions from worker threads to JS. Many completions share one
+//! wake-up of the JS thread: the first push schedules a single threadsafe-
+//! function call, which drains everything queued by the time it runs.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use napi::sys;
+use oxinfer_core::{Result as CoreResult, RunOutput};
+
+use crate::js;
+use crate::payload;
+
+pub enum Event {
+    /// A run finished (or failed).
+    Run(u64, CoreResult<RunOutput>),
+    /// A dispose finished: every executing run has ended.
+    Disposed(u64),
+}
+
+struct Inner {
+    events: Vec<Event>,
+    /// Null once Node has torn the function down (environment exit).
+    tsfn: sys::napi_threadsafe_function,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    scheduled: AtomicBool,
+}
+
+// SAFETY: the raw tsfn pointer is only used under the mutex, and threadsafe
+// functions may be called from any thread.
+unsafe impl Send for Hub {}
+unsafe impl Sync for Hub {}
+
+impl Hub {
+    pub fn push(&self, ev: Event) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.tsfn.is_null() {
+            return;
+        }
+        inner.events.push(ev);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            // Called under the lock so teardown cannot free the function meanwhile.
+            unsafe { sys::napi_call_threadsafe_function(inner.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+
+    fn drain(&self) -> Vec<Event> {
+        self.scheduled.store(false, Ordering::Release);
+        std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).events)
+    }
+
+    fn tsfn(&self) -> sys::napi_threadsafe_function {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).tsfn
+    }
+}
+
+unsafe extern "C" fn call_js(env: sys::napi_env, cb: sys::napi_value, context: *mut c_void, _data: *mut c_void) {
+    let hub = unsafe { &*(context as *const Hub) };
+    let events = hub.drain();
+    if env.is_null() || cb.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(env, cb, events)));
+}
+
+fn deliver(env: sys::napi_env, cb: sys::napi_value, events: Vec<Event>) -> CoreResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let arr = js::new_array(env, events.len() * 2)?;
+    for (i, ev) in events.iter().enumerate() {
+        let (id, val) = match ev {
+            Event::Run(id, r) => (*id, payload::outcome(env, r)?),
+            Event::Disposed(id) => (*id, js::undefined(env)?),
+        };
+        js::set(env, arr, 2 * i as u32, js::new_number(env, id as f64)?)?;
+        js::set(env, arr, 2 * i as u32 + 1, val)?;
+    }
+    drop(events);
+    let recv = js::undefined(env)?;
+    let mut result = ptr::null_mut();
+    let args = [arr];
+    unsafe { sys::napi_call_function(env, recv, cb, 1, args.as_ptr(), &mut result) };
+    Ok(())
+}
+
+unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // `data` is the Arc<Hub> handed over at creation; mark it dead, then drop our count.
+    let hub = unsafe { Arc::from_raw(data as *const Hub) };
+    hub.inner.lock().unwrap_or_else(|e| e.into_inner()).tsfn = ptr::null_mut();
+}
+
+/// The JS-visible owner of the completion channel; one per JS environment.
+#[napi]
+pub struct NativeHub {
+    pub(crate) hub: Arc<Hub>,
+}
+
+#[napi]
+impl NativeHub {
+    /// `handler` receives a flat array `[id, payload, id, payload, ...]`.
+    #[napi(constructor)]
+    pub fn new(env: Env, handler: Unknown) -> Result<Self> {
+        let hub = Arc::new(Hub { inner: Mutex::new(Inner { events: Vec::new(), tsfn: ptr::null_mut() }), scheduled: AtomicBool::new(false) });
+        let raw_env = env.raw();
+        let mut name = ptr::null_mut();
+        let label = "oxinfer.completions";
+        unsafe { sys::napi_create_string_utf8(raw_env, label.as_ptr() as *const _, label.len() as isize, &mut name) };
+        let context = Arc::into_raw(Arc::clone(&hub)) as *mut c_void;
+        let mut tsfn = ptr::null_mut();
+        let status = unsafe {
+            sys::napi_create_threadsafe_function(
+                raw_env,
+                handler.value().value,
+                ptr::null_mut(),
+                name,
+                0,
+                1,
+                context,
+                Some(finalize),
+                context,
+                Some(call_js),
+                &mut tsfn,
+            )
+        };
+        if status != sys::Status::napi_ok {
+            unsafe { drop(Arc::from_raw(context as *const Hub)) };
+            return Err(Error::from_reason("cannot create the completion channel"));
+        }
+        // Idle by default: JS refs it only while runs are in flight.
+        unsafe { sys::napi_unref_threadsafe_function(raw_env, tsfn) };
+        hub.inner.lock().unwrap_or_else(|e| e.into_inner()).tsfn = tsfn;
+        Ok(NativeHub { hub })
+    }
+
+    /// Keeps the process alive while work is in flight.
+    #[napi(js_name = "ref")]
+    pub fn hold(&self, env: Env) {
+        let t = self.hub.tsfn();
+        if !t.is_null() {
+            unsafe { sys::napi_ref_threadsafe_function(env.raw(), t) };
+        }
+    }
+
+    #[napi(js_name = "unref")]
+    pub fn release(&self, env: Env) {
+        let t = self.hub.tsfn();
+        if !t.is_null() {
+            unsafe { sys::napi_unref_threadsafe_function(env.raw(), t) };
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Node-API binding of oxinfer-core. Thin by design: argument decoding, the
+//! completion channel, and error encoding; all inference logic lives in the core.
+
+#[macro_use]
+extern crate napi_derive;
+
+mod errors;
+mod feeds;
+mod hub;
+mod js;
+mod payload;
+mod session;
+
+use std::path::PathBuf;
+
+use napi::bindgen_prelude::*;
+use oxinfer_core::onnx::library;
+
+use crate::errors::IntoNapi;
+
+#[napi(object)]
+pub struct NativeVersions {
+    pub oxinfer: String,
+    pub onnxruntime: String,
+    pub napi: String,
+}
+
+/// Loads ONNX Runtime from `library` if not loaded yet (once per process).
+#[napi(catch_unwind)]
+pub fn ort_versions(library: String) -> Result<NativeVersions> {
+    let rt = library::runtime(&PathBuf::from(library)).js()?;
+    Ok(NativeVersions { oxinfer: oxinfer_core::VERSION.into(), onnxruntime: rt.version.clone(), napi: env!("CARGO_PKG_VERSION").into() })
+}
+
+/// The library path that was loaded or tried; null before the first attempt.
+#[napi]
+pub fn ort_loaded_path() -> Option<String> {
+    library::attempted_path().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// An ONNX Runtime library already mapped in this process (onnxruntime-node's), if any.
+#[napi]
+pub fn ort_already_mapped() -> Option<String> {
+    library::already_mapped().map(|p| p.to_string_lossy().into_owned())
+}
+
+#[napi]
+pub fn ort_set_log_level(level: String) -> Result<()> {
+    let l = library::parse_log_level(&level)
+        .ok_or_else(|| oxinfer_core::Error::InvalidArgument(format!("logLevel must be 'verbose', 'info', 'warning', 'error' or 'fatal', got '{level}'")))
+        .js()?;
+    library::set_log_level(l);
+    Ok(())
+}
+
+/// The version of the napi-rs crate this addon was built with.
+#[napi]
+pub fn binding_info() -> String {
+    format!("oxinfer-node {}", env!("CARGO_PKG_VERSION"))
+}

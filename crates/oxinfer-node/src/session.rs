@@ -1,0 +1,254 @@
+//! `NativeSession`: a loaded model and its scheduler, driven by `index.ts`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use oxinfer_core::onnx::{library, Device, GraphOptimization, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::scheduler::Aborted;
+use oxinfer_core::{validate, Backend, Dim, Error as CoreError, Job, ModelInfo, RunControl, Scheduler};
+
+use crate::errors::IntoNapi;
+use crate::hub::{Event, Hub, NativeHub};
+use crate::{feeds, payload};
+
+#[napi(object)]
+pub struct NativeSessionOptions {
+    pub intra_op_threads: u32,
+    pub inter_op_threads: u32,
+    pub graph_optimization: String,
+    pub device: String,
+    pub pool_size: u32,
+    pub intra_op_spinning: bool,
+}
+
+#[napi(object)]
+pub struct NativeValueInfo {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub kind: String,
+    pub dims: Vec<Either<i64, String>>,
+}
+
+#[napi(object)]
+pub struct NativeMetadata {
+    pub producer: String,
+    pub version: i64,
+    pub description: String,
+    pub domain: String,
+    pub graph_name: String,
+    pub custom: HashMap<String, String>,
+}
+
+fn parse_options(o: &NativeSessionOptions) -> std::result::Result<OnnxOptions, CoreError> {
+    let bad = |m: String| CoreError::InvalidArgument(m);
+    let graph_optimization = match o.graph_optimization.as_str() {
+        "none" => GraphOptimization::None,
+        "basic" => GraphOptimization::Basic,
+        "extended" => GraphOptimization::Extended,
+        "all" => GraphOptimization::All,
+        g => return Err(bad(format!("graphOptimization must be 'none', 'basic', 'extended' or 'all', got '{g}'"))),
+    };
+    let device = match o.device.as_str() {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
+        d if d.starts_with("cuda:") => Device::Cuda(
+            d[5..].parse::<i32>().ok().filter(|n| *n >= 0).ok_or_else(|| bad(format!("device '{d}' is not 'cpu', 'cuda' or 'cuda:N'")))?,
+        ),
+        d => return Err(bad(format!("device must be 'cpu', 'cuda' or 'cuda:N', got '{d}'"))),
+    };
+    Ok(OnnxOptions {
+        intra_op_threads: o.intra_op_threads as usize,
+        inter_op_threads: o.inter_op_threads as usize,
+        graph_optimization,
+        device,
+        pool_size: o.pool_size.max(1) as usize,
+        intra_op_spinning: o.intra_op_spinning,
+    })
+}
+
+enum Source {
+    Path(String),
+    Bytes(Uint8Array),
+}
+
+pub struct CreateTask {
+    source: Option<Source>,
+    options: OnnxOptions,
+    library: String,
+    hub: Arc<Hub>,
+}
+
+impl Task for CreateTask {
+    type Output = (Arc<Scheduler>, ModelInfo);
+    type JsValue = NativeSession;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let source = self.source.take().ok_or_else(|| Error::from_reason("create ran twice"))?;
+        let options = self.options.clone();
+        let library = self.library.clone();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let rt = library::runtime(&PathBuf::from(&library))?;
+            let source = match source {
+                Source::Path(p) => ModelSource::Path(PathBuf::from(p)),
+                Source::Bytes(b) => ModelSource::Bytes(b.to_vec()),
+            };
+            let backend = OnnxBackend::load(rt, source, &options)?;
+            let info = backend.info().clone();
+            let backend: Arc<dyn Backend> = Arc::new(backend);
+            Ok((Arc::new(Scheduler::new(backend)?), info))
+        }))
+        .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
+        .js()
+    }
+
+    fn resolve(&mut self, _env: Env, (scheduler, info): Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub) })
+    }
+}
+
+/// Loads a model off the JS thread; resolves to a `NativeSession`.
+#[napi(catch_unwind, ts_return_type = "Promise<NativeSession>")]
+pub fn create_session(
+    hub: &NativeHub,
+    model: Either<String, Uint8Array>,
+    options: NativeSessionOptions,
+    library: String,
+) -> Result<AsyncTask<CreateTask>> {
+    let options = parse_options(&options).js()?;
+    let source = match model {
+        Either::A(p) => Source::Path(p),
+        Either::B(b) => Source::Bytes(b),
+    };
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, library, hub: Arc::clone(&hub.hub) }))
+}
+
+#[napi]
+pub struct NativeSession {
+    scheduler: Mutex<Option<Arc<Scheduler>>>,
+    info: ModelInfo,
+    hub: Arc<Hub>,
+}
+
+fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
+    list.iter()
+        .map(|v| NativeValueInfo {
+            name: v.name.clone(),
+            kind: v.kind.type_name(),
+            dims: v
+                .dims
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => Either::A(*n),
+                    Dim::Symbolic(s) => Either::B(s.clone()),
+                    Dim::Dynamic => Either::A(-1),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+impl NativeSession {
+    fn scheduler(&self) -> std::result::Result<Arc<Scheduler>, CoreError> {
+        self.scheduler
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| CoreError::Disposed("the session was disposed".into()))
+    }
+
+    fn request(&self, env: &Env, feeds: &Unknown, outputs: Option<Vec<String>>) -> std::result::Result<(Arc<Scheduler>, Vec<oxinfer_core::InputTensor>, Vec<usize>), CoreError> {
+        let scheduler = self.scheduler()?;
+        let inputs = feeds::parse(env.raw(), feeds.value().value)?;
+        let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
+        Ok((scheduler, inputs, wanted))
+    }
+}
+
+#[napi]
+impl NativeSession {
+    #[napi(getter)]
+    pub fn inputs(&self) -> Vec<NativeValueInfo> {
+        value_infos(&self.info.inputs)
+    }
+
+    #[napi(getter)]
+    pub fn outputs(&self) -> Vec<NativeValueInfo> {
+        value_infos(&self.info.outputs)
+    }
+
+    #[napi(getter)]
+    pub fn metadata(&self) -> NativeMetadata {
+        let m = &self.info.metadata;
+        NativeMetadata {
+            producer: m.producer.clone(),
+            version: m.version,
+            description: m.description.clone(),
+            domain: m.domain.clone(),
+            graph_name: m.graph_name.clone(),
+            custom: m.custom.iter().cloned().collect(),
+        }
+    }
+
+    /// Validates and queues a run; its outcome arrives through the hub under `id`.
+    /// Throws (encoded) when the request is invalid or the session disposed.
+    #[napi(catch_unwind)]
+    pub fn submit(&self, env: Env, id: f64, feeds: Unknown, outputs: Option<Vec<String>>) -> Result<()> {
+        let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
+        let hub = Arc::clone(&self.hub);
+        let id = id as u64;
+        let job = Job {
+            id,
+            inputs,
+            outputs: wanted,
+            ctl: Arc::new(RunControl::new()),
+            done: Box::new(move |r| hub.push(Event::Run(id, r))),
+        };
+        scheduler.submit(job).js()
+    }
+
+    /// Runs on the calling (JS) thread. Only for runs measured shorter than a
+    /// thread hop, on an idle session: `index.ts` enforces that rule.
+    #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
+    pub fn run_sync(&self, env: Env, feeds: Unknown, outputs: Option<Vec<String>>) -> Result<Unknown<'_>> {
+        let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
+        let r = scheduler.run_now(&inputs, &wanted);
+        let v = payload::outcome(env.raw(), &r).js()?;
+        unsafe { Unknown::from_napi_value(env.raw(), v) }
+    }
+
+    /// 0: unknown or finished; 1: removed from the queue (settle now);
+    /// 2: executing, asked to stop (its completion follows).
+    #[napi]
+    pub fn abort(&self, id: f64) -> u32 {
+        let Ok(s) = self.scheduler() else { return 0 };
+        match s.abort(id as u64) {
+            Aborted::Dequeued(_) => 1,
+            Aborted::Signalled => 2,
+            Aborted::Unknown => 0,
+        }
+    }
+
+    /// Queued plus executing runs.
+    #[napi(getter)]
+    pub fn pending(&self) -> u32 {
+        self.scheduler().map(|s| s.pending() as u32).unwrap_or(0)
+    }
+
+    /// Starts disposal; `Event::Disposed(id)` follows once executing runs end.
+    /// Returns false when already disposed.
+    #[napi(catch_unwind)]
+    pub fn dispose(&self, id: f64) -> bool {
+        let Some(s) = self.scheduler.lock().unwrap_or_else(|e| e.into_inner()).take() else { return false };
+        let hub = Arc::clone(&self.hub);
+        let keep = Arc::clone(&s);
+        s.dispose(Box::new(move || {
+            // Dropping the last handle frees the engine sessions before JS hears back.
+            drop(keep);
+            hub.push(Event::Disposed(id as u64));
+        }));
+        true
+    }
+}
+
