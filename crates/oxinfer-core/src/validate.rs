@@ -35,6 +35,11 @@ pub fn check_request(info: &ModelInfo, inputs: &[InputTensor], outputs: Option<&
                 )))
             }
         }
+        // ORT reports rank 0 both for scalars and for inputs without shape
+        // information; leave those to the engine, which knows the difference.
+        if decl.dims.is_empty() {
+            continue;
+        }
         if decl.dims.len() != t.dims.len() {
             return Err(Error::invalid_input(
                 &t.name,

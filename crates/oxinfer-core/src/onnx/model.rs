@@ -135,7 +135,8 @@ impl OnnxBackend {
                     .collect();
                 ModelMetadata {
                     producer: m.producer().unwrap_or_default(),
-                    version: m.version().unwrap_or(0),
+                    // ORT reports i64::MAX when the model sets no version.
+                    version: m.version().filter(|v| *v != i64::MAX).unwrap_or(0),
                     description: m.description().unwrap_or_default(),
                     domain: m.domain().unwrap_or_default(),
                     graph_name: m.name().unwrap_or_default(),

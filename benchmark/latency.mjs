@@ -1,0 +1,160 @@
+// Benchmark 1: sequential latency of tiny_mlp (batch 1), one run at a time.
+//
+// Contenders (all on the same libonnxruntime.so.1, one intra-op thread):
+//   oxinfer            Session.create(m, { intraOpThreads: 1 })   (default inlineThresholdMicros 50)
+//   oxinfer inline=0   the same with inlineThresholdMicros: 0     (every run hops to the worker thread)
+//   onnxruntime-node   { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' }
+//   ort floor (Rust)   `ort` called directly (benchmark/rust-floor), same session options as oxinfer
+//
+// Each JS contender is timed per call (`await session.run(feeds)`) with
+// performance.now(), in blocks of BLOCK calls, the contenders interleaved
+// block by block and their order rotated each round. tinybench is run
+// afterwards as an independent cross-check.
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { Bench } from 'tinybench'
+
+import { MODELS, ORT_LIB, QUICK, ROOT, checkSharedLibrary, loadBoth, log, now, randomFloats, rotate, round, summarize } from './util.mjs'
+
+export const FLOOR_BIN = join(ROOT, 'target', 'release', 'oxinfer-bench-floor')
+
+const ROUNDS = QUICK ? 2 : 5
+const PER_ROUND = QUICK ? 2_000 : 10_000
+const BLOCK = 500
+const WARMUP = QUICK ? 1_000 : 5_000
+
+export async function run() {
+  const { ort, ox } = await loadBoth()
+  const x = randomFloats(16, 1)
+
+  const ortSession = await ort.InferenceSession.create(MODELS.tinyMlp, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  })
+  const oxSession = await ox.Session.create(MODELS.tinyMlp, { intraOpThreads: 1 })
+  const oxSessionAsync = await ox.Session.create(MODELS.tinyMlp, { intraOpThreads: 1, inlineThresholdMicros: 0 })
+  const library = checkSharedLibrary(ox)
+
+  // Feeds are built once per contender and reused: this measures run(), not tensor construction.
+  const ortFeeds = { x: new ort.Tensor('float32', x, [1, 16]) }
+  const oxFeeds = { x: new ox.Tensor('float32', x, [1, 16]) }
+
+  // Same answer from all three (sanity).
+  const a = (await ortSession.run(ortFeeds)).y.data
+  const b = (await oxSession.run(oxFeeds)).y.data
+  const c = (await oxSessionAsync.run(oxFeeds)).y.data
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] || a[i] !== c[i]) throw new Error(`outputs differ: ${a} vs ${b} vs ${c}`)
+  }
+
+  const contenders = [
+    { key: 'oxinfer', label: 'oxinfer (intraOpThreads 1, default inline threshold 50 µs)', fn: () => oxSession.run(oxFeeds) },
+    { key: 'oxinferInline0', label: 'oxinfer (intraOpThreads 1, inlineThresholdMicros 0)', fn: () => oxSessionAsync.run(oxFeeds) },
+    { key: 'ortNode', label: 'onnxruntime-node (intraOpNumThreads 1)', fn: () => ortSession.run(ortFeeds) },
+  ]
+
+  // How often oxinfer actually ran inline (pendingRuns stays 0 after run() returns).
+  const inlineShare = async (session) => {
+    let inline = 0
+    const n = 20_000
+    for (let i = 0; i < n; i++) {
+      const p = session.run(oxFeeds)
+      if (session.pendingRuns === 0) inline++
+      await p
+    }
+    return inline / n
+  }
+
+  log(`latency: warm-up (${WARMUP} runs each)`)
+  for (const c of contenders) for (let i = 0; i < WARMUP; i++) await c.fn()
+
+  const samples = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  const roundMedians = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = rotate(contenders, r)
+    const roundSamples = Object.fromEntries(contenders.map((c) => [c.key, []]))
+    for (let done = 0; done < PER_ROUND; done += BLOCK) {
+      for (const c of order) {
+        const out = roundSamples[c.key]
+        const fn = c.fn
+        for (let i = 0; i < BLOCK; i++) {
+          const t0 = now()
+          await fn()
+          out.push((now() - t0) * 1000)
+        }
+      }
+    }
+    for (const c of contenders) {
+      roundMedians[c.key].push(round(summarize(roundSamples[c.key]).median, 3))
+      for (const v of roundSamples[c.key]) samples[c.key].push(v)
+    }
+    log(`latency: round ${r + 1}/${ROUNDS}: ` + contenders.map((c) => `${c.key} ${roundMedians[c.key][r]} µs`).join(', '))
+  }
+
+  const js = {}
+  for (const c of contenders) {
+    const s = summarize(samples[c.key])
+    js[c.key] = {
+      label: c.label,
+      samples: s.n,
+      medianUs: round(s.median, 3),
+      p99Us: round(s.p99, 3),
+      meanUs: round(s.mean, 3),
+      roundMediansUs: roundMedians[c.key],
+    }
+  }
+  js.oxinfer.inlineShare = round(await inlineShare(oxSession), 4)
+  js.oxinferInline0.inlineShare = round(await inlineShare(oxSessionAsync), 4)
+
+  // tinybench cross-check, each task run twice in alternating order.
+  log('latency: tinybench cross-check')
+  const tb = {}
+  for (let pass = 0; pass < 2; pass++) {
+    const bench = new Bench({ time: QUICK ? 300 : 1500, warmupTime: 200, iterations: 1000 })
+    for (const c of rotate(contenders, pass)) bench.add(c.key, c.fn)
+    await bench.run()
+    for (const t of bench.tasks) {
+      const lat = t.result?.latency
+      if (!lat) continue
+      ;(tb[t.name] ??= []).push({ p50Us: round(lat.p50 * 1000, 3), p99Us: round(lat.p99 * 1000, 3), meanUs: round(lat.mean * 1000, 3), samples: lat.samples?.length ?? t.result.runs })
+    }
+  }
+
+  // The floor: plain `ort` from Rust, in its own process (nothing else runs meanwhile).
+  let floor = null
+  if (existsSync(FLOOR_BIN)) {
+    log('latency: Rust ort floor')
+    const p = spawnSync(FLOOR_BIN, [ORT_LIB, MODELS.tinyMlp, String(PER_ROUND), String(WARMUP), String(ROUNDS)], { encoding: 'utf8' })
+    if (p.status !== 0) throw new Error(`floor benchmark failed: ${p.stderr}`)
+    floor = JSON.parse(p.stdout)
+  } else {
+    log(`latency: ${FLOOR_BIN} is missing (run via run.mjs to build it); no floor`)
+  }
+
+  await oxSession.dispose()
+  await oxSessionAsync.dispose()
+  await ortSession.release()
+
+  const ratio = js.oxinfer.medianUs / js.ortNode.medianUs
+  const overFloor = floor ? js.oxinfer.medianUs - floor.plain.medianUs : null
+  return {
+    library,
+    config: { rounds: ROUNDS, perRound: PER_ROUND, block: BLOCK, warmup: WARMUP },
+    js,
+    tinybench: tb,
+    floor,
+    ratios: {
+      oxinferVsOrtNode: round(ratio, 3),
+      oxinferInline0VsOrtNode: round(js.oxinferInline0.medianUs / js.ortNode.medianUs, 3),
+      oxinferMinusFloorUs: overFloor === null ? null : round(overFloor, 3),
+      oxinferInline0MinusFloorUs: floor ? round(js.oxinferInline0.medianUs - floor.plain.medianUs, 3) : null,
+    },
+    targets: {
+      ratioAtMost0_8: ratio <= 0.8,
+      within5UsOfFloor: overFloor === null ? null : overFloor <= 5,
+    },
+  }
+}

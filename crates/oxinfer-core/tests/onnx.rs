@@ -1,0 +1,133 @@
+//! The ONNX Runtime backend on real models, with the library that the
+//! onnxruntime-node devDependency ships (or OXINFER_ORT_DYLIB).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use oxinfer_core::onnx::{library, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::{validate, Backend, DType, Dim, InputTensor, RunControl, ValueKind};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn runtime() -> &'static library::Runtime {
+    let path = std::env::var_os("OXINFER_ORT_DYLIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"));
+    library::runtime(&path).expect("ONNX Runtime library (run `npm install` first, or set OXINFER_ORT_DYLIB)")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    root().join("__test__/fixtures").join(name)
+}
+
+fn load(name: &str, opts: &OnnxOptions) -> OnnxBackend {
+    OnnxBackend::load(runtime(), ModelSource::Path(fixture(name)), opts).unwrap()
+}
+
+#[test]
+fn tiny_mlp_matches_the_reference() {
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
+    let case = &expected["tiny_mlp"];
+    let input: Vec<f32> = case["input"]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let want: Vec<f64> = case["output"]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let b = load("tiny_mlp.onnx", &OnnxOptions::default());
+    let x = InputTensor::from_values("x", DType::Float32, &[4, 16], &input).unwrap();
+    let out = b.run(0, &[x], &[0], &RunControl::new()).unwrap();
+    assert_eq!(out[0].dims, vec![4, 2]);
+    let got = out[0].to_vec::<f32>().unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((*g as f64 - w).abs() < 1e-5, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn model_info_reports_types_dims_and_metadata() {
+    let b = load("all_types.onnx", &OnnxOptions::default());
+    let info = b.info();
+    assert_eq!(info.inputs.len(), 13);
+    let s = info.inputs.iter().find(|i| i.name == "in_string").unwrap();
+    assert_eq!(s.kind, ValueKind::Tensor(DType::String));
+    assert_eq!(s.dims, vec![Dim::Symbolic("batch".into()), Dim::Symbolic("n".into())]);
+    assert_eq!(info.metadata.producer, "oxinfer-fixtures");
+    assert_eq!(info.metadata.version, 7);
+    assert!(info.metadata.custom.contains(&("author".into(), "oxinfer".into())));
+    let d = load("dims.onnx", &OnnxOptions::default());
+    assert_eq!(d.info().inputs[0].dims, vec![Dim::Symbolic("batch".into()), Dim::Dynamic, Dim::Fixed(3)]);
+    let z = load("zipmap.onnx", &OnnxOptions::default());
+    assert_eq!(z.info().outputs[1].kind, ValueKind::Sequence);
+}
+
+#[test]
+fn validation_names_the_input_and_the_expectation() {
+    let b = load("add_int64.onnx", &OnnxOptions::default());
+    let a = InputTensor::from_values("a", DType::Int64, &[3], &[1i64, 2, 3]).unwrap();
+    let wrong_dim = InputTensor::from_values("b", DType::Int64, &[4], &[1i64, 2, 3, 4]).unwrap();
+    let e = validate::check_request(b.info(), &[a.clone(), wrong_dim], None).unwrap_err();
+    assert_eq!((e.code(), e.input()), ("ERR_INVALID_INPUT", Some("b")));
+    assert!(e.to_string().contains("expects dim 0 = 3"), "{e}");
+    let wrong_type = InputTensor::from_strings("b", &[3], vec!["x".into(), "y".into(), "z".into()]).unwrap();
+    let e = validate::check_request(b.info(), &[a.clone(), wrong_type], None).unwrap_err();
+    assert!(e.to_string().contains("expects a int64 tensor but got string"), "{e}");
+    let e = validate::check_request(b.info(), &[a.clone()], None).unwrap_err();
+    assert_eq!(e.input(), Some("b"));
+    assert!(e.to_string().contains("missing input 'b'"));
+    let e = validate::check_request(b.info(), &[a.clone(), a.clone()], None).unwrap_err();
+    assert!(e.to_string().contains("given twice"));
+    let e = validate::check_request(b.info(), &[], Some(&["nope".into()])).unwrap_err();
+    assert_eq!(e.code(), "ERR_INVALID_INPUT");
+    let z = load("zipmap.onnx", &OnnxOptions::default());
+    let x = InputTensor::from_values("float_input", DType::Float32, &[1, 4], &[0f32; 4]).unwrap();
+    let e = validate::check_request(z.info(), &[x.clone()], None).unwrap_err();
+    assert_eq!(e.code(), "ERR_UNSUPPORTED");
+    assert!(e.to_string().contains("output_probability") && e.to_string().contains("outputs"));
+    let idx = validate::check_request(z.info(), &[x], Some(&["output_label".into()])).unwrap();
+    assert_eq!(idx, vec![0]);
+}
+
+#[test]
+fn bad_model_bytes_fail_to_load() {
+    let rt = runtime();
+    let good = std::fs::read(fixture("tiny_mlp.onnx")).unwrap();
+    let mut random = vec![0u8; 4096];
+    let mut x = 0x2545F4914F6CDD1Du64;
+    for b in random.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    for bytes in [Vec::new(), good[..good.len() / 2].to_vec(), random] {
+        let e = OnnxBackend::load(rt, ModelSource::Bytes(bytes), &OnnxOptions::default()).err().unwrap();
+        assert_eq!(e.code(), "ERR_MODEL_LOAD", "{e}");
+    }
+    let e = OnnxBackend::load(rt, ModelSource::Path(fixture("missing.onnx")), &OnnxOptions::default()).err().unwrap();
+    assert_eq!(e.code(), "ERR_MODEL_LOAD");
+    assert!(e.to_string().contains("missing.onnx"));
+}
+
+#[test]
+fn a_running_loop_is_terminated() {
+    let b = Arc::new(load("slow_loop.onnx", &OnnxOptions { intra_op_threads: 1, ..Default::default() }));
+    let x = InputTensor::from_values("x", DType::Float32, &[256, 256], &vec![0.01f32; 256 * 256]).unwrap();
+    let iters = InputTensor::from_values("iters", DType::Int64, &[], &[1_000_000i64]).unwrap();
+    let ctl = Arc::new(RunControl::new());
+    let c2 = Arc::clone(&ctl);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        c2.abort();
+    });
+    let t0 = std::time::Instant::now();
+    let e = b.run(0, &[x, iters], &[0], &ctl).unwrap_err();
+    t.join().unwrap();
+    assert_eq!(e.code(), "ERR_ABORTED");
+    assert!(t0.elapsed().as_secs_f64() < 3.0, "took {:?}", t0.elapsed());
+}
+
+#[test]
+fn cuda_is_refused_without_a_cuda_build() {
+    let opts = OnnxOptions { device: oxinfer_core::onnx::Device::Cuda(0), ..Default::default() };
+    let e = OnnxBackend::load(runtime(), ModelSource::Path(fixture("tiny_mlp.onnx")), &opts).err().unwrap();
+    assert_eq!(e.code(), "ERR_UNSUPPORTED");
+}
