@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// Runs the oxinfer benchmarks, prints a table, writes benchmark/results.json.
+//
+//   node benchmark/run.mjs                        # all four
+//   node benchmark/run.mjs latency throughput     # a subset
+//   OXINFER_BENCH_QUICK=1 node benchmark/run.mjs  # short runs (smoke test)
+//   OXINFER_BENCH_MEMORY_RUNS=100000 node benchmark/run.mjs memory
+//
+// Each benchmark runs in a fresh child process (node --expose-gc), so that one
+// benchmark's sessions, heap and threads cannot disturb the next.
+import { spawn, spawnSync } from 'node:child_process'
+import { cpus } from 'node:os'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { BENCH_DIR, QUICK, ROOT, log, round } from './util.mjs'
+
+const ALL = ['latency', 'eventloop', 'throughput', 'memory']
+const MODULES = {
+  latency: './latency.mjs',
+  eventloop: './eventloop.mjs',
+  throughput: './throughput.mjs',
+  memory: './memory.mjs',
+}
+
+async function child(name, outFile) {
+  const mod = await import(MODULES[name])
+  const result = await mod.run()
+  writeFileSync(outFile, JSON.stringify(result, null, 2))
+}
+
+function buildFloor() {
+  const dir = join(BENCH_DIR, 'rust-floor')
+  log('building benchmark/rust-floor (cargo build --release)')
+  const p = spawnSync('cargo', ['build', '--release', '--quiet'], {
+    cwd: dir,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, CARGO_TARGET_DIR: join(ROOT, 'target') },
+  })
+  if (p.status !== 0) throw new Error('cargo build of benchmark/rust-floor failed')
+}
+
+function runChild(name) {
+  const dir = mkdtempSync(join(tmpdir(), 'oxinfer-bench-'))
+  const out = join(dir, `${name}.json`)
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', name, out], {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    p.on('error', reject)
+    p.on('exit', (code, signal) => {
+      try {
+        if (code !== 0) throw new Error(`benchmark '${name}' exited with ${signal ?? code}`)
+        resolve(JSON.parse(readFileSync(out, 'utf8')))
+      } catch (e) {
+        reject(e)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+}
+
+function machine() {
+  let cpuModel = cpus()[0]?.model ?? 'unknown'
+  try {
+    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))
+    if (m) cpuModel = m[1]
+  } catch {}
+  const nproc = spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()
+  return {
+    nproc: Number(nproc) || cpus().length,
+    cpuModel,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    quick: QUICK,
+    date: new Date().toISOString(),
+  }
+}
+
+const yes = (b) => (b === null || b === undefined ? 'n/a' : b ? 'yes' : 'NO')
+
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)))
+  const line = (r) => r.map((c, i) => String(c).padEnd(widths[i])).join(' | ')
+  return [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('-|-'), ...rows.slice(1).map(line)].join('\n')
+}
+
+function report(results) {
+  const out = []
+  const lib = results.latency?.library ?? results.eventloop?.library ?? results.throughput?.library
+  if (lib) {
+    out.push(`ONNX Runtime ${lib.onnxruntimeVersion}; libonnxruntime mappings: ${lib.mappings.map((m) => `${m.path} (inode ${m.inode})`).join(', ')} -> ${lib.single ? 'one shared library' : 'MORE THAN ONE'}`)
+  }
+  if (results.latency) {
+    const l = results.latency
+    const rows = [['latency (tiny_mlp, batch 1)', 'median µs', 'p99 µs', 'vs ort-node', 'round medians']]
+    for (const k of ['oxinfer', 'oxinferInline0', 'ortNode']) {
+      const v = l.js[k]
+      rows.push([v.label, v.medianUs, v.p99Us, round(v.medianUs / l.js.ortNode.medianUs, 3), v.roundMediansUs.join(' ')])
+    }
+    if (l.floor) {
+      rows.push(['ort floor (Rust, session.run)', round(l.floor.plain.medianUs, 3), round(l.floor.plain.p99Us, 3), round(l.floor.plain.medianUs / l.js.ortNode.medianUs, 3), l.floor.plain.roundMediansUs.map((x) => round(x, 3)).join(' ')])
+      rows.push(['ort floor (Rust, run_with_options)', round(l.floor.runOptions.medianUs, 3), round(l.floor.runOptions.p99Us, 3), round(l.floor.runOptions.medianUs / l.js.ortNode.medianUs, 3), l.floor.runOptions.roundMediansUs.map((x) => round(x, 3)).join(' ')])
+    }
+    out.push(table(rows))
+    out.push(`targets: oxinfer/ort-node = ${l.ratios.oxinferVsOrtNode} (<= 0.8: ${yes(l.targets.ratioAtMost0_8)}); oxinfer - floor = ${l.ratios.oxinferMinusFloorUs} µs (<= 5: ${yes(l.targets.within5UsOfFloor)})`)
+  }
+  if (results.eventloop) {
+    const e = results.eventloop
+    const rows = [['event loop (64 × heavy_matmul)', 'burst ms', 'delay p50 ms', 'p99 ms', 'max ms', 'longest 1ms-tick gap ms', 'runs/s']]
+    for (const c of e.contenders) {
+      rows.push([c.label, c.burstMs.median, c.delay.p50Ms.median, c.delay.p99Ms.median, c.delay.maxMs.median, c.longestGapMs.median, c.runsPerSec.median])
+    }
+    out.push(table(rows))
+    out.push(`targets (oxinfer): p99 <= 5 ms: ${yes(e.targets.p99AtMost5)}; longest stall <= 10 ms: ${yes(e.targets.stallAtMost10)}`)
+  }
+  if (results.throughput) {
+    const t = results.throughput
+    const rows = [['throughput (2000 × tiny_mlp)', 'median runs/s', 'p10 runs/s', 'p90 runs/s', 'vs ort-node']]
+    for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode])
+    out.push(table(rows))
+    out.push(`target: best oxinfer >= 2× onnxruntime-node: ${yes(t.targets.atLeast2x)} (${t.bestRatio}×)`)
+  }
+  if (results.memory) {
+    const m = results.memory
+    const rows = [['memory (oxinfer, tiny_mlp)', 'RSS before MB', 'RSS after MB', 'growth MB', '< 20 MB']]
+    rows.push([`${m.runs.count} runs (chunks of ${m.runs.chunk})`, m.runs.before.rssMB, m.runs.after.rssMB, m.runs.growthMB, yes(m.runs.growthMB < 20)])
+    rows.push([`${m.cycles.count} create/dispose cycles`, m.cycles.before.rssMB, m.cycles.after.rssMB, m.cycles.growthMB, yes(m.cycles.growthMB < 20)])
+    out.push(table(rows))
+  }
+  return out.join('\n\n')
+}
+
+async function main() {
+  if (process.argv[2] === '--child') {
+    await child(process.argv[3], process.argv[4])
+    return
+  }
+  const wanted = process.argv.slice(2)
+  for (const w of wanted) if (!ALL.includes(w)) throw new Error(`unknown benchmark '${w}'; choose from ${ALL.join(', ')}`)
+  const selected = wanted.length ? ALL.filter((n) => wanted.includes(n)) : ALL
+  if (!existsSync(join(ROOT, 'binding.js'))) throw new Error('build oxinfer first: npm run build')
+  if (selected.includes('latency')) buildFloor()
+
+  const resultsFile = join(BENCH_DIR, 'results.json')
+  let previous = {}
+  try {
+    previous = JSON.parse(readFileSync(resultsFile, 'utf8'))
+  } catch {}
+  const results = {}
+  for (const name of selected) {
+    log(`\n== ${name} ==`)
+    const t0 = Date.now()
+    results[name] = await runChild(name)
+    results[name].elapsedSec = round((Date.now() - t0) / 1000, 1)
+  }
+  // A subset run keeps the other benchmarks' previous results in the file.
+  const merged = { ...previous, machine: machine(), ...results }
+  writeFileSync(resultsFile, JSON.stringify(merged, null, 2) + '\n')
+  console.log('\n' + report(results))
+  console.log(`\nwrote ${resultsFile}`)
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
