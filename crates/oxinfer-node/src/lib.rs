@@ -58,3 +58,10 @@ pub fn ort_set_log_level(level: String) -> Result<()> {
 pub fn binding_info() -> String {
     format!("oxinfer-node {}", env!("CARGO_PKG_VERSION"))
 }
+
+/// Panics on purpose, so tests can show that a Rust panic becomes a JS error
+/// and never takes the process down. Not part of the public API.
+#[napi(catch_unwind)]
+pub fn debug_panic() {
+    panic!("deliberate panic for testing");
+}

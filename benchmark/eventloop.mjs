@@ -1,0 +1,135 @@
+// Benchmark 2: event-loop responsiveness while a burst of 64 concurrent
+// heavy_matmul runs keeps the cores busy.
+//
+// For each burst: perf_hooks.monitorEventLoopDelay({ resolution: 1 }) (its
+// samples are the raw intervals between 1 ms timer callbacks, so an idle loop
+// reads ~1.0-1.1 ms), plus the longest gap between ticks of a 1 ms
+// setInterval (the longest stall). An idle baseline of the same length is
+// measured too. Contenders alternate burst by burst; medians over rounds.
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+
+import { MODELS, QUICK, checkSharedLibrary, loadBoth, log, now, randomFloats, rotate, round, sleep, summarize } from './util.mjs'
+
+const CONCURRENT = 64
+// heavy_matmul: batch 256 ≈ 16 ms and batch 512 ≈ 33 ms on one core. With two
+// workers, 64 runs of batch 512 keep both cores busy for ≈ 1 s.
+const BATCH = Number(process.env.OXINFER_BENCH_EL_BATCH) || 512
+const ROUNDS = QUICK ? 1 : 3
+
+const ms = (ns) => ns / 1e6
+
+async function measure(burst) {
+  const h = monitorEventLoopDelay({ resolution: 1 })
+  let last = 0
+  let maxGap = 0
+  let ticks = 0
+  const iv = setInterval(() => {
+    const t = now()
+    if (t - last > maxGap) maxGap = t - last
+    last = t
+    ticks++
+  }, 1)
+  // Let both timers start before the burst.
+  await sleep(10)
+  h.enable()
+  maxGap = 0
+  ticks = 0
+  last = now()
+  const t0 = last
+  await burst()
+  const t1 = now()
+  if (t1 - last > maxGap) maxGap = t1 - last
+  h.disable()
+  clearInterval(iv)
+  return {
+    burstMs: t1 - t0,
+    delay: { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max), meanMs: ms(h.mean), samples: h.count },
+    longestGapMs: maxGap,
+    ticks,
+  }
+}
+
+export async function run() {
+  const { ort, ox } = await loadBoth()
+  const x = randomFloats(BATCH * 1024, 2)
+  const dims = [BATCH, 1024]
+
+  const oxPool2 = await ox.Session.create(MODELS.heavyMatmul, { poolSize: 2, intraOpThreads: 1 })
+  const oxPool1 = await ox.Session.create(MODELS.heavyMatmul, { poolSize: 1, intraOpThreads: 1 })
+  const ort1 = await ort.InferenceSession.create(MODELS.heavyMatmul, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  })
+  const ortDefault = await ort.InferenceSession.create(MODELS.heavyMatmul, { graphOptimizationLevel: 'all' })
+  const library = checkSharedLibrary(ox)
+
+  // One input shared by all runs of a burst (inputs are only read).
+  const oxFeeds = { x: new ox.Tensor('float32', x, dims) }
+  const ortFeeds = { x: new ort.Tensor('float32', x, dims) }
+  const burstOf = (fn) => () => Promise.all(Array.from({ length: CONCURRENT }, fn))
+
+  const contenders = [
+    { key: 'oxinferPool2', label: 'oxinfer poolSize 2, intraOpThreads 1', burst: burstOf(() => oxPool2.run(oxFeeds)) },
+    { key: 'oxinferPool1', label: 'oxinfer poolSize 1, intraOpThreads 1', burst: burstOf(() => oxPool1.run(oxFeeds)) },
+    { key: 'ortNode1', label: 'onnxruntime-node intraOpNumThreads 1', burst: burstOf(() => ort1.run(ortFeeds)) },
+    { key: 'ortNodeDefault', label: 'onnxruntime-node default threads', burst: burstOf(() => ortDefault.run(ortFeeds)) },
+    { key: 'idle', label: 'idle loop (baseline, 1 s)', burst: () => sleep(1000) },
+  ]
+
+  log(`eventloop: warm-up (batch ${BATCH})`)
+  for (const c of contenders) if (c.key !== 'idle') await Promise.all(Array.from({ length: 4 }, () => c.burst()))
+
+  const raw = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const c of rotate(contenders, r)) {
+      await sleep(200)
+      const m = await measure(c.burst)
+      raw[c.key].push(m)
+      log(`eventloop: round ${r + 1}/${ROUNDS} ${c.key}: burst ${round(m.burstMs, 0)} ms, p99 ${round(m.delay.p99Ms)} ms, max ${round(m.delay.maxMs)} ms, longest gap ${round(m.longestGapMs)} ms`)
+    }
+  }
+
+  const med = (arr, f) => {
+    const vals = arr.map(f)
+    return { median: round(summarize(vals).median, 2), all: vals.map((v) => round(v, 2)) }
+  }
+  const out = contenders.map((c) => {
+    const arr = raw[c.key]
+    return {
+      key: c.key,
+      label: c.label,
+      burstMs: med(arr, (m) => m.burstMs),
+      runsPerSec: c.key === 'idle' ? { median: '-', all: [] } : med(arr, (m) => (CONCURRENT * 1000) / m.burstMs),
+      delay: {
+        p50Ms: med(arr, (m) => m.delay.p50Ms),
+        p99Ms: med(arr, (m) => m.delay.p99Ms),
+        maxMs: med(arr, (m) => m.delay.maxMs),
+        meanMs: med(arr, (m) => m.delay.meanMs),
+      },
+      longestGapMs: med(arr, (m) => m.longestGapMs),
+      // Worst over all rounds, not only the median round.
+      worst: { p99Ms: round(Math.max(...arr.map((m) => m.delay.p99Ms)), 2), longestGapMs: round(Math.max(...arr.map((m) => m.longestGapMs)), 2) },
+      ticks: arr.map((m) => m.ticks),
+    }
+  })
+
+  await oxPool2.dispose()
+  await oxPool1.dispose()
+  await ort1.release()
+  await ortDefault.release()
+
+  const ox2 = out.find((c) => c.key === 'oxinferPool2')
+  return {
+    library,
+    config: { concurrent: CONCURRENT, batch: BATCH, rounds: ROUNDS },
+    contenders: out,
+    targets: {
+      p99AtMost5: ox2.delay.p99Ms.median <= 5,
+      stallAtMost10: ox2.longestGapMs.median <= 10,
+      worstRoundP99AtMost5: ox2.worst.p99Ms <= 5,
+      worstRoundStallAtMost10: ox2.worst.longestGapMs <= 10,
+    },
+  }
+}
