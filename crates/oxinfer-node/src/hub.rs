@@ -55,6 +55,20 @@ impl Hub {
         std::mem::take(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()).events)
     }
 
+    /// Puts back events that did not fit this turn's budget, ahead of newer
+    /// ones, and asks for another turn.
+    fn requeue(&self, mut rest: Vec<Event>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.tsfn.is_null() {
+            return;
+        }
+        rest.append(&mut inner.events);
+        inner.events = rest;
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            unsafe { sys::napi_call_threadsafe_function(inner.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+        }
+    }
+
     fn tsfn(&self) -> sys::napi_threadsafe_function {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).tsfn
     }
@@ -66,23 +80,40 @@ unsafe extern "C" fn call_js(env: sys::napi_env, cb: sys::napi_value, context: *
     if env.is_null() || cb.is_null() {
         return;
     }
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(env, cb, events)));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deliver(hub, env, cb, events)));
 }
 
-fn deliver(env: sys::napi_env, cb: sys::napi_value, events: Vec<Event>) -> CoreResult<()> {
+/// Building payloads (mostly copying outputs into JS memory) stops after this
+/// long; the rest waits for the next turn so the event loop keeps moving.
+const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
+
+fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<Event>) -> CoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let arr = js::new_array(env, events.len() * 2)?;
-    for (i, ev) in events.iter().enumerate() {
-        let (id, val) = match ev {
+    let start = std::time::Instant::now();
+    let arr = js::new_array(env, 0)?;
+    let mut n = 0u32;
+    let mut rest = Vec::new();
+    let mut iter = events.drain(..);
+    for ev in iter.by_ref() {
+        if n > 0 && start.elapsed() > TURN_BUDGET {
+            rest.push(ev);
+            break;
+        }
+        let (id, val) = match &ev {
             Event::Run(id, r) => (*id, payload::outcome(env, r)?),
             Event::Disposed(id) => (*id, js::undefined(env)?),
         };
-        js::set(env, arr, 2 * i as u32, js::new_number(env, id as f64)?)?;
-        js::set(env, arr, 2 * i as u32 + 1, val)?;
+        js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
+        js::set(env, arr, 2 * n + 1, val)?;
+        n += 1;
     }
+    rest.extend(iter);
     drop(events);
+    if !rest.is_empty() {
+        hub.requeue(rest);
+    }
     let recv = js::undefined(env)?;
     let mut result = ptr::null_mut();
     let args = [arr];

@@ -1,0 +1,72 @@
+// Benchmark 3: throughput of bursts of 2,000 concurrent tiny_mlp runs (batch 1):
+// `await Promise.all(2000 × session.run(feeds))`, timed per burst.
+//
+// Inputs are 2,000 distinct tensors per library, built once before timing.
+// Each output is dropped as it arrives. The contenders alternate burst by
+// burst (their order rotated each round); reported: median runs/s of bursts.
+import { MODELS, QUICK, checkSharedLibrary, loadBoth, log, now, randomFloats, rotate, round, summarize } from './util.mjs'
+
+const RUNS = 2000
+const BURSTS = QUICK ? 5 : 20
+const WARMUP_BURSTS = QUICK ? 2 : 5
+const noop = () => {}
+
+export async function run() {
+  const { ort, ox } = await loadBoth()
+  const ortOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' }
+  const ortSession = await ort.InferenceSession.create(MODELS.tinyMlp, ortOptions)
+  const ox1 = await ox.Session.create(MODELS.tinyMlp, { poolSize: 1, intraOpThreads: 1 })
+  const ox2 = await ox.Session.create(MODELS.tinyMlp, { poolSize: 2, intraOpThreads: 1 })
+  const ox1Async = await ox.Session.create(MODELS.tinyMlp, { poolSize: 1, intraOpThreads: 1, inlineThresholdMicros: 0 })
+  const ox2Async = await ox.Session.create(MODELS.tinyMlp, { poolSize: 2, intraOpThreads: 1, inlineThresholdMicros: 0 })
+  const library = checkSharedLibrary(ox)
+
+  const data = Array.from({ length: RUNS }, (_, i) => randomFloats(16, i + 1))
+  const oxFeeds = data.map((x) => ({ x: new ox.Tensor('float32', x, [1, 16]) }))
+  const ortFeeds = data.map((x) => ({ x: new ort.Tensor('float32', x, [1, 16]) }))
+
+  const burstOf = (session, feeds) => () => Promise.all(feeds.map((f) => session.run(f).then(noop)))
+  const contenders = [
+    { key: 'oxinferPool1', label: 'oxinfer poolSize 1, intraOpThreads 1', burst: burstOf(ox1, oxFeeds) },
+    { key: 'oxinferPool2', label: 'oxinfer poolSize 2, intraOpThreads 1', burst: burstOf(ox2, oxFeeds) },
+    { key: 'oxinferPool1Inline0', label: 'oxinfer poolSize 1, inlineThresholdMicros 0', burst: burstOf(ox1Async, oxFeeds) },
+    { key: 'oxinferPool2Inline0', label: 'oxinfer poolSize 2, inlineThresholdMicros 0', burst: burstOf(ox2Async, oxFeeds) },
+    { key: 'ortNode', label: 'onnxruntime-node intraOpNumThreads 1', burst: burstOf(ortSession, ortFeeds) },
+  ]
+
+  log(`throughput: warm-up (${WARMUP_BURSTS} bursts each)`)
+  for (let i = 0; i < WARMUP_BURSTS; i++) for (const c of contenders) await c.burst()
+
+  const rates = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  for (let b = 0; b < BURSTS; b++) {
+    for (const c of rotate(contenders, b)) {
+      const t0 = now()
+      await c.burst()
+      rates[c.key].push((RUNS * 1000) / (now() - t0))
+    }
+  }
+
+  await Promise.all([ox1.dispose(), ox2.dispose(), ox1Async.dispose(), ox2Async.dispose(), ortSession.release()])
+
+  const ortMedian = summarize(rates.ortNode).median
+  const out = contenders.map((c) => {
+    const s = summarize(rates[c.key])
+    const sortedRates = Float64Array.from(rates[c.key]).sort()
+    const q = (p) => sortedRates[Math.min(sortedRates.length - 1, Math.floor(p * (sortedRates.length - 1)))]
+    log(`throughput: ${c.key}: median ${round(s.median, 0)} runs/s`)
+    return {
+      key: c.key,
+      label: c.label,
+      runsPerSec: { median: round(s.median, 0), p10: round(q(0.1), 0), p90: round(q(0.9), 0), all: rates[c.key].map((r) => round(r, 0)) },
+      vsOrtNode: round(s.median / ortMedian, 3),
+    }
+  })
+  const best = Math.max(out[0].vsOrtNode, out[1].vsOrtNode)
+  return {
+    library,
+    config: { runs: RUNS, bursts: BURSTS, warmupBursts: WARMUP_BURSTS },
+    contenders: out,
+    bestRatio: best,
+    targets: { atLeast2x: best >= 2 },
+  }
+}
