@@ -10,7 +10,7 @@ pub mod validate;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
 pub use error::{Error, Result};
-pub use scheduler::{Completion, Job, RunOutput, Scheduler};
+pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, Work};
 pub use tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
 
 /// The version of this crate (reported as `versions().oxinfer`).

@@ -11,6 +11,7 @@ use crate::backend::{Backend, RunControl};
 use crate::error::{Error, Result};
 use crate::tensor::{InputTensor, OutputTensor};
 
+
 /// What a finished run hands back.
 pub struct RunOutput {
     pub tensors: Vec<OutputTensor>,
@@ -21,10 +22,18 @@ pub struct RunOutput {
 /// Called exactly once with the outcome of a job, on a worker thread.
 pub type Completion = Box<dyn FnOnce(Result<RunOutput>) + Send>;
 
+/// What a job does with the slot it is given: a plain model run, or a whole
+/// pipeline (pre-processing, the model, post-processing).
+pub type Work = Box<dyn FnOnce(&dyn Backend, usize, &RunControl) -> Result<Vec<OutputTensor>> + Send>;
+
+/// The work of a plain model run of validated `inputs`.
+pub fn model_run(inputs: Vec<InputTensor>, outputs: Vec<usize>) -> Work {
+    Box::new(move |backend, slot, ctl| backend.run(slot, &inputs, &outputs, ctl))
+}
+
 pub struct Job {
     pub id: u64,
-    pub inputs: Vec<InputTensor>,
-    pub outputs: Vec<usize>,
+    pub work: Work,
     pub ctl: Arc<RunControl>,
     pub done: Completion,
 }
@@ -66,13 +75,13 @@ fn disposed() -> Error {
     Error::Disposed("the session was disposed".into())
 }
 
-/// Runs one request, turning a panic anywhere in the engine into `ERR_BACKEND`.
-fn execute(backend: &dyn Backend, slot: usize, inputs: &[InputTensor], outputs: &[usize], ctl: &RunControl) -> Result<RunOutput> {
+/// Runs one request, turning a panic anywhere in the work into `ERR_BACKEND`.
+fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl) -> Result<RunOutput> {
     if ctl.is_aborted() {
         return Err(Error::Aborted("the run was aborted".into()));
     }
     let start = Instant::now();
-    let tensors = catch_unwind(AssertUnwindSafe(|| backend.run(slot, inputs, outputs, ctl))).unwrap_or_else(|p| Err(Error::from_panic(p)))?;
+    let tensors = catch_unwind(AssertUnwindSafe(move || work(backend, slot, ctl))).unwrap_or_else(|p| Err(Error::from_panic(p)))?;
     Ok(RunOutput { tensors, micros: start.elapsed().as_micros() as u64 })
 }
 
@@ -113,11 +122,11 @@ impl Scheduler {
 
     /// Runs a request on the calling thread, using slot 0. Meant for runs
     /// measured to be shorter than a cross-thread hop, when the session is idle.
-    pub fn run_now(&self, inputs: &[InputTensor], outputs: &[usize]) -> Result<RunOutput> {
+    pub fn run_now(&self, work: Work) -> Result<RunOutput> {
         if self.shared.lock().disposed {
             return Err(disposed());
         }
-        execute(&*self.shared.backend, 0, inputs, outputs, &RunControl::new())
+        execute(&*self.shared.backend, 0, work, &RunControl::new())
     }
 
     pub fn abort(&self, id: u64) -> Aborted {
@@ -207,9 +216,8 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                 st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let Job { id, inputs, outputs, ctl, done } = job;
-        let result = execute(&*shared.backend, slot, &inputs, &outputs, &ctl);
-        drop(inputs);
+        let Job { id, work, ctl, done } = job;
+        let result = execute(&*shared.backend, slot, work, &ctl);
         {
             let mut st = shared.lock();
             if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {

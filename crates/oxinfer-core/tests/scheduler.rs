@@ -71,8 +71,7 @@ fn job(id: u64, value: f32, tx: &mpsc::Sender<Done>) -> (Job, Arc<RunControl>) {
     let ctl = Arc::new(RunControl::new());
     let j = Job {
         id,
-        inputs: vec![InputTensor::from_values("x", DType::Float32, &[1], &[value]).unwrap()],
-        outputs: vec![0],
+        work: oxinfer_core::model_run(vec![InputTensor::from_values("x", DType::Float32, &[1], &[value]).unwrap()], vec![0]),
         ctl: Arc::clone(&ctl),
         done: Box::new(move |r| {
             let _ = tx.send((id, r));
@@ -158,7 +157,7 @@ fn dispose_settles_queued_jobs_and_waits_for_running_ones() {
     assert_eq!((ok, disposed), (1, 18));
     let err = s.submit(job(99, 0.0, &tx).0).unwrap_err();
     assert_eq!(err.code(), "ERR_DISPOSED");
-    assert!(matches!(s.run_now(&[], &[]), Err(Error::Disposed(_))));
+    assert!(matches!(s.run_now(oxinfer_core::model_run(vec![], vec![])), Err(Error::Disposed(_))));
     // A second dispose reports at once.
     let (dtx, drx) = mpsc::channel();
     assert!(!s.dispose(Box::new(move || dtx.send(()).unwrap())));
@@ -179,5 +178,5 @@ fn a_panic_becomes_err_backend_and_the_worker_lives_on() {
     assert_eq!(value(&r2), 0.0);
     // Inline runs are isolated the same way.
     let bad = InputTensor::from_values("x", DType::Float32, &[1], &[-1.0f32]).unwrap();
-    assert_eq!(s.run_now(&[bad], &[0]).err().unwrap().code(), "ERR_BACKEND");
+    assert_eq!(s.run_now(oxinfer_core::model_run(vec![bad], vec![0])).err().unwrap().code(), "ERR_BACKEND");
 }

@@ -200,8 +200,7 @@ impl NativeSession {
         let id = id as u64;
         let job = Job {
             id,
-            inputs,
-            outputs: wanted,
+            work: oxinfer_core::model_run(inputs, wanted),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r))),
         };
@@ -213,7 +212,7 @@ impl NativeSession {
     #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
     pub fn run_sync(&self, env: Env, feeds: Unknown, outputs: Option<Vec<String>>) -> Result<Unknown<'_>> {
         let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
-        let r = scheduler.run_now(&inputs, &wanted);
+        let r = scheduler.run_now(oxinfer_core::model_run(inputs, wanted));
         let v = payload::outcome(env.raw(), &r).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
