@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_INVALID_INPUT'
   | 'ERR_MODEL_LOAD'
+  | 'ERR_INVALID_SPEC'
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_DISPOSED'
@@ -33,6 +34,7 @@ const CODES: ReadonlySet<string> = new Set([
   'ERR_INVALID_ARGUMENT',
   'ERR_INVALID_INPUT',
   'ERR_MODEL_LOAD',
+  'ERR_INVALID_SPEC',
   'ERR_UNSUPPORTED',
   'ERR_ABORTED',
   'ERR_DISPOSED',
@@ -42,6 +44,12 @@ const CODES: ReadonlySet<string> = new Set([
 export interface OxinferErrorOptions {
   /** The model input the error is about. */
   input?: string
+  /** The record (row index within its batch) an input error is about. */
+  row?: number
+  /** The record field an input error is about. */
+  field?: string
+  /** The pipeline stage a spec error is about. */
+  stage?: string
   cause?: unknown
 }
 
@@ -50,12 +58,21 @@ export class OxinferError extends Error {
   readonly code: ErrorCode
   /** The model input the error is about, where one applies. */
   readonly input?: string
+  /** The record (row within its batch) an input error is about. */
+  readonly row?: number
+  /** The record field an input error is about. */
+  readonly field?: string
+  /** The pipeline stage a spec error is about. */
+  readonly stage?: string
 
   constructor(code: ErrorCode, message: string, options: OxinferErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'OxinferError'
     this.code = code
     if (options.input !== undefined) this.input = options.input
+    if (options.row !== undefined) this.row = options.row
+    if (options.field !== undefined) this.field = options.field
+    if (options.stage !== undefined) this.stage = options.stage
   }
 }
 
@@ -67,8 +84,13 @@ function fromNative(e: unknown): OxinferError {
   const msg = typeof e === 'string' ? e : e instanceof Error ? e.message : String(e)
   const parts = msg.split(SEP)
   if (parts.length >= 3 && CODES.has(parts[0])) {
-    const input = parts[1] === '' ? undefined : parts[1]
-    return new OxinferError(parts[0] as ErrorCode, parts.slice(2).join(SEP), { input })
+    let details: OxinferErrorOptions = {}
+    try {
+      details = JSON.parse(parts[1]) as OxinferErrorOptions
+    } catch {
+      // Keep the code and message even if the details are unreadable.
+    }
+    return new OxinferError(parts[0] as ErrorCode, parts.slice(2).join(SEP), details)
   }
   return new OxinferError('ERR_BACKEND', msg, { cause: e })
 }
@@ -371,10 +393,17 @@ interface NativeSession {
   readonly pending: number
   submit(id: number, feeds: unknown[], outputs?: string[] | null): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
+  submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean): void
+  runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean): unknown[] | string
   abort(id: number): number
   dispose(id: number): boolean
 }
+interface NativePipeline {
+  readonly unfitted: string | null
+}
 interface NativeBinding {
+  compilePipeline(session: NativeSession, spec: string): NativePipeline
+  fitPipeline(spec: string, batch: unknown[]): Promise<string>
   NativeHub: new (handler: (events: unknown[]) => void) => { ref(): void; unref(): void }
   createSession(
     hub: unknown,
@@ -623,6 +652,13 @@ function chargeTurn(ms: number): void {
   }
 }
 
+/** A running estimate of one kind of work's engine time. */
+interface Estimate {
+  micros: number
+}
+const kExecute = Symbol('oxinfer.execute')
+const kNative = Symbol('oxinfer.native')
+
 const disposeSymbol: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
 
@@ -635,7 +671,7 @@ export class Session {
   #inputNames: ReadonlySet<string>
   #outputNames: readonly string[]
   #threshold: number
-  #estimateMicros = Number.POSITIVE_INFINITY
+  #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -714,19 +750,16 @@ export class Session {
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
-    if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
-    if (signal?.aborted) {
-      return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
-    }
     const names = outputs ?? this.#outputNames
-    if (
-      this.#active === 0 &&
-      this.#estimateMicros < this.#threshold &&
-      turnSpentMs + this.#estimateMicros / 1000 <= TURN_BUDGET_MS
-    ) {
-      return this.#runInline(flat, outputs, names)
-    }
-    return this.#runAsync(flat, outputs, names, signal)
+    const n = this.#native
+    return this[kExecute](
+      this.#estimate,
+      (id) => n.submit(id, flat, outputs ?? null),
+      () => n.runSync(flat, outputs ?? null),
+      (payload) => this.#decode(payload, names),
+      signal,
+      flat,
+    )
   }
 
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
@@ -758,10 +791,7 @@ export class Session {
   }
 
   #decode(payload: unknown, names: readonly string[]): Record<string, Tensor> {
-    if (typeof payload === 'string') throw fromNative(payload)
     const p = payload as unknown[]
-    const micros = p[0] as number
-    this.#estimateMicros = this.#estimateMicros === Number.POSITIVE_INFINITY ? micros : 0.8 * this.#estimateMicros + 0.2 * micros
     const out: Record<string, Tensor> = {}
     for (let k = 0; k < names.length; k++) {
       const base = 1 + 3 * k
@@ -770,27 +800,48 @@ export class Session {
     return out
   }
 
-  #runInline(flat: unknown[], outputs: string[] | undefined, names: readonly string[]): Promise<Record<string, Tensor>> {
-    const t0 = performance.now()
-    try {
-      const payload = this.#native.runSync(flat, outputs ?? null)
-      return Promise.resolve(this.#decode(payload, names))
-    } catch (e) {
-      return Promise.reject(fromNative(e))
-    } finally {
-      chargeTurn(performance.now() - t0)
-    }
-  }
-
-  #runAsync(
-    flat: unknown[],
-    outputs: string[] | undefined,
-    names: readonly string[],
+  /**
+   * Runs one unit of work (a model run or a pipeline run) under the inline
+   * rule: inline when measured-fast, the session idle and the turn's budget
+   * allows; otherwise on the native workers, with abort support.
+   * @internal
+   */
+  [kExecute]<R>(
+    estimate: Estimate,
+    submit: (id: number) => void,
+    sync: () => unknown,
+    decode: (payload: unknown) => R,
     signal: AbortSignal | undefined,
-  ): Promise<Record<string, Tensor>> {
+    keepAlive: unknown,
+  ): Promise<R> {
+    if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
+    if (signal?.aborted) {
+      return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    }
+    const settle = (payload: unknown): R => {
+      if (typeof payload === 'string') throw fromNative(payload)
+      const micros = (payload as unknown[])[0] as number
+      estimate.micros = estimate.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * estimate.micros + 0.2 * micros
+      return decode(payload)
+    }
+    if (this.#active === 0 && estimate.micros < this.#threshold && turnSpentMs + estimate.micros / 1000 <= TURN_BUDGET_MS) {
+      const t0 = performance.now()
+      try {
+        return Promise.resolve(settle(sync()))
+      } catch (e) {
+        return Promise.reject(fromNative(e))
+      } finally {
+        chargeTurn(performance.now() - t0)
+      }
+    }
     const id = nextId++
-    return new Promise((resolve, reject) => {
+    return new Promise<R>((resolve, reject) => {
       let abortRequested = false
+      const finish = (): void => {
+        this.#active--
+        track(-1)
+        signal?.removeEventListener('abort', onAbort)
+      }
       const onAbort = (): void => {
         abortRequested = true
         const state = this.#native.abort(id)
@@ -800,27 +851,22 @@ export class Session {
           reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }))
         }
       }
-      const finish = (): void => {
-        this.#active--
-        track(-1)
-        signal?.removeEventListener('abort', onAbort)
-      }
       pending.set(id, (payload) => {
         finish()
-        // `flat` stays referenced until here, keeping the input buffers alive.
-        void flat
+        // Referenced until here, so the input buffers outlive the native run.
+        void keepAlive
         if (abortRequested) {
           reject(new OxinferError('ERR_ABORTED', 'the run was aborted while executing', { cause: signal?.reason }))
           return
         }
         try {
-          resolve(this.#decode(payload, names))
+          resolve(settle(payload))
         } catch (e) {
           reject(e)
         }
       })
       try {
-        this.#native.submit(id, flat, outputs ?? null)
+        submit(id)
       } catch (e) {
         pending.delete(id)
         reject(fromNative(e))
@@ -830,6 +876,11 @@ export class Session {
       track(1)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
+  }
+
+  /** @internal The native session, for pipelines built on this session. */
+  get [kNative](): NativeSession {
+    return this.#native
   }
 
   /** Runs queued or executing on this session. */
@@ -867,5 +918,724 @@ export class Session {
 
   [disposeSymbol](): Promise<void> {
     return this.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pipelines (spec version 1; the JSON Schema ships as schema/pipeline.schema.json)
+
+/** Field types of a pipeline's input records. */
+export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array'] as const
+/** Pre-processing ops. */
+export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal'] as const
+/** Post-processing ops. */
+export const POSTPROCESS_OPS = ['softmax', 'sigmoid', 'argmax', 'top_k', 'threshold', 'bucket', 'inverse_scale'] as const
+
+export type FieldType = (typeof FIELD_TYPES)[number]
+
+export interface FieldSpec {
+  name: string
+  type: FieldType
+  /** Element count of an 'array' field. */
+  size?: number
+  /** A missing value is an input error. Default false: missing values follow each stage's policy. */
+  required?: boolean
+}
+
+type PerField = Record<string, number>
+interface StageBase {
+  /** A name for errors and timings. */
+  name?: string
+}
+export interface ImputeStage extends StageBase {
+  op: 'impute'
+  fields: string[]
+  strategy: 'mean' | 'median' | 'most_frequent' | 'constant'
+  /** The fill value of the 'constant' strategy. */
+  value?: number | string
+  /** Fitted fill values per field. */
+  values?: Record<string, number | string>
+}
+export interface ClipStage extends StageBase {
+  op: 'clip'
+  fields: string[]
+  min?: number
+  max?: number
+}
+export interface StandardScaleStage extends StageBase {
+  op: 'standard_scale'
+  fields: string[]
+  with_mean?: boolean
+  with_std?: boolean
+  mean?: PerField
+  scale?: PerField
+}
+export interface MinmaxScaleStage extends StageBase {
+  op: 'minmax_scale'
+  fields: string[]
+  /** Default [0, 1]. */
+  range?: [number, number]
+  data_min?: PerField
+  data_max?: PerField
+}
+export interface RobustScaleStage extends StageBase {
+  op: 'robust_scale'
+  fields: string[]
+  /** Default [25, 75]. */
+  quantile_range?: [number, number]
+  center?: PerField
+  scale?: PerField
+}
+export interface OneHotStage extends StageBase {
+  op: 'one_hot'
+  field: string
+  /** Fitted vocabulary; produces features named 'field=category'. */
+  categories?: string[]
+  /** Default 'error'. Unknown or missing categories: all zeros ('ignore') or a row error. */
+  unknown?: 'ignore' | 'error'
+}
+export interface OrdinalStage extends StageBase {
+  op: 'ordinal'
+  field: string
+  categories?: string[]
+  /** Default 'error'. */
+  unknown?: 'ignore' | 'error'
+  /** Default -1. */
+  unknown_value?: number
+}
+export type PreprocessStage = ImputeStage | ClipStage | StandardScaleStage | MinmaxScaleStage | RobustScaleStage | OneHotStage | OrdinalStage
+
+export interface FeatureAssembly {
+  /** The model input fed with a [batch, names.length] tensor. */
+  input: string
+  /** Feature names in tensor order: a numeric field, an array field (all elements) or 'field[i]', or 'field=category'. */
+  names: string[]
+  /** Default 'error': a feature still missing at assembly is a row error; 'nan' passes NaN. */
+  missing?: 'error' | 'nan'
+}
+
+export type PostprocessStage =
+  | { op: 'softmax'; name?: string }
+  | { op: 'sigmoid'; name?: string }
+  | { op: 'argmax'; name?: string }
+  | { op: 'top_k'; name?: string; k: number }
+  | { op: 'threshold'; name?: string; min: number }
+  | { op: 'bucket'; name?: string; edges: number[]; names: string[] }
+  | { op: 'inverse_scale'; name?: string; mean: number; scale: number }
+
+export interface OutputSpec {
+  /** The model output holding the scores, [batch, k] or [batch]. */
+  tensor: string
+  /** Class names, in score order. */
+  labels?: string[]
+  postprocess?: PostprocessStage[]
+}
+
+/** A pipeline spec, version 1. */
+export interface PipelineSpec {
+  $schema?: string
+  version: 1
+  name?: string
+  description?: string
+  /** Path of the ONNX model, relative to the spec file (or to `baseDir`). */
+  model: string
+  session?: SessionOptions
+  fields: FieldSpec[]
+  preprocess?: PreprocessStage[]
+  features: FeatureAssembly[]
+  output: OutputSpec
+}
+
+export interface PipelineOptions {
+  /** Where a relative `model` path is resolved. Default: the spec file's folder (load), or the working directory. */
+  baseDir?: string
+  /** Session options; override the spec's `session`. */
+  session?: SessionOptions
+}
+
+export interface PipelineRunOptions {
+  signal?: AbortSignal
+  /** Attach native per-stage timings to the result. Default false. */
+  timings?: boolean
+}
+
+export interface PipelineBatchOptions extends PipelineRunOptions {
+  /** 'objects' (default) or 'columns'. */
+  output?: 'objects' | 'columns'
+  /** 'throw' (default): a bad row rejects the whole batch. 'return': bad rows get an error beside the good rows' results. */
+  errors?: 'throw' | 'return'
+}
+
+/** Native time per stage of one run, in microseconds. */
+export interface StageTimings {
+  preprocessMicros: number
+  assembleMicros: number
+  inferenceMicros: number
+  postprocessMicros: number
+}
+
+/** One record's result. Which fields are present depends on the post-processing ops. */
+export interface PipelineResult {
+  /** Scores after post-processing transforms (softmax, sigmoid, inverse_scale). */
+  scores: Float32Array | Float64Array
+  /** Best class name (or its index when the spec has no labels); null below a threshold. */
+  label?: string | null
+  /** Best class score. */
+  score?: number
+  /** argmax/top_k class index; -1 below a threshold. */
+  labelIndex?: number
+  /** top_k: the best classes, best first. */
+  top?: { label: string; score: number }[]
+  /** threshold: every class scoring at least the threshold. */
+  labels?: string[]
+  /** bucket: the confidence bucket of `score`. */
+  bucket?: string
+  /** A single-score model (regression): the score itself. */
+  value?: number
+  timings?: StageTimings
+}
+
+/** A bad row in a batch run with `errors: 'return'`. */
+export interface PipelineRowError {
+  error: OxinferError
+}
+
+/** Results as columns, one entry per input row. */
+export interface PipelineColumns {
+  rows: number
+  /** Scores per class: `k` per row, row-major. NaN for rows that failed. */
+  scores: Float32Array | Float64Array
+  k: number
+  label?: (string | null)[]
+  labelIndex?: Int32Array
+  score?: Float32Array
+  topIndex?: Int32Array
+  topScore?: Float32Array
+  topK?: number
+  /** 1 where a class scores at least the threshold (`k` per row). */
+  above?: Uint8Array
+  bucket?: (string | null)[]
+  /** The error of each failed row, null for good rows (only with errors: 'return'). */
+  errors: (OxinferError | null)[]
+  timings?: StageTimings
+}
+
+/** Columnar input: a typed array or array per field. */
+export type PipelineColumnsInput = Record<string, ArrayLike<unknown>>
+
+const PIPELINE_OPTION_KEYS = ['baseDir', 'session'] as const
+
+function readNamed(payload: unknown[]): Map<string, { data: unknown; dims: number[] }> {
+  const m = new Map<string, { data: unknown; dims: number[] }>()
+  for (let i = 1; i + 3 < payload.length + 1; i += 4) {
+    m.set(payload[i + 3] as string, { data: payload[i + 1], dims: payload[i + 2] as number[] })
+  }
+  return m
+}
+
+function timingsOf(named: Map<string, { data: unknown }>): StageTimings {
+  const t = named.get('timings')!.data as Float64Array
+  return { preprocessMicros: t[0] / 1000, assembleMicros: t[1] / 1000, inferenceMicros: t[2] / 1000, postprocessMicros: t[3] / 1000 }
+}
+
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  return v === null ? 'null' : typeof v
+}
+
+/** A batch transposed into columns, ready to cross to native code. */
+interface ColumnBatch {
+  flat: unknown[]
+  rows: number
+  rejected: Map<number, OxinferError>
+}
+
+/**
+ * A tabular inference pipeline: pre-processing, feature assembly, the model and
+ * post-processing, all run natively with one crossing per request or batch.
+ */
+export class Pipeline {
+  #spec: PipelineSpec
+  #session: Session
+  #native: NativePipeline
+  #baseDir: string
+  #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
+  #labels: string[] | undefined
+  #fields: FieldSpec[]
+
+  private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
+    this.#spec = spec
+    this.#session = session
+    this.#native = n
+    this.#baseDir = baseDir
+    this.#labels = spec.output.labels
+    this.#fields = spec.fields
+  }
+
+  /** Creates a pipeline from a spec object (or its JSON text). Rejects with ERR_INVALID_SPEC naming the stage. */
+  static async create(spec: PipelineSpec | string, options: PipelineOptions = {}): Promise<Pipeline> {
+    if (!isPlainObject(options)) throw invalidArg('Pipeline.create: options must be an object')
+    checkKeys('pipeline', options, PIPELINE_OPTION_KEYS)
+    let parsed: PipelineSpec
+    if (typeof spec === 'string') {
+      try {
+        parsed = JSON.parse(spec) as PipelineSpec
+      } catch (e) {
+        throw new OxinferError('ERR_INVALID_SPEC', `the spec is not valid JSON: ${(e as Error).message}`)
+      }
+    } else if (isPlainObject(spec)) {
+      parsed = JSON.parse(JSON.stringify(spec)) as PipelineSpec
+    } else {
+      throw invalidArg('Pipeline.create: spec must be an object or JSON text')
+    }
+    if (!isPlainObject(parsed)) throw new OxinferError('ERR_INVALID_SPEC', 'the spec must be a JSON object')
+    if (parsed.version !== 1) {
+      throw new OxinferError('ERR_INVALID_SPEC', `unsupported spec version ${JSON.stringify(parsed.version)}; this oxinfer reads version 1`, { stage: 'version' })
+    }
+    if (typeof parsed.model !== 'string' || parsed.model === '') {
+      throw new OxinferError('ERR_INVALID_SPEC', 'the spec needs a model path', { stage: 'model' })
+    }
+    const baseDir = options.baseDir ?? process.cwd()
+    if (typeof baseDir !== 'string') throw invalidArg('Pipeline.create: baseDir must be a path string')
+    const sessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
+    const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
+    let n: NativePipeline
+    try {
+      n = native.compilePipeline(session[kNative], JSON.stringify(parsed))
+    } catch (e) {
+      await session.dispose()
+      throw fromNative(e)
+    }
+    return new Pipeline(parsed, session, n, resolvePath(baseDir))
+  }
+
+  /** Loads a spec file; its model path is resolved relative to the file. */
+  static async load(path: string, options: Omit<PipelineOptions, 'baseDir'> = {}): Promise<Pipeline> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('Pipeline.load: path must be a non-empty string')
+    const { readFile } = await import('node:fs/promises')
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (e) {
+      throw new OxinferError('ERR_INVALID_SPEC', `cannot read the spec '${path}': ${(e as Error).message}`, { cause: e })
+    }
+    return Pipeline.create(text, { ...options, baseDir: dirname(resolvePath(path)) })
+  }
+
+  /** A copy of the spec (with fitted parameters once `fit` has run). */
+  get spec(): PipelineSpec {
+    return JSON.parse(JSON.stringify(this.#spec)) as PipelineSpec
+  }
+
+  /** The session that runs the model. */
+  get session(): Session {
+    return this.#session
+  }
+
+  /** Runs one record. Rejects with ERR_INVALID_INPUT (row 0, field) for a bad record. */
+  run(record: Record<string, unknown>, options: PipelineRunOptions = {}): Promise<PipelineResult> {
+    let batch: ColumnBatch
+    try {
+      if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
+      checkKeys('pipeline run', options, ['signal', 'timings'])
+      if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
+      batch = this.#fromRecords([record], true)
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const signal = options.signal as AbortSignal | undefined
+    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('run: options.signal must be an AbortSignal'))
+    return this.#execute(batch, true, signal).then((named) => {
+      const out = this.#objects(named, 1, batch.rejected)[0] as PipelineResult
+      if (options.timings) out.timings = timingsOf(named)
+      return out
+    })
+  }
+
+  /** Runs a batch: an array of records, or columns (a typed array or array per field). */
+  runBatch(records: Record<string, unknown>[], options?: PipelineBatchOptions & { output?: 'objects' }): Promise<(PipelineResult | PipelineRowError)[] & { timings?: StageTimings }>
+  runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions & { output: 'columns' }): Promise<PipelineColumns>
+  runBatch(records: PipelineColumnsInput, options?: PipelineBatchOptions): Promise<(PipelineResult | PipelineRowError)[] & { timings?: StageTimings }>
+  runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions = {}): Promise<unknown> {
+    let batch: ColumnBatch
+    let failFast: boolean
+    try {
+      if (!isPlainObject(options)) throw invalidArg('runBatch: options must be an object')
+      checkKeys('pipeline runBatch', options, ['signal', 'timings', 'output', 'errors'])
+      const output = options.output ?? 'objects'
+      if (output !== 'objects' && output !== 'columns') throw invalidArg(`runBatch: output must be 'objects' or 'columns', got ${JSON.stringify(output)}`)
+      const errors = options.errors ?? 'throw'
+      if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runBatch: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
+      failFast = errors === 'throw'
+      if (Array.isArray(records)) batch = this.#fromRecords(records, failFast)
+      else if (isPlainObject(records)) batch = this.#fromColumns(records, failFast)
+      else throw invalidArg('runBatch: records must be an array of objects or an object of columns')
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const signal = options.signal as AbortSignal | undefined
+    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('runBatch: options.signal must be an AbortSignal'))
+    return this.#execute(batch, failFast, signal).then((named) => {
+      if (options.output === 'columns') {
+        const c = this.#columns(named, batch.rows, batch.rejected)
+        if (options.timings) c.timings = timingsOf(named)
+        return c
+      }
+      const out = this.#objects(named, batch.rows, batch.rejected) as (PipelineResult | PipelineRowError)[] & { timings?: StageTimings }
+      if (options.timings) out.timings = timingsOf(named)
+      return out
+    })
+  }
+
+  /**
+   * Learns every stage's parameters (imputation values, scaler statistics,
+   * category vocabularies) from sample records, in float64, each stage on the
+   * output of the ones before it. Resolves to the fitted spec, which this
+   * pipeline uses from then on.
+   */
+  async fit(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<PipelineSpec> {
+    let batch: ColumnBatch
+    if (Array.isArray(records)) batch = this.#fromRecords(records, true)
+    else if (isPlainObject(records)) batch = this.#fromColumns(records, true)
+    else throw invalidArg('fit: records must be an array of objects or an object of columns')
+    if (batch.rows === 0) throw invalidArg('fit: needs at least one record')
+    let fitted: string
+    try {
+      fitted = await native.fitPipeline(JSON.stringify(this.#spec), batch.flat)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const spec = JSON.parse(fitted) as PipelineSpec
+    try {
+      this.#native = native.compilePipeline(this.#session[kNative], fitted)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    this.#spec = spec
+    this.#labels = spec.output.labels
+    this.#estimate = { micros: Number.POSITIVE_INFINITY }
+    return this.spec
+  }
+
+  /** Writes the spec as JSON; the model path is rewritten relative to the new file. */
+  async save(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('save: path must be a non-empty string')
+    const { writeFile } = await import('node:fs/promises')
+    const { relative } = await import('node:path')
+    const abs = resolvePath(path)
+    const spec = this.spec
+    spec.model = relative(dirname(abs), resolvePath(this.#baseDir, this.#spec.model)) || this.#spec.model
+    await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
+  }
+
+  /** Disposes the underlying session. */
+  dispose(): Promise<void> {
+    return this.#session.dispose()
+  }
+
+  [disposeSymbol](): Promise<void> {
+    return this.dispose()
+  }
+
+  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined): Promise<Map<string, { data: unknown; dims: number[] }>> {
+    if (this.#native.unfitted) {
+      return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#native.unfitted))
+    }
+    const n = this.#session[kNative]
+    const p = this.#native
+    return this.#session[kExecute](
+      this.#estimate,
+      (id) => n.submitPipeline(id, p, batch.flat, failFast),
+      () => n.runPipelineSync(p, batch.flat, failFast),
+      (payload) => readNamed(payload as unknown[]),
+      signal,
+      batch.flat,
+    )
+  }
+
+  /** Transposes records into columns, checking each value against its field's type. */
+  #fromRecords(records: Record<string, unknown>[], failFast: boolean): ColumnBatch {
+    const rows = records.length
+    const rejected = new Map<number, OxinferError>()
+    const reject = (row: number, field: string, message: string): void => {
+      const e = new OxinferError('ERR_INVALID_INPUT', message, { row, field })
+      if (failFast) throw e
+      if (!rejected.has(row)) rejected.set(row, e)
+    }
+    for (let r = 0; r < rows; r++) {
+      const rec = records[r]
+      if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
+    }
+    const flat: unknown[] = [rows, null, null, null]
+    for (const f of this.#fields) {
+      const name = f.name
+      const get = (r: number): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
+      const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
+      if (f.type === 'category') {
+        const codes = new Int32Array(rows)
+        const dict = new Map<string, number>()
+        for (let r = 0; r < rows; r++) {
+          const v = get(r)
+          if (typeof v === 'string') {
+            let c = dict.get(v)
+            if (c === undefined) dict.set(v, (c = dict.size))
+            codes[r] = c
+          } else {
+            if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
+            codes[r] = -1
+          }
+        }
+        flat.push(name, 1, codes, [...dict.keys()])
+      } else if (f.type === 'array') {
+        const size = f.size ?? 1
+        const data = new Float64Array(rows * size).fill(Number.NaN)
+        for (let r = 0; r < rows; r++) {
+          const v = get(r)
+          if (missing(v)) continue
+          if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)))) {
+            reject(r, name, `row ${r}: field '${name}' expects an array of ${size} numbers, got ${describeValue(v)}`)
+            continue
+          }
+          const a = v as ArrayLike<unknown>
+          if (a.length !== size) {
+            reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${a.length}`)
+            continue
+          }
+          for (let j = 0; j < size; j++) {
+            const x = a[j]
+            if (typeof x === 'number') data[r * size + j] = x
+            else if (!missing(x)) {
+              reject(r, name, `row ${r}: field '${name}' element ${j} expects a number, got ${describeValue(x)}`)
+              break
+            }
+          }
+        }
+        flat.push(name, 2, data, null)
+      } else {
+        const data = new Float64Array(rows)
+        for (let r = 0; r < rows; r++) {
+          const v = get(r)
+          if (missing(v)) {
+            data[r] = Number.NaN
+          } else if (f.type === 'boolean') {
+            if (typeof v === 'boolean') data[r] = v ? 1 : 0
+            else {
+              reject(r, name, `row ${r}: field '${name}' expects a boolean, got ${describeValue(v)}`)
+              data[r] = Number.NaN
+            }
+          } else if (typeof v === 'number' && (f.type === 'number' || Number.isInteger(v) || !Number.isFinite(v))) {
+            data[r] = v
+          } else {
+            reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
+            data[r] = Number.NaN
+          }
+        }
+        flat.push(name, 0, data, null)
+      }
+    }
+    this.#finishBatch(flat, rejected)
+    return { flat, rows, rejected }
+  }
+
+  /** Checks and adopts columnar input (Float64Array columns cross without a copy). */
+  #fromColumns(columns: PipelineColumnsInput, failFast: boolean): ColumnBatch {
+    const known = new Set(this.#fields.map((f) => f.name))
+    for (const k of Object.keys(columns)) {
+      if (!known.has(k)) throw new OxinferError('ERR_INVALID_INPUT', `unknown column '${k}'`, { field: k })
+    }
+    let rows = -1
+    const lengthOf = (f: FieldSpec, c: ArrayLike<unknown>): number => (f.type === 'array' && !Array.isArray(c[0]) && !ArrayBuffer.isView(c[0]) ? c.length / (f.size ?? 1) : c.length)
+    for (const f of this.#fields) {
+      const c = columns[f.name]
+      if (c === undefined) continue
+      if (typeof c !== 'object' || c === null || typeof (c as ArrayLike<unknown>).length !== 'number') {
+        throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' must be an array or typed array`, { field: f.name })
+      }
+      const n = lengthOf(f, c)
+      if (!Number.isInteger(n) || (rows >= 0 && n !== rows)) {
+        throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' has ${c.length} values, which does not match the other columns (${rows} rows)`, { field: f.name })
+      }
+      rows = n
+    }
+    if (rows < 0) throw new OxinferError('ERR_INVALID_INPUT', 'no columns given')
+    const rejected = new Map<number, OxinferError>()
+    const reject = (row: number, field: string, message: string): void => {
+      const e = new OxinferError('ERR_INVALID_INPUT', message, { row, field })
+      if (failFast) throw e
+      if (!rejected.has(row)) rejected.set(row, e)
+    }
+    const flat: unknown[] = [rows, null, null, null]
+    for (const f of this.#fields) {
+      const c = columns[f.name] as ArrayLike<unknown> | undefined
+      const name = f.name
+      if (f.type === 'category') {
+        const codes = new Int32Array(rows).fill(-1)
+        const dict = new Map<string, number>()
+        if (c) {
+          for (let r = 0; r < rows; r++) {
+            const v = c[r]
+            if (typeof v === 'string') {
+              let code = dict.get(v)
+              if (code === undefined) dict.set(v, (code = dict.size))
+              codes[r] = code
+            } else if (v !== null && v !== undefined) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
+          }
+        }
+        flat.push(name, 1, codes, [...dict.keys()])
+      } else if (f.type === 'array') {
+        const size = f.size ?? 1
+        let data: Float64Array
+        if (!c) data = new Float64Array(rows * size).fill(Number.NaN)
+        else if (c instanceof Float64Array && c.length === rows * size) data = c
+        else if (ArrayBuffer.isView(c) && (c as ArrayLike<number>).length === rows * size) data = Float64Array.from(c as ArrayLike<number>)
+        else {
+          data = new Float64Array(rows * size).fill(Number.NaN)
+          for (let r = 0; r < rows; r++) {
+            const v = c[r] as ArrayLike<unknown> | null | undefined
+            if (v === null || v === undefined) continue
+            if (typeof v !== 'object' || v.length !== size) {
+              reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${describeValue(v)}`)
+              continue
+            }
+            for (let j = 0; j < size; j++) {
+              const x = v[j]
+              if (typeof x === 'number') data[r * size + j] = x
+              else if (x !== null && x !== undefined) reject(r, name, `row ${r}: field '${name}' element ${j} expects a number, got ${describeValue(x)}`)
+            }
+          }
+        }
+        flat.push(name, 2, data, null)
+      } else {
+        let data: Float64Array
+        if (!c) data = new Float64Array(rows).fill(Number.NaN)
+        else if (c instanceof Float64Array) data = c
+        else if (ArrayBuffer.isView(c) && !(c instanceof BigInt64Array) && !(c instanceof BigUint64Array)) data = Float64Array.from(c as ArrayLike<number>)
+        else {
+          data = new Float64Array(rows)
+          for (let r = 0; r < rows; r++) {
+            const v = c[r]
+            if (v === null || v === undefined) data[r] = Number.NaN
+            else if (f.type === 'boolean' && typeof v === 'boolean') data[r] = v ? 1 : 0
+            else if (typeof v === 'number' && f.type !== 'boolean' && (f.type === 'number' || Number.isInteger(v) || Number.isNaN(v))) data[r] = v
+            else {
+              reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'boolean' ? 'a boolean' : f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
+              data[r] = Number.NaN
+            }
+          }
+        }
+        flat.push(name, 0, data, null)
+      }
+    }
+    this.#finishBatch(flat, rejected)
+    return { flat, rows, rejected }
+  }
+
+  #finishBatch(flat: unknown[], rejected: Map<number, OxinferError>): void {
+    const rows = new Int32Array(rejected.size)
+    const fields: string[] = []
+    const messages: string[] = []
+    let i = 0
+    for (const [r, e] of rejected) {
+      rows[i++] = r
+      fields.push(e.field ?? '')
+      messages.push(e.message)
+    }
+    flat[1] = rows
+    flat[2] = fields
+    flat[3] = messages
+  }
+
+  #errorsOf(named: Map<string, { data: unknown }>, rows: number, rejected: Map<number, OxinferError>): (OxinferError | null)[] {
+    const errors: (OxinferError | null)[] = new Array(rows).fill(null)
+    const er = named.get('error_row')!.data as Int32Array
+    const ef = named.get('error_field')!.data as string[]
+    const ec = named.get('error_code')!.data as string[]
+    const em = named.get('error_message')!.data as string[]
+    for (let i = 0; i < er.length; i++) {
+      const r = er[i]
+      errors[r] = rejected.get(r) ?? new OxinferError(ec[i] as ErrorCode, em[i], { row: r, field: ef[i] || undefined })
+    }
+    return errors
+  }
+
+  #labelOf(i: number): string | null {
+    if (i < 0) return null
+    return this.#labels ? this.#labels[i] : String(i)
+  }
+
+  #columns(named: Map<string, { data: unknown; dims: number[] }>, rows: number, rejected: Map<number, OxinferError>): PipelineColumns {
+    const scores = named.get('scores')!
+    const k = scores.dims[1]
+    const out: PipelineColumns = { rows, k, scores: scores.data as Float32Array, errors: this.#errorsOf(named, rows, rejected) }
+    const li = named.get('label')
+    if (li) {
+      const idx = li.data as Int32Array
+      out.labelIndex = idx
+      const lab: (string | null)[] = new Array(rows)
+      for (let r = 0; r < rows; r++) lab[r] = this.#labelOf(idx[r])
+      out.label = lab
+    }
+    const sc = named.get('score')
+    if (sc) out.score = sc.data as Float32Array
+    const ti = named.get('top_index')
+    if (ti) {
+      out.topIndex = ti.data as Int32Array
+      out.topScore = named.get('top_score')!.data as Float32Array
+      out.topK = ti.dims[1]
+    }
+    const ab = named.get('above')
+    if (ab) out.above = ab.data as Uint8Array
+    const bu = named.get('bucket')
+    if (bu) {
+      const names = (this.#spec.output.postprocess ?? []).find((p) => p.op === 'bucket') as { names: string[] }
+      const b = bu.data as Int32Array
+      out.bucket = Array.from(b, (i) => (i < 0 ? null : names.names[i]))
+    }
+    return out
+  }
+
+  #objects(named: Map<string, { data: unknown; dims: number[] }>, rows: number, rejected: Map<number, OxinferError>): (PipelineResult | PipelineRowError)[] {
+    const scores = named.get('scores')!
+    const k = scores.dims[1]
+    const sdata = scores.data as Float32Array
+    const errors = this.#errorsOf(named, rows, rejected)
+    const li = named.get('label')?.data as Int32Array | undefined
+    const sc = named.get('score')?.data as Float32Array | undefined
+    const ti = named.get('top_index')
+    const ts = named.get('top_score')?.data as Float32Array | undefined
+    const ab = named.get('above')?.data as Uint8Array | undefined
+    const bu = named.get('bucket')?.data as Int32Array | undefined
+    const bucketNames = bu ? ((this.#spec.output.postprocess ?? []).find((p) => p.op === 'bucket') as { names: string[] }).names : undefined
+    const out: (PipelineResult | PipelineRowError)[] = new Array(rows)
+    for (let r = 0; r < rows; r++) {
+      const e = errors[r]
+      if (e) {
+        out[r] = { error: e }
+        continue
+      }
+      const res: PipelineResult = { scores: sdata.subarray(r * k, (r + 1) * k) }
+      if (li) {
+        res.labelIndex = li[r]
+        res.label = this.#labelOf(li[r])
+      }
+      if (sc) res.score = sc[r]
+      if (ti && ts) {
+        const tk = ti.dims[1]
+        const idx = ti.data as Int32Array
+        const top: { label: string; score: number }[] = []
+        for (let j = 0; j < tk; j++) top.push({ label: this.#labelOf(idx[r * tk + j]) ?? '', score: ts[r * tk + j] })
+        res.top = top
+      }
+      if (ab) {
+        const labs: string[] = []
+        for (let j = 0; j < k; j++) if (ab[r * k + j]) labs.push(this.#labelOf(j) ?? '')
+        res.labels = labs
+      }
+      if (bu && bucketNames) res.bucket = bucketNames[bu[r]]
+      if (k === 1) res.value = sdata[r]
+      out[r] = res
+    }
+    return out
   }
 }

@@ -10,13 +10,13 @@ import { readFileSync, readdirSync } from 'node:fs'
 import { setPriority } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
-import { MODELS, QUICK, checkSharedLibrary, loadBoth, log, now, randomFloats, rotate, round, sleep, summarize } from './util.mjs'
+import { MODELS, QUICK, checkSharedLibrary, cleanRound, loadBoth, log, now, randomFloats, rotate, round, sleep, summarize } from './util.mjs'
 
 const CONCURRENT = 64
 // heavy_matmul: batch 256 ≈ 16 ms and batch 512 ≈ 33 ms on one core. With two
 // workers, 64 runs of batch 512 keep both cores busy for ≈ 1 s.
 const BATCH = Number(process.env.OXINFER_BENCH_EL_BATCH) || 512
-const ROUNDS = QUICK ? 1 : 3
+const ROUNDS = QUICK ? 1 : 5
 
 const ms = (ns) => ns / 1e6
 const noop = () => {}
@@ -118,7 +118,9 @@ export async function run() {
   for (let r = 0; r < ROUNDS; r++) {
     for (const c of rotate(contenders, r)) {
       await sleep(200)
-      const m = await measure(c.burst)
+      const { result: m, foreignCores, discarded } = await cleanRound(`eventloop ${c.key}`, () => measure(c.burst))
+      m.foreignCores = foreignCores
+      m.discarded = discarded
       raw[c.key].push(m)
       log(`eventloop: round ${r + 1}/${ROUNDS} ${c.key}: burst ${round(m.burstMs, 0)} ms, p99 ${round(m.delay.p99Ms)} ms, max ${round(m.delay.maxMs)} ms, longest gap ${round(m.longestGapMs)} ms`)
     }
@@ -145,6 +147,8 @@ export async function run() {
       // Worst over all rounds, not only the median round.
       worst: { p99Ms: round(Math.max(...arr.map((m) => m.delay.p99Ms)), 2), longestGapMs: round(Math.max(...arr.map((m) => m.longestGapMs)), 2) },
       ticks: arr.map((m) => m.ticks),
+      foreignCores: arr.map((m) => m.foreignCores),
+      discardedRounds: arr.reduce((n, m) => n + m.discarded, 0),
     }
   })
 

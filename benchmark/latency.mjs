@@ -11,11 +11,13 @@
 // block by block and their order rotated each round. tinybench is run
 // afterwards as an independent cross-check.
 import { spawnSync } from 'node:child_process'
+import { randomFill } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { Bench } from 'tinybench'
 
-import { MODELS, ORT_LIB, QUICK, ROOT, checkSharedLibrary, loadBoth, log, now, randomFloats, rotate, round, summarize } from './util.mjs'
+import { MODELS, ORT_LIB, QUICK, ROOT, checkSharedLibrary, cleanRound, loadBoth, log, now, randomFloats, rotate, round, summarize } from './util.mjs'
 
 export const FLOOR_BIN = join(ROOT, 'target', 'release', 'oxinfer-bench-floor')
 
@@ -38,6 +40,19 @@ export async function run() {
   const oxSessionAsync = await ox.Session.create(MODELS.tinyMlp, { intraOpThreads: 1, inlineThresholdMicros: 0 })
   const library = checkSharedLibrary(ox)
 
+  // Diagnostic: the addon's own NativeSession, driven directly (no index.ts
+  // wrapper), to split oxinfer's inline-path overhead into native and JS parts.
+  const binding = createRequire(import.meta.url)(join(ROOT, 'binding.js'))
+  const hub = new binding.NativeHub(() => {})
+  const nativeSession = await binding.createSession(
+    hub,
+    MODELS.tinyMlp,
+    { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize: 1, intraOpSpinning: false },
+    library.mappings[0]?.path ?? ORT_LIB,
+  )
+  const nativeFlat = ['x', 1, x, [1, 16]]
+  const rnd = new Uint8Array(16)
+
   // Feeds are built once per contender and reused: this measures run(), not tensor construction.
   const ortFeeds = { x: new ort.Tensor('float32', x, [1, 16]) }
   const oxFeeds = { x: new ox.Tensor('float32', x, [1, 16]) }
@@ -54,6 +69,8 @@ export async function run() {
     { key: 'oxinfer', label: 'oxinfer (intraOpThreads 1, default inline threshold 50 µs)', fn: () => oxSession.run(oxFeeds) },
     { key: 'oxinferInline0', label: 'oxinfer (intraOpThreads 1, inlineThresholdMicros 0)', fn: () => oxSessionAsync.run(oxFeeds) },
     { key: 'ortNode', label: 'onnxruntime-node (intraOpNumThreads 1)', fn: () => ortSession.run(ortFeeds) },
+    { key: 'nativeRunSync', label: 'diagnostic: addon runSync() called directly (no index.ts)', fn: () => nativeSession.runSync(nativeFlat, null), diagnostic: true },
+    { key: 'uvHop', label: 'reference: libuv threadpool round trip (crypto.randomFill, 16 B)', fn: () => new Promise((r) => randomFill(rnd, r)), diagnostic: true },
   ]
 
   // How often oxinfer actually ran inline (pendingRuns stays 0 after run() returns).
@@ -73,25 +90,38 @@ export async function run() {
 
   const samples = Object.fromEntries(contenders.map((c) => [c.key, []]))
   const roundMedians = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  // Median of each block, per contender, in block order: blocks with the same
+  // index ran back to back, so their ratio cancels most of the machine's drift.
+  const blockMedians = Object.fromEntries(contenders.map((c) => [c.key, []]))
+  const roundNoise = []
   for (let r = 0; r < ROUNDS; r++) {
     const order = rotate(contenders, r)
-    const roundSamples = Object.fromEntries(contenders.map((c) => [c.key, []]))
-    for (let done = 0; done < PER_ROUND; done += BLOCK) {
-      for (const c of order) {
-        const out = roundSamples[c.key]
-        const fn = c.fn
-        for (let i = 0; i < BLOCK; i++) {
-          const t0 = now()
-          await fn()
-          out.push((now() - t0) * 1000)
+    const { result: roundData, foreignCores, discarded } = await cleanRound(`latency round ${r + 1}`, async () => {
+      const roundSamples = Object.fromEntries(contenders.map((c) => [c.key, []]))
+      const blocks = Object.fromEntries(contenders.map((c) => [c.key, []]))
+      for (let done = 0; done < PER_ROUND; done += BLOCK) {
+        for (const c of order) {
+          const out = roundSamples[c.key]
+          const fn = c.fn
+          const block = new Array(BLOCK)
+          for (let i = 0; i < BLOCK; i++) {
+            const t0 = now()
+            await fn()
+            block[i] = (now() - t0) * 1000
+          }
+          for (const v of block) out.push(v)
+          blocks[c.key].push(summarize(block).median)
         }
       }
-    }
+      return { roundSamples, blocks }
+    })
+    roundNoise.push({ foreignCores, discarded })
     for (const c of contenders) {
-      roundMedians[c.key].push(round(summarize(roundSamples[c.key]).median, 3))
-      for (const v of roundSamples[c.key]) samples[c.key].push(v)
+      roundMedians[c.key].push(round(summarize(roundData.roundSamples[c.key]).median, 3))
+      for (const v of roundData.roundSamples[c.key]) samples[c.key].push(v)
+      for (const v of roundData.blocks[c.key]) blockMedians[c.key].push(v)
     }
-    log(`latency: round ${r + 1}/${ROUNDS}: ` + contenders.map((c) => `${c.key} ${roundMedians[c.key][r]} µs`).join(', '))
+    log(`latency: round ${r + 1}/${ROUNDS} (other processes ${foreignCores} cores): ` + contenders.map((c) => `${c.key} ${roundMedians[c.key][r]} µs`).join(', '))
   }
 
   const js = {}
@@ -114,7 +144,7 @@ export async function run() {
   const tb = {}
   for (let pass = 0; pass < 2; pass++) {
     const bench = new Bench({ time: QUICK ? 300 : 1500, warmupTime: 200, iterations: 1000 })
-    for (const c of rotate(contenders, pass)) bench.add(c.key, c.fn)
+    for (const c of rotate(contenders, pass)) if (!c.diagnostic) bench.add(c.key, c.fn)
     await bench.run()
     for (const t of bench.tasks) {
       const lat = t.result?.latency
@@ -134,20 +164,26 @@ export async function run() {
     log(`latency: ${FLOOR_BIN} is missing (run via run.mjs to build it); no floor`)
   }
 
+  nativeSession.dispose(0)
   await oxSession.dispose()
   await oxSessionAsync.dispose()
   await ortSession.release()
 
+  const paired = (a, b) => round(summarize(blockMedians[a].map((v, i) => v / blockMedians[b][i])).median, 3)
   const ratio = js.oxinfer.medianUs / js.ortNode.medianUs
   const overFloor = floor ? js.oxinfer.medianUs - floor.plain.medianUs : null
   return {
     library,
     config: { rounds: ROUNDS, perRound: PER_ROUND, block: BLOCK, warmup: WARMUP },
+    roundNoise,
     js,
     tinybench: tb,
     floor,
     ratios: {
       oxinferVsOrtNode: round(ratio, 3),
+      oxinferVsOrtNodePaired: paired('oxinfer', 'ortNode'),
+      oxinferInline0VsOrtNodePaired: paired('oxinferInline0', 'ortNode'),
+      nativeRunSyncVsOxinferPaired: paired('nativeRunSync', 'oxinfer'),
       oxinferInline0VsOrtNode: round(js.oxinferInline0.medianUs / js.ortNode.medianUs, 3),
       oxinferMinusFloorUs: overFloor === null ? null : round(overFloor, 3),
       oxinferInline0MinusFloorUs: floor ? round(js.oxinferInline0.medianUs - floor.plain.medianUs, 3) : null,

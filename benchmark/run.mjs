@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { BENCH_DIR, QUICK, ROOT, log, round } from './util.mjs'
+import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
 const ALL = ['latency', 'eventloop', 'throughput', 'memory']
 const MODULES = {
@@ -28,6 +28,7 @@ const MODULES = {
 async function child(name, outFile) {
   const mod = await import(MODULES[name])
   const result = await mod.run()
+  result.cpuTicks = selfCpuTicks()
   writeFileSync(outFile, JSON.stringify(result, null, 2))
 }
 
@@ -40,6 +41,32 @@ function buildFloor() {
     env: { ...process.env, CARGO_TARGET_DIR: join(ROOT, 'target') },
   })
   if (p.status !== 0) throw new Error('cargo build of benchmark/rust-floor failed')
+}
+
+const NCPU = cpus().length
+const QUIET_MAX_S = process.env.OXINFER_BENCH_QUIET_MAX_S !== undefined ? Number(process.env.OXINFER_BENCH_QUIET_MAX_S) : QUICK ? 0 : 600
+
+/** Busy cores (other than idle/steal) over `ms`, system-wide. */
+async function busyCores(ms) {
+  const a = cpuStat()
+  await sleep(ms)
+  const b = cpuStat()
+  return (NCPU * (b.busy - a.busy)) / Math.max(1, b.total - a.total)
+}
+
+/** Waits (up to OXINFER_BENCH_QUIET_MAX_S) until other processes leave the CPUs alone. */
+async function waitQuiet() {
+  const t0 = Date.now()
+  for (;;) {
+    const busy = await busyCores(2000)
+    if (busy < 0.15) return { waitedSec: round((Date.now() - t0) / 1000, 0), busyCoresBefore: round(busy, 2) }
+    if ((Date.now() - t0) / 1000 >= QUIET_MAX_S) {
+      log(`machine still busy (${round(busy, 2)} cores in use by other processes); running anyway`)
+      return { waitedSec: round((Date.now() - t0) / 1000, 0), busyCoresBefore: round(busy, 2), notQuiet: true }
+    }
+    log(`machine busy (${round(busy, 2)} cores in use by other processes); waiting`)
+    await sleep(5000)
+  }
 }
 
 function runChild(name) {
@@ -98,8 +125,9 @@ function report(results) {
   if (results.latency) {
     const l = results.latency
     const rows = [['latency (tiny_mlp, batch 1)', 'median µs', 'p99 µs', 'vs ort-node', 'round medians']]
-    for (const k of ['oxinfer', 'oxinferInline0', 'ortNode']) {
+    for (const k of ['oxinfer', 'oxinferInline0', 'ortNode', 'nativeRunSync', 'uvHop']) {
       const v = l.js[k]
+      if (!v) continue
       rows.push([v.label, v.medianUs, v.p99Us, round(v.medianUs / l.js.ortNode.medianUs, 3), v.roundMediansUs.join(' ')])
     }
     if (l.floor) {
@@ -107,7 +135,7 @@ function report(results) {
       rows.push(['ort floor (Rust, run_with_options)', round(l.floor.runOptions.medianUs, 3), round(l.floor.runOptions.p99Us, 3), round(l.floor.runOptions.medianUs / l.js.ortNode.medianUs, 3), l.floor.runOptions.roundMediansUs.map((x) => round(x, 3)).join(' ')])
     }
     out.push(table(rows))
-    out.push(`targets: oxinfer/ort-node = ${l.ratios.oxinferVsOrtNode} (<= 0.8: ${yes(l.targets.ratioAtMost0_8)}); oxinfer - floor = ${l.ratios.oxinferMinusFloorUs} µs (<= 5: ${yes(l.targets.within5UsOfFloor)})`)
+    out.push(`targets: oxinfer/ort-node = ${l.ratios.oxinferVsOrtNode} (block-paired median ${l.ratios.oxinferVsOrtNodePaired}) (<= 0.8: ${yes(l.targets.ratioAtMost0_8)}); oxinfer - floor = ${l.ratios.oxinferMinusFloorUs} µs (<= 5: ${yes(l.targets.within5UsOfFloor)})`)
   }
   if (results.eventloop) {
     const e = results.eventloop
@@ -120,8 +148,8 @@ function report(results) {
   }
   if (results.throughput) {
     const t = results.throughput
-    const rows = [['throughput (2000 × tiny_mlp)', 'median runs/s', 'p10 runs/s', 'p90 runs/s', 'vs ort-node']]
-    for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode])
+    const rows = [['throughput (2000 × tiny_mlp)', 'median runs/s', 'p10 runs/s', 'p90 runs/s', 'vs ort-node (medians)', 'vs ort-node (paired, median)']]
+    for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode, c.pairedVsOrtNode])
     out.push(table(rows))
     out.push(`target: best oxinfer >= 2× onnxruntime-node: ${yes(t.targets.atLeast2x)} (${t.bestRatio}×)`)
   }
@@ -132,6 +160,8 @@ function report(results) {
     rows.push([`${m.cycles.count} create/dispose cycles`, m.cycles.before.rssMB, m.cycles.after.rssMB, m.cycles.growthMB, yes(m.cycles.growthMB < 20)])
     out.push(table(rows))
   }
+  const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
+  out.push('machine noise: ' + noise.join('; '))
   return out.join('\n\n')
 }
 
@@ -154,9 +184,25 @@ async function main() {
   const results = {}
   for (const name of selected) {
     log(`\n== ${name} ==`)
+    const quiet = await waitQuiet()
     const t0 = Date.now()
+    const s0 = cpuStat()
+    const own0 = selfCpuTicks({ children: false })
     results[name] = await runChild(name)
-    results[name].elapsedSec = round((Date.now() - t0) / 1000, 1)
+    const s1 = cpuStat()
+    const own1 = selfCpuTicks({ children: false })
+    const elapsed = (Date.now() - t0) / 1000
+    // CPU used by everything else on the machine while the benchmark ran.
+    const foreignTicks = s1.busy - s0.busy - results[name].cpuTicks - (own1 - own0)
+    const ticks = s1.total - s0.total
+    results[name].elapsedSec = round(elapsed, 1)
+    results[name].noise = {
+      ...quiet,
+      benchmarkCores: round((NCPU * results[name].cpuTicks) / Math.max(1, ticks), 2),
+      foreignCores: round(Math.max(0, (NCPU * foreignTicks) / Math.max(1, ticks)), 2),
+      stealCores: round((NCPU * (s1.steal - s0.steal)) / Math.max(1, ticks), 2),
+    }
+    log(`${name}: ${round(elapsed, 1)} s; other processes used ${results[name].noise.foreignCores} cores on average meanwhile`)
   }
   // A subset run keeps the other benchmarks' previous results in the file.
   const merged = { ...previous, machine: machine(), ...results }

@@ -9,9 +9,13 @@ pub enum Error {
     /// A malformed argument, found before any model is involved.
     #[error("{0}")]
     InvalidArgument(String),
-    /// Feeds that do not fit the model (wrong type, rank, dim or name).
+    /// Feeds that do not fit the model (wrong type, rank, dim or name), or a
+    /// pipeline record that does not fit its spec (`row`, `field`).
     #[error("{message}")]
-    InvalidInput { message: String, input: Option<String> },
+    InvalidInput { message: String, input: Option<String>, row: Option<usize>, field: Option<String> },
+    /// A pipeline spec that is malformed or does not fit its model.
+    #[error("{message}")]
+    InvalidSpec { message: String, stage: Option<String> },
     /// The model could not be read or parsed.
     #[error("{0}")]
     ModelLoad(String),
@@ -35,6 +39,7 @@ impl Error {
         match self {
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::InvalidInput { .. } => "ERR_INVALID_INPUT",
+            Error::InvalidSpec { .. } => "ERR_INVALID_SPEC",
             Error::ModelLoad(_) => "ERR_MODEL_LOAD",
             Error::Unsupported(_) => "ERR_UNSUPPORTED",
             Error::Aborted(_) => "ERR_ABORTED",
@@ -51,8 +56,41 @@ impl Error {
         }
     }
 
+    /// The record row an input error is about (pipelines).
+    pub fn row(&self) -> Option<usize> {
+        match self {
+            Error::InvalidInput { row, .. } => *row,
+            _ => None,
+        }
+    }
+
+    /// The record field an input error is about (pipelines).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidInput { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The pipeline stage a spec error is about.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            Error::InvalidSpec { stage, .. } => stage.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn invalid_input(input: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidInput { message: message.into(), input: Some(input.into()) }
+        Error::InvalidInput { message: message.into(), input: Some(input.into()), row: None, field: None }
+    }
+
+    /// An input error about one record's field.
+    pub fn bad_record(row: usize, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput { message: message.into(), input: None, row: Some(row), field: Some(field.into()) }
+    }
+
+    pub fn invalid_spec(stage: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidSpec { message: message.into(), stage: Some(stage.into()) }
     }
 
     /// Turns a caught panic payload into `ERR_BACKEND`.

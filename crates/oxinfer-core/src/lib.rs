@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod error;
 pub mod onnx;
+pub mod pipeline;
 pub mod scheduler;
 pub mod tensor;
 pub mod validate;

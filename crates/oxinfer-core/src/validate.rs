@@ -90,6 +90,8 @@ pub fn check_request(info: &ModelInfo, inputs: &[InputTensor], outputs: Option<&
                     return Err(Error::InvalidInput {
                         message: format!("unknown output '{}'; the model's outputs are: {}", name, names(&info.outputs)),
                         input: None,
+                        row: None,
+                        field: None,
                     });
                 };
                 if !idx.contains(&i) {

@@ -6,9 +6,23 @@ use oxinfer_core::Error;
 /// Separator between code, input name and message; never in a message.
 pub const SEP: char = '\u{1f}';
 
-/// `CODE<SEP>input<SEP>message`, parsed by `index.ts`.
+/// `CODE<SEP>details<SEP>message`, parsed by `index.ts`; details is a JSON
+/// object with `input`, `row`, `field` and `stage` where they apply.
 pub fn encode(e: &Error) -> String {
-    format!("{}{SEP}{}{SEP}{}", e.code(), e.input().unwrap_or(""), e)
+    let mut details = serde_json::Map::new();
+    if let Some(i) = e.input() {
+        details.insert("input".into(), i.into());
+    }
+    if let Some(r) = e.row() {
+        details.insert("row".into(), r.into());
+    }
+    if let Some(f) = e.field() {
+        details.insert("field".into(), f.into());
+    }
+    if let Some(s) = e.stage() {
+        details.insert("stage".into(), s.into());
+    }
+    format!("{}{SEP}{}{SEP}{}", e.code(), serde_json::Value::Object(details), e)
 }
 
 pub fn to_napi(e: Error) -> napi::Error {

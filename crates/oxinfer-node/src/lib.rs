@@ -9,6 +9,7 @@ mod feeds;
 mod hub;
 mod js;
 mod payload;
+mod pipeline;
 mod session;
 
 use std::path::PathBuf;

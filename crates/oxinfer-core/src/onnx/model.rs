@@ -209,7 +209,7 @@ impl Backend for OnnxBackend {
             if ctl.is_aborted() {
                 Error::Aborted("the run was aborted".into())
             } else if e.code() == ort::error::ErrorCode::InvalidArgument {
-                Error::InvalidInput { message: e.message().to_string(), input: None }
+                Error::InvalidInput { message: e.message().to_string(), input: None, row: None, field: None }
             } else {
                 Error::Backend(e.message().to_string())
             }

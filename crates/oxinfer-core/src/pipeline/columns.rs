@@ -1,0 +1,84 @@
+//! Records as columns: the form in which a batch crosses from JS and moves
+//! through the stages. Missing numbers are NaN; missing categories are code -1.
+
+use crate::error::{Error, Result};
+use crate::tensor::BorrowedBytes;
+
+/// One input column as it arrives (numeric data borrowed from JS).
+pub enum InColumn {
+    /// number, integer and boolean fields, as f64.
+    Num(BorrowedBytes),
+    /// Category codes into `uniques` (-1 = missing).
+    Cat { codes: BorrowedBytes, uniques: Vec<String> },
+    /// A fixed-size numeric array per row, row-major.
+    Arr(BorrowedBytes),
+    /// Owned f64 data (Rust callers and tests).
+    OwnedNum(Vec<f64>),
+    OwnedCat { codes: Vec<i32>, uniques: Vec<String> },
+}
+
+/// A batch of records as named columns, with rows already known to be bad.
+pub struct Batch {
+    pub rows: usize,
+    pub columns: Vec<(String, InColumn)>,
+    /// Rows to skip, with the error found while reading them (JS-side checks).
+    pub rejected: Vec<(usize, Error)>,
+}
+
+fn f64s(b: &BorrowedBytes) -> Vec<f64> {
+    let bytes = b.as_slice();
+    let mut out = vec![0f64; bytes.len() / 8];
+    // SAFETY: `out` has exactly `bytes.len()` bytes; f64 accepts any bit pattern.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr() as *mut u8, out.len() * 8) };
+    out
+}
+
+fn i32s(b: &BorrowedBytes) -> Vec<i32> {
+    let bytes = b.as_slice();
+    let mut out = vec![0i32; bytes.len() / 4];
+    // SAFETY: as above.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr() as *mut u8, out.len() * 4) };
+    out
+}
+
+/// A column while the stages work on it.
+#[derive(Clone, Debug)]
+pub enum Col {
+    Num(Vec<f64>),
+    /// Codes into `vocab`; -1 = missing.
+    Cat { codes: Vec<i32>, vocab: Vec<String> },
+    Arr { data: Vec<f64>, size: usize },
+}
+
+impl InColumn {
+    /// Copies the column into working memory (on a worker thread), checking its length.
+    pub fn to_col(&self, name: &str, rows: usize, size: Option<usize>) -> Result<Col> {
+        let bad = |what: String| Error::InvalidArgument(format!("column '{name}': {what}"));
+        let col = match self {
+            InColumn::Num(b) => Col::Num(f64s(b)),
+            InColumn::OwnedNum(v) => Col::Num(v.clone()),
+            InColumn::Cat { codes, uniques } => Col::Cat { codes: i32s(codes), vocab: uniques.clone() },
+            InColumn::OwnedCat { codes, uniques } => Col::Cat { codes: codes.clone(), vocab: uniques.clone() },
+            InColumn::Arr(b) => Col::Arr { data: f64s(b), size: size.unwrap_or(1) },
+        };
+        let len = match &col {
+            Col::Num(v) => v.len(),
+            Col::Cat { codes, vocab } => {
+                if let Some(c) = codes.iter().find(|&&c| c < -1 || c >= vocab.len() as i32) {
+                    return Err(bad(format!("category code {c} is out of range")));
+                }
+                codes.len()
+            }
+            Col::Arr { data, size } => {
+                if data.len() % size != 0 {
+                    return Err(bad(format!("{} values do not split into rows of {size}", data.len())));
+                }
+                data.len() / size
+            }
+        };
+        if len != rows {
+            return Err(bad(format!("has {len} rows, expected {rows}")));
+        }
+        Ok(col)
+    }
+}

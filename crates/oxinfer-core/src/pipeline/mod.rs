@@ -1,0 +1,13 @@
+//! Tabular pipelines: records in, pre-processing, feature assembly into the
+//! model's tensors, inference, post-processing, results out, all in Rust.
+
+pub mod columns;
+mod plan;
+pub mod post;
+pub mod spec;
+pub mod stages;
+pub mod stats;
+
+pub use columns::{Batch, Col, InColumn};
+pub use plan::{Pipeline, RunOptions, StageTimings};
+pub use spec::{parse, Spec};

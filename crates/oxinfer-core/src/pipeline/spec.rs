@@ -1,0 +1,338 @@
+//! The pipeline spec, version 1: serde types that mirror
+//! `schema/pipeline.schema.json` (a test keeps the two in agreement).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub model: String,
+    /// Session options; validated by the JS layer, kept verbatim here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<serde_json::Map<String, serde_json::Value>>,
+    pub fields: Vec<Field>,
+    #[serde(default)]
+    pub preprocess: Vec<Stage>,
+    pub features: Vec<Assembly>,
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Number,
+    Integer,
+    Boolean,
+    Category,
+    Array,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    Mean,
+    Median,
+    MostFrequent,
+    Constant,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Unknown {
+    Ignore,
+    #[default]
+    Error,
+}
+
+/// A number or a string: fill values may be either.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Number(f64),
+    Text(String),
+}
+
+pub type PerField = BTreeMap<String, f64>;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Stage {
+    Impute {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        strategy: Strategy,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<Scalar>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        values: Option<BTreeMap<String, Scalar>>,
+    },
+    Clip {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
+    },
+    StandardScale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        with_mean: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        with_std: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<PerField>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scale: Option<PerField>,
+    },
+    MinmaxScale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        #[serde(default = "unit_range")]
+        range: [f64; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_min: Option<PerField>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_max: Option<PerField>,
+    },
+    RobustScale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        #[serde(default = "quartiles")]
+        quantile_range: [f64; 2],
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        center: Option<PerField>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scale: Option<PerField>,
+    },
+    OneHot {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        categories: Option<Vec<String>>,
+        #[serde(default)]
+        unknown: Unknown,
+    },
+    Ordinal {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        categories: Option<Vec<String>>,
+        #[serde(default)]
+        unknown: Unknown,
+        #[serde(default = "minus_one")]
+        unknown_value: f64,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn unit_range() -> [f64; 2] {
+    [0.0, 1.0]
+}
+fn quartiles() -> [f64; 2] {
+    [25.0, 75.0]
+}
+fn minus_one() -> f64 {
+    -1.0
+}
+
+impl Stage {
+    pub fn op(&self) -> &'static str {
+        match self {
+            Stage::Impute { .. } => "impute",
+            Stage::Clip { .. } => "clip",
+            Stage::StandardScale { .. } => "standard_scale",
+            Stage::MinmaxScale { .. } => "minmax_scale",
+            Stage::RobustScale { .. } => "robust_scale",
+            Stage::OneHot { .. } => "one_hot",
+            Stage::Ordinal { .. } => "ordinal",
+        }
+    }
+
+    pub fn user_name(&self) -> Option<&str> {
+        match self {
+            Stage::Impute { name, .. }
+            | Stage::Clip { name, .. }
+            | Stage::StandardScale { name, .. }
+            | Stage::MinmaxScale { name, .. }
+            | Stage::RobustScale { name, .. }
+            | Stage::OneHot { name, .. }
+            | Stage::Ordinal { name, .. } => name.as_deref(),
+        }
+    }
+
+    /// How errors name this stage: `preprocess[2] (one_hot "island")`.
+    pub fn label(&self, index: usize) -> String {
+        match self.user_name() {
+            Some(n) => format!("preprocess[{index}] ({} \"{n}\")", self.op()),
+            None => format!("preprocess[{index}] ({})", self.op()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    #[default]
+    Error,
+    Nan,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Assembly {
+    pub input: String,
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub missing: Missing,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    pub tensor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    #[serde(default)]
+    pub postprocess: Vec<Post>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Post {
+    Softmax {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    Sigmoid {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    Argmax {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    TopK {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        k: usize,
+    },
+    Threshold {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        min: f64,
+    },
+    Bucket {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        edges: Vec<f64>,
+        names: Vec<String>,
+    },
+    InverseScale {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        mean: f64,
+        scale: f64,
+    },
+}
+
+impl Post {
+    pub fn op(&self) -> &'static str {
+        match self {
+            Post::Softmax { .. } => "softmax",
+            Post::Sigmoid { .. } => "sigmoid",
+            Post::Argmax { .. } => "argmax",
+            Post::TopK { .. } => "top_k",
+            Post::Threshold { .. } => "threshold",
+            Post::Bucket { .. } => "bucket",
+            Post::InverseScale { .. } => "inverse_scale",
+        }
+    }
+
+    pub fn label(&self, index: usize) -> String {
+        format!("output.postprocess[{index}] ({})", self.op())
+    }
+}
+
+/// Parses a spec, naming the stage where serde stops.
+pub fn parse(json: &str) -> crate::Result<Spec> {
+    serde_json::from_str::<Spec>(json).map_err(|e| {
+        let stage = locate(json, &e);
+        crate::Error::InvalidSpec { message: format!("invalid pipeline spec: {e}"), stage }
+    })
+}
+
+/// Best effort: finds which `preprocess[i]` / `output.postprocess[i]` / `fields[i]`
+/// entry fails to parse by re-parsing each one alone.
+fn locate(json: &str, _e: &serde_json::Error) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let o = v.as_object()?;
+    if let Some(stages) = o.get("preprocess").and_then(|s| s.as_array()) {
+        for (i, s) in stages.iter().enumerate() {
+            if serde_json::from_value::<Stage>(s.clone()).is_err() {
+                let op = s.get("op").and_then(|x| x.as_str()).unwrap_or("?");
+                return Some(format!("preprocess[{i}] ({op})"));
+            }
+        }
+    }
+    if let Some(post) = o.get("output").and_then(|x| x.get("postprocess")).and_then(|s| s.as_array()) {
+        for (i, s) in post.iter().enumerate() {
+            if serde_json::from_value::<Post>(s.clone()).is_err() {
+                let op = s.get("op").and_then(|x| x.as_str()).unwrap_or("?");
+                return Some(format!("output.postprocess[{i}] ({op})"));
+            }
+        }
+    }
+    if let Some(fields) = o.get("fields").and_then(|s| s.as_array()) {
+        for (i, f) in fields.iter().enumerate() {
+            if serde_json::from_value::<Field>(f.clone()).is_err() {
+                return Some(format!("fields[{i}]"));
+            }
+        }
+    }
+    if let Some(feats) = o.get("features").and_then(|s| s.as_array()) {
+        for (i, f) in feats.iter().enumerate() {
+            if serde_json::from_value::<Assembly>(f.clone()).is_err() {
+                return Some(format!("features[{i}]"));
+            }
+        }
+    }
+    if o.get("output").is_some() && serde_json::from_value::<Output>(o["output"].clone()).is_err() {
+        return Some("output".into());
+    }
+    None
+}

@@ -1,0 +1,307 @@
+//! Pre-processing stages: fitting their parameters and applying them to a
+//! batch of columns. Each stage works column by column, in place.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+
+use super::columns::Col;
+use super::spec::{Scalar, Stage, Strategy, Unknown};
+use super::stats;
+use crate::error::{Error, Result};
+
+/// Batches at least this large spread a stage's columns over rayon's threads.
+pub const PARALLEL_ROWS: usize = 8192;
+
+/// The named columns of a batch while stages run.
+pub struct Frame {
+    pub rows: usize,
+    pub cols: Vec<(String, Col)>,
+    index: HashMap<String, usize>,
+    /// The first error of each bad row (rows with an error are skipped downstream).
+    pub row_errors: Vec<Option<Error>>,
+}
+
+impl Frame {
+    pub fn new(rows: usize) -> Self {
+        Frame { rows, cols: Vec::new(), index: HashMap::new(), row_errors: (0..rows).map(|_| None).collect() }
+    }
+
+    pub fn insert(&mut self, name: &str, col: Col) {
+        match self.index.get(name) {
+            Some(&i) => self.cols[i].1 = col,
+            None => {
+                self.index.insert(name.to_string(), self.cols.len());
+                self.cols.push((name.to_string(), col));
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Col> {
+        self.index.get(name).map(|&i| &self.cols[i].1)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Col> {
+        self.index.get(name).copied().map(move |i| &mut self.cols[i].1)
+    }
+
+    pub fn reject(&mut self, row: usize, e: Error) {
+        if self.row_errors[row].is_none() {
+            self.row_errors[row] = Some(e);
+        }
+    }
+
+    /// Mutable access to several distinct numeric columns at once.
+    fn many_mut(&mut self, names: &[String]) -> Vec<(&str, &mut Col)> {
+        let wanted: std::collections::HashSet<&str> = names.iter().map(|s| s.as_str()).collect();
+        self.cols.iter_mut().filter(|(n, _)| wanted.contains(n.as_str())).map(|(n, c)| (n.as_str(), c)).collect()
+    }
+}
+
+/// The numeric values of a column (arrays flattened), for statistics.
+fn values(col: &Col) -> &[f64] {
+    match col {
+        Col::Num(v) => v,
+        Col::Arr { data, .. } => data,
+        Col::Cat { .. } => &[],
+    }
+}
+
+fn values_mut(col: &mut Col) -> &mut [f64] {
+    match col {
+        Col::Num(v) => v,
+        Col::Arr { data, .. } => data,
+        Col::Cat { .. } => &mut [],
+    }
+}
+
+/// Applies `f(field, values)` to each listed numeric column, in parallel for big batches.
+fn each_numeric(frame: &mut Frame, fields: &[String], f: impl Fn(&str, &mut [f64]) + Sync) {
+    let big = frame.rows >= PARALLEL_ROWS;
+    let mut cols = frame.many_mut(fields);
+    if big {
+        cols.par_iter_mut().for_each(|(n, c)| f(n, values_mut(c)));
+    } else {
+        for (n, c) in cols.iter_mut() {
+            f(n, values_mut(c));
+        }
+    }
+}
+
+fn per_field<'a>(map: &'a Option<BTreeMap<String, f64>>, field: &str) -> f64 {
+    map.as_ref().and_then(|m| m.get(field)).copied().unwrap_or(f64::NAN)
+}
+
+/// Applies one fitted stage to the frame.
+pub fn apply(stage: &Stage, label: &str, frame: &mut Frame) -> Result<()> {
+    match stage {
+        Stage::Impute { fields, strategy, value, values: fitted, .. } => {
+            for f in fields {
+                let fill = match strategy {
+                    Strategy::Constant => value.clone(),
+                    _ => fitted.as_ref().and_then(|m| m.get(f)).cloned(),
+                }
+                .ok_or_else(|| Error::invalid_spec(label, format!("field '{f}' has no fill value; fit the pipeline first")))?;
+                match (frame.get_mut(f), fill) {
+                    (Some(Col::Cat { codes, vocab }), Scalar::Text(s)) => {
+                        let code = match vocab.iter().position(|v| *v == s) {
+                            Some(c) => c as i32,
+                            None => {
+                                vocab.push(s);
+                                vocab.len() as i32 - 1
+                            }
+                        };
+                        codes.iter_mut().filter(|c| **c < 0).for_each(|c| *c = code);
+                    }
+                    (Some(Col::Cat { .. }), Scalar::Number(_)) => {
+                        return Err(Error::invalid_spec(label, format!("category field '{f}' needs a string fill value")))
+                    }
+                    (Some(col), Scalar::Number(x)) => values_mut(col).iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = x),
+                    (Some(_), Scalar::Text(_)) => {
+                        return Err(Error::invalid_spec(label, format!("numeric field '{f}' needs a numeric fill value")))
+                    }
+                    (None, _) => return Err(Error::invalid_spec(label, format!("unknown field '{f}'"))),
+                }
+            }
+        }
+        Stage::Clip { fields, min, max, .. } => {
+            let (lo, hi) = (min.unwrap_or(f64::NEG_INFINITY), max.unwrap_or(f64::INFINITY));
+            each_numeric(frame, fields, |_, v| v.iter_mut().for_each(|x| *x = x.clamp(lo, hi)));
+        }
+        Stage::StandardScale { fields, with_mean, with_std, mean, scale, .. } => {
+            each_numeric(frame, fields, |f, v| {
+                let m = if *with_mean { per_field(mean, f) } else { 0.0 };
+                let s = if *with_std { per_field(scale, f) } else { 1.0 };
+                v.iter_mut().for_each(|x| *x = (*x - m) / s);
+            });
+        }
+        Stage::MinmaxScale { fields, range, data_min, data_max, .. } => {
+            each_numeric(frame, fields, |f, v| {
+                let (lo, hi) = (per_field(data_min, f), per_field(data_max, f));
+                let scale = (range[1] - range[0]) / stats::nonzero_scale(hi - lo);
+                let min = range[0] - lo * scale;
+                v.iter_mut().for_each(|x| *x = *x * scale + min);
+            });
+        }
+        Stage::RobustScale { fields, center, scale, .. } => {
+            each_numeric(frame, fields, |f, v| {
+                let (c, s) = (per_field(center, f), per_field(scale, f));
+                v.iter_mut().for_each(|x| *x = (*x - c) / s);
+            });
+        }
+        Stage::OneHot { field, categories, unknown, .. } => {
+            let cats = categories.as_ref().ok_or_else(|| Error::invalid_spec(label, "no categories; fit the pipeline first"))?;
+            let Some(Col::Cat { codes, vocab }) = frame.get(field) else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
+            };
+            let lookup = vocab_map(vocab, cats);
+            let mut outs = vec![vec![0f64; frame.rows]; cats.len()];
+            let mut bad = Vec::new();
+            for (row, &c) in codes.iter().enumerate() {
+                match (c >= 0).then(|| lookup[c as usize]).flatten() {
+                    Some(k) => outs[k][row] = 1.0,
+                    None if *unknown == Unknown::Error => bad.push((row, describe(c, vocab))),
+                    None => {}
+                }
+            }
+            for (row, what) in bad {
+                frame.reject(row, Error::bad_record(row, field, format!("field '{field}': {what} (known: {})", cats.join(", "))));
+            }
+            for (cat, col) in cats.iter().zip(outs) {
+                frame.insert(&format!("{field}={cat}"), Col::Num(col));
+            }
+        }
+        Stage::Ordinal { field, categories, unknown, unknown_value, .. } => {
+            let cats = categories.as_ref().ok_or_else(|| Error::invalid_spec(label, "no categories; fit the pipeline first"))?;
+            let Some(Col::Cat { codes, vocab }) = frame.get(field) else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
+            };
+            let lookup = vocab_map(vocab, cats);
+            let mut out = vec![*unknown_value; frame.rows];
+            let mut bad = Vec::new();
+            for (row, &c) in codes.iter().enumerate() {
+                match (c >= 0).then(|| lookup[c as usize]).flatten() {
+                    Some(k) => out[row] = k as f64,
+                    None if *unknown == Unknown::Error => bad.push((row, describe(c, vocab))),
+                    None => {}
+                }
+            }
+            for (row, what) in bad {
+                frame.reject(row, Error::bad_record(row, field, format!("field '{field}': {what} (known: {})", cats.join(", "))));
+            }
+            frame.insert(field, Col::Num(out));
+        }
+    }
+    Ok(())
+}
+
+fn describe(code: i32, vocab: &[String]) -> String {
+    if code < 0 {
+        "missing value, and the stage refuses unknown categories".into()
+    } else {
+        format!("unknown category '{}'", vocab[code as usize])
+    }
+}
+
+/// For each batch-local string, its index in the fitted vocabulary.
+fn vocab_map(vocab: &[String], cats: &[String]) -> Vec<Option<usize>> {
+    let known: HashMap<&str, usize> = cats.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    vocab.iter().map(|v| known.get(v.as_str()).copied()).collect()
+}
+
+/// Learns a stage's parameters from the frame (before the stage is applied).
+pub fn fit(stage: &mut Stage, label: &str, frame: &Frame) -> Result<()> {
+    let need = |f: &str| frame.get(f).ok_or_else(|| Error::invalid_spec(label, format!("unknown field '{f}'")));
+    let no_data = |f: &str| Error::invalid_spec(label, format!("field '{f}' has no present values to fit on"));
+    match stage {
+        Stage::Impute { fields, strategy, values: fitted, .. } => {
+            if *strategy == Strategy::Constant {
+                return Ok(());
+            }
+            let mut learned = BTreeMap::new();
+            for f in fields.iter() {
+                let v = match need(f)? {
+                    Col::Cat { codes, vocab } => {
+                        if *strategy != Strategy::MostFrequent {
+                            return Err(Error::invalid_spec(label, format!("category field '{f}' can only be imputed with most_frequent or constant")));
+                        }
+                        let s = stats::mode_str(codes.iter().filter(|c| **c >= 0).map(|&c| vocab[c as usize].as_str())).ok_or_else(|| no_data(f))?;
+                        Scalar::Text(s)
+                    }
+                    col => {
+                        let xs = stats::present(values(col));
+                        let x = match strategy {
+                            Strategy::Mean => stats::mean(&xs),
+                            Strategy::Median => stats::median(&xs),
+                            Strategy::MostFrequent => stats::mode(&xs),
+                            Strategy::Constant => unreachable!(),
+                        };
+                        Scalar::Number(x.ok_or_else(|| no_data(f))?)
+                    }
+                };
+                learned.insert(f.clone(), v);
+            }
+            *fitted = Some(learned);
+        }
+        Stage::Clip { .. } => {}
+        Stage::StandardScale { fields, mean, scale, .. } => {
+            let (mut m, mut s) = (BTreeMap::new(), BTreeMap::new());
+            for f in fields.iter() {
+                let xs = stats::present(values(need(f)?));
+                m.insert(f.clone(), stats::mean(&xs).ok_or_else(|| no_data(f))?);
+                s.insert(f.clone(), stats::nonzero_scale(stats::variance(&xs).ok_or_else(|| no_data(f))?.sqrt()));
+            }
+            *mean = Some(m);
+            *scale = Some(s);
+        }
+        Stage::MinmaxScale { fields, data_min, data_max, .. } => {
+            let (mut lo, mut hi) = (BTreeMap::new(), BTreeMap::new());
+            for f in fields.iter() {
+                let s = stats::sorted(values(need(f)?));
+                lo.insert(f.clone(), *s.first().ok_or_else(|| no_data(f))?);
+                hi.insert(f.clone(), *s.last().ok_or_else(|| no_data(f))?);
+            }
+            *data_min = Some(lo);
+            *data_max = Some(hi);
+        }
+        Stage::RobustScale { fields, quantile_range, center, scale, .. } => {
+            let (mut c, mut s) = (BTreeMap::new(), BTreeMap::new());
+            for f in fields.iter() {
+                let sorted = stats::sorted(values(need(f)?));
+                let med = stats::median(&sorted).ok_or_else(|| no_data(f))?;
+                let q = |p| stats::percentile(&sorted, p).ok_or_else(|| no_data(f));
+                c.insert(f.clone(), med);
+                s.insert(f.clone(), stats::nonzero_scale(q(quantile_range[1])? - q(quantile_range[0])?));
+            }
+            *center = Some(c);
+            *scale = Some(s);
+        }
+        Stage::OneHot { field, categories, .. } | Stage::Ordinal { field, categories, .. } => {
+            let Col::Cat { codes, vocab } = need(field)? else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
+            };
+            let mut seen: Vec<String> = codes.iter().filter(|c| **c >= 0).map(|&c| vocab[c as usize].clone()).collect();
+            seen.sort();
+            seen.dedup();
+            if seen.is_empty() {
+                return Err(no_data(field));
+            }
+            *categories = Some(seen);
+        }
+    }
+    Ok(())
+}
+
+/// The first stage parameter still missing, if the stage needs fitting.
+pub fn unfitted(stage: &Stage) -> Option<&'static str> {
+    match stage {
+        Stage::Impute { strategy: Strategy::Constant, value: None, .. } => Some("value"),
+        Stage::Impute { strategy, values: None, .. } if *strategy != Strategy::Constant => Some("values"),
+        Stage::StandardScale { mean: None, with_mean: true, .. } => Some("mean"),
+        Stage::StandardScale { scale: None, with_std: true, .. } => Some("scale"),
+        Stage::MinmaxScale { data_min: None, .. } | Stage::MinmaxScale { data_max: None, .. } => Some("data_min/data_max"),
+        Stage::RobustScale { center: None, .. } | Stage::RobustScale { scale: None, .. } => Some("center/scale"),
+        Stage::OneHot { categories: None, .. } | Stage::Ordinal { categories: None, .. } => Some("categories"),
+        _ => None,
+    }
+}
