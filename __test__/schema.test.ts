@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Ajv2020 from 'ajv/dist/2020'
+import { describe, expect, it } from 'vitest'
+
+import { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS, Pipeline, type PipelineSpec } from '../index.js'
+import { fixture, rejectsWith, root } from './helpers'
+
+const schema = JSON.parse(readFileSync(join(root, 'schema', 'pipeline.schema.json'), 'utf8'))
+const ajv = new Ajv2020({ allErrors: true, strict: false })
+const validate = ajv.compile(schema)
+const penguins = (): PipelineSpec => JSON.parse(readFileSync(fixture('penguins/pipeline.json'), 'utf8'))
+
+describe('the JSON Schema, the TS types and the Rust serde types agree', () => {
+  it('the schema accepts the committed specs', () => {
+    for (const f of ['penguins/pipeline.json', 'penguins/pipeline.unfitted.json']) {
+      const ok = validate(JSON.parse(readFileSync(fixture(f), 'utf8')))
+      expect(ok, JSON.stringify(validate.errors)).toBe(true)
+    }
+  })
+
+  it('the TS op and type lists are the schema enums', () => {
+    expect([...FIELD_TYPES]).toEqual(schema.$defs.field.properties.type.enum)
+    expect([...PREPROCESS_OPS]).toEqual(schema.$defs.stage.properties.op.enum)
+    expect([...POSTPROCESS_OPS]).toEqual(schema.$defs.post.properties.op.enum)
+  })
+
+  // Each mutation is checked both ways: the schema and Rust must agree on accept/reject.
+  const variants: [string, (s: any) => void][] = [
+    ['as is', () => {}],
+    ['an extra top-level key', (s) => (s.extra = 1)],
+    ['an unknown op', (s) => (s.preprocess[0].op = 'zscore')],
+    ['an unknown stage key', (s) => (s.preprocess[0].fill = 1)],
+    ['an unknown field type', (s) => (s.fields[0].type = 'text')],
+    ['a field with a size', (s) => (s.fields.push({ name: 'emb', type: 'array', size: 4 }))],
+    ['a string strategy value', (s) => (s.preprocess[0].strategy = 'mode')],
+    ['a clip stage', (s) => s.preprocess.splice(1, 0, { op: 'clip', fields: ['body_mass_g'], min: 0 })],
+    ['a robust scale with quantiles', (s) => s.preprocess.splice(1, 0, { op: 'robust_scale', fields: ['body_mass_g'], quantile_range: [10, 90], center: { body_mass_g: 1 }, scale: { body_mass_g: 2 } })],
+    ['a minmax range of one number', (s) => s.preprocess.splice(1, 0, { op: 'minmax_scale', fields: ['body_mass_g'], range: [1], data_min: { body_mass_g: 0 }, data_max: { body_mass_g: 1 } })],
+    ['an ordinal with unknown_value', (s) => s.preprocess.push({ op: 'ordinal', field: 'island', categories: ['a'], unknown: 'ignore', unknown_value: -2 })],
+    ['an unknown policy', (s) => (s.preprocess[3].unknown = 'skip')],
+    ['top_k without k', (s) => s.output.postprocess.push({ op: 'top_k' })],
+    ['a threshold', (s) => s.output.postprocess.push({ op: 'threshold', min: 0.5 })],
+    ['a features entry with missing nan', (s) => (s.features[0].missing = 'nan')],
+    ['a features entry with missing skip', (s) => (s.features[0].missing = 'skip')],
+    ['session options', (s) => (s.session = { intraOpThreads: 1, poolSize: 2 })],
+    ['version 2', (s) => (s.version = 2)],
+    ['no output', (s) => delete s.output],
+    ['a numeric model path', (s) => (s.model = 5)],
+  ]
+  for (const [what, mutate] of variants) {
+    it(`${what}`, async () => {
+      const s = penguins() as any
+      mutate(s)
+      const schemaOk = validate(s) as boolean
+      let rustOk = true
+      try {
+        const p = await Pipeline.create(s, { baseDir: fixture('penguins') })
+        await p.dispose()
+      } catch (e) {
+        rustOk = false
+        expect(['ERR_INVALID_SPEC', 'ERR_INVALID_ARGUMENT']).toContain((e as { code: string }).code)
+      }
+      expect(rustOk, `schema says ${schemaOk ? 'valid' : 'invalid'}: ${JSON.stringify(validate.errors)}`).toBe(schemaOk)
+    })
+  }
+
+  it('the spec round-trips through Rust unchanged', async () => {
+    const p = await Pipeline.create(penguins(), { baseDir: fixture('penguins') })
+    const unfitted = await Pipeline.load(fixture('penguins/pipeline.unfitted.json'))
+    const fitted = await unfitted.fit(JSON.parse(readFileSync(fixture('penguins/records.json'), 'utf8')).records)
+    expect(validate(fitted), JSON.stringify(validate.errors)).toBe(true)
+    await rejectsWith(Pipeline.create({ ...penguins(), fields: [] }, { baseDir: fixture('penguins') }), 'ERR_INVALID_SPEC')
+    await Promise.all([p.dispose(), unfitted.dispose()])
+  })
+})
