@@ -82,3 +82,38 @@ pub fn nonzero_scale(s: f64) -> f64 {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_numpy_linear() {
+        let s = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&s, 0.0), Some(1.0));
+        assert_eq!(percentile(&s, 100.0), Some(4.0));
+        // np.percentile([1,2,3,4], 25) == 1.75
+        assert_eq!(percentile(&s, 25.0), Some(1.75));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn median_mode_mean_variance_skip_missing() {
+        let xs = [3.0, f64::NAN, 1.0, 2.0, 2.0];
+        assert_eq!(median(&xs), Some(2.0));
+        assert_eq!(median(&[1.0, 4.0]), Some(2.5));
+        assert_eq!(mode(&[3.0, 1.0, 3.0, 1.0, 2.0]), Some(1.0), "ties go to the smallest");
+        let p = present(&xs);
+        assert_eq!(mean(&p), Some(2.0));
+        assert_eq!(variance(&p), Some(0.5));
+        assert_eq!(mean(&[]), None);
+    }
+
+    #[test]
+    fn string_mode_and_zero_scale() {
+        assert_eq!(mode_str(["b", "a", "b", "a"].into_iter()), Some("a".into()));
+        assert_eq!(mode_str(std::iter::empty()), None);
+        assert_eq!(nonzero_scale(0.0), 1.0);
+        assert_eq!(nonzero_scale(2.0), 2.0);
+    }
+}
