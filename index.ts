@@ -393,8 +393,8 @@ interface NativeSession {
   readonly pending: number
   submit(id: number, feeds: unknown[], outputs?: string[] | null): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
-  submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean): void
-  runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean): unknown[] | string
+  submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): void
+  runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
   abort(id: number): number
   dispose(id: number): boolean
 }
@@ -1125,15 +1125,44 @@ export type PipelineColumnsInput = Record<string, ArrayLike<unknown>>
 
 const PIPELINE_OPTION_KEYS = ['baseDir', 'session'] as const
 
-function readNamed(payload: unknown[]): Map<string, { data: unknown; dims: number[] }> {
-  const m = new Map<string, { data: unknown; dims: number[] }>()
-  for (let i = 1; i + 3 < payload.length + 1; i += 4) {
-    m.set(payload[i + 3] as string, { data: payload[i + 1], dims: payload[i + 2] as number[] })
+/** Pipeline result column names, indexed as the addon packs them. */
+const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'above', 'bucket', 'error_row', 'error_field', 'error_code', 'error_message', 'timings', 'other']
+
+type Columns = Map<string, { data: unknown; dims: number[] }>
+
+/** Unpacks `[micros, bytes, header, strings]` into views over the one buffer. */
+function readPacked(payload: unknown[]): Columns {
+  const bytes = payload[1] as Uint8Array
+  const h = payload[2] as Float64Array
+  const m: Columns = new Map()
+  for (let i = 0; i < h.length; i += 5) {
+    const d0 = h[i + 3]
+    const d1 = h[i + 4]
+    const n = d1 < 0 ? d0 : d0 * d1
+    const off = bytes.byteOffset + h[i + 2]
+    const code = h[i + 1]
+    const data =
+      code === 1
+        ? new Float32Array(bytes.buffer, off, n)
+        : code === 6
+          ? new Int32Array(bytes.buffer, off, n)
+          : code === 11
+            ? new Float64Array(bytes.buffer, off, n)
+            : new Uint8Array(bytes.buffer, off, n)
+    m.set(PACKED_NAMES[h[i]], { data, dims: d1 < 0 ? [d0] : [d0, d1] })
+  }
+  const s = payload[3] as unknown[] | null
+  if (s) {
+    for (let i = 0; i < s.length; ) {
+      const count = s[i + 1] as number
+      m.set(PACKED_NAMES[s[i] as number], { data: s.slice(i + 2, i + 2 + count), dims: [count] })
+      i += 2 + count
+    }
   }
   return m
 }
 
-function timingsOf(named: Map<string, { data: unknown }>): StageTimings {
+function timingsOf(named: Columns): StageTimings {
   const t = named.get('timings')!.data as Float64Array
   return { preprocessMicros: t[0] / 1000, assembleMicros: t[1] / 1000, inferenceMicros: t[2] / 1000, postprocessMicros: t[3] / 1000 }
 }
@@ -1163,11 +1192,13 @@ export class Pipeline {
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #labels: string[] | undefined
   #fields: FieldSpec[]
+  #unfitted: string | null
 
   private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
     this.#spec = spec
     this.#session = session
     this.#native = n
+    this.#unfitted = n.unfitted
     this.#baseDir = baseDir
     this.#labels = spec.output.labels
     this.#fields = spec.fields
@@ -1246,7 +1277,7 @@ export class Pipeline {
     }
     const signal = options.signal as AbortSignal | undefined
     if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('run: options.signal must be an AbortSignal'))
-    return this.#execute(batch, true, signal).then((named) => {
+    return this.#execute(batch, true, signal, options.timings === true).then((named) => {
       const out = this.#objects(named, 1, batch.rejected)[0] as PipelineResult
       if (options.timings) out.timings = timingsOf(named)
       return out
@@ -1276,7 +1307,7 @@ export class Pipeline {
     }
     const signal = options.signal as AbortSignal | undefined
     if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('runBatch: options.signal must be an AbortSignal'))
-    return this.#execute(batch, failFast, signal).then((named) => {
+    return this.#execute(batch, failFast, signal, options.timings === true).then((named) => {
       if (options.output === 'columns') {
         const c = this.#columns(named, batch.rows, batch.rejected)
         if (options.timings) c.timings = timingsOf(named)
@@ -1309,6 +1340,7 @@ export class Pipeline {
     const spec = JSON.parse(fitted) as PipelineSpec
     try {
       this.#native = native.compilePipeline(this.#session[kNative], fitted)
+      this.#unfitted = this.#native.unfitted
     } catch (e) {
       throw fromNative(e)
     }
@@ -1338,23 +1370,37 @@ export class Pipeline {
     return this.dispose()
   }
 
-  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined): Promise<Map<string, { data: unknown; dims: number[] }>> {
-    if (this.#native.unfitted) {
-      return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#native.unfitted))
-    }
+  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean): Promise<Columns> {
+    if (this.#unfitted) return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#unfitted))
     const n = this.#session[kNative]
     const p = this.#native
     return this.#session[kExecute](
       this.#estimate,
-      (id) => n.submitPipeline(id, p, batch.flat, failFast),
-      () => n.runPipelineSync(p, batch.flat, failFast),
-      (payload) => readNamed(payload as unknown[]),
+      (id) => n.submitPipeline(id, p, batch.flat, failFast, timings),
+      () => n.runPipelineSync(p, batch.flat, failFast, timings),
+      (payload) => readPacked(payload as unknown[]),
       signal,
       batch.flat,
     )
   }
 
-  /** Transposes records into columns, checking each value against its field's type. */
+  /** The spec's fields grouped as the batch layout wants them. */
+  #layout(): { nums: FieldSpec[]; cats: FieldSpec[]; arrs: FieldSpec[]; arrWidth: number } {
+    const nums: FieldSpec[] = []
+    const cats: FieldSpec[] = []
+    const arrs: FieldSpec[] = []
+    let arrWidth = 0
+    for (const f of this.#fields) {
+      if (f.type === 'category') cats.push(f)
+      else if (f.type === 'array') {
+        arrs.push(f)
+        arrWidth += f.size ?? 1
+      } else nums.push(f)
+    }
+    return { nums, cats, arrs, arrWidth }
+  }
+
+  /** Transposes records into the batch layout, checking each value against its field's type. */
   #fromRecords(records: Record<string, unknown>[], failFast: boolean): ColumnBatch {
     const rows = records.length
     const rejected = new Map<number, OxinferError>()
@@ -1367,78 +1413,85 @@ export class Pipeline {
       const rec = records[r]
       if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
     }
-    const flat: unknown[] = [rows, null, null, null]
-    for (const f of this.#fields) {
+    const L = this.#layout()
+    const nums = new Float64Array(L.nums.length * rows)
+    const codes = new Int32Array(L.cats.length * rows)
+    const uniques: string[] = []
+    const counts = new Int32Array(L.cats.length)
+    const arrs = new Float64Array(L.arrWidth * rows)
+    const get = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
+    const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
+    L.nums.forEach((f, j) => {
       const name = f.name
-      const get = (r: number): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
-      const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
-      if (f.type === 'category') {
-        const codes = new Int32Array(rows)
-        const dict = new Map<string, number>()
-        for (let r = 0; r < rows; r++) {
-          const v = get(r)
-          if (typeof v === 'string') {
-            let c = dict.get(v)
-            if (c === undefined) dict.set(v, (c = dict.size))
-            codes[r] = c
-          } else {
-            if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
-            codes[r] = -1
+      const base = j * rows
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, name)
+        if (missing(v)) nums[base + r] = Number.NaN
+        else if (f.type === 'boolean') {
+          if (typeof v === 'boolean') nums[base + r] = v ? 1 : 0
+          else {
+            reject(r, name, `row ${r}: field '${name}' expects a boolean, got ${describeValue(v)}`)
+            nums[base + r] = Number.NaN
           }
+        } else if (typeof v === 'number' && (f.type === 'number' || Number.isInteger(v) || !Number.isFinite(v))) nums[base + r] = v
+        else {
+          reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
+          nums[base + r] = Number.NaN
         }
-        flat.push(name, 1, codes, [...dict.keys()])
-      } else if (f.type === 'array') {
-        const size = f.size ?? 1
-        const data = new Float64Array(rows * size).fill(Number.NaN)
-        for (let r = 0; r < rows; r++) {
-          const v = get(r)
-          if (missing(v)) continue
-          if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)))) {
-            reject(r, name, `row ${r}: field '${name}' expects an array of ${size} numbers, got ${describeValue(v)}`)
-            continue
-          }
-          const a = v as ArrayLike<unknown>
-          if (a.length !== size) {
-            reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${a.length}`)
-            continue
-          }
-          for (let j = 0; j < size; j++) {
-            const x = a[j]
-            if (typeof x === 'number') data[r * size + j] = x
-            else if (!missing(x)) {
-              reject(r, name, `row ${r}: field '${name}' element ${j} expects a number, got ${describeValue(x)}`)
-              break
-            }
-          }
-        }
-        flat.push(name, 2, data, null)
-      } else {
-        const data = new Float64Array(rows)
-        for (let r = 0; r < rows; r++) {
-          const v = get(r)
-          if (missing(v)) {
-            data[r] = Number.NaN
-          } else if (f.type === 'boolean') {
-            if (typeof v === 'boolean') data[r] = v ? 1 : 0
-            else {
-              reject(r, name, `row ${r}: field '${name}' expects a boolean, got ${describeValue(v)}`)
-              data[r] = Number.NaN
-            }
-          } else if (typeof v === 'number' && (f.type === 'number' || Number.isInteger(v) || !Number.isFinite(v))) {
-            data[r] = v
-          } else {
-            reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
-            data[r] = Number.NaN
-          }
-        }
-        flat.push(name, 0, data, null)
       }
+    })
+    L.cats.forEach((f, j) => {
+      const name = f.name
+      const base = j * rows
+      const dict = new Map<string, number>()
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, name)
+        if (typeof v === 'string') {
+          let c = dict.get(v)
+          if (c === undefined) {
+            dict.set(v, (c = dict.size))
+            uniques.push(v)
+          }
+          codes[base + r] = c
+        } else {
+          if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
+          codes[base + r] = -1
+        }
+      }
+      counts[j] = dict.size
+    })
+    let base = 0
+    for (const f of L.arrs) {
+      const name = f.name
+      const size = f.size ?? 1
+      arrs.fill(Number.NaN, base, base + rows * size)
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, name)
+        if (missing(v)) continue
+        if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)))) {
+          reject(r, name, `row ${r}: field '${name}' expects an array of ${size} numbers, got ${describeValue(v)}`)
+          continue
+        }
+        const a = v as ArrayLike<unknown>
+        if (a.length !== size) {
+          reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${a.length}`)
+          continue
+        }
+        for (let k = 0; k < size; k++) {
+          const x = a[k]
+          if (typeof x === 'number') arrs[base + r * size + k] = x
+          else if (!missing(x)) {
+            reject(r, name, `row ${r}: field '${name}' element ${k} expects a number, got ${describeValue(x)}`)
+            break
+          }
+        }
+      }
+      base += rows * size
     }
-    this.#finishBatch(flat, rejected)
-    return { flat, rows, rejected }
+    return { flat: this.#flat(rows, rejected, nums, codes, uniques, counts, arrs), rows, rejected }
   }
 
-  /** Checks and adopts columnar input (Float64Array columns cross without a copy). */
+  /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
   #fromColumns(columns: PipelineColumnsInput, failFast: boolean): ColumnBatch {
     const known = new Set(this.#fields.map((f) => f.name))
     for (const k of Object.keys(columns)) {
@@ -1465,89 +1518,106 @@ export class Pipeline {
       if (failFast) throw e
       if (!rejected.has(row)) rejected.set(row, e)
     }
-    const flat: unknown[] = [rows, null, null, null]
-    for (const f of this.#fields) {
+    const L = this.#layout()
+    const nums = new Float64Array(L.nums.length * rows)
+    const codes = new Int32Array(L.cats.length * rows).fill(-1)
+    const uniques: string[] = []
+    const counts = new Int32Array(L.cats.length)
+    const arrs = new Float64Array(L.arrWidth * rows)
+    L.nums.forEach((f, j) => {
       const c = columns[f.name] as ArrayLike<unknown> | undefined
       const name = f.name
-      if (f.type === 'category') {
-        const codes = new Int32Array(rows).fill(-1)
-        const dict = new Map<string, number>()
-        if (c) {
-          for (let r = 0; r < rows; r++) {
-            const v = c[r]
-            if (typeof v === 'string') {
-              let code = dict.get(v)
-              if (code === undefined) dict.set(v, (code = dict.size))
-              codes[r] = code
-            } else if (v !== null && v !== undefined) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
-          }
-        }
-        flat.push(name, 1, codes, [...dict.keys()])
-      } else if (f.type === 'array') {
-        const size = f.size ?? 1
-        let data: Float64Array
-        if (!c) data = new Float64Array(rows * size).fill(Number.NaN)
-        else if (c instanceof Float64Array && c.length === rows * size) data = c
-        else if (ArrayBuffer.isView(c) && (c as ArrayLike<number>).length === rows * size) data = Float64Array.from(c as ArrayLike<number>)
-        else {
-          data = new Float64Array(rows * size).fill(Number.NaN)
-          for (let r = 0; r < rows; r++) {
-            const v = c[r] as ArrayLike<unknown> | null | undefined
-            if (v === null || v === undefined) continue
-            if (typeof v !== 'object' || v.length !== size) {
-              reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${describeValue(v)}`)
-              continue
-            }
-            for (let j = 0; j < size; j++) {
-              const x = v[j]
-              if (typeof x === 'number') data[r * size + j] = x
-              else if (x !== null && x !== undefined) reject(r, name, `row ${r}: field '${name}' element ${j} expects a number, got ${describeValue(x)}`)
-            }
-          }
-        }
-        flat.push(name, 2, data, null)
+      const base = j * rows
+      if (!c) nums.fill(Number.NaN, base, base + rows)
+      else if (c instanceof Float64Array || (ArrayBuffer.isView(c) && !(c instanceof BigInt64Array) && !(c instanceof BigUint64Array) && f.type !== 'boolean')) {
+        nums.set(c as ArrayLike<number>, base)
       } else {
-        let data: Float64Array
-        if (!c) data = new Float64Array(rows).fill(Number.NaN)
-        else if (c instanceof Float64Array) data = c
-        else if (ArrayBuffer.isView(c) && !(c instanceof BigInt64Array) && !(c instanceof BigUint64Array)) data = Float64Array.from(c as ArrayLike<number>)
-        else {
-          data = new Float64Array(rows)
-          for (let r = 0; r < rows; r++) {
-            const v = c[r]
-            if (v === null || v === undefined) data[r] = Number.NaN
-            else if (f.type === 'boolean' && typeof v === 'boolean') data[r] = v ? 1 : 0
-            else if (typeof v === 'number' && f.type !== 'boolean' && (f.type === 'number' || Number.isInteger(v) || Number.isNaN(v))) data[r] = v
-            else {
-              reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'boolean' ? 'a boolean' : f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
-              data[r] = Number.NaN
-            }
+        for (let r = 0; r < rows; r++) {
+          const v = c[r]
+          if (v === null || v === undefined) nums[base + r] = Number.NaN
+          else if (f.type === 'boolean' && typeof v === 'boolean') nums[base + r] = v ? 1 : 0
+          else if (f.type === 'boolean' && ArrayBuffer.isView(c) && (v === 0 || v === 1)) nums[base + r] = v as number
+          else if (typeof v === 'number' && f.type !== 'boolean' && (f.type === 'number' || Number.isInteger(v) || Number.isNaN(v))) nums[base + r] = v
+          else {
+            reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'boolean' ? 'a boolean' : f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
+            nums[base + r] = Number.NaN
           }
         }
-        flat.push(name, 0, data, null)
       }
+    })
+    L.cats.forEach((f, j) => {
+      const c = columns[f.name] as ArrayLike<unknown> | undefined
+      const name = f.name
+      const base = j * rows
+      const dict = new Map<string, number>()
+      if (c) {
+        for (let r = 0; r < rows; r++) {
+          const v = c[r]
+          if (typeof v === 'string') {
+            let code = dict.get(v)
+            if (code === undefined) {
+              dict.set(v, (code = dict.size))
+              uniques.push(v)
+            }
+            codes[base + r] = code
+          } else if (v !== null && v !== undefined) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
+        }
+      }
+      counts[j] = dict.size
+    })
+    let base = 0
+    for (const f of L.arrs) {
+      const c = columns[f.name] as ArrayLike<unknown> | undefined
+      const name = f.name
+      const size = f.size ?? 1
+      if (!c) arrs.fill(Number.NaN, base, base + rows * size)
+      else if (ArrayBuffer.isView(c) && (c as ArrayLike<number>).length === rows * size) arrs.set(c as ArrayLike<number>, base)
+      else {
+        arrs.fill(Number.NaN, base, base + rows * size)
+        for (let r = 0; r < rows; r++) {
+          const v = c[r] as ArrayLike<unknown> | null | undefined
+          if (v === null || v === undefined) continue
+          if (typeof v !== 'object' || v.length !== size) {
+            reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${describeValue(v)}`)
+            continue
+          }
+          for (let k = 0; k < size; k++) {
+            const x = v[k]
+            if (typeof x === 'number') arrs[base + r * size + k] = x
+            else if (x !== null && x !== undefined) reject(r, name, `row ${r}: field '${name}' element ${k} expects a number, got ${describeValue(x)}`)
+          }
+        }
+      }
+      base += rows * size
     }
-    this.#finishBatch(flat, rejected)
-    return { flat, rows, rejected }
+    return { flat: this.#flat(rows, rejected, nums, codes, uniques, counts, arrs), rows, rejected }
   }
 
-  #finishBatch(flat: unknown[], rejected: Map<number, OxinferError>): void {
-    const rows = new Int32Array(rejected.size)
+  #flat(
+    rows: number,
+    rejected: Map<number, OxinferError>,
+    nums: Float64Array,
+    codes: Int32Array,
+    uniques: string[],
+    counts: Int32Array,
+    arrs: Float64Array,
+  ): unknown[] {
+    if (rejected.size === 0) return [rows, null, null, null, nums, codes, uniques, counts, arrs]
+    const bad = new Int32Array(rejected.size)
     const fields: string[] = []
     const messages: string[] = []
     let i = 0
     for (const [r, e] of rejected) {
-      rows[i++] = r
+      bad[i++] = r
       fields.push(e.field ?? '')
       messages.push(e.message)
     }
-    flat[1] = rows
-    flat[2] = fields
-    flat[3] = messages
+    return [rows, bad, fields, messages, nums, codes, uniques, counts, arrs]
   }
 
-  #errorsOf(named: Map<string, { data: unknown }>, rows: number, rejected: Map<number, OxinferError>): (OxinferError | null)[] {
+  #errorsOf(named: Columns, rows: number, rejected: Map<number, OxinferError>): (OxinferError | null)[] {
     const errors: (OxinferError | null)[] = new Array(rows).fill(null)
+    if (!named.has('error_row')) return errors
     const er = named.get('error_row')!.data as Int32Array
     const ef = named.get('error_field')!.data as string[]
     const ec = named.get('error_code')!.data as string[]
@@ -1564,7 +1634,7 @@ export class Pipeline {
     return this.#labels ? this.#labels[i] : String(i)
   }
 
-  #columns(named: Map<string, { data: unknown; dims: number[] }>, rows: number, rejected: Map<number, OxinferError>): PipelineColumns {
+  #columns(named: Columns, rows: number, rejected: Map<number, OxinferError>): PipelineColumns {
     const scores = named.get('scores')!
     const k = scores.dims[1]
     const out: PipelineColumns = { rows, k, scores: scores.data as Float32Array, errors: this.#errorsOf(named, rows, rejected) }
@@ -1595,7 +1665,7 @@ export class Pipeline {
     return out
   }
 
-  #objects(named: Map<string, { data: unknown; dims: number[] }>, rows: number, rejected: Map<number, OxinferError>): (PipelineResult | PipelineRowError)[] {
+  #objects(named: Columns, rows: number, rejected: Map<number, OxinferError>): (PipelineResult | PipelineRowError)[] {
     const scores = named.get('scores')!
     const k = scores.dims[1]
     const sdata = scores.data as Float32Array

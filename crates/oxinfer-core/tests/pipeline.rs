@@ -57,7 +57,7 @@ fn penguins_match_scikit_learn() {
     let b = backend();
     let p = Pipeline::compile(spec("pipeline.json"), b.info()).unwrap();
     let (batch, proba) = batch();
-    let out = p.run(&batch, RunOptions { fail_fast: true }, &b, 0, &RunControl::new()).unwrap();
+    let out = p.run(&batch, RunOptions { fail_fast: true, timings: true }, &b, 0, &RunControl::new()).unwrap();
     let scores = out.iter().find(|t| t.name == "scores").unwrap().to_vec::<f32>().unwrap();
     for (i, want) in proba.iter().enumerate() {
         for (j, w) in want.iter().enumerate() {
@@ -87,4 +87,60 @@ fn spec_errors_name_the_stage() {
     assert!(e.stage().unwrap().starts_with("features[0]"), "{e}");
     let e = pipeline::parse(r#"{"version":1,"model":"m","fields":[],"features":[],"output":{"tensor":"y"},"preprocess":[{"op":"zscore","fields":["a"]}]}"#).unwrap_err();
     assert_eq!(e.stage(), Some("preprocess[0] (zscore)"));
+}
+
+#[test]
+#[ignore]
+fn small_batch_cost() {
+    let b = backend();
+    let p = Pipeline::compile(spec("pipeline.json"), b.info()).unwrap();
+    let (all, _) = batch();
+    // One-row batch from row 0.
+    let cols = all
+        .columns
+        .iter()
+        .map(|(n, c)| {
+            let c = match c {
+                InColumn::OwnedNum(v) => InColumn::OwnedNum(vec![v[0]]),
+                InColumn::OwnedCat { codes, uniques } => InColumn::OwnedCat { codes: vec![codes[0]], uniques: uniques.clone() },
+                _ => unreachable!(),
+            };
+            (n.clone(), c)
+        })
+        .collect();
+    let one = Batch { rows: 1, columns: cols, rejected: vec![] };
+    let mut sum = [0f64; 4];
+    let n = 20000;
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        let out = p.run(&one, RunOptions { fail_fast: true, timings: true }, &b, 0, &RunControl::new()).unwrap();
+        let t = out.iter().find(|t| t.name == "timings").unwrap().to_vec::<f64>().unwrap();
+        for i in 0..4 {
+            sum[i] += t[i];
+        }
+    }
+    let total = t0.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!("per run {total:.2} us; stages (us): {:?}", sum.map(|s| s / n as f64 / 1000.0));
+}
+
+#[test]
+#[ignore]
+fn raw_model_cost() {
+    let lib = root().join("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1");
+    let rt = library::runtime(&lib).unwrap();
+    for (model, input, width, out) in [("__test__/fixtures/penguins/penguins.onnx", "float_input", 10i64, 1usize), ("__test__/fixtures/tiny_mlp.onnx", "x", 16, 0)] {
+        for intra in [0usize, 1] {
+            let b = OnnxBackend::load(rt, ModelSource::Path(root().join(model)), &OnnxOptions { intra_op_threads: intra, ..Default::default() }).unwrap();
+            let x = oxinfer_core::InputTensor::from_values(input, oxinfer_core::DType::Float32, &[1, width], &vec![0.3f32; width as usize]).unwrap();
+            let n = 20000;
+            for _ in 0..2000 {
+                b.run(0, std::slice::from_ref(&x), &[out], &RunControl::new()).unwrap();
+            }
+            let t0 = std::time::Instant::now();
+            for _ in 0..n {
+                b.run(0, std::slice::from_ref(&x), &[out], &RunControl::new()).unwrap();
+            }
+            println!("{model} intra {intra}: {:.2} us", t0.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
+    }
 }

@@ -15,8 +15,8 @@ use crate::js;
 use crate::payload;
 
 pub enum Event {
-    /// A run finished (or failed); `true` when JS needs the output names.
-    Run(u64, CoreResult<RunOutput>, bool),
+    /// A run finished (or failed), and how to hand its outputs over.
+    Run(u64, CoreResult<RunOutput>, payload::Format),
     /// A dispose finished: every executing run has ended.
     Disposed(u64),
 }
@@ -102,7 +102,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             break;
         }
         let (id, val) = match &ev {
-            Event::Run(id, r, named) => (*id, payload::outcome(env, r, *named)?),
+            Event::Run(id, r, format) => (*id, payload::outcome(env, r, *format)?),
             Event::Disposed(id) => (*id, js::undefined(env)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;

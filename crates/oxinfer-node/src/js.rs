@@ -186,3 +186,9 @@ pub fn undefined(env: Env) -> Result<Val> {
     call!("get_undefined", sys::napi_get_undefined(env, &mut out));
     Ok(out)
 }
+
+pub fn null(env: Env) -> Result<Val> {
+    let mut out = ptr::null_mut();
+    call!("get_null", sys::napi_get_null(env, &mut out));
+    Ok(out)
+}

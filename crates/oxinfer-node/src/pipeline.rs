@@ -1,15 +1,24 @@
 //! Pipelines: compiling a spec against a session's model, fitting, and the
 //! columnar batch format that crosses from JS.
 //!
-//! Batch layout: `[rows, rejectedRows, rejectedFields, rejectedMessages,
-//! (name, kind, data, uniques)*]` with kind 0 = numbers (Float64Array),
-//! 1 = categories (Int32Array codes into the `uniques` string[]), 2 = arrays
-//! (Float64Array, row-major).
+//! Batch layout (fields in spec order, grouped by kind, so that a batch is a
+//! handful of typed arrays whatever its width):
+//! `[rows, rejectedRows, rejectedFields, rejectedMessages, numbers, codes,
+//! uniques, uniqueCounts, arrays]`:
+//! - `numbers`: Float64Array, the number/integer/boolean fields one after the
+//!   other, `rows` values each (NaN = missing);
+//! - `codes`: Int32Array, the category fields likewise, as indices into that
+//!   field's batch-local dictionary (-1 = missing);
+//! - `uniques`: string[], the dictionaries one after the other, with
+//!   `uniqueCounts` (Int32Array) giving each one's length;
+//! - `arrays`: Float64Array, the array fields one after the other, `rows * size`
+//!   values each, row-major;
+//! - the rejected* entries (or nulls) list rows that JS already found bad.
 
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
-use oxinfer_core::pipeline::{self, Batch, InColumn, Pipeline};
+use oxinfer_core::pipeline::{self, spec::FieldType, Batch, InColumn, Pipeline};
 use oxinfer_core::tensor::BorrowedBytes;
 use oxinfer_core::{Error as CoreError, Result as CoreResult};
 
@@ -29,53 +38,86 @@ fn strings(env: RawEnv, v: Val, what: &str) -> CoreResult<Vec<String>> {
         .collect()
 }
 
-fn bytes(env: RawEnv, v: Val, kind: i32, what: &str) -> CoreResult<BorrowedBytes> {
+/// A typed array of `kind`, as (data, element count).
+fn typed(env: RawEnv, v: Val, kind: i32, what: &str) -> CoreResult<(*const u8, usize)> {
     let view = js::typed_array(env, v)?.ok_or_else(|| bad(format!("{what} must be a typed array")))?;
     if view.kind != kind {
         return Err(bad(format!("{what} has the wrong typed array kind")));
     }
-    let size = if kind == js::FLOAT64 { 8 } else { 4 };
-    // SAFETY: JS keeps the batch referenced until the run settles.
-    Ok(unsafe { BorrowedBytes::new(view.data, view.len * size) })
+    Ok((view.data, view.len))
 }
 
-pub fn parse_batch(env: RawEnv, v: Val) -> CoreResult<Batch> {
-    if !js::is_array(env, v)? {
+fn is_nullish(env: RawEnv, v: Val) -> CoreResult<bool> {
+    let t = js::type_of(env, v)?;
+    Ok(t == napi::sys::ValueType::napi_null || t == napi::sys::ValueType::napi_undefined)
+}
+
+pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Batch> {
+    if !js::is_array(env, v)? || js::array_len(env, v)? != 9 {
         return Err(bad("malformed batch"));
     }
-    let n = js::array_len(env, v)?;
-    if n < 4 || (n - 4) % 4 != 0 {
-        return Err(bad("malformed batch"));
+    let at = |i| js::element(env, v, i);
+    let rows = js::number(env, at(0)?)?.filter(|r| r.fract() == 0.0 && *r >= 0.0).ok_or_else(|| bad("malformed batch"))? as usize;
+    let mut rejected = Vec::new();
+    if !is_nullish(env, at(1)?)? {
+        let (p, n) = typed(env, at(1)?, js::INT32, "rejected rows")?;
+        // SAFETY: an Int32Array of n elements at p.
+        let rows_bad = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(p as *const i32, n) } };
+        let fields = strings(env, at(2)?, "rejected fields")?;
+        let messages = strings(env, at(3)?, "rejected messages")?;
+        if fields.len() != n || messages.len() != n {
+            return Err(bad("malformed batch"));
+        }
+        for ((&r, f), m) in rows_bad.iter().zip(fields).zip(messages) {
+            rejected.push((r as usize, CoreError::bad_record(r as usize, f, m)));
+        }
     }
-    let rows = js::number(env, js::element(env, v, 0)?)?.filter(|r| r.fract() == 0.0 && *r >= 0.0).ok_or_else(|| bad("malformed batch"))? as usize;
-    let rej_rows = js::element(env, v, 1)?;
-    let rej_rows: Vec<i32> = {
-        let b = bytes(env, rej_rows, js::INT32, "rejected rows")?;
-        b.as_slice().chunks_exact(4).map(|c| i32::from_ne_bytes(c.try_into().expect("4 bytes"))).collect()
-    };
-    let fields = strings(env, js::element(env, v, 2)?, "rejected fields")?;
-    let messages = strings(env, js::element(env, v, 3)?, "rejected messages")?;
-    if fields.len() != rej_rows.len() || messages.len() != rej_rows.len() {
-        return Err(bad("malformed batch"));
-    }
-    let rejected = rej_rows
-        .iter()
-        .zip(fields)
-        .zip(messages)
-        .map(|((&r, f), m)| (r as usize, CoreError::bad_record(r as usize, f, m)))
-        .collect();
-    let mut columns = Vec::new();
-    for i in (4..n).step_by(4) {
-        let name = js::string(env, js::element(env, v, i)?)?.ok_or_else(|| bad("column names must be strings"))?;
-        let kind = js::number(env, js::element(env, v, i + 1)?)?.unwrap_or(-1.0);
-        let data = js::element(env, v, i + 2)?;
-        let col = match kind as i32 {
-            0 => InColumn::Num(bytes(env, data, js::FLOAT64, &name)?),
-            1 => InColumn::Cat { codes: bytes(env, data, js::INT32, &name)?, uniques: strings(env, js::element(env, v, i + 3)?, &name)? },
-            2 => InColumn::Arr(bytes(env, data, js::FLOAT64, &name)?),
-            _ => return Err(bad(format!("column '{name}' has an unknown kind"))),
+    let (nums, n_nums) = typed(env, at(4)?, js::FLOAT64, "numbers")?;
+    let (codes, n_codes) = typed(env, at(5)?, js::INT32, "codes")?;
+    let uniques = strings(env, at(6)?, "uniques")?;
+    let (counts, n_counts) = typed(env, at(7)?, js::INT32, "unique counts")?;
+    let (arrs, n_arrs) = typed(env, at(8)?, js::FLOAT64, "arrays")?;
+    // SAFETY: an Int32Array of n_counts elements.
+    let counts = if n_counts == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(counts as *const i32, n_counts) } };
+    let (mut num_at, mut code_at, mut uniq_at, mut arr_at, mut cat_i) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut columns = Vec::with_capacity(spec.fields.len());
+    for f in &spec.fields {
+        let short = || bad(format!("the batch is too short for field '{}'", f.name));
+        let col = match f.kind {
+            FieldType::Category => {
+                let count = *counts.get(cat_i).ok_or_else(short)? as usize;
+                cat_i += 1;
+                if code_at + rows > n_codes || uniq_at + count > uniques.len() {
+                    return Err(short());
+                }
+                // SAFETY: in bounds of the JS Int32Array, kept alive until the run settles.
+                let b = unsafe { BorrowedBytes::new(codes.add(code_at * 4), rows * 4) };
+                code_at += rows;
+                let u = uniques[uniq_at..uniq_at + count].to_vec();
+                uniq_at += count;
+                InColumn::Cat { codes: b, uniques: u }
+            }
+            FieldType::Array => {
+                let n = rows * f.size.unwrap_or(1);
+                if arr_at + n > n_arrs {
+                    return Err(short());
+                }
+                // SAFETY: as above.
+                let b = unsafe { BorrowedBytes::new(arrs.add(arr_at * 8), n * 8) };
+                arr_at += n;
+                InColumn::Arr(b)
+            }
+            _ => {
+                if num_at + rows > n_nums {
+                    return Err(short());
+                }
+                // SAFETY: as above.
+                let b = unsafe { BorrowedBytes::new(nums.add(num_at * 8), rows * 8) };
+                num_at += rows;
+                InColumn::Num(b)
+            }
         };
-        columns.push((name, col));
+        columns.push((f.name.clone(), col));
     }
     Ok(Batch { rows, columns, rejected })
 }
@@ -132,6 +174,7 @@ impl Task for FitTask {
 /// Learns the spec's stage parameters from a batch, off the JS thread; resolves to the fitted spec (JSON).
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn fit_pipeline(env: Env, spec: String, batch: Unknown) -> Result<AsyncTask<FitTask>> {
-    let batch = parse_batch(env.raw(), batch.value().value).js()?;
+    let parsed = pipeline::parse(&spec).js()?;
+    let batch = parse_batch(env.raw(), &parsed, batch.value().value).js()?;
     Ok(AsyncTask::new(FitTask { spec, batch: Some(batch) }))
 }

@@ -13,6 +13,7 @@ use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub, NativeHub};
 use crate::pipeline::NativePipeline;
 use oxinfer_core::pipeline::RunOptions;
+use crate::payload::Format;
 use crate::{feeds, payload};
 
 #[napi(object)]
@@ -208,7 +209,7 @@ impl NativeSession {
             id,
             work: oxinfer_core::model_run(inputs, wanted),
             ctl: Arc::new(RunControl::new()),
-            done: Box::new(move |r| hub.push(Event::Run(id, r, false))),
+            done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
         };
         scheduler.submit(job).js()
     }
@@ -219,37 +220,37 @@ impl NativeSession {
     pub fn run_sync(&self, env: Env, feeds: Unknown, outputs: Option<Vec<String>>) -> Result<Unknown<'_>> {
         let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
         let r = scheduler.run_now(oxinfer_core::model_run(inputs, wanted));
-        let v = payload::outcome(env.raw(), &r, false).js()?;
+        let v = payload::outcome(env.raw(), &r, Format::Plain).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
 
     /// Queues a pipeline run over a columnar batch; results arrive named, under `id`.
     #[napi(catch_unwind)]
-    pub fn submit_pipeline(&self, env: Env, id: f64, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool) -> Result<()> {
+    pub fn submit_pipeline(&self, env: Env, id: f64, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool) -> Result<()> {
         let scheduler = self.scheduler().js()?;
-        let batch = crate::pipeline::parse_batch(env.raw(), batch.value().value).js()?;
+        let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
         let p = Arc::clone(&pipeline.inner);
         let hub = Arc::clone(&self.hub);
         let id = id as u64;
-        let opts = RunOptions { fail_fast };
+        let opts = RunOptions { fail_fast, timings };
         let job = Job {
             id,
             work: Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl)),
             ctl: Arc::new(RunControl::new()),
-            done: Box::new(move |r| hub.push(Event::Run(id, r, true))),
+            done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
         };
         scheduler.submit(job).js()
     }
 
     /// A pipeline run on the calling thread (the inline rule applies, as for `runSync`).
     #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
-    pub fn run_pipeline_sync(&self, env: Env, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool) -> Result<Unknown<'_>> {
+    pub fn run_pipeline_sync(&self, env: Env, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool) -> Result<Unknown<'_>> {
         let scheduler = self.scheduler().js()?;
-        let batch = crate::pipeline::parse_batch(env.raw(), batch.value().value).js()?;
+        let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
         let p = Arc::clone(&pipeline.inner);
-        let opts = RunOptions { fail_fast };
+        let opts = RunOptions { fail_fast, timings };
         let r = scheduler.run_now(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl)));
-        let v = payload::outcome(env.raw(), &r, true).js()?;
+        let v = payload::outcome(env.raw(), &r, Format::Packed).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
 

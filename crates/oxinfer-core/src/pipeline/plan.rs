@@ -26,6 +26,8 @@ pub struct StageTimings {
 pub struct RunOptions {
     /// Fail the whole batch on the first bad row (else bad rows get errors beside good results).
     pub fail_fast: bool,
+    /// Return a `timings` column (ns per stage).
+    pub timings: bool,
 }
 
 /// Where a feature's value comes from after the stages ran.
@@ -53,6 +55,9 @@ pub struct Pipeline {
     k: Option<usize>,
     /// The first stage that still needs `fit`, if any.
     unfitted: Option<String>,
+    /// Per stage: its label for errors, and its prepared lookups.
+    stage_labels: Vec<String>,
+    prepared: Vec<stages::Prepared>,
 }
 
 /// What a name can resolve to while the stages are simulated.
@@ -290,7 +295,9 @@ impl Pipeline {
                 _ => {}
             }
         }
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted })
+        let stage_labels = spec.preprocess.iter().enumerate().map(|(i, s)| s.label(i)).collect();
+        let prepared = spec.preprocess.iter().map(stages::Prepared::new).collect();
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared })
     }
 
     pub fn spec(&self) -> &Spec {
@@ -346,7 +353,7 @@ impl Pipeline {
         let clock = Instant::now();
         let mut frame = self.frame(batch)?;
         for (i, stage) in self.spec.preprocess.iter().enumerate() {
-            stages::apply(stage, &stage.label(i), &mut frame)?;
+            stages::apply(stage, &self.stage_labels[i], &self.prepared[i], &mut frame)?;
         }
         t.preprocess = clock.elapsed().as_nanos() as u64;
 
@@ -410,7 +417,7 @@ impl Pipeline {
 
         let clock = Instant::now();
         let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
-        let out = self.results(&frame, &good, &scores, k, d, t, clock);
+        let out = self.results(&frame, &good, &scores, k, d, t, clock, opts.timings);
         Ok(out)
     }
 
@@ -460,7 +467,7 @@ impl Pipeline {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn results(&self, frame: &Frame, good: &[usize], scores: &[f64], k: usize, d: post::Decisions, mut t: StageTimings, clock: Instant) -> Vec<OutputTensor> {
+    fn results(&self, frame: &Frame, good: &[usize], scores: &[f64], k: usize, d: post::Decisions, mut t: StageTimings, clock: Instant, timings: bool) -> Vec<OutputTensor> {
         let rows = frame.rows;
         let mut out = Vec::new();
         // Scores for every row; rows that failed stay NaN.
@@ -507,14 +514,19 @@ impl Pipeline {
         if let Some(b) = &d.bucket {
             out.push(tensor("bucket", DType::Int32, vec![rows as i64], scatter_i32(b, 1, -1)));
         }
+        // Error columns only when some row failed: every output costs a JS allocation.
         let errors: Vec<(usize, &Error)> = frame.row_errors.iter().enumerate().filter_map(|(r, e)| e.as_ref().map(|e| (r, e))).collect();
-        out.push(tensor("error_row", DType::Int32, vec![errors.len() as i64], errors.iter().map(|(r, _)| *r as i32).collect::<Vec<i32>>()));
-        let strings = |name: &str, v: Vec<String>| OutputTensor { name: name.into(), dtype: DType::String, dims: vec![v.len() as i64], data: OutputData::Strings(v) };
-        out.push(strings("error_field", errors.iter().map(|(_, e)| e.field().unwrap_or("").to_string()).collect()));
-        out.push(strings("error_code", errors.iter().map(|(_, e)| e.code().to_string()).collect()));
-        out.push(strings("error_message", errors.iter().map(|(_, e)| e.to_string()).collect()));
+        if !errors.is_empty() {
+            out.push(tensor("error_row", DType::Int32, vec![errors.len() as i64], errors.iter().map(|(r, _)| *r as i32).collect::<Vec<i32>>()));
+            let strings = |name: &str, v: Vec<String>| OutputTensor { name: name.into(), dtype: DType::String, dims: vec![v.len() as i64], data: OutputData::Strings(v) };
+            out.push(strings("error_field", errors.iter().map(|(_, e)| e.field().unwrap_or("").to_string()).collect()));
+            out.push(strings("error_code", errors.iter().map(|(_, e)| e.code().to_string()).collect()));
+            out.push(strings("error_message", errors.iter().map(|(_, e)| e.to_string()).collect()));
+        }
         t.postprocess = clock.elapsed().as_nanos() as u64;
-        out.push(tensor("timings", DType::Float64, vec![4], vec![t.preprocess as f64, t.assemble as f64, t.inference as f64, t.postprocess as f64]));
+        if timings {
+            out.push(tensor("timings", DType::Float64, vec![4], vec![t.preprocess as f64, t.assemble as f64, t.inference as f64, t.postprocess as f64]));
+        }
         out
     }
 
@@ -524,12 +536,21 @@ impl Pipeline {
     pub fn fit(spec: &Spec, batch: &Batch) -> Result<Spec> {
         let mut fitted = spec.clone();
         // Only the input schema matters for reading the batch.
-        let reader = Pipeline { spec: spec.clone(), assemblies: vec![], output: 0, output_dtype: DType::Float32, k: None, unfitted: None };
+        let reader = Pipeline {
+            spec: spec.clone(),
+            assemblies: vec![],
+            output: 0,
+            output_dtype: DType::Float32,
+            k: None,
+            unfitted: None,
+            stage_labels: vec![],
+            prepared: vec![],
+        };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {
             let label = stage.label(i);
             stages::fit(stage, &label, &frame)?;
-            stages::apply(stage, &label, &mut frame)?;
+            stages::apply(stage, &label, &stages::Prepared::new(stage), &mut frame)?;
         }
         Ok(fitted)
     }

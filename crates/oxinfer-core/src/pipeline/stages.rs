@@ -92,8 +92,28 @@ fn per_field<'a>(map: &'a Option<BTreeMap<String, f64>>, field: &str) -> f64 {
     map.as_ref().and_then(|m| m.get(field)).copied().unwrap_or(f64::NAN)
 }
 
+/// Per-stage lookups prepared once when a pipeline is compiled, so runs do not
+/// rebuild them: the category index and the one-hot feature names.
+#[derive(Default)]
+pub struct Prepared {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+}
+
+impl Prepared {
+    pub fn new(stage: &Stage) -> Self {
+        match stage {
+            Stage::OneHot { field, categories: Some(cats), .. } | Stage::Ordinal { field, categories: Some(cats), .. } => Prepared {
+                index: cats.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
+                names: cats.iter().map(|c| format!("{field}={c}")).collect(),
+            },
+            _ => Prepared::default(),
+        }
+    }
+}
+
 /// Applies one fitted stage to the frame.
-pub fn apply(stage: &Stage, label: &str, frame: &mut Frame) -> Result<()> {
+pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame) -> Result<()> {
     match stage {
         Stage::Impute { fields, strategy, value, values: fitted, .. } => {
             for f in fields {
@@ -154,7 +174,7 @@ pub fn apply(stage: &Stage, label: &str, frame: &mut Frame) -> Result<()> {
             let Some(Col::Cat { codes, vocab }) = frame.get(field) else {
                 return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
             };
-            let lookup = vocab_map(vocab, cats);
+            let lookup = vocab_map(vocab, &prepared.index);
             let mut outs = vec![vec![0f64; frame.rows]; cats.len()];
             let mut bad = Vec::new();
             for (row, &c) in codes.iter().enumerate() {
@@ -167,8 +187,8 @@ pub fn apply(stage: &Stage, label: &str, frame: &mut Frame) -> Result<()> {
             for (row, what) in bad {
                 frame.reject(row, Error::bad_record(row, field, format!("field '{field}': {what} (known: {})", cats.join(", "))));
             }
-            for (cat, col) in cats.iter().zip(outs) {
-                frame.insert(&format!("{field}={cat}"), Col::Num(col));
+            for (name, col) in prepared.names.iter().zip(outs) {
+                frame.insert(name, Col::Num(col));
             }
         }
         Stage::Ordinal { field, categories, unknown, unknown_value, .. } => {
@@ -176,7 +196,7 @@ pub fn apply(stage: &Stage, label: &str, frame: &mut Frame) -> Result<()> {
             let Some(Col::Cat { codes, vocab }) = frame.get(field) else {
                 return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
             };
-            let lookup = vocab_map(vocab, cats);
+            let lookup = vocab_map(vocab, &prepared.index);
             let mut out = vec![*unknown_value; frame.rows];
             let mut bad = Vec::new();
             for (row, &c) in codes.iter().enumerate() {
@@ -204,8 +224,7 @@ fn describe(code: i32, vocab: &[String]) -> String {
 }
 
 /// For each batch-local string, its index in the fitted vocabulary.
-fn vocab_map(vocab: &[String], cats: &[String]) -> Vec<Option<usize>> {
-    let known: HashMap<&str, usize> = cats.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+fn vocab_map(vocab: &[String], known: &HashMap<String, usize>) -> Vec<Option<usize>> {
     vocab.iter().map(|v| known.get(v.as_str()).copied()).collect()
 }
 
