@@ -1130,28 +1130,24 @@ const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'abo
 
 type Columns = Map<string, { data: unknown; dims: number[] }>
 
-/** Unpacks `[micros, bytes, header, strings]` into views over the one buffer. */
+/** Unpacks `[micros, bytes, strings]` into views over the one buffer (see payload.rs). */
 function readPacked(payload: unknown[]): Columns {
   const bytes = payload[1] as Uint8Array
-  const h = payload[2] as Float64Array
+  const buf = bytes.buffer
+  const base = bytes.byteOffset
+  const h = new Float64Array(buf, base, 1 + 5 * new Float64Array(buf, base, 1)[0])
   const m: Columns = new Map()
-  for (let i = 0; i < h.length; i += 5) {
+  for (let i = 1; i < h.length; i += 5) {
     const d0 = h[i + 3]
     const d1 = h[i + 4]
     const n = d1 < 0 ? d0 : d0 * d1
-    const off = bytes.byteOffset + h[i + 2]
+    const off = base + h[i + 2]
     const code = h[i + 1]
     const data =
-      code === 1
-        ? new Float32Array(bytes.buffer, off, n)
-        : code === 6
-          ? new Int32Array(bytes.buffer, off, n)
-          : code === 11
-            ? new Float64Array(bytes.buffer, off, n)
-            : new Uint8Array(bytes.buffer, off, n)
+      code === 1 ? new Float32Array(buf, off, n) : code === 6 ? new Int32Array(buf, off, n) : code === 11 ? new Float64Array(buf, off, n) : new Uint8Array(buf, off, n)
     m.set(PACKED_NAMES[h[i]], { data, dims: d1 < 0 ? [d0] : [d0, d1] })
   }
-  const s = payload[3] as unknown[] | null
+  const s = payload[2] as unknown[] | null
   if (s) {
     for (let i = 0; i < s.length; ) {
       const count = s[i + 1] as number
@@ -1171,6 +1167,14 @@ function describeValue(v: unknown): string {
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`
   if (Array.isArray(v)) return `an array of ${v.length}`
   return v === null ? 'null' : typeof v
+}
+
+/** The spec's fields grouped by how they cross. */
+interface BatchLayout {
+  nums: FieldSpec[]
+  cats: FieldSpec[]
+  arrs: FieldSpec[]
+  arrWidth: number
 }
 
 /** A batch transposed into columns, ready to cross to native code. */
@@ -1385,7 +1389,7 @@ export class Pipeline {
   }
 
   /** The spec's fields grouped as the batch layout wants them. */
-  #layout(): { nums: FieldSpec[]; cats: FieldSpec[]; arrs: FieldSpec[]; arrWidth: number } {
+  #layout(): BatchLayout {
     const nums: FieldSpec[] = []
     const cats: FieldSpec[] = []
     const arrs: FieldSpec[] = []
@@ -1414,11 +1418,8 @@ export class Pipeline {
       if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
     }
     const L = this.#layout()
-    const nums = new Float64Array(L.nums.length * rows)
-    const codes = new Int32Array(L.cats.length * rows)
+    const { data, nums, codes, counts, arrs } = this.#alloc(L, rows)
     const uniques: string[] = []
-    const counts = new Int32Array(L.cats.length)
-    const arrs = new Float64Array(L.arrWidth * rows)
     const get = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
     const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
     L.nums.forEach((f, j) => {
@@ -1488,7 +1489,7 @@ export class Pipeline {
       }
       base += rows * size
     }
-    return { flat: this.#flat(rows, rejected, nums, codes, uniques, counts, arrs), rows, rejected }
+    return { flat: this.#flat(rows, rejected, data, uniques), rows, rejected }
   }
 
   /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
@@ -1519,11 +1520,9 @@ export class Pipeline {
       if (!rejected.has(row)) rejected.set(row, e)
     }
     const L = this.#layout()
-    const nums = new Float64Array(L.nums.length * rows)
-    const codes = new Int32Array(L.cats.length * rows).fill(-1)
+    const { data, nums, codes, counts, arrs } = this.#alloc(L, rows)
+    codes.fill(-1)
     const uniques: string[] = []
-    const counts = new Int32Array(L.cats.length)
-    const arrs = new Float64Array(L.arrWidth * rows)
     L.nums.forEach((f, j) => {
       const c = columns[f.name] as ArrayLike<unknown> | undefined
       const name = f.name
@@ -1590,19 +1589,25 @@ export class Pipeline {
       }
       base += rows * size
     }
-    return { flat: this.#flat(rows, rejected, nums, codes, uniques, counts, arrs), rows, rejected }
+    return { flat: this.#flat(rows, rejected, data, uniques), rows, rejected }
   }
 
-  #flat(
-    rows: number,
-    rejected: Map<number, OxinferError>,
-    nums: Float64Array,
-    codes: Int32Array,
-    uniques: string[],
-    counts: Int32Array,
-    arrs: Float64Array,
-  ): unknown[] {
-    if (rejected.size === 0) return [rows, null, null, null, nums, codes, uniques, counts, arrs]
+  /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */
+  #alloc(L: BatchLayout, rows: number): { data: Float64Array; nums: Float64Array; codes: Float64Array; counts: Float64Array; arrs: Float64Array } {
+    const nNum = L.nums.length * rows
+    const nCat = L.cats.length * rows
+    const data = new Float64Array(nNum + nCat + L.cats.length + L.arrWidth * rows)
+    return {
+      data,
+      nums: data.subarray(0, nNum),
+      codes: data.subarray(nNum, nNum + nCat),
+      counts: data.subarray(nNum + nCat, nNum + nCat + L.cats.length),
+      arrs: data.subarray(nNum + nCat + L.cats.length),
+    }
+  }
+
+  #flat(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[]): unknown[] {
+    if (rejected.size === 0) return [rows, null, null, null, data, uniques]
     const bad = new Int32Array(rejected.size)
     const fields: string[] = []
     const messages: string[] = []
@@ -1612,7 +1617,7 @@ export class Pipeline {
       fields.push(e.field ?? '')
       messages.push(e.message)
     }
-    return [rows, bad, fields, messages, nums, codes, uniques, counts, arrs]
+    return [rows, bad, fields, messages, data, uniques]
   }
 
   #errorsOf(named: Columns, rows: number, rejected: Map<number, OxinferError>): (OxinferError | null)[] {

@@ -2,12 +2,12 @@
 //! Output data is copied exactly once.
 //!
 //! - Model runs: `[micros, code, data, dims, ...]`, one typed array per output.
-//! - Pipeline runs (packed): `[micros, buffer, header, strings]`: every numeric
-//!   result column in one ArrayBuffer, so JS makes cheap views instead of this
-//!   side making a dozen JS objects. `header` is a Float64Array of 5 numbers per
-//!   column: name index (see `PACKED_NAMES`), dtype code, byte offset, dim 0,
-//!   dim 1 (-1 when rank 1); string columns go to `strings` (name index, count,
-//!   then the strings), which is null when there are none.
+//! - Pipeline runs (packed): `[micros, bytes, strings]`: every numeric result
+//!   column in one Uint8Array, so JS makes cheap views instead of this side
+//!   making a dozen JS objects. The bytes start with a header of f64s: the
+//!   column count, then 5 numbers per column: name index (see `PACKED_NAMES`),
+//!   dtype code, byte offset, dim 0, dim 1 (-1 when rank 1). String columns go
+//!   to `strings` (name index, count, then the strings), null when none.
 
 use oxinfer_core::{Error, Result, RunOutput};
 
@@ -27,16 +27,17 @@ pub const PACKED_NAMES: [&str; 13] = [
 ];
 
 fn packed(env: Env, out: &RunOutput) -> Result<Val> {
-    let mut total = 0usize;
-    for t in &out.tensors {
-        if t.strings().is_none() {
-            total = total.div_ceil(8) * 8 + t.bytes().len();
-        }
+    let numeric = out.tensors.iter().filter(|t| t.strings().is_none()).count();
+    let header_len = 8 * (1 + 5 * numeric);
+    let mut total = header_len;
+    for t in out.tensors.iter().filter(|t| t.strings().is_none()) {
+        total = total.div_ceil(8) * 8 + t.bytes().len();
     }
-    let mut header: Vec<f64> = Vec::with_capacity(out.tensors.len() * 5);
     let mut bytes = vec![0u8; total];
+    let mut header: Vec<f64> = Vec::with_capacity(1 + 5 * numeric);
+    header.push(numeric as f64);
     let mut strings: Vec<(usize, &[String])> = Vec::new();
-    let mut at = 0usize;
+    let mut at = header_len;
     for t in &out.tensors {
         let id = PACKED_NAMES.iter().position(|n| *n == t.name).unwrap_or(PACKED_NAMES.len() - 1);
         if let Some(s) = t.strings() {
@@ -51,14 +52,14 @@ fn packed(env: Env, out: &RunOutput) -> Result<Val> {
         header.extend_from_slice(&[id as f64, t.dtype as u8 as f64, at as f64, d0, d1]);
         at += b.len();
     }
-    let arr = js::new_array(env, 4)?;
+    for (i, h) in header.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&h.to_ne_bytes());
+    }
+    let arr = js::new_array(env, 3)?;
     js::set(env, arr, 0, js::new_number(env, out.micros as f64)?)?;
     js::set(env, arr, 1, js::new_typed_array(env, oxinfer_core::DType::Uint8, &bytes)?)?;
-    // SAFETY: f64s viewed as their bytes.
-    let hb = unsafe { std::slice::from_raw_parts(header.as_ptr() as *const u8, header.len() * 8) };
-    js::set(env, arr, 2, js::new_typed_array(env, oxinfer_core::DType::Float64, hb)?)?;
     if strings.is_empty() {
-        js::set(env, arr, 3, js::null(env)?)?;
+        js::set(env, arr, 2, js::null(env)?)?;
     } else {
         let n: usize = strings.iter().map(|(_, s)| 2 + s.len()).sum();
         let sa = js::new_array(env, n)?;
@@ -72,7 +73,7 @@ fn packed(env: Env, out: &RunOutput) -> Result<Val> {
                 i += 1;
             }
         }
-        js::set(env, arr, 3, sa)?;
+        js::set(env, arr, 2, sa)?;
     }
     Ok(arr)
 }

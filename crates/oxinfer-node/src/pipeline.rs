@@ -1,19 +1,18 @@
 //! Pipelines: compiling a spec against a session's model, fitting, and the
 //! columnar batch format that crosses from JS.
 //!
-//! Batch layout (fields in spec order, grouped by kind, so that a batch is a
-//! handful of typed arrays whatever its width):
-//! `[rows, rejectedRows, rejectedFields, rejectedMessages, numbers, codes,
-//! uniques, uniqueCounts, arrays]`:
-//! - `numbers`: Float64Array, the number/integer/boolean fields one after the
-//!   other, `rows` values each (NaN = missing);
-//! - `codes`: Int32Array, the category fields likewise, as indices into that
-//!   field's batch-local dictionary (-1 = missing);
-//! - `uniques`: string[], the dictionaries one after the other, with
-//!   `uniqueCounts` (Int32Array) giving each one's length;
-//! - `arrays`: Float64Array, the array fields one after the other, `rows * size`
-//!   values each, row-major;
-//! - the rejected* entries (or nulls) list rows that JS already found bad.
+//! Batch layout (fields in spec order, grouped by kind, all numbers in one
+//! Float64Array so that a batch costs JS one typed array whatever its width):
+//! `[rows, rejectedRows, rejectedFields, rejectedMessages, data, uniques]`,
+//! where `data` holds, one after the other:
+//! - the number/integer/boolean fields, `rows` values each (NaN = missing);
+//! - the category fields, `rows` codes each, as indices into that field's
+//!   batch-local dictionary (-1 = missing);
+//! - one dictionary length per category field;
+//! - the array fields, `rows * size` values each, row-major.
+//!
+//! `uniques` (string[]) holds the dictionaries one after the other; the
+//! rejected* entries (or nulls) list rows that JS already found bad.
 
 use std::sync::Arc;
 
@@ -53,7 +52,7 @@ fn is_nullish(env: RawEnv, v: Val) -> CoreResult<bool> {
 }
 
 pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Batch> {
-    if !js::is_array(env, v)? || js::array_len(env, v)? != 9 {
+    if !js::is_array(env, v)? || js::array_len(env, v)? != 6 {
         return Err(bad("malformed batch"));
     }
     let at = |i| js::element(env, v, i);
@@ -72,48 +71,43 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
             rejected.push((r as usize, CoreError::bad_record(r as usize, f, m)));
         }
     }
-    let (nums, n_nums) = typed(env, at(4)?, js::FLOAT64, "numbers")?;
-    let (codes, n_codes) = typed(env, at(5)?, js::INT32, "codes")?;
-    let uniques = strings(env, at(6)?, "uniques")?;
-    let (counts, n_counts) = typed(env, at(7)?, js::INT32, "unique counts")?;
-    let (arrs, n_arrs) = typed(env, at(8)?, js::FLOAT64, "arrays")?;
-    // SAFETY: an Int32Array of n_counts elements.
-    let counts = if n_counts == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(counts as *const i32, n_counts) } };
-    let (mut num_at, mut code_at, mut uniq_at, mut arr_at, mut cat_i) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let (data, n_data) = typed(env, at(4)?, js::FLOAT64, "data")?;
+    let uniques = strings(env, at(5)?, "uniques")?;
+    let n_nums = spec.fields.iter().filter(|f| !matches!(f.kind, FieldType::Category | FieldType::Array)).count();
+    let n_cats = spec.fields.iter().filter(|f| f.kind == FieldType::Category).count();
+    let n_arr: usize = spec.fields.iter().filter(|f| f.kind == FieldType::Array).map(|f| f.size.unwrap_or(1)).sum();
+    let need = rows * (n_nums + n_cats + n_arr) + n_cats;
+    if n_data != need {
+        return Err(bad(format!("the batch holds {n_data} numbers, expected {need}")));
+    }
+    // SAFETY: a Float64Array of n_data elements, kept alive by JS until the run settles.
+    let all = if n_data == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data as *const f64, n_data) } };
+    let codes_at = rows * n_nums;
+    let counts_at = codes_at + rows * n_cats;
+    let mut arr_at = counts_at + n_cats;
+    let (mut num_i, mut cat_i, mut uniq_at) = (0usize, 0usize, 0usize);
     let mut columns = Vec::with_capacity(spec.fields.len());
     for f in &spec.fields {
-        let short = || bad(format!("the batch is too short for field '{}'", f.name));
         let col = match f.kind {
             FieldType::Category => {
-                let count = *counts.get(cat_i).ok_or_else(short)? as usize;
+                let count = all[counts_at + cat_i] as usize;
+                let codes: Vec<i32> = all[codes_at + cat_i * rows..codes_at + (cat_i + 1) * rows].iter().map(|&c| c as i32).collect();
                 cat_i += 1;
-                if code_at + rows > n_codes || uniq_at + count > uniques.len() {
-                    return Err(short());
-                }
-                // SAFETY: in bounds of the JS Int32Array, kept alive until the run settles.
-                let b = unsafe { BorrowedBytes::new(codes.add(code_at * 4), rows * 4) };
-                code_at += rows;
-                let u = uniques[uniq_at..uniq_at + count].to_vec();
+                let u = uniques.get(uniq_at..uniq_at + count).ok_or_else(|| bad(format!("the batch is short of categories for '{}'", f.name)))?.to_vec();
                 uniq_at += count;
-                InColumn::Cat { codes: b, uniques: u }
+                InColumn::OwnedCat { codes, uniques: u }
             }
             FieldType::Array => {
                 let n = rows * f.size.unwrap_or(1);
-                if arr_at + n > n_arrs {
-                    return Err(short());
-                }
-                // SAFETY: as above.
-                let b = unsafe { BorrowedBytes::new(arrs.add(arr_at * 8), n * 8) };
+                // SAFETY: in bounds (checked against `need` above).
+                let b = unsafe { BorrowedBytes::new((data as *const f64).add(arr_at) as *const u8, n * 8) };
                 arr_at += n;
                 InColumn::Arr(b)
             }
             _ => {
-                if num_at + rows > n_nums {
-                    return Err(short());
-                }
                 // SAFETY: as above.
-                let b = unsafe { BorrowedBytes::new(nums.add(num_at * 8), rows * 8) };
-                num_at += rows;
+                let b = unsafe { BorrowedBytes::new((data as *const f64).add(num_i * rows) as *const u8, rows * 8) };
+                num_i += 1;
                 InColumn::Num(b)
             }
         };

@@ -58,6 +58,8 @@ pub struct Pipeline {
     /// Per stage: its label for errors, and its prepared lookups.
     stage_labels: Vec<String>,
     prepared: Vec<stages::Prepared>,
+    /// Every column name a run produces, with its frame slot.
+    slots: stages::Slots,
 }
 
 /// What a name can resolve to while the stages are simulated.
@@ -297,7 +299,12 @@ impl Pipeline {
         }
         let stage_labels = spec.preprocess.iter().enumerate().map(|(i, s)| s.label(i)).collect();
         let prepared = spec.preprocess.iter().map(stages::Prepared::new).collect();
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared })
+        let mut slots = stages::Slots::new();
+        for name in spec.fields.iter().map(|f| f.name.clone()).chain(kinds.keys().cloned()) {
+            let n = slots.len();
+            slots.entry(name).or_insert(n);
+        }
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots })
     }
 
     pub fn spec(&self) -> &Spec {
@@ -310,8 +317,8 @@ impl Pipeline {
     }
 
     /// Reads the batch into a frame, checking required fields.
-    fn frame(&self, batch: &Batch) -> Result<Frame> {
-        let mut frame = Frame::new(batch.rows);
+    fn frame(&self, batch: &Batch) -> Result<Frame<'_>> {
+        let mut frame = Frame::new(batch.rows, &self.slots);
         for (row, e) in &batch.rejected {
             if *row < batch.rows {
                 frame.reject(*row, e.clone());
@@ -545,6 +552,7 @@ impl Pipeline {
             unfitted: None,
             stage_labels: vec![],
             prepared: vec![],
+            slots: stages::Slots::new(),
         };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {

@@ -1,6 +1,7 @@
 //! Pre-processing stages: fitting their parameters and applying them to a
 //! batch of columns. Each stage works column by column, in place.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
@@ -13,36 +14,43 @@ use crate::error::{Error, Result};
 /// Batches at least this large spread a stage's columns over rayon's threads.
 pub const PARALLEL_ROWS: usize = 8192;
 
+/// Column names to slots, fixed when a pipeline is compiled so that runs look
+/// columns up without allocating.
+pub type Slots = HashMap<String, usize>;
+
 /// The named columns of a batch while stages run.
-pub struct Frame {
+pub struct Frame<'a> {
     pub rows: usize,
-    pub cols: Vec<(String, Col)>,
-    index: HashMap<String, usize>,
+    slots: Cow<'a, Slots>,
+    cols: Vec<Option<Col>>,
     /// The first error of each bad row (rows with an error are skipped downstream).
     pub row_errors: Vec<Option<Error>>,
 }
 
-impl Frame {
-    pub fn new(rows: usize) -> Self {
-        Frame { rows, cols: Vec::new(), index: HashMap::new(), row_errors: (0..rows).map(|_| None).collect() }
+impl<'a> Frame<'a> {
+    /// A frame over the compiled slots (names outside them still work, slower).
+    pub fn new(rows: usize, slots: &'a Slots) -> Self {
+        Frame { rows, cols: (0..slots.len()).map(|_| None).collect(), slots: Cow::Borrowed(slots), row_errors: (0..rows).map(|_| None).collect() }
     }
 
     pub fn insert(&mut self, name: &str, col: Col) {
-        match self.index.get(name) {
-            Some(&i) => self.cols[i].1 = col,
+        match self.slots.get(name) {
+            Some(&i) => self.cols[i] = Some(col),
             None => {
-                self.index.insert(name.to_string(), self.cols.len());
-                self.cols.push((name.to_string(), col));
+                let i = self.cols.len();
+                self.slots.to_mut().insert(name.to_string(), i);
+                self.cols.push(Some(col));
             }
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&Col> {
-        self.index.get(name).map(|&i| &self.cols[i].1)
+        self.slots.get(name).and_then(|&i| self.cols[i].as_ref())
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Col> {
-        self.index.get(name).copied().map(move |i| &mut self.cols[i].1)
+        let i = *self.slots.get(name)?;
+        self.cols[i].as_mut()
     }
 
     pub fn reject(&mut self, row: usize, e: Error) {
@@ -51,10 +59,26 @@ impl Frame {
         }
     }
 
-    /// Mutable access to several distinct numeric columns at once.
-    fn many_mut(&mut self, names: &[String]) -> Vec<(&str, &mut Col)> {
-        let wanted: std::collections::HashSet<&str> = names.iter().map(|s| s.as_str()).collect();
-        self.cols.iter_mut().filter(|(n, _)| wanted.contains(n.as_str())).map(|(n, c)| (n.as_str(), c)).collect()
+    /// Mutable access to several distinct columns at once, with their names.
+    fn many_mut<'n>(&mut self, names: &'n [String]) -> Vec<(&'n str, &mut Col)> {
+        let mut wanted: Vec<(usize, &'n str)> = names.iter().filter_map(|n| self.slots.get(n).map(|&i| (i, n.as_str()))).collect();
+        wanted.sort_unstable_by_key(|(i, _)| *i);
+        wanted.dedup_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut next = wanted.into_iter().peekable();
+        for (i, c) in self.cols.iter_mut().enumerate() {
+            match next.peek() {
+                Some(&(j, n)) if j == i => {
+                    next.next();
+                    if let Some(c) = c.as_mut() {
+                        out.push((n, c));
+                    }
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        out
     }
 }
 
