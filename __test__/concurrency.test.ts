@@ -84,8 +84,10 @@ describe('dispose', () => {
     const s = await Session.create(fixture('tiny_mlp.onnx'), { inlineThresholdMicros: 0 })
     const want = Array.from((await s.run({ x: row(0.5, 64) })).y.data as Float32Array)
     const runs = Array.from({ length: 1000 }, () => s.run({ x: row(0.5, 64) }))
+    // Handlers go on before awaiting, so no rejection is ever unhandled.
+    const all = Promise.allSettled(runs)
     await s.dispose()
-    const settled = await Promise.allSettled(runs)
+    const settled = await all
     let ok = 0
     for (const r of settled) {
       if (r.status === 'fulfilled') {
