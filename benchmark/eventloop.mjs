@@ -8,7 +8,7 @@
 // measured too. Contenders alternate burst by burst; medians over rounds.
 import { readFileSync, readdirSync } from 'node:fs'
 import { setPriority } from 'node:os'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { MODELS, QUICK, checkSharedLibrary, cleanRound, loadBoth, log, now, randomFloats, rotate, round, sleep, summarize } from './util.mjs'
 
@@ -19,6 +19,7 @@ const BATCH = Number(process.env.OXINFER_BENCH_EL_BATCH) || 512
 const ROUNDS = QUICK ? 1 : 5
 
 const ms = (ns) => ns / 1e6
+const GC_KINDS = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weakcb' }
 const noop = () => {}
 
 /** Thread ids of this process (Linux). */
@@ -37,29 +38,58 @@ async function measure(burst) {
   const h = monitorEventLoopDelay({ resolution: 1 })
   let last = 0
   let maxGap = 0
+  let maxGapAt = 0
   let ticks = 0
   const iv = setInterval(() => {
     const t = now()
-    if (t - last > maxGap) maxGap = t - last
+    if (t - last > maxGap) {
+      maxGap = t - last
+      maxGapAt = last
+    }
     last = t
     ticks++
   }, 1)
-  // Let both timers start before the burst.
-  await sleep(10)
+  // GC pauses on the JS thread during the burst, to tell GC stalls from others.
+  const gcs = []
+  const obs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ start: e.startTime, duration: e.duration, kind: e.detail?.kind })
+  })
+  obs.observe({ entryTypes: ['gc'] })
+  // Start the histogram before the burst: it records the interval between two
+  // of its own ticks, so its first tick records nothing, and a burst that
+  // blocks the loop before that first tick would go unrecorded. The ~10 idle
+  // samples of this lead-in are kept (for every contender alike).
   h.enable()
+  await sleep(10)
   maxGap = 0
   ticks = 0
   last = now()
   const t0 = last
   await burst()
   const t1 = now()
-  if (t1 - last > maxGap) maxGap = t1 - last
+  if (t1 - last > maxGap) {
+    maxGap = t1 - last
+    maxGapAt = last
+  }
   // Let the histogram's timer fire once more, so that a burst which blocked the
   // loop throughout is recorded as one long sample rather than none.
   await sleep(3)
   h.disable()
   clearInterval(iv)
+  obs.disconnect()
+  const inBurst = gcs.filter((g) => g.start + g.duration >= t0 && g.start <= t1)
+  // Did a GC pause overlap the longest stall (by at least half of the GC)?
+  const gapEnd = maxGapAt + maxGap
+  const gcInGap = inBurst.filter((g) => Math.min(gapEnd, g.start + g.duration) - Math.max(maxGapAt, g.start) >= g.duration / 2)
   return {
+    gc: {
+      count: inBurst.length,
+      totalMs: inBurst.reduce((a, g) => a + g.duration, 0),
+      maxMs: inBurst.reduce((a, g) => Math.max(a, g.duration), 0),
+      inLongestGapMs: gcInGap.reduce((a, g) => a + g.duration, 0),
+      // perf_hooks kinds: 1 minor (scavenge), 4 major (mark-compact), 8 incremental marking, 16 weak callbacks.
+      inLongestGap: gcInGap.map((g) => `${GC_KINDS[g.kind] ?? g.kind} ${round(g.duration, 1)}`).join(' + '),
+    },
     burstMs: t1 - t0,
     delay: { p50Ms: ms(h.percentile(50)), p99Ms: ms(h.percentile(99)), maxMs: ms(h.max), meanMs: ms(h.mean), samples: h.count },
     longestGapMs: maxGap,
@@ -144,6 +174,14 @@ export async function run() {
         meanMs: med(arr, (m) => m.delay.meanMs),
       },
       longestGapMs: med(arr, (m) => m.longestGapMs),
+      gc: {
+        maxPauseMs: med(arr, (m) => m.gc.maxMs),
+        totalMs: med(arr, (m) => m.gc.totalMs),
+        count: med(arr, (m) => m.gc.count),
+        // GC time inside the longest stall, per round.
+        inLongestGapMs: arr.map((m) => round(m.gc.inLongestGapMs, 2)),
+        inLongestGap: arr.map((m) => m.gc.inLongestGap),
+      },
       // Worst over all rounds, not only the median round.
       worst: { p99Ms: round(Math.max(...arr.map((m) => m.delay.p99Ms)), 2), longestGapMs: round(Math.max(...arr.map((m) => m.longestGapMs)), 2) },
       ticks: arr.map((m) => m.ticks),

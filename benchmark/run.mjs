@@ -10,7 +10,7 @@
 // benchmark's sessions, heap and threads cannot disturb the next.
 import { spawn, spawnSync } from 'node:child_process'
 import { cpus } from 'node:os'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -98,7 +98,15 @@ function machine() {
     if (m) cpuModel = m[1]
   } catch {}
   const nproc = spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()
+  const git = (...args) => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim()
+  let addonBuilt = null
+  try {
+    addonBuilt = statSync(join(ROOT, 'oxinfer.linux-x64-gnu.node')).mtime.toISOString()
+  } catch {}
   return {
+    gitCommit: git('rev-parse', '--short', 'HEAD'),
+    gitDirty: (git('status', '--porcelain', '--untracked-files=no', '--', 'crates', 'index.ts') ?? '') !== '',
+    addonBuilt,
     nproc: Number(nproc) || cpus().length,
     cpuModel,
     node: process.version,
@@ -135,21 +143,21 @@ function report(results) {
       rows.push(['ort floor (Rust, run_with_options)', round(l.floor.runOptions.medianUs, 3), round(l.floor.runOptions.p99Us, 3), round(l.floor.runOptions.medianUs / l.js.ortNode.medianUs, 3), l.floor.runOptions.roundMediansUs.map((x) => round(x, 3)).join(' ')])
     }
     out.push(table(rows))
-    out.push(`targets: oxinfer/ort-node = ${l.ratios.oxinferVsOrtNode} (block-paired median ${l.ratios.oxinferVsOrtNodePaired}) (<= 0.8: ${yes(l.targets.ratioAtMost0_8)}); oxinfer - floor = ${l.ratios.oxinferMinusFloorUs} µs (<= 5: ${yes(l.targets.within5UsOfFloor)})`)
+    out.push(`targets: oxinfer/ort-node = ${l.ratios.oxinferVsOrtNode} (block-paired median ${l.ratios.oxinferVsOrtNodePaired}) (<= 0.8: ${yes(l.targets.ratioAtMost0_8)}); oxinfer - floor = ${l.ratios.oxinferMinusFloorUs} µs, paired by round (<= 5: ${yes(l.targets.within5UsOfFloor)})`)
   }
   if (results.eventloop) {
     const e = results.eventloop
-    const rows = [['event loop (64 × heavy_matmul)', 'burst ms', 'delay p50 ms', 'p99 ms', 'max ms', 'longest 1ms-tick gap ms', 'runs/s']]
+    const rows = [['event loop (64 × heavy_matmul)', 'burst ms', 'delay p50 ms', 'p99 ms', 'max ms', 'longest 1ms-tick gap ms', 'runs/s', 'max GC pause ms', 'GC in longest gap ms (per round)']]
     for (const c of e.contenders) {
-      rows.push([c.label, c.burstMs.median, c.delay.p50Ms.median, c.delay.p99Ms.median, c.delay.maxMs.median, c.longestGapMs.median, c.runsPerSec.median])
+      rows.push([c.label, c.burstMs.median, c.delay.p50Ms.median, c.delay.p99Ms.median, c.delay.maxMs.median, c.longestGapMs.median, c.runsPerSec.median, c.gc?.maxPauseMs.median ?? '', c.gc?.inLongestGapMs.join(' ') ?? ''])
     }
     out.push(table(rows))
     out.push(`targets (oxinfer): p99 <= 5 ms: ${yes(e.targets.p99AtMost5)}; longest stall <= 10 ms: ${yes(e.targets.stallAtMost10)}`)
   }
   if (results.throughput) {
     const t = results.throughput
-    const rows = [['throughput (2000 × tiny_mlp)', 'median runs/s', 'p10 runs/s', 'p90 runs/s', 'vs ort-node (medians)', 'vs ort-node (paired, median)']]
-    for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode, c.pairedVsOrtNode])
+    const rows = [['throughput (2000 × tiny_mlp)', 'median runs/s', 'p10 runs/s', 'p90 runs/s', 'vs ort-node (medians)', 'vs ort-node (paired, median)', 'event-loop util.', 'JS-thread µs/run', 'CPU µs/run']]
+    for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode, c.pairedVsOrtNode, c.eventLoopUtilization, c.jsThreadUsPerRun, c.cpuUsPerRun])
     out.push(table(rows))
     out.push(`target: best oxinfer >= 2× onnxruntime-node: ${yes(t.targets.atLeast2x)} (${t.bestRatio}×)`)
   }

@@ -4,10 +4,12 @@
 // Inputs are 2,000 distinct tensors per library, built once before timing.
 // Each output is dropped as it arrives. The contenders alternate burst by
 // burst (their order rotated each round); reported: median runs/s of bursts.
+import { performance } from 'node:perf_hooks'
+
 import { MODELS, QUICK, checkSharedLibrary, cleanRound, loadBoth, log, now, randomFloats, rotate, round, summarize } from './util.mjs'
 
 const RUNS = 2000
-const BURSTS = QUICK ? 5 : 20
+const BURSTS = QUICK ? 5 : 60
 const WARMUP_BURSTS = QUICK ? 2 : 5
 const noop = () => {}
 
@@ -39,18 +41,34 @@ export async function run() {
 
   const rates = Object.fromEntries(contenders.map((c) => [c.key, []]))
   const roundNoise = []
+  const extra = Object.fromEntries(contenders.map((c) => [c.key, []]))
   for (let b = 0; b < BURSTS; b++) {
     const { result, foreignCores, discarded } = await cleanRound(`throughput round ${b + 1}`, async () => {
       const r = {}
       for (const c of rotate(contenders, b)) {
+        const e0 = performance.eventLoopUtilization()
+        const c0 = process.cpuUsage()
         const t0 = now()
         await c.burst()
-        r[c.key] = (RUNS * 1000) / (now() - t0)
+        const dt = now() - t0
+        const cpu = process.cpuUsage(c0)
+        const elu = performance.eventLoopUtilization(e0)
+        r[c.key] = {
+          rate: (RUNS * 1000) / dt,
+          // Event-loop utilisation: the share of the burst the JS thread was busy.
+          elu: elu.utilization,
+          jsUsPerRun: (elu.active * 1000) / RUNS,
+          // CPU of the whole process (all threads) per run.
+          cpuUsPerRun: (cpu.user + cpu.system) / RUNS,
+        }
       }
       return r
     })
     roundNoise.push({ foreignCores, discarded })
-    for (const c of contenders) rates[c.key].push(result[c.key])
+    for (const c of contenders) {
+      rates[c.key].push(result[c.key].rate)
+      extra[c.key].push(result[c.key])
+    }
   }
 
   await Promise.all([ox1.dispose(), ox2.dispose(), ox1Async.dispose(), ox2Async.dispose(), ortSession.release()])
@@ -67,6 +85,9 @@ export async function run() {
       key: c.key,
       label: c.label,
       pairedVsOrtNode: round(summarize(paired).median, 3),
+      eventLoopUtilization: round(summarize(extra[c.key].map((x) => x.elu)).median, 3),
+      jsThreadUsPerRun: round(summarize(extra[c.key].map((x) => x.jsUsPerRun)).median, 2),
+      cpuUsPerRun: round(summarize(extra[c.key].map((x) => x.cpuUsPerRun)).median, 2),
       runsPerSec: { median: round(s.median, 0), p10: round(q(0.1), 0), p90: round(q(0.9), 0), all: rates[c.key].map((r) => round(r, 0)) },
       vsOrtNode: round(s.median / ortMedian, 3),
     }

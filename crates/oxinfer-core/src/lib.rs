@@ -7,6 +7,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod scheduler;
 pub mod tensor;
+pub mod text;
 pub mod validate;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};

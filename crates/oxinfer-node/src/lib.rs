@@ -11,6 +11,7 @@ mod js;
 mod payload;
 mod pipeline;
 mod session;
+mod text;
 
 use std::path::PathBuf;
 
