@@ -416,6 +416,7 @@ interface NativeBinding {
       device: string
       poolSize: number
       intraOpSpinning: boolean
+      workerPriority: string
     },
     library: string,
   ): Promise<NativeSession>
@@ -591,6 +592,13 @@ export interface SessionOptions {
   inlineThresholdMicros?: number
   /** Let idle intra-op threads spin. Default: false (spinning steals cores from the JS thread). */
   intraOpSpinning?: boolean
+  /**
+   * OS priority of the inference threads (the workers and ONNX Runtime's own).
+   * 'low' (default) runs them below the JS thread (nice +10 on Linux), so a busy
+   * model yields the CPU to the event loop and to V8's GC; 'normal' keeps the
+   * default priority, for processes that do nothing but inference.
+   */
+  workerPriority?: 'low' | 'normal'
 }
 
 /** Options of {@link Session.run}. */
@@ -627,6 +635,7 @@ const SESSION_OPTION_KEYS = [
   'poolSize',
   'inlineThresholdMicros',
   'intraOpSpinning',
+  'workerPriority',
 ] as const
 
 function intOption(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
@@ -712,6 +721,8 @@ export class Session {
     }
     const spinning = o.intraOpSpinning ?? false
     if (typeof spinning !== 'boolean') throw invalidArg('intraOpSpinning must be a boolean')
+    const workerPriority = o.workerPriority ?? 'low'
+    if (workerPriority !== 'low' && workerPriority !== 'normal') throw invalidArg(`workerPriority must be 'low' or 'normal', got ${JSON.stringify(workerPriority)}`)
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
     const lib = resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
@@ -720,7 +731,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority },
         lib,
       )
     } catch (e) {

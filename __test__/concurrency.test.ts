@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module'
+const require = createRequire(import.meta.url)
 import { describe, expect, it } from 'vitest'
 
 import { Session, Tensor } from '../index.js'
@@ -133,5 +135,34 @@ describe('concurrency', () => {
     const first = Array.from(results[0].y.data as Float32Array)
     for (const r of results) expect(Array.from(r.y.data as Float32Array)).toEqual(first)
     await Promise.all(sessions.map((s) => s.dispose()))
+  })
+})
+
+describe('worker priority', () => {
+  const niceOf = (prefix: string): number[] => {
+    const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs')
+    const out: number[] = []
+    for (const t of readdirSync('/proc/self/task')) {
+      try {
+        if (!readFileSync(`/proc/self/task/${t}/comm`, 'utf8').startsWith(prefix)) continue
+        const st = readFileSync(`/proc/self/task/${t}/stat`, 'utf8')
+        out.push(Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]))
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return out
+  }
+
+  it.runIf(process.platform === 'linux')('runs inference threads below the JS thread by default, and at normal priority on request', async () => {
+    const low = await Session.create(fixture('tiny_mlp.onnx'), { poolSize: 2 })
+    const lowNice = niceOf('oxinfer-run')
+    expect(lowNice.length).toBeGreaterThanOrEqual(2)
+    expect(lowNice.every((n) => n === 10)).toBe(true)
+    await low.dispose()
+    const normal = await Session.create(fixture('tiny_mlp.onnx'), { poolSize: 1, workerPriority: 'normal' })
+    expect(niceOf('oxinfer-run')).toEqual([0])
+    await normal.dispose()
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { workerPriority: 'idle' } as never), 'ERR_INVALID_ARGUMENT')
   })
 })

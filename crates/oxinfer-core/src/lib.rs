@@ -5,6 +5,7 @@ pub mod backend;
 pub mod error;
 pub mod onnx;
 pub mod pipeline;
+pub mod priority;
 pub mod scheduler;
 pub mod tensor;
 pub mod text;

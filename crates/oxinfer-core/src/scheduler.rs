@@ -52,6 +52,8 @@ struct State {
     queue: VecDeque<Job>,
     running: Vec<(u64, Arc<RunControl>)>,
     disposed: bool,
+    /// Workers waiting for work: a submit wakes one only if some wait.
+    idle: usize,
 }
 
 struct Shared {
@@ -86,10 +88,17 @@ fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl) -> 
 }
 
 impl Scheduler {
+    /// Starts one worker per backend slot. `low_priority` lowers the workers'
+    /// OS priority below the JS thread's (Linux: nice +10), so inference
+    /// yields the CPU to the event loop when both want it.
     pub fn new(backend: Arc<dyn Backend>) -> Result<Self> {
+        Self::with_priority(backend, true)
+    }
+
+    pub fn with_priority(backend: Arc<dyn Backend>, low_priority: bool) -> Result<Self> {
         let shared = Arc::new(Shared {
             backend,
-            state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false }),
+            state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false, idle: 0 }),
             ready: Condvar::new(),
         });
         let mut workers = Vec::new();
@@ -97,7 +106,12 @@ impl Scheduler {
             let s = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("oxinfer-run-{slot}"))
-                .spawn(move || worker(s, slot))
+                .spawn(move || {
+                    if low_priority {
+                        crate::priority::lower_current_thread();
+                    }
+                    worker(s, slot)
+                })
                 .map_err(|e| Error::Backend(format!("cannot start a worker thread: {e}")))?;
             workers.push(handle);
         }
@@ -115,8 +129,11 @@ impl Scheduler {
             return Err(disposed());
         }
         st.queue.push_back(job);
+        let wake = st.idle > 0;
         drop(st);
-        self.shared.ready.notify_one();
+        if wake {
+            self.shared.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -213,7 +230,9 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                 if st.disposed {
                     return;
                 }
+                st.idle += 1;
                 st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+                st.idle -= 1;
             }
         };
         let Job { id, work, ctl, done } = job;

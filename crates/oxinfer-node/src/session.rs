@@ -24,6 +24,8 @@ pub struct NativeSessionOptions {
     pub device: String,
     pub pool_size: u32,
     pub intra_op_spinning: bool,
+    /// 'low' (default) or 'normal'.
+    pub worker_priority: String,
 }
 
 #[napi(object)]
@@ -79,6 +81,7 @@ enum Source {
 pub struct CreateTask {
     source: Option<Source>,
     options: OnnxOptions,
+    low_priority: bool,
     library: String,
     hub: Arc<Hub>,
 }
@@ -91,16 +94,22 @@ impl Task for CreateTask {
         let source = self.source.take().ok_or_else(|| Error::from_reason("create ran twice"))?;
         let options = self.options.clone();
         let library = self.library.clone();
+        let low = self.low_priority;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
                 Source::Path(p) => ModelSource::Path(PathBuf::from(p)),
                 Source::Bytes(b) => ModelSource::Bytes(b.to_vec()),
             };
-            let backend = OnnxBackend::load(rt, source, &options)?;
+            // Built on a lowered thread, ORT's own intra-op threads inherit its priority.
+            let backend = if low {
+                oxinfer_core::priority::on_low_priority_thread(move || OnnxBackend::load(rt, source, &options))?
+            } else {
+                OnnxBackend::load(rt, source, &options)?
+            };
             let info = backend.info().clone();
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            Ok((Arc::new(Scheduler::new(backend)?), info))
+            Ok((Arc::new(Scheduler::with_priority(backend, low)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
         .js()
@@ -119,12 +128,17 @@ pub fn create_session(
     options: NativeSessionOptions,
     library: String,
 ) -> Result<AsyncTask<CreateTask>> {
+    let low_priority = match options.worker_priority.as_str() {
+        "low" => true,
+        "normal" => false,
+        p => return Err(crate::errors::to_napi(CoreError::InvalidArgument(format!("workerPriority must be 'low' or 'normal', got '{p}'")))),
+    };
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
