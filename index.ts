@@ -361,6 +361,52 @@ export class Tensor<T extends TensorType = TensorType> {
   }
 }
 
+const VIEW_CTORS: Record<Exclude<TensorType, 'string'>, new (b: ArrayBuffer, off: number, n: number) => unknown> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+  bool: Uint8Array,
+}
+
+/**
+ * Walks a run's packed outputs (see crates/oxinfer-node/src/payload.rs): one
+ * ArrayBuffer with a header, views made here rather than objects made natively.
+ */
+function unpack(payload: unknown[], each: (nameId: number, type: TensorType, data: unknown, dims: number[]) => void): void {
+  const buf = payload[1] as ArrayBuffer
+  const strings = payload[2] as string[][] | null
+  // The header sits at the start, in f64s; data follows, 8-byte aligned.
+  const h = new Float64Array(buf, 0, buf.byteLength >> 3)
+  const count = h[0]
+  let i = 1
+  const entries: [number, TensorType, number, number[]][] = []
+  for (let k = 0; k < count; k++) {
+    const rank = h[i + 3]
+    const dims: number[] = new Array(rank)
+    for (let d = 0; d < rank; d++) dims[d] = h[i + 4 + d]
+    entries.push([h[i], TYPE_BY_CODE[h[i + 1]], h[i + 2], dims])
+    i += 4 + rank
+  }
+  const head = i * 8
+  for (const [id, type, place, dims] of entries) {
+    if (type === 'string') {
+      each(id, type, strings![place], dims)
+      continue
+    }
+    let n = 1
+    for (const d of dims) n *= d
+    each(id, type, new VIEW_CTORS[type](buf, head + place, n), dims)
+  }
+}
+
 /** Builds a tensor from trusted native output, skipping validation. */
 function outputTensor(type: TensorType, data: unknown, dims: number[]): Tensor {
   const t = Object.create(Tensor.prototype) as { -readonly [K in keyof Tensor]: Tensor[K] }
@@ -803,12 +849,11 @@ export class Session {
   }
 
   #decode(payload: unknown, names: readonly string[]): Record<string, Tensor> {
-    const p = payload as unknown[]
     const out: Record<string, Tensor> = {}
-    for (let k = 0; k < names.length; k++) {
-      const base = 1 + 3 * k
-      out[names[k]] = outputTensor(TYPE_BY_CODE[p[base] as number], p[base + 1], p[base + 2] as number[])
-    }
+    let k = 0
+    unpack(payload as unknown[], (_id, type, data, dims) => {
+      out[names[k++]] = outputTensor(type, data, dims)
+    })
     return out
   }
 
@@ -1142,31 +1187,10 @@ const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'abo
 
 type Columns = Map<string, { data: unknown; dims: number[] }>
 
-/** Unpacks `[micros, bytes, strings]` into views over the one buffer (see payload.rs). */
+/** Unpacks `[micros, buffer, strings]` into views over the run's one buffer (see payload.rs). */
 function readPacked(payload: unknown[]): Columns {
-  const bytes = payload[1] as Uint8Array
-  const buf = bytes.buffer
-  const base = bytes.byteOffset
-  const h = new Float64Array(buf, base, 1 + 5 * new Float64Array(buf, base, 1)[0])
   const m: Columns = new Map()
-  for (let i = 1; i < h.length; i += 5) {
-    const d0 = h[i + 3]
-    const d1 = h[i + 4]
-    const n = d1 < 0 ? d0 : d0 * d1
-    const off = base + h[i + 2]
-    const code = h[i + 1]
-    const data =
-      code === 1 ? new Float32Array(buf, off, n) : code === 6 ? new Int32Array(buf, off, n) : code === 11 ? new Float64Array(buf, off, n) : new Uint8Array(buf, off, n)
-    m.set(PACKED_NAMES[h[i]], { data, dims: d1 < 0 ? [d0] : [d0, d1] })
-  }
-  const s = payload[2] as unknown[] | null
-  if (s) {
-    for (let i = 0; i < s.length; ) {
-      const count = s[i + 1] as number
-      m.set(PACKED_NAMES[s[i] as number], { data: s.slice(i + 2, i + 2 + count), dims: [count] })
-      i += 2 + count
-    }
-  }
+  unpack(payload, (id, _type, data, dims) => m.set(PACKED_NAMES[id], { data, dims }))
   return m
 }
 

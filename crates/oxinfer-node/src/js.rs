@@ -192,3 +192,11 @@ pub fn null(env: Env) -> Result<Val> {
     call!("get_null", sys::napi_get_null(env, &mut out));
     Ok(out)
 }
+
+/// A new JS ArrayBuffer of `len` bytes and its writable data.
+pub fn new_arraybuffer(env: Env, len: usize) -> Result<(Val, *mut u8)> {
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab = ptr::null_mut();
+    call!("create_arraybuffer", sys::napi_create_arraybuffer(env, len, &mut data, &mut ab));
+    Ok((ab, data as *mut u8))
+}
