@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod image;
 pub mod onnx;
 pub mod pipeline;
 pub mod priority;

@@ -7,6 +7,7 @@ extern crate napi_derive;
 mod errors;
 mod feeds;
 mod hub;
+mod image;
 mod js;
 mod payload;
 mod pipeline;

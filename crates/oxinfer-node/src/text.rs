@@ -12,7 +12,7 @@ use crate::errors::IntoNapi;
 use crate::js;
 
 /// A raw JS value built on the JS thread, handed back from a task.
-pub struct Raw(sys::napi_value);
+pub struct Raw(pub sys::napi_value);
 
 impl TypeName for Raw {
     fn type_name() -> &'static str {
