@@ -448,6 +448,7 @@ interface NativePipeline {
   readonly unfitted: string | null
 }
 interface NativeBinding {
+  fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
   processImages(images: unknown[], options: Record<string, unknown>, field: string): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
   compilePipeline(session: NativeSession, spec: string): NativePipeline
@@ -999,11 +1000,11 @@ export class Session {
 // Pipelines (spec version 1; the JSON Schema ships as schema/pipeline.schema.json)
 
 /** Field types of a pipeline's input records. */
-export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array'] as const
+export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array', 'list'] as const
 /** Pre-processing ops. */
-export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal'] as const
+export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal', 'log', 'bucketize', 'hash', 'interaction', 'aggregate', 'pca'] as const
 /** Post-processing ops. */
-export const POSTPROCESS_OPS = ['softmax', 'sigmoid', 'argmax', 'top_k', 'threshold', 'bucket', 'inverse_scale'] as const
+export const POSTPROCESS_OPS = ['softmax', 'sigmoid', 'argmax', 'top_k', 'threshold', 'bucket', 'inverse_scale', 'platt'] as const
 
 export type FieldType = (typeof FIELD_TYPES)[number]
 
@@ -1077,7 +1078,63 @@ export interface OrdinalStage extends StageBase {
   /** Default -1. */
   unknown_value?: number
 }
-export type PreprocessStage = ImputeStage | ClipStage | StandardScaleStage | MinmaxScaleStage | RobustScaleStage | OneHotStage | OrdinalStage
+/** ln(x + offset) (default offset 1); values at or below -offset become missing. */
+export interface LogStage extends StageBase {
+  op: 'log'
+  fields: string[]
+  offset?: number
+}
+/** The bucket of a number (how many edges are <= it): in place ('index') or as features 'field=b<i>' ('one_hot'). */
+export interface BucketizeStage extends StageBase {
+  op: 'bucketize'
+  field: string
+  edges: number[]
+  output?: 'index' | 'one_hot'
+}
+/** Signed feature hashing of a category (scikit-learn FeatureHasher): features 'field#0' .. 'field#<buckets-1>'. */
+export interface HashStage extends StageBase {
+  op: 'hash'
+  field: string
+  buckets: number
+  /** Default true. */
+  alternate_sign?: boolean
+}
+/** Pairwise products of numeric fields: features 'a*b'. */
+export interface InteractionStage extends StageBase {
+  op: 'interaction'
+  fields: string[]
+}
+/** Aggregates of a list field: features 'field.mean', 'field.min', 'field.max', 'field.sum', 'field.count', 'field.last'. */
+export interface AggregateStage extends StageBase {
+  op: 'aggregate'
+  field: string
+  functions: ('mean' | 'min' | 'max' | 'sum' | 'count' | 'last')[]
+}
+/** PCA projection of numeric fields: features '<prefix>0' .. ; `mean`, `matrix` (components × fields) are fitted. */
+export interface PcaStage extends StageBase {
+  op: 'pca'
+  fields: string[]
+  components: number
+  /** Default 'pca'. */
+  prefix?: string
+  mean?: number[]
+  matrix?: number[][]
+  explained_variance?: number[]
+}
+export type PreprocessStage =
+  | ImputeStage
+  | ClipStage
+  | StandardScaleStage
+  | MinmaxScaleStage
+  | RobustScaleStage
+  | OneHotStage
+  | OrdinalStage
+  | LogStage
+  | BucketizeStage
+  | HashStage
+  | InteractionStage
+  | AggregateStage
+  | PcaStage
 
 export interface FeatureAssembly {
   /** The model input fed with a [batch, names.length] tensor. */
@@ -1096,6 +1153,8 @@ export type PostprocessStage =
   | { op: 'threshold'; name?: string; min: number }
   | { op: 'bucket'; name?: string; edges: number[]; names: string[] }
   | { op: 'inverse_scale'; name?: string; mean: number; scale: number }
+  /** Platt calibration: p = 1 / (1 + exp(a * score + b)); see fitPlatt. */
+  | { op: 'platt'; name?: string; a: number; b: number }
 
 export interface OutputSpec {
   /** The model output holding the scores, [batch, k] or [batch]. */
@@ -1228,6 +1287,7 @@ interface BatchLayout {
   cats: FieldSpec[]
   arrs: FieldSpec[]
   arrWidth: number
+  lists: FieldSpec[]
 }
 
 /** A batch transposed into columns, ready to cross to native code. */
@@ -1446,15 +1506,17 @@ export class Pipeline {
     const nums: FieldSpec[] = []
     const cats: FieldSpec[] = []
     const arrs: FieldSpec[] = []
+    const lists: FieldSpec[] = []
     let arrWidth = 0
     for (const f of this.#fields) {
       if (f.type === 'category') cats.push(f)
+      else if (f.type === 'list') lists.push(f)
       else if (f.type === 'array') {
         arrs.push(f)
         arrWidth += f.size ?? 1
       } else nums.push(f)
     }
-    return { nums, cats, arrs, arrWidth }
+    return { nums, cats, arrs, arrWidth, lists }
   }
 
   /** Transposes records into the batch layout, checking each value against its field's type. */
@@ -1471,7 +1533,10 @@ export class Pipeline {
       if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
     }
     const L = this.#layout()
-    const { data, nums, codes, counts, arrs } = this.#alloc(L, rows)
+    const get0 = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
+    const lists = this.#lists(L, rows, get0, reject)
+    const { data, nums, codes, counts, arrs, lens, vals } = this.#alloc(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
+    this.#fillLists(lens, vals, lists, rows)
     const uniques: string[] = []
     const get = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
     const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
@@ -1573,7 +1638,9 @@ export class Pipeline {
       if (!rejected.has(row)) rejected.set(row, e)
     }
     const L = this.#layout()
-    const { data, nums, codes, counts, arrs } = this.#alloc(L, rows)
+    const lists = this.#lists(L, rows, (r, name) => (columns[name] as ArrayLike<unknown> | undefined)?.[r], reject)
+    const { data, nums, codes, counts, arrs, lens, vals } = this.#alloc(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
+    this.#fillLists(lens, vals, lists, rows)
     codes.fill(-1)
     const uniques: string[] = []
     L.nums.forEach((f, j) => {
@@ -1646,17 +1713,58 @@ export class Pipeline {
   }
 
   /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */
-  #alloc(L: BatchLayout, rows: number): { data: Float64Array; nums: Float64Array; codes: Float64Array; counts: Float64Array; arrs: Float64Array } {
+  #alloc(
+    L: BatchLayout,
+    rows: number,
+    listValues = 0,
+  ): { data: Float64Array; nums: Float64Array; codes: Float64Array; counts: Float64Array; arrs: Float64Array; lens: Float64Array; vals: Float64Array } {
     const nNum = L.nums.length * rows
     const nCat = L.cats.length * rows
-    const data = new Float64Array(nNum + nCat + L.cats.length + L.arrWidth * rows)
-    return {
-      data,
-      nums: data.subarray(0, nNum),
-      codes: data.subarray(nNum, nNum + nCat),
-      counts: data.subarray(nNum + nCat, nNum + nCat + L.cats.length),
-      arrs: data.subarray(nNum + nCat + L.cats.length),
-    }
+    const nArr = L.arrWidth * rows
+    const nLen = L.lists.length * rows
+    const data = new Float64Array(nNum + nCat + L.cats.length + nArr + nLen + listValues)
+    let at = 0
+    const take = (n: number): Float64Array => data.subarray(at, (at += n))
+    return { data, nums: take(nNum), codes: take(nCat), counts: take(L.cats.length), arrs: take(nArr), lens: take(nLen), vals: take(listValues) }
+  }
+
+  /** Reads list fields (arrays of numbers, or null) into the batch's tail. */
+  #lists(L: BatchLayout, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): number[][][] {
+    return L.lists.map((f) => {
+      const out: number[][] = new Array(rows)
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, f.name)
+        if (v === undefined || v === null) {
+          out[r] = []
+          continue
+        }
+        if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
+          reject(r, f.name, `row ${r}: field '${f.name}' expects a list of numbers, got ${describeValue(v)}`)
+          out[r] = []
+          continue
+        }
+        const a = Array.from(v as ArrayLike<unknown>)
+        const bad = a.findIndex((x) => typeof x !== 'number' && x !== null)
+        if (bad >= 0) {
+          reject(r, f.name, `row ${r}: field '${f.name}' element ${bad} expects a number, got ${describeValue(a[bad])}`)
+          out[r] = []
+          continue
+        }
+        out[r] = a.map((x) => (x === null ? Number.NaN : (x as number)))
+      }
+      return out
+    })
+  }
+
+  #fillLists(lens: Float64Array, vals: Float64Array, lists: number[][][], rows: number): void {
+    let at = 0
+    lists.forEach((rowsOf, j) => {
+      for (let r = 0; r < rows; r++) {
+        lens[j * rows + r] = rowsOf[r].length
+        vals.set(rowsOf[r], at)
+        at += rowsOf[r].length
+      }
+    })
   }
 
   #flat(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[]): unknown[] {
@@ -2126,5 +2234,23 @@ export class ImageProcessor {
     const [n, c, h, w, data] = p as [number, number, number, number, Float32Array | Uint8Array]
     const dims = this.#native.layout === 'chw' ? [n, c, h, w] : [n, h, w, c]
     return outputTensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims)
+  }
+}
+
+/**
+ * Fits Platt's calibration p = 1 / (1 + exp(a * score + b)) to scores and 0/1
+ * labels (Platt's target smoothing, Newton with backtracking, as LIBSVM and
+ * scikit-learn's sigmoid calibration). Put the result in a 'platt' post-processing op.
+ */
+export function fitPlatt(scores: ArrayLike<number>, labels: ArrayLike<number | boolean>): { a: number; b: number } {
+  if (scores.length !== labels.length || scores.length === 0) throw invalidArg('fitPlatt: needs as many labels as scores, and at least one')
+  const s = Float64Array.from(scores as ArrayLike<number>)
+  if (s.some((x) => !Number.isFinite(x))) throw invalidArg('fitPlatt: scores must be finite numbers')
+  const l = Uint8Array.from(labels as ArrayLike<number>, (x) => (x ? 1 : 0))
+  try {
+    const [a, b] = native.fitPlatt(s, l)
+    return { a, b }
+  } catch (e) {
+    throw fromNative(e)
   }
 }

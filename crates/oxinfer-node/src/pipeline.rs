@@ -9,7 +9,9 @@
 //! - the category fields, `rows` codes each, as indices into that field's
 //!   batch-local dictionary (-1 = missing);
 //! - one dictionary length per category field;
-//! - the array fields, `rows * size` values each, row-major.
+//! - the array fields, `rows * size` values each, row-major;
+//! - the list fields' lengths, `rows` each;
+//! - the list fields' values, one field after the other.
 //!
 //! `uniques` (string[]) holds the dictionaries one after the other; the
 //! rejected* entries (or nulls) list rows that JS already found bad.
@@ -73,18 +75,25 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
     }
     let (data, n_data) = typed(env, at(4)?, js::FLOAT64, "data")?;
     let uniques = strings(env, at(5)?, "uniques")?;
-    let n_nums = spec.fields.iter().filter(|f| !matches!(f.kind, FieldType::Category | FieldType::Array)).count();
+    let n_nums = spec.fields.iter().filter(|f| !matches!(f.kind, FieldType::Category | FieldType::Array | FieldType::List)).count();
     let n_cats = spec.fields.iter().filter(|f| f.kind == FieldType::Category).count();
     let n_arr: usize = spec.fields.iter().filter(|f| f.kind == FieldType::Array).map(|f| f.size.unwrap_or(1)).sum();
-    let need = rows * (n_nums + n_cats + n_arr) + n_cats;
-    if n_data != need {
-        return Err(bad(format!("the batch holds {n_data} numbers, expected {need}")));
+    let n_lists = spec.fields.iter().filter(|f| f.kind == FieldType::List).count();
+    let fixed = rows * (n_nums + n_cats + n_arr + n_lists) + n_cats;
+    if n_data < fixed {
+        return Err(bad(format!("the batch holds {n_data} numbers, expected at least {fixed}")));
     }
     // SAFETY: a Float64Array of n_data elements, kept alive by JS until the run settles.
     let all = if n_data == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data as *const f64, n_data) } };
     let codes_at = rows * n_nums;
     let counts_at = codes_at + rows * n_cats;
     let mut arr_at = counts_at + n_cats;
+    let mut len_at = arr_at + rows * n_arr;
+    let mut list_at = len_at + rows * n_lists;
+    let listed: usize = all[len_at..list_at].iter().map(|&l| l as usize).sum();
+    if n_data != list_at + listed {
+        return Err(bad(format!("the batch holds {n_data} numbers, expected {}", list_at + listed)));
+    }
     let (mut num_i, mut cat_i, mut uniq_at) = (0usize, 0usize, 0usize);
     let mut columns = Vec::with_capacity(spec.fields.len());
     for f in &spec.fields {
@@ -96,6 +105,15 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
                 let u = uniques.get(uniq_at..uniq_at + count).ok_or_else(|| bad(format!("the batch is short of categories for '{}'", f.name)))?.to_vec();
                 uniq_at += count;
                 InColumn::OwnedCat { codes, uniques: u }
+            }
+            FieldType::List => {
+                let lengths: Vec<usize> = all[len_at..len_at + rows].iter().map(|&l| l as usize).collect();
+                len_at += rows;
+                let total: usize = lengths.iter().sum();
+                // SAFETY: in bounds (checked against the total above).
+                let b = unsafe { BorrowedBytes::new((data as *const f64).add(list_at) as *const u8, total * 8) };
+                list_at += total;
+                InColumn::List { lengths, values: b }
             }
             FieldType::Array => {
                 let n = rows * f.size.unwrap_or(1);
@@ -171,4 +189,14 @@ pub fn fit_pipeline(env: Env, spec: String, batch: Unknown) -> Result<AsyncTask<
     let parsed = pipeline::parse(&spec).js()?;
     let batch = parse_batch(env.raw(), &parsed, batch.value().value).js()?;
     Ok(AsyncTask::new(FitTask { spec, batch: Some(batch) }))
+}
+
+/// Platt calibration fit (see oxinfer_core::pipeline::post::fit_platt).
+#[napi(catch_unwind)]
+pub fn fit_platt(scores: Float64Array, labels: Uint8Array) -> Result<Vec<f64>> {
+    let l: Vec<bool> = labels.iter().map(|&x| x != 0).collect();
+    let (a, b) = oxinfer_core::pipeline::post::fit_platt(&scores, &l)
+        .ok_or_else(|| CoreError::InvalidArgument("fitPlatt needs as many labels as scores".into()))
+        .js()?;
+    Ok(vec![a, b])
 }

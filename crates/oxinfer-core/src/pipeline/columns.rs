@@ -12,8 +12,11 @@ pub enum InColumn {
     Cat { codes: BorrowedBytes, uniques: Vec<String> },
     /// A fixed-size numeric array per row, row-major.
     Arr(BorrowedBytes),
+    /// A variable-length list per row: its length per row and all values.
+    List { lengths: Vec<usize>, values: BorrowedBytes },
     /// Owned f64 data (Rust callers and tests).
     OwnedNum(Vec<f64>),
+    OwnedList { lengths: Vec<usize>, values: Vec<f64> },
     OwnedCat { codes: Vec<i32>, uniques: Vec<String> },
 }
 
@@ -48,6 +51,8 @@ pub enum Col {
     /// Codes into `vocab`; -1 = missing.
     Cat { codes: Vec<i32>, vocab: Vec<String> },
     Arr { data: Vec<f64>, size: usize },
+    /// Row i holds values[offsets[i]..offsets[i + 1]].
+    List { offsets: Vec<usize>, values: Vec<f64> },
 }
 
 impl InColumn {
@@ -60,6 +65,8 @@ impl InColumn {
             InColumn::Cat { codes, uniques } => Col::Cat { codes: i32s(codes), vocab: uniques.clone() },
             InColumn::OwnedCat { codes, uniques } => Col::Cat { codes: codes.clone(), vocab: uniques.clone() },
             InColumn::Arr(b) => Col::Arr { data: f64s(b), size: size.unwrap_or(1) },
+            InColumn::List { lengths, values } => list(lengths, f64s(values))?,
+            InColumn::OwnedList { lengths, values } => list(lengths, values.clone())?,
         };
         let len = match &col {
             Col::Num(v) => v.len(),
@@ -75,10 +82,23 @@ impl InColumn {
                 }
                 data.len() / size
             }
+            Col::List { offsets, .. } => offsets.len() - 1,
         };
         if len != rows {
             return Err(bad(format!("has {len} rows, expected {rows}")));
         }
         Ok(col)
     }
+}
+
+fn list(lengths: &[usize], values: Vec<f64>) -> Result<Col> {
+    let mut offsets = Vec::with_capacity(lengths.len() + 1);
+    offsets.push(0);
+    for l in lengths {
+        offsets.push(offsets.last().copied().unwrap_or(0) + l);
+    }
+    if offsets.last().copied().unwrap_or(0) != values.len() {
+        return Err(Error::InvalidArgument(format!("list lengths add up to {} but {} values came", offsets.last().unwrap_or(&0), values.len())));
+    }
+    Ok(Col::List { offsets, values })
 }

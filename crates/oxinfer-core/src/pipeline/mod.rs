@@ -2,6 +2,7 @@
 //! model's tensors, inference, post-processing, results out, all in Rust.
 
 pub mod columns;
+pub mod features;
 mod plan;
 pub mod post;
 pub mod spec;

@@ -68,6 +68,7 @@ enum Kind {
     Num,
     Cat,
     Arr(usize),
+    List,
 }
 
 fn spec_err(stage: &str, msg: impl Into<String>) -> Error {
@@ -88,6 +89,7 @@ impl Pipeline {
                 FieldType::Number | FieldType::Integer | FieldType::Boolean => Kind::Num,
                 FieldType::Category => Kind::Cat,
                 FieldType::Array => Kind::Arr(f.size.filter(|s| *s > 0).ok_or_else(|| spec_err(&label, "an array field needs a positive size"))?),
+                FieldType::List => Kind::List,
             };
             if f.size.is_some() && f.kind != FieldType::Array {
                 return Err(spec_err(&label, "only array fields take a size"));
@@ -185,6 +187,99 @@ impl Pipeline {
                     }
                     kinds.insert(field.clone(), Kind::Num);
                 }
+                Stage::Log { fields, offset, .. } => {
+                    for f in fields {
+                        if !matches!(field_kind(f)?, Kind::Num | Kind::Arr(_)) {
+                            return Err(spec_err(&label, format!("'{f}' is not numeric")));
+                        }
+                    }
+                    if !offset.is_finite() {
+                        return Err(spec_err(&label, "offset must be finite"));
+                    }
+                }
+                Stage::Bucketize { field, edges, output, .. } => {
+                    if field_kind(field)? != Kind::Num {
+                        return Err(spec_err(&label, format!("'{field}' is not a numeric field")));
+                    }
+                    if edges.is_empty() || edges.windows(2).any(|w| !(w[0] < w[1])) || edges.iter().any(|e| !e.is_finite()) {
+                        return Err(spec_err(&label, "edges must be finite and strictly increasing"));
+                    }
+                    if *output == super::spec::BucketOutput::OneHot {
+                        for i in 0..=edges.len() {
+                            let n = format!("{field}=b{i}");
+                            kinds.insert(n.clone(), Kind::Num);
+                            origin.insert(n, field.clone());
+                        }
+                    }
+                }
+                Stage::Hash { field, buckets, .. } => {
+                    if field_kind(field)? != Kind::Cat {
+                        return Err(spec_err(&label, format!("'{field}' is not a category field")));
+                    }
+                    if *buckets == 0 || *buckets > 1 << 20 {
+                        return Err(spec_err(&label, "buckets must be from 1 to 1048576"));
+                    }
+                    for i in 0..*buckets {
+                        let n = format!("{field}#{i}");
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, field.clone());
+                    }
+                }
+                Stage::Interaction { fields, .. } => {
+                    if fields.len() < 2 {
+                        return Err(spec_err(&label, "an interaction needs at least two fields"));
+                    }
+                    for f in fields {
+                        if field_kind(f)? != Kind::Num {
+                            return Err(spec_err(&label, format!("'{f}' is not a numeric field")));
+                        }
+                    }
+                    for (i, a) in fields.iter().enumerate() {
+                        for b in &fields[i + 1..] {
+                            let n = format!("{a}*{b}");
+                            kinds.insert(n.clone(), Kind::Num);
+                            origin.insert(n, a.clone());
+                        }
+                    }
+                }
+                Stage::Aggregate { field, functions, .. } => {
+                    if field_kind(field)? != Kind::List {
+                        return Err(spec_err(&label, format!("'{field}' is not a list field")));
+                    }
+                    if functions.is_empty() {
+                        return Err(spec_err(&label, "name at least one function"));
+                    }
+                    for f in functions {
+                        let n = format!("{field}.{}", f.name());
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, field.clone());
+                    }
+                }
+                Stage::Pca { fields, components, prefix, mean, matrix, .. } => {
+                    for f in fields {
+                        if field_kind(f)? != Kind::Num {
+                            return Err(spec_err(&label, format!("'{f}' is not a numeric field")));
+                        }
+                    }
+                    if *components == 0 || *components > fields.len() {
+                        return Err(spec_err(&label, format!("components must be from 1 to {} (the number of fields)", fields.len())));
+                    }
+                    if let Some(m) = mean {
+                        if m.len() != fields.len() {
+                            return Err(spec_err(&label, "mean needs one value per field"));
+                        }
+                    }
+                    if let Some(w) = matrix {
+                        if w.len() != *components || w.iter().any(|r| r.len() != fields.len()) {
+                            return Err(spec_err(&label, format!("matrix must be {components} rows of {} values", fields.len())));
+                        }
+                    }
+                    for i in 0..*components {
+                        let n = format!("{prefix}{i}");
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, fields[0].clone());
+                    }
+                }
             }
         }
         // Feature assembly against the model's inputs.
@@ -210,7 +305,8 @@ impl Pipeline {
                     match k {
                         Kind::Num => sources.push(Source::Num(n.clone())),
                         Kind::Arr(size) => (0..*size).for_each(|j| sources.push(Source::Elem(n.clone(), j))),
-                        Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot or ordinal first"))),
+                        Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot, ordinal or hash first"))),
+                        Kind::List => return Err(spec_err(&label, format!("'{n}' is a list; aggregate it first"))),
                     }
                     let o = origin.get(n).cloned().unwrap_or_else(|| n.clone());
                     while origins.len() < sources.len() {
@@ -294,6 +390,7 @@ impl Pipeline {
                     }
                 }
                 Post::InverseScale { scale, .. } if *scale == 0.0 => return Err(spec_err(&l, "scale must not be 0")),
+                Post::Platt { a, b, .. } if !(a.is_finite() && b.is_finite()) => return Err(spec_err(&l, "a and b must be finite")),
                 _ => {}
             }
         }
@@ -330,6 +427,7 @@ impl Pipeline {
                 None => match f.kind {
                     FieldType::Category => Col::Cat { codes: vec![-1; batch.rows], vocab: vec![] },
                     FieldType::Array => Col::Arr { data: vec![f64::NAN; batch.rows * f.size.unwrap_or(1)], size: f.size.unwrap_or(1) },
+                    FieldType::List => Col::List { offsets: vec![0; batch.rows + 1], values: vec![] },
                     _ => Col::Num(vec![f64::NAN; batch.rows]),
                 },
             };
@@ -339,6 +437,7 @@ impl Pipeline {
                         Col::Num(v) => v[row].is_nan(),
                         Col::Cat { codes, .. } => codes[row] < 0,
                         Col::Arr { data, size } => data[row * size..(row + 1) * size].iter().any(|x| x.is_nan()),
+                        Col::List { .. } => false,
                     };
                     if missing {
                         frame.reject(row, Error::bad_record(row, &f.name, format!("field '{}' is required but missing", f.name)));

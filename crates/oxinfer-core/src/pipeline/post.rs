@@ -49,6 +49,7 @@ pub fn run(ops: &[Post], scores: &mut [f64], rows: usize, k: usize) -> Decisions
             Post::Softmax { .. } => scores.chunks_mut(k.max(1)).for_each(softmax),
             Post::Sigmoid { .. } => scores.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (-*x).exp())),
             Post::InverseScale { mean, scale, .. } => scores.iter_mut().for_each(|x| *x = *x * scale + mean),
+            Post::Platt { a, b, .. } => scores.iter_mut().for_each(|x| *x = 1.0 / (1.0 + (a * *x + b).exp())),
             Post::Argmax { .. } => {
                 let (l, s) = best(scores);
                 d.label = Some(l);
@@ -99,4 +100,77 @@ pub fn run(ops: &[Post], scores: &mut [f64], rows: usize, k: usize) -> Decisions
         }
     }
     d
+}
+
+/// Fits Platt's sigmoid p = 1 / (1 + exp(a * s + b)) to scores and 0/1
+/// labels, with Platt's target smoothing and the Newton method with
+/// backtracking of Lin, Lin and Weng (2007), as LIBSVM and scikit-learn's
+/// sigmoid calibration do. Returns (a, b).
+pub fn fit_platt(scores: &[f64], labels: &[bool]) -> Option<(f64, f64)> {
+    if scores.len() != labels.len() || scores.is_empty() {
+        return None;
+    }
+    let prior1 = labels.iter().filter(|&&l| l).count() as f64;
+    let prior0 = labels.len() as f64 - prior1;
+    let (hi, lo) = ((prior1 + 1.0) / (prior1 + 2.0), 1.0 / (prior0 + 2.0));
+    let t: Vec<f64> = labels.iter().map(|&l| if l { hi } else { lo }).collect();
+    let (mut a, mut b) = (0.0, ((prior0 + 1.0) / (prior1 + 1.0)).ln());
+    let loss = |a: f64, b: f64| -> f64 {
+        scores
+            .iter()
+            .zip(&t)
+            .map(|(&s, &ti)| {
+                let f = s * a + b;
+                if f >= 0.0 {
+                    ti * f + (1.0 + (-f).exp()).ln()
+                } else {
+                    (ti - 1.0) * f + (1.0 + f.exp()).ln()
+                }
+            })
+            .sum()
+    };
+    let mut fval = loss(a, b);
+    for _ in 0..100 {
+        let (mut h11, mut h22, mut h21, mut g1, mut g2) = (1e-12, 1e-12, 0.0, 0.0, 0.0);
+        for (&s, &ti) in scores.iter().zip(&t) {
+            let f = s * a + b;
+            let (p, q) = if f >= 0.0 {
+                let e = (-f).exp();
+                (e / (1.0 + e), 1.0 / (1.0 + e))
+            } else {
+                let e = f.exp();
+                (1.0 / (1.0 + e), e / (1.0 + e))
+            };
+            let d2 = p * q;
+            h11 += s * s * d2;
+            h22 += d2;
+            h21 += s * d2;
+            let d1 = ti - p;
+            g1 += s * d1;
+            g2 += d1;
+        }
+        if g1.abs() < 1e-9 && g2.abs() < 1e-9 {
+            break;
+        }
+        let det = h11 * h22 - h21 * h21;
+        let da = -(h22 * g1 - h21 * g2) / det;
+        let db = -(-h21 * g1 + h11 * g2) / det;
+        let gd = g1 * da + g2 * db;
+        let mut step = 1.0;
+        while step >= 1e-10 {
+            let (na, nb) = (a + step * da, b + step * db);
+            let nf = loss(na, nb);
+            if nf < fval + 1e-4 * step * gd {
+                a = na;
+                b = nb;
+                fval = nf;
+                break;
+            }
+            step /= 2.0;
+        }
+        if step < 1e-10 {
+            break;
+        }
+    }
+    Some((a, b))
 }

@@ -34,6 +34,8 @@ pub enum FieldType {
     Boolean,
     Category,
     Array,
+    /// A variable-length list of numbers per record (for aggregations).
+    List,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -152,6 +154,103 @@ pub enum Stage {
         #[serde(default = "minus_one")]
         unknown_value: f64,
     },
+    /// ln(x + offset); values at or below -offset become missing.
+    Log {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        #[serde(default = "one")]
+        offset: f64,
+    },
+    /// The bucket index of a number: how many edges are <= it.
+    Bucketize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        edges: Vec<f64>,
+        /// 'index' replaces the field; 'one_hot' adds features 'field=b<i>'.
+        #[serde(default)]
+        output: BucketOutput,
+    },
+    /// Signed feature hashing of a category (scikit-learn's FeatureHasher:
+    /// murmurhash3_32, seed 0): features 'field#0' .. 'field#<buckets-1>'.
+    Hash {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        buckets: usize,
+        #[serde(default = "yes")]
+        alternate_sign: bool,
+    },
+    /// Pairwise products of the fields: features 'a*b'.
+    Interaction {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+    },
+    /// Aggregates of a list field: features 'field.mean', 'field.min', ...
+    Aggregate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        functions: Vec<Aggregation>,
+    },
+    /// Principal component projection of numeric fields: features
+    /// '<prefix>0' .. '<prefix><components-1>'.
+    Pca {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        fields: Vec<String>,
+        components: usize,
+        #[serde(default = "pca_prefix")]
+        prefix: String,
+        /// Fitted: per-field mean, and the components (rows) over the fields.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mean: Option<Vec<f64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matrix: Option<Vec<Vec<f64>>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        explained_variance: Option<Vec<f64>>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BucketOutput {
+    #[default]
+    Index,
+    OneHot,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    Mean,
+    Min,
+    Max,
+    Sum,
+    Count,
+    Last,
+}
+
+impl Aggregation {
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Mean => "mean",
+            Aggregation::Min => "min",
+            Aggregation::Max => "max",
+            Aggregation::Sum => "sum",
+            Aggregation::Count => "count",
+            Aggregation::Last => "last",
+        }
+    }
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn pca_prefix() -> String {
+    "pca".into()
 }
 
 fn yes() -> bool {
@@ -180,6 +279,12 @@ impl Stage {
             Stage::RobustScale { .. } => "robust_scale",
             Stage::OneHot { .. } => "one_hot",
             Stage::Ordinal { .. } => "ordinal",
+            Stage::Log { .. } => "log",
+            Stage::Bucketize { .. } => "bucketize",
+            Stage::Hash { .. } => "hash",
+            Stage::Interaction { .. } => "interaction",
+            Stage::Aggregate { .. } => "aggregate",
+            Stage::Pca { .. } => "pca",
         }
     }
 
@@ -191,7 +296,13 @@ impl Stage {
             | Stage::MinmaxScale { name, .. }
             | Stage::RobustScale { name, .. }
             | Stage::OneHot { name, .. }
-            | Stage::Ordinal { name, .. } => name.as_deref(),
+            | Stage::Ordinal { name, .. }
+            | Stage::Log { name, .. }
+            | Stage::Bucketize { name, .. }
+            | Stage::Hash { name, .. }
+            | Stage::Interaction { name, .. }
+            | Stage::Aggregate { name, .. }
+            | Stage::Pca { name, .. } => name.as_deref(),
         }
     }
 
@@ -268,6 +379,13 @@ pub enum Post {
         mean: f64,
         scale: f64,
     },
+    /// Platt calibration of scores: p = 1 / (1 + exp(a * s + b)).
+    Platt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        a: f64,
+        b: f64,
+    },
 }
 
 impl Post {
@@ -280,6 +398,7 @@ impl Post {
             Post::Threshold { .. } => "threshold",
             Post::Bucket { .. } => "bucket",
             Post::InverseScale { .. } => "inverse_scale",
+            Post::Platt { .. } => "platt",
         }
     }
 

@@ -87,6 +87,7 @@ fn values(col: &Col) -> &[f64] {
     match col {
         Col::Num(v) => v,
         Col::Arr { data, .. } => data,
+        Col::List { values, .. } => values,
         Col::Cat { .. } => &[],
     }
 }
@@ -95,7 +96,15 @@ fn values_mut(col: &mut Col) -> &mut [f64] {
     match col {
         Col::Num(v) => v,
         Col::Arr { data, .. } => data,
+        Col::List { values, .. } => values,
         Col::Cat { .. } => &mut [],
+    }
+}
+
+fn num<'f>(frame: &'f Frame, f: &str, label: &str) -> Result<&'f [f64]> {
+    match frame.get(f) {
+        Some(Col::Num(v)) => Ok(v),
+        _ => Err(Error::invalid_spec(label, format!("'{f}' is not a numeric column here"))),
     }
 }
 
@@ -126,11 +135,19 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(stage: &Stage) -> Self {
+        let names = |v: Vec<String>| Prepared { index: HashMap::new(), names: v };
         match stage {
             Stage::OneHot { field, categories: Some(cats), .. } | Stage::Ordinal { field, categories: Some(cats), .. } => Prepared {
                 index: cats.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
                 names: cats.iter().map(|c| format!("{field}={c}")).collect(),
             },
+            Stage::Bucketize { field, edges, .. } => names((0..=edges.len()).map(|i| format!("{field}=b{i}")).collect()),
+            Stage::Hash { field, buckets, .. } => names((0..*buckets).map(|i| format!("{field}#{i}")).collect()),
+            Stage::Interaction { fields, .. } => {
+                names(fields.iter().enumerate().flat_map(|(i, a)| fields[i + 1..].iter().map(move |b| format!("{a}*{b}"))).collect())
+            }
+            Stage::Aggregate { field, functions, .. } => names(functions.iter().map(|f| format!("{field}.{}", f.name())).collect()),
+            Stage::Pca { prefix, components, .. } => names((0..*components).map(|i| format!("{prefix}{i}")).collect()),
             _ => Prepared::default(),
         }
     }
@@ -235,6 +252,101 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
             }
             frame.insert(field, Col::Num(out));
         }
+        Stage::Log { fields, offset, .. } => {
+            each_numeric(frame, fields, |_, v| {
+                v.iter_mut().for_each(|x| *x = if *x + offset > 0.0 { (*x + offset).ln() } else { f64::NAN })
+            });
+        }
+        Stage::Bucketize { field, edges, output, .. } => {
+            let idx: Vec<f64> = num(frame, field, label)?.iter().map(|&x| if x.is_nan() { f64::NAN } else { edges.iter().filter(|&&e| e <= x).count() as f64 }).collect();
+            match output {
+                super::spec::BucketOutput::Index => frame.insert(field, Col::Num(idx)),
+                super::spec::BucketOutput::OneHot => {
+                    for (b, name) in prepared.names.iter().enumerate() {
+                        let col = idx.iter().map(|&i| if i.is_nan() { f64::NAN } else { (i as usize == b) as u8 as f64 }).collect();
+                        frame.insert(name, Col::Num(col));
+                    }
+                }
+            }
+        }
+        Stage::Hash { field, buckets, alternate_sign, .. } => {
+            let Some(Col::Cat { codes, vocab }) = frame.get(field) else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not a category field")));
+            };
+            let slots: Vec<(usize, f64)> = vocab.iter().map(|v| super::features::hash_feature(v, *buckets, *alternate_sign)).collect();
+            let mut outs = vec![vec![0f64; frame.rows]; *buckets];
+            for (row, &c) in codes.iter().enumerate() {
+                if c >= 0 {
+                    let (i, sign) = slots[c as usize];
+                    outs[i][row] += sign;
+                }
+            }
+            for (name, col) in prepared.names.iter().zip(outs) {
+                frame.insert(name, Col::Num(col));
+            }
+        }
+        Stage::Interaction { fields, .. } => {
+            let mut k = 0;
+            for (i, a) in fields.iter().enumerate() {
+                for b in &fields[i + 1..] {
+                    let col: Vec<f64> = num(frame, a, label)?.iter().zip(num(frame, b, label)?).map(|(x, y)| x * y).collect();
+                    frame.insert(&prepared.names[k], Col::Num(col));
+                    k += 1;
+                }
+            }
+        }
+        Stage::Aggregate { field, functions, .. } => {
+            let Some(Col::List { offsets, values }) = frame.get(field) else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not a list field")));
+            };
+            let rows = frame.rows;
+            let mut outs = vec![vec![f64::NAN; rows]; functions.len()];
+            for r in 0..rows {
+                let xs = values[offsets[r]..offsets[r + 1]].iter().copied().filter(|x| !x.is_nan());
+                let (mut n, mut sum, mut lo, mut hi, mut last) = (0usize, 0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN);
+                for x in xs {
+                    n += 1;
+                    sum += x;
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                    last = x;
+                }
+                for (f, out) in functions.iter().zip(outs.iter_mut()) {
+                    out[r] = match f {
+                        super::spec::Aggregation::Count => n as f64,
+                        super::spec::Aggregation::Sum => sum,
+                        _ if n == 0 => f64::NAN,
+                        super::spec::Aggregation::Mean => sum / n as f64,
+                        super::spec::Aggregation::Min => lo,
+                        super::spec::Aggregation::Max => hi,
+                        super::spec::Aggregation::Last => last,
+                    };
+                }
+            }
+            for (name, col) in prepared.names.iter().zip(outs) {
+                frame.insert(name, Col::Num(col));
+            }
+        }
+        Stage::Pca { fields, mean, matrix, .. } => {
+            let (Some(mean), Some(matrix)) = (mean, matrix) else {
+                return Err(Error::invalid_spec(label, "not fitted; fit the pipeline first"));
+            };
+            let cols: Vec<&[f64]> = fields.iter().map(|f| num(frame, f, label)).collect::<Result<_>>()?;
+            let rows = frame.rows;
+            let mut outs = vec![vec![0f64; rows]; matrix.len()];
+            for r in 0..rows {
+                for (k, comp) in matrix.iter().enumerate() {
+                    let mut acc = 0.0;
+                    for (j, c) in cols.iter().enumerate() {
+                        acc += (c[r] - mean[j]) * comp[j];
+                    }
+                    outs[k][r] = acc;
+                }
+            }
+            for (name, col) in prepared.names.iter().zip(outs) {
+                frame.insert(name, Col::Num(col));
+            }
+        }
     }
     Ok(())
 }
@@ -331,6 +443,24 @@ pub fn fit(stage: &mut Stage, label: &str, frame: &Frame) -> Result<()> {
             }
             *categories = Some(seen);
         }
+        Stage::Log { .. } | Stage::Bucketize { .. } | Stage::Hash { .. } | Stage::Interaction { .. } | Stage::Aggregate { .. } => {}
+        Stage::Pca { fields, components, mean, matrix, explained_variance, .. } => {
+            let cols: Vec<&[f64]> = fields.iter().map(|f| num(frame, f, label)).collect::<Result<_>>()?;
+            let n = cols.len();
+            let mut x = Vec::new();
+            let mut rows = 0;
+            for r in 0..frame.rows {
+                if cols.iter().all(|c| !c[r].is_nan()) {
+                    x.extend(cols.iter().map(|c| c[r]));
+                    rows += 1;
+                }
+            }
+            let (m, comps, var) = super::features::fit_pca(&x, rows, n, *components)
+                .ok_or_else(|| Error::invalid_spec(label, "PCA needs at least two complete rows to fit on"))?;
+            *mean = Some(m);
+            *matrix = Some(comps);
+            *explained_variance = Some(var);
+        }
     }
     Ok(())
 }
@@ -345,6 +475,7 @@ pub fn unfitted(stage: &Stage) -> Option<&'static str> {
         Stage::MinmaxScale { data_min: None, .. } | Stage::MinmaxScale { data_max: None, .. } => Some("data_min/data_max"),
         Stage::RobustScale { center: None, .. } | Stage::RobustScale { scale: None, .. } => Some("center/scale"),
         Stage::OneHot { categories: None, .. } | Stage::Ordinal { categories: None, .. } => Some("categories"),
+        Stage::Pca { mean: None, .. } | Stage::Pca { matrix: None, .. } => Some("mean/matrix"),
         _ => None,
     }
 }
