@@ -451,7 +451,7 @@ interface NativeBinding {
   fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
   processImages(images: unknown[], options: Record<string, unknown>, field: string): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
-  compilePipeline(session: NativeSession, spec: string): NativePipeline
+  compilePipeline(session: NativeSession, spec: string, base?: string): Promise<NativePipeline>
   fitPipeline(spec: string, batch: unknown[]): Promise<string>
   NativeHub: new (handler: (events: unknown[]) => void) => { ref(): void; unref(): void }
   createSession(
@@ -1000,9 +1000,9 @@ export class Session {
 // Pipelines (spec version 1; the JSON Schema ships as schema/pipeline.schema.json)
 
 /** Field types of a pipeline's input records. */
-export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array', 'list'] as const
+export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array', 'list', 'text', 'image'] as const
 /** Pre-processing ops. */
-export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal', 'log', 'bucketize', 'hash', 'interaction', 'aggregate', 'pca'] as const
+export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal', 'log', 'bucketize', 'hash', 'interaction', 'aggregate', 'pca', 'tokenize', 'image'] as const
 /** Post-processing ops. */
 export const POSTPROCESS_OPS = ['softmax', 'sigmoid', 'argmax', 'top_k', 'threshold', 'bucket', 'inverse_scale', 'platt'] as const
 
@@ -1121,7 +1121,33 @@ export interface PcaStage extends StageBase {
   matrix?: number[][]
   explained_variance?: number[]
 }
+/** Tokenises a text field (and `pair_field` as pairs): tensors '<field>.input_ids', '.attention_mask', '.token_type_ids', int64 [batch, seq]. */
+export interface TokenizeStage extends StageBase {
+  op: 'tokenize'
+  field: string
+  pair_field?: string
+  /** A tokenizer.json, relative to the spec file. */
+  tokenizer: string
+  max_length: number
+  /** Default 'longest'. */
+  padding?: 'longest' | 'max_length'
+  /** Default true. */
+  add_special_tokens?: boolean
+}
+/** Decodes and transforms an image field: tensor '<field>.pixels', float32 [batch, C, H, W] (or HWC). */
+export interface ImageStage extends StageBase {
+  op: 'image'
+  field: string
+  resize?: { width: number; height: number } | { shorter: number }
+  filter?: 'bilinear' | 'nearest'
+  center_crop?: { width: number; height: number }
+  color?: 'rgb' | 'gray'
+  normalize?: { mean: number[]; std: number[] }
+  layout?: 'chw' | 'hwc'
+}
 export type PreprocessStage =
+  | TokenizeStage
+  | ImageStage
   | ImputeStage
   | ClipStage
   | StandardScaleStage
@@ -1137,10 +1163,12 @@ export type PreprocessStage =
   | PcaStage
 
 export interface FeatureAssembly {
-  /** The model input fed with a [batch, names.length] tensor. */
+  /** The model input fed with a [batch, names.length] tensor (or with `tensor`). */
   input: string
   /** Feature names in tensor order: a numeric field, an array field (all elements) or 'field[i]', or 'field=category'. */
-  names: string[]
+  names?: string[]
+  /** Or: a tensor made by a stage, passed as is ('text.input_ids', 'photo.pixels'). */
+  tensor?: string
   /** Default 'error': a feature still missing at assembly is a row error; 'nan' passes NaN. */
   missing?: 'error' | 'nan'
 }
@@ -1288,6 +1316,8 @@ interface BatchLayout {
   arrs: FieldSpec[]
   arrWidth: number
   lists: FieldSpec[]
+  texts: FieldSpec[]
+  images: FieldSpec[]
 }
 
 /** A batch transposed into columns, ready to cross to native code. */
@@ -1350,7 +1380,7 @@ export class Pipeline {
     const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
     let n: NativePipeline
     try {
-      n = native.compilePipeline(session[kNative], JSON.stringify(parsed))
+      n = await native.compilePipeline(session[kNative], JSON.stringify(parsed), resolvePath(baseDir))
     } catch (e) {
       await session.dispose()
       throw fromNative(e)
@@ -1456,7 +1486,7 @@ export class Pipeline {
     }
     const spec = JSON.parse(fitted) as PipelineSpec
     try {
-      this.#native = native.compilePipeline(this.#session[kNative], fitted)
+      this.#native = await native.compilePipeline(this.#session[kNative], fitted, this.#baseDir)
       this.#unfitted = this.#native.unfitted
     } catch (e) {
       throw fromNative(e)
@@ -1507,16 +1537,20 @@ export class Pipeline {
     const cats: FieldSpec[] = []
     const arrs: FieldSpec[] = []
     const lists: FieldSpec[] = []
+    const texts: FieldSpec[] = []
+    const images: FieldSpec[] = []
     let arrWidth = 0
     for (const f of this.#fields) {
       if (f.type === 'category') cats.push(f)
       else if (f.type === 'list') lists.push(f)
+      else if (f.type === 'text') texts.push(f)
+      else if (f.type === 'image') images.push(f)
       else if (f.type === 'array') {
         arrs.push(f)
         arrWidth += f.size ?? 1
       } else nums.push(f)
     }
-    return { nums, cats, arrs, arrWidth, lists }
+    return { nums, cats, arrs, arrWidth, lists, texts, images }
   }
 
   /** Transposes records into the batch layout, checking each value against its field's type. */
@@ -1535,6 +1569,7 @@ export class Pipeline {
     const L = this.#layout()
     const get0 = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
     const lists = this.#lists(L, rows, get0, reject)
+    const [texts, images] = this.#media(L, rows, get0, reject)
     const { data, nums, codes, counts, arrs, lens, vals } = this.#alloc(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
     this.#fillLists(lens, vals, lists, rows)
     const uniques: string[] = []
@@ -1607,7 +1642,7 @@ export class Pipeline {
       }
       base += rows * size
     }
-    return { flat: this.#flat(rows, rejected, data, uniques), rows, rejected }
+    return { flat: this.#flat(rows, rejected, data, uniques, texts, images), rows, rejected }
   }
 
   /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
@@ -1638,7 +1673,9 @@ export class Pipeline {
       if (!rejected.has(row)) rejected.set(row, e)
     }
     const L = this.#layout()
-    const lists = this.#lists(L, rows, (r, name) => (columns[name] as ArrayLike<unknown> | undefined)?.[r], reject)
+    const getCol = (r: number, name: string): unknown => (columns[name] as ArrayLike<unknown> | undefined)?.[r]
+    const lists = this.#lists(L, rows, getCol, reject)
+    const [texts, images] = this.#media(L, rows, getCol, reject)
     const { data, nums, codes, counts, arrs, lens, vals } = this.#alloc(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
     this.#fillLists(lens, vals, lists, rows)
     codes.fill(-1)
@@ -1709,7 +1746,7 @@ export class Pipeline {
       }
       base += rows * size
     }
-    return { flat: this.#flat(rows, rejected, data, uniques), rows, rejected }
+    return { flat: this.#flat(rows, rejected, data, uniques, texts, images), rows, rejected }
   }
 
   /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */
@@ -1756,6 +1793,36 @@ export class Pipeline {
     })
   }
 
+  /** Text and image fields: validated per row, passed through as they are. */
+  #media(L: BatchLayout, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): [unknown[][], unknown[][]] {
+    const texts = L.texts.map((f) => {
+      const out: (string | null)[] = new Array(rows)
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, f.name)
+        if (typeof v === 'string') out[r] = v
+        else {
+          if (v !== undefined && v !== null) reject(r, f.name, `row ${r}: field '${f.name}' expects a string, got ${describeValue(v)}`)
+          out[r] = null
+        }
+      }
+      return out
+    })
+    const images = L.images.map((f) => {
+      const out: unknown[] = new Array(rows)
+      for (let r = 0; r < rows; r++) {
+        const v = get(r, f.name) as ImageSource | null | undefined
+        if (v instanceof Uint8Array) out[r] = v
+        else if (isPlainObject(v) && v.data instanceof Uint8Array) out[r] = [v.data, v.width, v.height, v.channels]
+        else {
+          if (v !== undefined && v !== null) reject(r, f.name, `row ${r}: field '${f.name}' expects image bytes (Uint8Array) or { data, width, height, channels }, got ${describeValue(v)}`)
+          out[r] = null
+        }
+      }
+      return out
+    })
+    return [texts, images]
+  }
+
   #fillLists(lens: Float64Array, vals: Float64Array, lists: number[][][], rows: number): void {
     let at = 0
     lists.forEach((rowsOf, j) => {
@@ -1767,8 +1834,8 @@ export class Pipeline {
     })
   }
 
-  #flat(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[]): unknown[] {
-    if (rejected.size === 0) return [rows, null, null, null, data, uniques]
+  #flat(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[], texts: unknown[][], images: unknown[][]): unknown[] {
+    if (rejected.size === 0) return [rows, null, null, null, data, uniques, texts, images]
     const bad = new Int32Array(rejected.size)
     const fields: string[] = []
     const messages: string[] = []
@@ -1778,7 +1845,7 @@ export class Pipeline {
       fields.push(e.field ?? '')
       messages.push(e.message)
     }
-    return [rows, bad, fields, messages, data, uniques]
+    return [rows, bad, fields, messages, data, uniques, texts, images]
   }
 
   #errorsOf(named: Columns, rows: number, rejected: Map<number, OxinferError>): (OxinferError | null)[] {

@@ -71,9 +71,13 @@ fn options(o: &NativeImageOptions) -> CoreResult<ImageOptions> {
 /// Reads `[Uint8Array | [data, width, height, channels]]` without copying pixels.
 fn inputs(env: RawEnv, v: Val, field: &str) -> CoreResult<Vec<ImageInput>> {
     let n = js::array_len(env, v)?;
-    let mut out = Vec::with_capacity(n as usize);
-    for i in 0..n {
-        let item = js::element(env, v, i)?;
+    (0..n).map(|i| input(env, js::element(env, v, i)?, i, field)).collect()
+}
+
+/// One image: encoded bytes, or `[pixels, width, height, channels]`.
+pub fn input(env: RawEnv, item: Val, i: u32, field: &str) -> CoreResult<ImageInput> {
+    let mut out = Vec::with_capacity(1);
+    {
         let bad = |m: &str| CoreError::bad_record(i as usize, field, format!("row {i}: {m}"));
         if let Some(view) = js::typed_array(env, item)? {
             if view.kind != js::UINT8 {
@@ -92,7 +96,7 @@ fn inputs(env: RawEnv, v: Val, field: &str) -> CoreResult<Vec<ImageInput>> {
             return Err(bad("expected encoded image bytes or raw pixels"));
         }
     }
-    Ok(out)
+    Ok(out.pop().expect("one input"))
 }
 
 pub struct ImageTask {

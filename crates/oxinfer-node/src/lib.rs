@@ -7,7 +7,7 @@ extern crate napi_derive;
 mod errors;
 mod feeds;
 mod hub;
-mod image;
+pub(crate) mod image;
 mod js;
 mod payload;
 mod pipeline;

@@ -14,7 +14,9 @@
 //! - the list fields' values, one field after the other.
 //!
 //! `uniques` (string[]) holds the dictionaries one after the other; the
-//! rejected* entries (or nulls) list rows that JS already found bad.
+//! rejected* entries (or nulls) list rows that JS already found bad. Then
+//! `texts`: per text field, a `(string | null)[]`; and `images`: per image
+//! field, an array of `Uint8Array | [pixels, width, height, channels] | null`.
 
 use std::sync::Arc;
 
@@ -54,7 +56,7 @@ fn is_nullish(env: RawEnv, v: Val) -> CoreResult<bool> {
 }
 
 pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Batch> {
-    if !js::is_array(env, v)? || js::array_len(env, v)? != 6 {
+    if !js::is_array(env, v)? || js::array_len(env, v)? != 8 {
         return Err(bad("malformed batch"));
     }
     let at = |i| js::element(env, v, i);
@@ -75,7 +77,7 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
     }
     let (data, n_data) = typed(env, at(4)?, js::FLOAT64, "data")?;
     let uniques = strings(env, at(5)?, "uniques")?;
-    let n_nums = spec.fields.iter().filter(|f| !matches!(f.kind, FieldType::Category | FieldType::Array | FieldType::List)).count();
+    let n_nums = spec.fields.iter().filter(|f| matches!(f.kind, FieldType::Number | FieldType::Integer | FieldType::Boolean)).count();
     let n_cats = spec.fields.iter().filter(|f| f.kind == FieldType::Category).count();
     let n_arr: usize = spec.fields.iter().filter(|f| f.kind == FieldType::Array).map(|f| f.size.unwrap_or(1)).sum();
     let n_lists = spec.fields.iter().filter(|f| f.kind == FieldType::List).count();
@@ -94,10 +96,40 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
     if n_data != list_at + listed {
         return Err(bad(format!("the batch holds {n_data} numbers, expected {}", list_at + listed)));
     }
-    let (mut num_i, mut cat_i, mut uniq_at) = (0usize, 0usize, 0usize);
+    let (mut num_i, mut cat_i, mut uniq_at, mut text_i, mut image_i) = (0usize, 0usize, 0usize, 0u32, 0u32);
+    let texts = at(6)?;
+    let images = at(7)?;
     let mut columns = Vec::with_capacity(spec.fields.len());
     for f in &spec.fields {
         let col = match f.kind {
+            FieldType::Text => {
+                let list = js::element(env, texts, text_i)?;
+                text_i += 1;
+                let n = js::array_len(env, list)?;
+                if n as usize != rows {
+                    return Err(bad(format!("text field '{}' has {n} rows, expected {rows}", f.name)));
+                }
+                let mut out = Vec::with_capacity(rows);
+                for r in 0..n {
+                    let item = js::element(env, list, r)?;
+                    out.push(if is_nullish(env, item)? { None } else { Some(js::string(env, item)?.ok_or_else(|| CoreError::bad_record(r as usize, &f.name, format!("row {r}: field '{}' expects a string", f.name)))?) });
+                }
+                InColumn::Text(out)
+            }
+            FieldType::Image => {
+                let list = js::element(env, images, image_i)?;
+                image_i += 1;
+                let n = js::array_len(env, list)?;
+                if n as usize != rows {
+                    return Err(bad(format!("image field '{}' has {n} rows, expected {rows}", f.name)));
+                }
+                let mut out = Vec::with_capacity(rows);
+                for r in 0..n {
+                    let item = js::element(env, list, r)?;
+                    out.push(if is_nullish(env, item)? { None } else { Some(crate::image::input(env, item, r, &f.name)?) });
+                }
+                InColumn::Images(out)
+            }
             FieldType::Category => {
                 let count = all[counts_at + cat_i] as usize;
                 let codes: Vec<i32> = all[codes_at + cat_i * rows..codes_at + (cat_i + 1) * rows].iter().map(|&c| c as i32).collect();
@@ -149,12 +181,36 @@ impl NativePipeline {
     }
 }
 
-/// Parses and checks `spec` (JSON) against `session`'s model; throws ERR_INVALID_SPEC.
-#[napi(catch_unwind)]
-pub fn compile_pipeline(session: &crate::session::NativeSession, spec: String) -> Result<NativePipeline> {
-    let parsed = pipeline::parse(&spec).js()?;
-    let compiled = Pipeline::compile(parsed, session.model_info()).js()?;
-    Ok(NativePipeline { inner: Arc::new(compiled) })
+pub struct CompileTask {
+    spec: String,
+    base: Option<String>,
+    model: oxinfer_core::ModelInfo,
+}
+
+impl Task for CompileTask {
+    type Output = Pipeline;
+    type JsValue = NativePipeline;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let (spec, base, model) = (&self.spec, self.base.as_deref(), &self.model);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let parsed = pipeline::parse(spec)?;
+            Pipeline::compile_in(parsed, model, base.map(std::path::Path::new))
+        }))
+        .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
+        .js()
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativePipeline { inner: Arc::new(output) })
+    }
+}
+
+/// Parses and checks `spec` (JSON) against `session`'s model, loading what its
+/// stages need (tokenizers, relative to `base`) off the JS thread.
+#[napi(catch_unwind, ts_return_type = "Promise<NativePipeline>")]
+pub fn compile_pipeline(session: &crate::session::NativeSession, spec: String, base: Option<String>) -> AsyncTask<CompileTask> {
+    AsyncTask::new(CompileTask { spec, base, model: session.model_info().clone() })
 }
 
 pub struct FitTask {

@@ -25,6 +25,25 @@ pub enum ImageInput {
     Raw { data: BorrowedBytes, width: usize, height: usize, channels: usize },
 }
 
+impl std::fmt::Debug for ImageInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageInput::Encoded(b) => write!(f, "Encoded({} bytes)", b.as_slice().len()),
+            ImageInput::Raw { width, height, channels, .. } => write!(f, "Raw({width}x{height}x{channels})"),
+        }
+    }
+}
+
+impl ImageInput {
+    /// Another handle to the same borrowed bytes.
+    pub fn shallow(&self) -> ImageInput {
+        match self {
+            ImageInput::Encoded(b) => ImageInput::Encoded(*b),
+            ImageInput::Raw { data, width, height, channels } => ImageInput::Raw { data: *data, width: *width, height: *height, channels: *channels },
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Filter {
     Bilinear,
@@ -127,7 +146,8 @@ fn crop_offset(size: usize, crop: usize) -> usize {
     r.max(0.0) as usize
 }
 
-fn process_one(input: &ImageInput, o: &ImageOptions) -> std::result::Result<Raster, String> {
+/// Decodes and transforms one image (the per-row step of `process_batch`).
+pub fn process_one(input: &ImageInput, o: &ImageOptions) -> std::result::Result<Raster, String> {
     let mut img = match input {
         ImageInput::Encoded(b) => decode(b.as_slice(), o.max_pixels)?,
         ImageInput::Raw { data, width, height, channels } => {
@@ -245,4 +265,20 @@ pub fn process_batch(inputs: &[ImageInput], o: &ImageOptions, field: &str) -> Re
         }
     });
     Ok(p)
+}
+
+/// Writes one processed raster as floats (scaled, normalised, in `layout`) into `dst`.
+pub fn write_floats(r: &Raster, o: &ImageOptions, dst: &mut [f32]) {
+    let c = r.channels;
+    let plane = r.width * r.height;
+    let (mean, std) = o.normalize.clone().unwrap_or((vec![0.0; c], vec![1.0; c]));
+    for (i, px) in r.data.chunks_exact(c).enumerate() {
+        for (ch, &v) in px.iter().enumerate() {
+            let x = (v as f32 * o.scale - mean[ch]) / std[ch];
+            match o.layout {
+                Layout::Chw => dst[ch * plane + i] = x,
+                Layout::Hwc => dst[i * c + ch] = x,
+            }
+        }
+    }
 }

@@ -18,6 +18,10 @@ pub enum InColumn {
     OwnedNum(Vec<f64>),
     OwnedList { lengths: Vec<usize>, values: Vec<f64> },
     OwnedCat { codes: Vec<i32>, uniques: Vec<String> },
+    /// One string per row (None = missing).
+    Text(Vec<Option<String>>),
+    /// One image per row (None = missing).
+    Images(Vec<Option<crate::image::ImageInput>>),
 }
 
 /// A batch of records as named columns, with rows already known to be bad.
@@ -53,6 +57,11 @@ pub enum Col {
     Arr { data: Vec<f64>, size: usize },
     /// Row i holds values[offsets[i]..offsets[i + 1]].
     List { offsets: Vec<usize>, values: Vec<f64> },
+    Text(Vec<Option<String>>),
+    /// Images stay borrowed until the image stage decodes them.
+    Images(std::sync::Arc<Vec<Option<crate::image::ImageInput>>>),
+    /// A tensor made by a stage, [rows, ...] row-major.
+    Tensor(crate::tensor::InputTensor),
 }
 
 impl InColumn {
@@ -67,6 +76,8 @@ impl InColumn {
             InColumn::Arr(b) => Col::Arr { data: f64s(b), size: size.unwrap_or(1) },
             InColumn::List { lengths, values } => list(lengths, f64s(values))?,
             InColumn::OwnedList { lengths, values } => list(lengths, values.clone())?,
+            InColumn::Text(t) => Col::Text(t.clone()),
+            InColumn::Images(i) => Col::Images(std::sync::Arc::new(i.iter().map(|x| x.as_ref().map(|x| x.shallow())).collect())),
         };
         let len = match &col {
             Col::Num(v) => v.len(),
@@ -83,6 +94,9 @@ impl InColumn {
                 data.len() / size
             }
             Col::List { offsets, .. } => offsets.len() - 1,
+            Col::Text(t) => t.len(),
+            Col::Images(i) => i.len(),
+            Col::Tensor(t) => t.dims.first().copied().unwrap_or(0) as usize,
         };
         if len != rows {
             return Err(bad(format!("has {len} rows, expected {rows}")));

@@ -44,6 +44,8 @@ struct Planned {
     /// The field each feature derives from (for error messages).
     origins: Vec<String>,
     missing: Missing,
+    /// A stage-made tensor passed through as is (rows of good records kept).
+    tensor: Option<String>,
 }
 
 /// A compiled pipeline. Cheap to share; runs need a backend slot.
@@ -69,6 +71,10 @@ enum Kind {
     Cat,
     Arr(usize),
     List,
+    Text,
+    Image,
+    /// A tensor made by a stage: element type and rank.
+    Tensor(DType, usize),
 }
 
 fn spec_err(stage: &str, msg: impl Into<String>) -> Error {
@@ -78,6 +84,11 @@ fn spec_err(stage: &str, msg: impl Into<String>) -> Error {
 impl Pipeline {
     /// Checks `spec` against the model and plans its execution.
     pub fn compile(spec: Spec, model: &ModelInfo) -> Result<Self> {
+        Self::compile_in(spec, model, None)
+    }
+
+    /// Compiles with files (tokenizers) resolved relative to `base`.
+    pub fn compile_in(spec: Spec, model: &ModelInfo, base: Option<&std::path::Path>) -> Result<Self> {
         if spec.version != 1 {
             return Err(spec_err("version", format!("unsupported spec version {}; this oxinfer reads version 1", spec.version)));
         }
@@ -90,6 +101,8 @@ impl Pipeline {
                 FieldType::Category => Kind::Cat,
                 FieldType::Array => Kind::Arr(f.size.filter(|s| *s > 0).ok_or_else(|| spec_err(&label, "an array field needs a positive size"))?),
                 FieldType::List => Kind::List,
+                FieldType::Text => Kind::Text,
+                FieldType::Image => Kind::Image,
             };
             if f.size.is_some() && f.kind != FieldType::Array {
                 return Err(spec_err(&label, "only array fields take a size"));
@@ -255,6 +268,30 @@ impl Pipeline {
                         origin.insert(n, field.clone());
                     }
                 }
+                Stage::Tokenize { field, pair_field, max_length, .. } => {
+                    for f in std::iter::once(field).chain(pair_field.as_ref()) {
+                        if field_kind(f)? != Kind::Text {
+                            return Err(spec_err(&label, format!("'{f}' is not a text field")));
+                        }
+                    }
+                    if *max_length == 0 {
+                        return Err(spec_err(&label, "max_length must be at least 1"));
+                    }
+                    for n in ["input_ids", "attention_mask", "token_type_ids"] {
+                        let name = format!("{field}.{n}");
+                        kinds.insert(name.clone(), Kind::Tensor(DType::Int64, 2));
+                        origin.insert(name, field.clone());
+                    }
+                }
+                Stage::Image { field, .. } => {
+                    if field_kind(field)? != Kind::Image {
+                        return Err(spec_err(&label, format!("'{field}' is not an image field")));
+                    }
+                    stages::image_options(stage, &label)?;
+                    let name = format!("{field}.pixels");
+                    kinds.insert(name.clone(), Kind::Tensor(DType::Float32, 4));
+                    origin.insert(name, field.clone());
+                }
                 Stage::Pca { fields, components, prefix, mean, matrix, .. } => {
                     for f in fields {
                         if field_kind(f)? != Kind::Num {
@@ -293,6 +330,27 @@ impl Pipeline {
             if spec.features[..i].iter().any(|b| b.input == a.input) {
                 return Err(spec_err(&label, format!("input '{}' is assembled twice", a.input)));
             }
+            if let Some(t) = &a.tensor {
+                if !a.names.is_empty() {
+                    return Err(spec_err(&label, "give either names or tensor, not both"));
+                }
+                let Some(Kind::Tensor(dt, rank)) = kinds.get(t).cloned() else {
+                    return Err(spec_err(&label, format!("no stage makes a tensor '{t}'")));
+                };
+                match decl.kind {
+                    ValueKind::Tensor(d) if d == dt => {}
+                    ref other => return Err(spec_err(&label, format!("'{t}' is {} but input '{}' is {}", dt.name(), a.input, other.type_name()))),
+                }
+                if decl.dims.len() != rank {
+                    return Err(spec_err(&label, format!("'{t}' has rank {rank} but input '{}' has rank {}", a.input, decl.dims.len())));
+                }
+                let o = origin.get(t).cloned().unwrap_or_else(|| t.clone());
+                assemblies.push(Planned { input: a.input.clone(), dtype: dt, sources: vec![], origins: vec![o], missing: a.missing, tensor: Some(t.clone()) });
+                continue;
+            }
+            if a.names.is_empty() {
+                return Err(spec_err(&label, "give the feature names, or a tensor"));
+            }
             let dtype = match decl.kind {
                 ValueKind::Tensor(d @ (DType::Float32 | DType::Float64)) => d,
                 ref other => return Err(spec_err(&label, format!("input '{}' is {}, but features assemble into float32 or float64 tensors", a.input, other.type_name()))),
@@ -307,6 +365,8 @@ impl Pipeline {
                         Kind::Arr(size) => (0..*size).for_each(|j| sources.push(Source::Elem(n.clone(), j))),
                         Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot, ordinal or hash first"))),
                         Kind::List => return Err(spec_err(&label, format!("'{n}' is a list; aggregate it first"))),
+                        Kind::Text | Kind::Image => return Err(spec_err(&label, format!("'{n}' needs its tokenize or image stage, whose tensor is assembled with 'tensor'"))),
+                        Kind::Tensor(..) => return Err(spec_err(&label, format!("'{n}' is a tensor; assemble it with {{ \"input\", \"tensor\" }}"))),
                     }
                     let o = origin.get(n).cloned().unwrap_or_else(|| n.clone());
                     while origins.len() < sources.len() {
@@ -348,7 +408,7 @@ impl Pipeline {
                     return Err(spec_err(&label, format!("{} features do not fit input '{}', which takes {n}", sources.len(), a.input)));
                 }
             }
-            assemblies.push(Planned { input: a.input.clone(), dtype, sources, origins, missing: a.missing });
+            assemblies.push(Planned { input: a.input.clone(), dtype, sources, origins, missing: a.missing, tensor: None });
         }
         for d in &model.inputs {
             if !spec.features.iter().any(|a| a.input == d.name) {
@@ -395,7 +455,7 @@ impl Pipeline {
             }
         }
         let stage_labels = spec.preprocess.iter().enumerate().map(|(i, s)| s.label(i)).collect();
-        let prepared = spec.preprocess.iter().map(stages::Prepared::new).collect();
+        let prepared = spec.preprocess.iter().enumerate().map(|(i, st)| stages::Prepared::load(st, &st.label(i), base)).collect::<Result<Vec<_>>>()?;
         let mut slots = stages::Slots::new();
         for name in spec.fields.iter().map(|f| f.name.clone()).chain(kinds.keys().cloned()) {
             let n = slots.len();
@@ -428,6 +488,8 @@ impl Pipeline {
                     FieldType::Category => Col::Cat { codes: vec![-1; batch.rows], vocab: vec![] },
                     FieldType::Array => Col::Arr { data: vec![f64::NAN; batch.rows * f.size.unwrap_or(1)], size: f.size.unwrap_or(1) },
                     FieldType::List => Col::List { offsets: vec![0; batch.rows + 1], values: vec![] },
+                    FieldType::Text => Col::Text(vec![None; batch.rows]),
+                    FieldType::Image => Col::Images(std::sync::Arc::new((0..batch.rows).map(|_| None).collect())),
                     _ => Col::Num(vec![f64::NAN; batch.rows]),
                 },
             };
@@ -437,7 +499,9 @@ impl Pipeline {
                         Col::Num(v) => v[row].is_nan(),
                         Col::Cat { codes, .. } => codes[row] < 0,
                         Col::Arr { data, size } => data[row * size..(row + 1) * size].iter().any(|x| x.is_nan()),
-                        Col::List { .. } => false,
+                        Col::Text(t) => t[row].is_none(),
+                        Col::Images(i) => i[row].is_none(),
+                        Col::List { .. } | Col::Tensor(_) => false,
                     };
                     if missing {
                         frame.reject(row, Error::bad_record(row, &f.name, format!("field '{}' is required but missing", f.name)));
@@ -467,7 +531,7 @@ impl Pipeline {
         let rows = frame.rows;
         // A feature still missing here is a row error unless the assembly passes NaN.
         for a in &self.assemblies {
-            if a.missing == Missing::Nan {
+            if a.missing == Missing::Nan || a.tensor.is_some() {
                 continue;
             }
             for (src, origin) in a.sources.iter().zip(&a.origins) {
@@ -531,6 +595,27 @@ impl Pipeline {
         let n = good.len();
         let mut tensors = Vec::with_capacity(self.assemblies.len());
         for a in &self.assemblies {
+            if let Some(t) = &a.tensor {
+                let Some(Col::Tensor(full)) = frame.get(t) else {
+                    return Err(Error::InvalidSpec { message: format!("no stage made the tensor '{t}'"), stage: Some("features".into()) });
+                };
+                let rows = full.dims.first().copied().unwrap_or(0) as usize;
+                let bytes = full.bytes();
+                let per = if rows == 0 { 0 } else { bytes.len() / rows };
+                let mut data = Vec::with_capacity(n * per);
+                for &r in good {
+                    data.extend_from_slice(&bytes[r * per..(r + 1) * per]);
+                }
+                let mut dims = full.dims.clone();
+                dims[0] = n as i64;
+                tensors.push(InputTensor {
+                    name: a.input.clone(),
+                    dtype: full.dtype,
+                    dims,
+                    data: crate::tensor::InputData::Owned(AlignedBytes::from_slice(&data)),
+                });
+                continue;
+            }
             let width = a.sources.len();
             let mut data = vec![0f64; n * width];
             let cols: Vec<(&Col, Option<usize>)> = a
@@ -657,7 +742,10 @@ impl Pipeline {
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {
             let label = stage.label(i);
             stages::fit(stage, &label, &frame)?;
-            stages::apply(stage, &label, &stages::Prepared::new(stage), &mut frame)?;
+            // Text and image stages learn nothing and feed no later stage.
+            if !matches!(stage, Stage::Tokenize { .. } | Stage::Image { .. }) {
+                stages::apply(stage, &label, &stages::Prepared::new(stage), &mut frame)?;
+            }
         }
         Ok(fitted)
     }

@@ -36,6 +36,10 @@ pub enum FieldType {
     Array,
     /// A variable-length list of numbers per record (for aggregations).
     List,
+    /// A string for the tokenize stage.
+    Text,
+    /// Encoded image bytes (or raw pixels) for the image stage.
+    Image,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -195,6 +199,41 @@ pub enum Stage {
         field: String,
         functions: Vec<Aggregation>,
     },
+    /// Tokenises a text field (and optionally a second field as pairs) with a
+    /// tokenizer.json (relative to the spec): tensors '<field>.input_ids',
+    /// '<field>.attention_mask' and '<field>.token_type_ids', int64 [batch, seq].
+    Tokenize {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pair_field: Option<String>,
+        tokenizer: String,
+        max_length: usize,
+        #[serde(default)]
+        padding: TextPadding,
+        #[serde(default = "yes")]
+        add_special_tokens: bool,
+    },
+    /// Decodes and transforms an image field: tensor '<field>.pixels',
+    /// float32 [batch, C, H, W] (or [batch, H, W, C]).
+    Image {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        field: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resize: Option<ImageResize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filter: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        center_crop: Option<Size>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        color: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        normalize: Option<Normalize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layout: Option<String>,
+    },
     /// Principal component projection of numeric fields: features
     /// '<prefix>0' .. '<prefix><components-1>'.
     Pca {
@@ -212,6 +251,39 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         explained_variance: Option<Vec<f64>>,
     },
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextPadding {
+    #[default]
+    Longest,
+    MaxLength,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageResize {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shorter: Option<usize>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    pub width: usize,
+    pub height: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Normalize {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -285,6 +357,8 @@ impl Stage {
             Stage::Interaction { .. } => "interaction",
             Stage::Aggregate { .. } => "aggregate",
             Stage::Pca { .. } => "pca",
+            Stage::Tokenize { .. } => "tokenize",
+            Stage::Image { .. } => "image",
         }
     }
 
@@ -302,7 +376,9 @@ impl Stage {
             | Stage::Hash { name, .. }
             | Stage::Interaction { name, .. }
             | Stage::Aggregate { name, .. }
-            | Stage::Pca { name, .. } => name.as_deref(),
+            | Stage::Pca { name, .. }
+            | Stage::Tokenize { name, .. }
+            | Stage::Image { name, .. } => name.as_deref(),
         }
     }
 
@@ -327,7 +403,12 @@ pub enum Missing {
 #[serde(deny_unknown_fields)]
 pub struct Assembly {
     pub input: String,
+    /// Feature names laid into a [batch, names.length] float tensor...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// ...or a tensor produced by a stage ('text.input_ids', 'photo.pixels').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<String>,
     #[serde(default)]
     pub missing: Missing,
 }

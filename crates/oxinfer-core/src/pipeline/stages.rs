@@ -88,7 +88,7 @@ fn values(col: &Col) -> &[f64] {
         Col::Num(v) => v,
         Col::Arr { data, .. } => data,
         Col::List { values, .. } => values,
-        Col::Cat { .. } => &[],
+        _ => &[],
     }
 }
 
@@ -97,8 +97,53 @@ fn values_mut(col: &mut Col) -> &mut [f64] {
         Col::Num(v) => v,
         Col::Arr { data, .. } => data,
         Col::List { values, .. } => values,
-        Col::Cat { .. } => &mut [],
+        _ => &mut [],
     }
+}
+
+/// The image stage's options, checked.
+pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOptions> {
+    use crate::image::{Color, Filter, ImageOptions, Layout, Resize};
+    let Stage::Image { resize, filter, center_crop, color, normalize, layout, .. } = stage else {
+        return Ok(ImageOptions::default());
+    };
+    let bad = |m: &str| Error::invalid_spec(label, m.to_string());
+    let color = match color.as_deref().unwrap_or("rgb") {
+        "rgb" => Color::Rgb,
+        "gray" => Color::Gray,
+        _ => return Err(bad("color must be 'rgb' or 'gray'")),
+    };
+    let channels = if color == Color::Gray { 1 } else { 3 };
+    Ok(ImageOptions {
+        resize: match resize {
+            None => Resize::None,
+            Some(r) => match (r.width, r.height, r.shorter) {
+                (Some(w), Some(h), None) if w > 0 && h > 0 => Resize::Exact(w, h),
+                (None, None, Some(s)) if s > 0 => Resize::Shorter(s),
+                _ => return Err(bad("resize must be { width, height } or { shorter }, with positive sizes")),
+            },
+        },
+        filter: match filter.as_deref().unwrap_or("bilinear") {
+            "bilinear" => Filter::Bilinear,
+            "nearest" => Filter::Nearest,
+            _ => return Err(bad("filter must be 'bilinear' or 'nearest'")),
+        },
+        crop: center_crop.as_ref().map(|c| (c.width, c.height)),
+        color,
+        normalize: match normalize {
+            None => None,
+            Some(n) if n.mean.len() == channels && n.std.len() == channels && n.std.iter().all(|s| *s != 0.0) => {
+                Some((n.mean.iter().map(|&x| x as f32).collect(), n.std.iter().map(|&x| x as f32).collect()))
+            }
+            Some(_) => return Err(bad("normalize needs a mean and a non-zero std per channel")),
+        },
+        layout: match layout.as_deref().unwrap_or("chw") {
+            "chw" => Layout::Chw,
+            "hwc" => Layout::Hwc,
+            _ => return Err(bad("layout must be 'chw' or 'hwc'")),
+        },
+        ..ImageOptions::default()
+    })
 }
 
 fn num<'f>(frame: &'f Frame, f: &str, label: &str) -> Result<&'f [f64]> {
@@ -131,15 +176,39 @@ fn per_field<'a>(map: &'a Option<BTreeMap<String, f64>>, field: &str) -> f64 {
 pub struct Prepared {
     index: HashMap<String, usize>,
     names: Vec<String>,
+    tokenizer: Option<std::sync::Arc<crate::text::TextTokenizer>>,
+    image: Option<crate::image::ImageOptions>,
 }
 
 impl Prepared {
+    /// Like `new`, also loading what a stage needs from disk (tokenizers,
+    /// relative to `base`) and checking image options.
+    pub fn load(stage: &Stage, label: &str, base: Option<&std::path::Path>) -> Result<Self> {
+        match stage {
+            Stage::Tokenize { field, tokenizer, .. } => {
+                let path = match base {
+                    Some(b) => b.join(tokenizer),
+                    None => std::path::PathBuf::from(tokenizer),
+                };
+                let t = crate::text::TextTokenizer::from_file(&path).map_err(|e| Error::invalid_spec(label, e.to_string()))?;
+                Ok(Prepared {
+                    tokenizer: Some(std::sync::Arc::new(t)),
+                    names: ["input_ids", "attention_mask", "token_type_ids"].iter().map(|n| format!("{field}.{n}")).collect(),
+                    ..Default::default()
+                })
+            }
+            Stage::Image { field, .. } => Ok(Prepared { image: Some(image_options(stage, label)?), names: vec![format!("{field}.pixels")], ..Default::default() }),
+            _ => Ok(Self::new(stage)),
+        }
+    }
+
     pub fn new(stage: &Stage) -> Self {
-        let names = |v: Vec<String>| Prepared { index: HashMap::new(), names: v };
+        let names = |v: Vec<String>| Prepared { names: v, ..Default::default() };
         match stage {
             Stage::OneHot { field, categories: Some(cats), .. } | Stage::Ordinal { field, categories: Some(cats), .. } => Prepared {
                 index: cats.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect(),
                 names: cats.iter().map(|c| format!("{field}={c}")).collect(),
+                ..Default::default()
             },
             Stage::Bucketize { field, edges, .. } => names((0..=edges.len()).map(|i| format!("{field}=b{i}")).collect()),
             Stage::Hash { field, buckets, .. } => names((0..*buckets).map(|i| format!("{field}#{i}")).collect()),
@@ -327,6 +396,85 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
                 frame.insert(name, Col::Num(col));
             }
         }
+        Stage::Tokenize { field, pair_field, max_length, padding, add_special_tokens, .. } => {
+            let tok = prepared.tokenizer.as_ref().ok_or_else(|| Error::invalid_spec(label, "the tokenizer is not loaded"))?;
+            let texts_of = |f: &str| -> Result<Vec<Option<String>>> {
+                match frame.get(f) {
+                    Some(Col::Text(t)) => Ok(t.clone()),
+                    _ => Err(Error::invalid_spec(label, format!("'{f}' is not a text field"))),
+                }
+            };
+            let first = texts_of(field)?;
+            let second = pair_field.as_deref().map(texts_of).transpose()?;
+            let mut bad = Vec::new();
+            let pick = |v: &[Option<String>], f: &str, bad: &mut Vec<(usize, String)>| -> Vec<String> {
+                v.iter()
+                    .enumerate()
+                    .map(|(r, t)| {
+                        t.clone().unwrap_or_else(|| {
+                            bad.push((r, f.to_string()));
+                            String::new()
+                        })
+                    })
+                    .collect()
+            };
+            let a = pick(&first, field, &mut bad);
+            let b = second.as_ref().map(|s| pick(s, pair_field.as_deref().unwrap_or(""), &mut bad));
+            for (r, f) in bad {
+                frame.reject(r, Error::bad_record(r, &f, format!("row {r}: field '{f}' is missing, and tokenize needs text")));
+            }
+            let opts = crate::text::EncodeOptions {
+                add_special_tokens: *add_special_tokens,
+                max_length: Some(*max_length),
+                padding: match padding {
+                    super::spec::TextPadding::Longest => crate::text::Padding::Longest,
+                    super::spec::TextPadding::MaxLength => crate::text::Padding::MaxLength,
+                },
+                type_ids: true,
+                ..Default::default()
+            };
+            let e = tok.encode_batch(&a, b.as_deref(), &opts)?;
+            let rows = frame.rows as i64;
+            let dims = [rows, e.seq_len as i64];
+            let ids: Vec<i64> = e.ids.iter().map(|&x| x as i64).collect();
+            let mask: Vec<i64> = e.attention_mask.iter().map(|&x| x as i64).collect();
+            let types: Vec<i64> = e.type_ids.iter().map(|&x| x as i64).collect();
+            for (name, v) in prepared.names.iter().zip([ids, mask, types]) {
+                let t = crate::tensor::InputTensor::from_values(name, crate::tensor::DType::Int64, &dims, &v)?;
+                frame.insert(name, Col::Tensor(t));
+            }
+        }
+        Stage::Image { field, .. } => {
+            let o = prepared.image.as_ref().ok_or_else(|| Error::invalid_spec(label, "image options are not prepared"))?;
+            let Some(Col::Images(images)) = frame.get(field) else {
+                return Err(Error::invalid_spec(label, format!("'{field}' is not an image field")));
+            };
+            let images = std::sync::Arc::clone(images);
+            let done: Vec<std::result::Result<crate::image::Raster, String>> = images
+                .par_iter()
+                .map(|i| match i {
+                    Some(i) => crate::image::process_one(i, o),
+                    None => Err("the image is missing".into()),
+                })
+                .collect();
+            let size = done.iter().find_map(|r| r.as_ref().ok().map(|r| (r.width, r.height, r.channels)));
+            let (w, h, c) = size.unwrap_or((0, 0, if o.color == crate::image::Color::Gray { 1 } else { 3 }));
+            let per = w * h * c;
+            let mut data = vec![0f32; frame.rows * per];
+            for (r, res) in done.iter().enumerate() {
+                match res {
+                    Ok(img) if (img.width, img.height) == (w, h) => crate::image::write_floats(img, o, &mut data[r * per..(r + 1) * per]),
+                    Ok(img) => frame.reject(r, Error::bad_record(r, field, format!("row {r}: the image came out {}×{}, others {w}×{h}; resize or crop to a fixed size", img.width, img.height))),
+                    Err(m) => frame.reject(r, Error::bad_record(r, field, format!("row {r}: {m}"))),
+                }
+            }
+            let dims: Vec<i64> = match o.layout {
+                crate::image::Layout::Chw => vec![frame.rows as i64, c as i64, h as i64, w as i64],
+                crate::image::Layout::Hwc => vec![frame.rows as i64, h as i64, w as i64, c as i64],
+            };
+            let t = crate::tensor::InputTensor::from_values(&prepared.names[0], crate::tensor::DType::Float32, &dims, &data)?;
+            frame.insert(&prepared.names[0], Col::Tensor(t));
+        }
         Stage::Pca { fields, mean, matrix, .. } => {
             let (Some(mean), Some(matrix)) = (mean, matrix) else {
                 return Err(Error::invalid_spec(label, "not fitted; fit the pipeline first"));
@@ -444,6 +592,7 @@ pub fn fit(stage: &mut Stage, label: &str, frame: &Frame) -> Result<()> {
             *categories = Some(seen);
         }
         Stage::Log { .. } | Stage::Bucketize { .. } | Stage::Hash { .. } | Stage::Interaction { .. } | Stage::Aggregate { .. } => {}
+        Stage::Tokenize { .. } | Stage::Image { .. } => {}
         Stage::Pca { fields, components, mean, matrix, explained_variance, .. } => {
             let cols: Vec<&[f64]> = fields.iter().map(|f| num(frame, f, label)).collect::<Result<_>>()?;
             let n = cols.len();
