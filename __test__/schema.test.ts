@@ -31,7 +31,7 @@ describe('the JSON Schema, the TS types and the Rust serde types agree', () => {
     ['an extra top-level key', (s) => (s.extra = 1)],
     ['an unknown op', (s) => (s.preprocess[0].op = 'zscore')],
     ['an unknown stage key', (s) => (s.preprocess[0].fill = 1)],
-    ['an unknown field type', (s) => (s.fields[0].type = 'text')],
+    ['an unknown field type', (s) => (s.fields[0].type = 'float')],
     ['a field with a size', (s) => (s.fields.push({ name: 'emb', type: 'array', size: 4 }))],
     ['a string strategy value', (s) => (s.preprocess[0].strategy = 'mode')],
     ['a clip stage', (s) => s.preprocess.splice(1, 0, { op: 'clip', fields: ['body_mass_g'], min: 0 })],

@@ -101,6 +101,23 @@ fn values_mut(col: &mut Col) -> &mut [f64] {
     }
 }
 
+/// The tokenize stage's encoding options.
+pub fn tokenize_options(stage: &Stage) -> crate::text::EncodeOptions {
+    let Stage::Tokenize { max_length, padding, add_special_tokens, .. } = stage else {
+        return crate::text::EncodeOptions::default();
+    };
+    crate::text::EncodeOptions {
+        add_special_tokens: *add_special_tokens,
+        max_length: Some(*max_length),
+        padding: match padding {
+            super::spec::TextPadding::Longest => crate::text::Padding::Longest,
+            super::spec::TextPadding::MaxLength => crate::text::Padding::MaxLength,
+        },
+        type_ids: true,
+        ..Default::default()
+    }
+}
+
 /// The image stage's options, checked.
 pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOptions> {
     use crate::image::{Color, Filter, ImageOptions, Layout, Resize};
@@ -191,6 +208,8 @@ impl Prepared {
                     None => std::path::PathBuf::from(tokenizer),
                 };
                 let t = crate::text::TextTokenizer::from_file(&path).map_err(|e| Error::invalid_spec(label, e.to_string()))?;
+                // Configure it now (off the JS thread), not on the first run.
+                t.encode_batch(&[String::new()], None, &tokenize_options(stage)).map_err(|e| Error::invalid_spec(label, e.to_string()))?;
                 Ok(Prepared {
                     tokenizer: Some(std::sync::Arc::new(t)),
                     names: ["input_ids", "attention_mask", "token_type_ids"].iter().map(|n| format!("{field}.{n}")).collect(),
@@ -396,7 +415,7 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
                 frame.insert(name, Col::Num(col));
             }
         }
-        Stage::Tokenize { field, pair_field, max_length, padding, add_special_tokens, .. } => {
+        Stage::Tokenize { field, pair_field, .. } => {
             let tok = prepared.tokenizer.as_ref().ok_or_else(|| Error::invalid_spec(label, "the tokenizer is not loaded"))?;
             let texts_of = |f: &str| -> Result<Vec<Option<String>>> {
                 match frame.get(f) {
@@ -423,17 +442,7 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
             for (r, f) in bad {
                 frame.reject(r, Error::bad_record(r, &f, format!("row {r}: field '{f}' is missing, and tokenize needs text")));
             }
-            let opts = crate::text::EncodeOptions {
-                add_special_tokens: *add_special_tokens,
-                max_length: Some(*max_length),
-                padding: match padding {
-                    super::spec::TextPadding::Longest => crate::text::Padding::Longest,
-                    super::spec::TextPadding::MaxLength => crate::text::Padding::MaxLength,
-                },
-                type_ids: true,
-                ..Default::default()
-            };
-            let e = tok.encode_batch(&a, b.as_deref(), &opts)?;
+            let e = tok.encode_batch(&a, b.as_deref(), &tokenize_options(stage))?;
             let rows = frame.rows as i64;
             let dims = [rows, e.seq_len as i64];
             let ids: Vec<i64> = e.ids.iter().map(|&x| x as i64).collect();

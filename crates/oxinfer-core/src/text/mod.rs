@@ -71,12 +71,15 @@ pub struct Encoded {
 
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The tokenizer configured for the last truncation/padding settings:
+    /// cloning a large vocabulary per call would cost milliseconds.
+    configured: std::sync::Mutex<Option<(String, std::sync::Arc<Tokenizer>)>>,
 }
 
 impl TextTokenizer {
     pub fn from_bytes(json: &[u8]) -> Result<Self> {
         let inner = Tokenizer::from_bytes(json).map_err(|e| Error::ModelLoad(format!("cannot read the tokenizer: {e}")))?;
-        Ok(TextTokenizer { inner })
+        Ok(TextTokenizer { inner, configured: std::sync::Mutex::new(None) })
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
@@ -115,6 +118,31 @@ impl TextTokenizer {
                 return Err(Error::InvalidArgument(format!("{} texts but {} pair texts", texts.len(), p.len())));
             }
         }
+        let key = format!("{:?}|{:?}|{}|{:?}|{:?}", opts.max_length, opts.truncation, opts.stride, opts.padding, opts.pad_to_multiple_of);
+        let cached = {
+            let c = self.configured.lock().unwrap_or_else(|e| e.into_inner());
+            c.as_ref().filter(|(k, _)| *k == key).map(|(_, t)| std::sync::Arc::clone(t))
+        };
+        let tk = match cached {
+            Some(t) => t,
+            None => {
+                let t = std::sync::Arc::new(self.configure(opts)?);
+                *self.configured.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, std::sync::Arc::clone(&t)));
+                t
+            }
+        };
+        let inputs: Vec<tokenizers::EncodeInput> = match pairs {
+            Some(p) => texts.iter().zip(p).map(|(a, b)| (a.as_str(), b.as_str()).into()).collect(),
+            None => texts.iter().map(|a| a.as_str().into()).collect(),
+        };
+        let encodings = tk
+            .encode_batch(inputs, opts.add_special_tokens)
+            .map_err(|e| Error::InvalidInput { message: format!("tokenisation failed: {e}"), input: None, row: None, field: None })?;
+        self.collect(encodings, texts, pairs, opts)
+    }
+
+    /// A copy of the tokenizer with `opts`' truncation and padding.
+    fn configure(&self, opts: &EncodeOptions) -> Result<Tokenizer> {
         let mut tk = self.inner.clone();
         let trunc = opts.max_length.map(|max_length| TruncationParams {
             max_length,
@@ -145,13 +173,10 @@ impl TextTokenizer {
             }
         };
         tk.with_padding(padding);
-        let inputs: Vec<tokenizers::EncodeInput> = match pairs {
-            Some(p) => texts.iter().zip(p).map(|(a, b)| (a.as_str(), b.as_str()).into()).collect(),
-            None => texts.iter().map(|a| a.as_str().into()).collect(),
-        };
-        let encodings = tk
-            .encode_batch(inputs, opts.add_special_tokens)
-            .map_err(|e| Error::InvalidInput { message: format!("tokenisation failed: {e}"), input: None, row: None, field: None })?;
+        Ok(tk)
+    }
+
+    fn collect(&self, encodings: Vec<tokenizers::Encoding>, texts: &[String], pairs: Option<&[String]>, opts: &EncodeOptions) -> Result<Encoded> {
         let mut out = Encoded { rows: encodings.len(), ..Default::default() };
         if opts.padding != Padding::None {
             out.seq_len = encodings.first().map(|e| e.len()).unwrap_or(0);
