@@ -361,20 +361,6 @@ export class Tensor<T extends TensorType = TensorType> {
   }
 }
 
-const VIEW_CTORS: Record<Exclude<TensorType, 'string'>, new (b: ArrayBuffer, off: number, n: number) => unknown> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  float16: Uint16Array,
-  int8: Int8Array,
-  uint8: Uint8Array,
-  int16: Int16Array,
-  uint16: Uint16Array,
-  int32: Int32Array,
-  uint32: Uint32Array,
-  int64: BigInt64Array,
-  uint64: BigUint64Array,
-  bool: Uint8Array,
-}
 
 /**
  * Walks a run's packed outputs (see crates/oxinfer-node/src/payload.rs): one
@@ -403,7 +389,8 @@ function unpack(payload: unknown[], each: (nameId: number, type: TensorType, dat
     }
     let n = 1
     for (const d of dims) n *= d
-    each(id, type, new VIEW_CTORS[type](buf, head + place, n), dims)
+    const View = ARRAY_CTORS[type] as unknown as new (b: ArrayBuffer, off: number, n: number) => unknown
+    each(id, type, new View(buf, head + place, n), dims)
   }
 }
 
