@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the oxinfer benchmarks, prints a table, writes benchmark/results.json.
 //
-//   node benchmark/run.mjs                        # all four
+//   node benchmark/run.mjs                        # all seven
 //   node benchmark/run.mjs latency throughput     # a subset
 //   OXINFER_BENCH_QUICK=1 node benchmark/run.mjs  # short runs (smoke test)
 //   OXINFER_BENCH_MEMORY_RUNS=100000 node benchmark/run.mjs memory
@@ -17,12 +17,15 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
   throughput: './throughput.mjs',
   memory: './memory.mjs',
+  pipeline: './pipeline.mjs',
+  tokenizer: './tokenizer.mjs',
+  images: './images.mjs',
 }
 
 async function child(name, outFile) {
@@ -32,15 +35,16 @@ async function child(name, outFile) {
   writeFileSync(outFile, JSON.stringify(result, null, 2))
 }
 
-function buildFloor() {
-  const dir = join(BENCH_DIR, 'rust-floor')
-  log('building benchmark/rust-floor (cargo build --release)')
+/** Builds a standalone cargo project under benchmark/ (rust-floor, rust-tokenizers) into the root target/. */
+function buildRust(name) {
+  const dir = join(BENCH_DIR, name)
+  log(`building benchmark/${name} (cargo build --release)`)
   const p = spawnSync('cargo', ['build', '--release', '--quiet'], {
     cwd: dir,
     stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, CARGO_TARGET_DIR: join(ROOT, 'target') },
   })
-  if (p.status !== 0) throw new Error('cargo build of benchmark/rust-floor failed')
+  if (p.status !== 0) throw new Error(`cargo build of benchmark/${name} failed`)
 }
 
 const NCPU = cpus().length
@@ -168,6 +172,46 @@ function report(results) {
     rows.push([`${m.cycles.count} create/dispose cycles`, m.cycles.before.rssMB, m.cycles.after.rssMB, m.cycles.growthMB, yes(m.cycles.growthMB < 20)])
     out.push(table(rows))
   }
+  if (results.pipeline) {
+    const p = results.pipeline
+    const rows = [['pipeline (penguins, ' + p.records + ' records)', 'oxinfer rec/s', 'pure JS rec/s', 'throughput ×', 'oxinfer JS-thread µs/rec', 'pure JS JS-thread µs/rec', 'JS-time ratio']]
+    for (const [mode, r] of Object.entries(p.modes)) rows.push([mode, r.oxinferPerSec, r.pureJsPerSec, r.throughputRatio, r.oxinferJsUsPerRecord, r.pureJsJsUsPerRecord, r.jsTimeRatio])
+    out.push(table(rows))
+    const m = p.modes
+    const b1 = m['objects, sequential, batch 1']
+    const ob = m['objects, batch 1024 (2 batches in flight)']
+    const cb = m['columns, batch 1024 (2 batches in flight)']
+    const sk = p.sklearn?.skipped ? `scikit-learn: skipped (${p.sklearn.skipped})` : `scikit-learn ${p.sklearn?.sklearn}: batch 1 ${p.sklearn?.batch1_records_per_s} rec/s, batch 1024 ${p.sklearn?.batch1024_records_per_s} rec/s`
+    out.push(`labels agree: ${yes(p.labelsAgree)}; ${sk}`)
+    if (b1 && ob && cb) {
+      out.push(`targets: objects batch 1 >= 1.5×: ${yes(b1.throughputRatio >= 1.5)} (${b1.throughputRatio}×); objects batch 1024 >= 2× and <= half the JS-thread time: ${yes(ob.throughputRatio >= 2 && ob.jsTimeRatio <= 0.5)} (${ob.throughputRatio}×, ${ob.jsTimeRatio}); columns batch 1024 >= 5×: ${yes(cb.throughputRatio >= 5)} (${cb.throughputRatio}×)`)
+    }
+  }
+  if (results.tokenizer) {
+    const t = results.tokenizer
+    const rows = [[`tokenizer (${t.lines} lines, ${t.tokens} tokens)`, 'median lines/s', 'p10', 'ms/pass', 'JS-thread ms/pass', 'vs JS (paired)', 'vs Rust whole (paired)', 'vs Rust same batching', 'round medians']]
+    for (const c of t.contenders) rows.push([c.label, c.linesPerSec, c.p10, c.msPerPass, c.jsThreadMsPerPass, `${c.vsJs} (${c.pairedVsJs})`, `${c.vsLimitWhole} (${c.pairedVsLimitWhole})`, c.vsLimitSameBatching ?? '', c.roundMedians.join(' ')])
+    const l = t.limit
+    const blank = ['', '', '', '', '', '']
+    rows.push([l.label, l.wholeLinesPerSec, '', '', '', '', 1, 1, l.roundMedians.join(' ')])
+    rows.push(['Rust tokenizers, batches of 1,024 / 256', `${l.batch1024LinesPerSec} / ${l.batch256LinesPerSec}`, ...blank, ''])
+    rows.push(['Rust tokenizers, encode() line by line, 1 thread', l.sequentialOneThreadLinesPerSec, ...blank, ''])
+    rows.push(['Rust, clone tokenizer per call (old oxinfer path): whole / 256', `${l.clonePerCallWholeLinesPerSec} / ${l.clonePerCallBatch256LinesPerSec}`, ...blank, ''])
+    out.push(table(rows))
+    out.push(`ids identical: ${t.agreement.identical}/${t.agreement.lines} lines (${t.agreement.percent} %); one-line encodeBatch: ${t.singleLineEncodeBatchMs.median} ms; Tokenizer clone+drop in Rust: ${l.tokenizerCloneDropMs} ms; load ms: oxinfer ${t.load.oxinferMs}, JS ${t.load.jsMs}, Rust ${t.load.rustMs}`)
+    out.push(`targets (whole-corpus batch; medians and paired by round): >= 2.5× the JS tokenizer: ${yes(t.targets.atLeast2_5xJs)} (${t.targets.wholeVsJs}×, paired ${t.targets.wholePairedVsJs}×); within 15 % of the Rust limit: ${yes(t.targets.within15PctOfLimit)} (${t.targets.wholeVsLimit}, paired ${t.targets.wholePairedVsLimit})`)
+  }
+  if (results.images) {
+    const im = results.images
+    out.push(`sharp ${im.sharp.sharp} (libvips ${im.sharp.vips}), concurrency ${im.sharp.concurrency}, libuv threadpool ${im.sharp.uvThreadpoolSize}; batches of ${im.batch} × ${im.source.width}×${im.source.height} JPEG`)
+    for (const [, p] of Object.entries(im.pipelines)) {
+      const rows = [[`images: ${p.label}`, 'median images/s', 'ms/batch', 'JS-thread ms/image', 'oxinfer ×', 'round medians']]
+      for (const c of p.contenders) rows.push([c.label, c.imagesPerSec, c.msPerBatch, c.jsThreadMsPerImage, c.oxinferRatio, c.roundMedians.join(' ')])
+      out.push(table(rows))
+      out.push(`mean |oxinfer − sharp| (normalised units): ${Object.entries(p.agreementWithOxinfer).map(([k, d]) => `${k} ${d.meanAbs} (max ${d.maxAbs})`).join(', ')}`)
+    }
+    out.push(`target: oxinfer >= 1.5× the best sharp variant: ${yes(im.targets.atLeast1_5x)} (crop ${im.targets.cropVsSharp}×, resize ${im.targets.exactVsSharp}×)`)
+  }
   const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
   out.push('machine noise: ' + noise.join('; '))
   return out.join('\n\n')
@@ -182,7 +226,8 @@ async function main() {
   for (const w of wanted) if (!ALL.includes(w)) throw new Error(`unknown benchmark '${w}'; choose from ${ALL.join(', ')}`)
   const selected = wanted.length ? ALL.filter((n) => wanted.includes(n)) : ALL
   if (!existsSync(join(ROOT, 'binding.js'))) throw new Error('build oxinfer first: npm run build')
-  if (selected.includes('latency')) buildFloor()
+  if (selected.includes('latency')) buildRust('rust-floor')
+  if (selected.includes('tokenizer')) buildRust('rust-tokenizers')
 
   const resultsFile = join(BENCH_DIR, 'results.json')
   let previous = {}
