@@ -436,7 +436,7 @@ interface NativePipeline {
 }
 interface NativeBinding {
   fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
-  processImages(images: unknown[], options: Record<string, unknown>, field: string): Promise<unknown[]>
+  processImages(images: unknown[], options: Record<string, unknown>, field: string, out?: Float32Array | Uint8Array): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
   compilePipeline(session: NativeSession, spec: string, base?: string): Promise<NativePipeline>
   fitPipeline(spec: string, batch: unknown[]): Promise<string>
@@ -2279,13 +2279,20 @@ export class ImageProcessor {
       if (isPlainObject(img) && img.data instanceof Uint8Array) return [img.data, img.width, img.height, img.channels]
       throw new OxinferError('ERR_INVALID_INPUT', `row ${i}: expected encoded image bytes (Uint8Array) or { data, width, height, channels }, got ${describeValue(img)}`, { row: i, field })
     })
+    // With a fixed output size the workers write straight into this array,
+    // so a large batch is never copied on the JS thread.
+    const o = this.#native
+    const fixed = o.cropWidth !== undefined ? [o.cropWidth, o.cropHeight] : o.resize === 'exact' ? [o.width, o.height] : undefined
+    const channels = o.color === 'gray' ? 1 : 3
+    const out = fixed ? (o.uint8 ? new Uint8Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number)) : new Float32Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number))) : undefined
     let p: unknown[]
     try {
-      p = await native.processImages(list, this.#native, field)
+      p = await native.processImages(list, o, field, out)
     } catch (e) {
       throw fromNative(e)
     }
-    const [n, c, h, w, data] = p as [number, number, number, number, Float32Array | Uint8Array]
+    const [n, c, h, w, made] = p as [number, number, number, number, Float32Array | Uint8Array | null]
+    const data = made ?? out!
     const dims = this.#native.layout === 'chw' ? [n, c, h, w] : [n, h, w, c]
     return outputTensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims)
   }

@@ -2,7 +2,7 @@
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use oxinfer_core::image::{process_batch, Color, Filter, ImageInput, ImageOptions, Layout, Processed, Resize};
+use oxinfer_core::image::{process_batch, process_batch_into, Color, Filter, ImageInput, ImageOptions, Layout, Processed, Resize, Target};
 use oxinfer_core::tensor::BorrowedBytes;
 use oxinfer_core::{DType, Error as CoreError, Result as CoreResult};
 
@@ -103,29 +103,50 @@ pub struct ImageTask {
     inputs: Vec<ImageInput>,
     options: ImageOptions,
     field: String,
+    /// A JS-owned output (Float32Array or Uint8Array) to write into, when the size is fixed.
+    out: Option<(*mut u8, usize)>,
 }
+
+// SAFETY: `out` points into a typed array that JS keeps referenced until the task settles.
+unsafe impl Send for ImageTask {}
 
 impl Task for ImageTask {
     type Output = Processed;
     type JsValue = Raw;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let (i, o, f) = (&self.inputs, &self.options, &self.field);
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_batch(i, o, f))).unwrap_or_else(|p| Err(CoreError::from_panic(p))).js()
+        let (i, o, f, out) = (&self.inputs, &self.options, &self.field, self.out);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match out {
+            Some((ptr, len)) => {
+                // SAFETY: see `out`; nothing else touches the array meanwhile.
+                let target = if o.uint8 {
+                    Target::Bytes(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+                } else {
+                    Target::Floats(unsafe { std::slice::from_raw_parts_mut(ptr as *mut f32, len / 4) })
+                };
+                let (n, channels, height, width) = process_batch_into(i, o, f, target)?;
+                Ok(Processed { n, channels, height, width, layout: o.layout, floats: vec![], bytes: vec![] })
+            }
+            None => process_batch(i, o, f),
+        }))
+        .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
+        .js()
     }
 
     fn resolve(&mut self, env: Env, p: Self::Output) -> Result<Self::JsValue> {
-        to_js(env.raw(), &p).js().map(Raw)
+        to_js(env.raw(), &p, self.out.is_some()).js().map(Raw)
     }
 }
 
-/// `[n, channels, height, width, data]`.
-fn to_js(env: sys::napi_env, p: &Processed) -> CoreResult<Val> {
+/// `[n, channels, height, width, data]` (data null when written into the caller's array).
+fn to_js(env: sys::napi_env, p: &Processed, written: bool) -> CoreResult<Val> {
     let arr = js::new_array(env, 5)?;
     for (i, x) in [p.n, p.channels, p.height, p.width].iter().enumerate() {
         js::set(env, arr, i as u32, js::new_number(env, *x as f64)?)?;
     }
-    let data = if p.floats.is_empty() && !p.bytes.is_empty() {
+    let data = if written {
+        js::null(env)?
+    } else if p.floats.is_empty() && !p.bytes.is_empty() {
         js::new_typed_array(env, DType::Uint8, &p.bytes)?
     } else {
         // SAFETY: f32s viewed as bytes.
@@ -138,10 +159,21 @@ fn to_js(env: sys::napi_env, p: &Processed) -> CoreResult<Val> {
 
 /// Decodes and transforms a batch of images off the JS thread.
 #[napi(catch_unwind, ts_return_type = "Promise<unknown[]>")]
-pub fn process_images(env: Env, images: Unknown, options: NativeImageOptions, field: String) -> Result<AsyncTask<ImageTask>> {
+pub fn process_images(env: Env, images: Unknown, options: NativeImageOptions, field: String, out: Option<Unknown>) -> Result<AsyncTask<ImageTask>> {
     let o = options_of(&options)?;
     let inputs = inputs(env.raw(), images.value().value, &field).js()?;
-    Ok(AsyncTask::new(ImageTask { inputs, options: o, field }))
+    let out = match out {
+        Some(u) => {
+            let view = js::typed_array(env.raw(), u.value().value).js()?.ok_or_else(|| Error::from_reason("out must be a typed array"))?;
+            let (kind, size) = if o.uint8 { (js::UINT8, 1) } else { (js::FLOAT32, 4) };
+            if view.kind != kind {
+                return Err(Error::from_reason("out has the wrong typed array kind"));
+            }
+            Some((view.data as *mut u8, view.len * size))
+        }
+        None => None,
+    };
+    Ok(AsyncTask::new(ImageTask { inputs, options: o, field, out }))
 }
 
 fn options_of(o: &NativeImageOptions) -> Result<ImageOptions> {

@@ -208,6 +208,85 @@ pub fn process_one(input: &ImageInput, o: &ImageOptions) -> std::result::Result<
     Ok(img)
 }
 
+/// The output size every image will have, when the options fix it.
+pub fn fixed_size(o: &ImageOptions) -> Option<(usize, usize, usize)> {
+    let c = if o.color == Color::Gray { 1 } else { 3 };
+    match (o.crop, o.resize) {
+        (Some((w, h)), _) | (None, Resize::Exact(w, h)) => Some((w, h, c)),
+        _ => None,
+    }
+}
+
+/// Where a batch's pixels go: into memory the caller already owns (so a big
+/// batch is not copied again on the JS thread), or into new vectors.
+pub enum Target<'a> {
+    Floats(&'a mut [f32]),
+    Bytes(&'a mut [u8]),
+}
+
+/// Like `process_batch`, writing into `target`, whose length must match the
+/// fixed output size. Returns the dims (n, c, h, w).
+pub fn process_batch_into(inputs: &[ImageInput], o: &ImageOptions, field: &str, target: Target<'_>) -> Result<(usize, usize, usize, usize)> {
+    let (w, h, c) = fixed_size(o).ok_or_else(|| Error::InvalidArgument("writing into a given buffer needs a fixed output size".into()))?;
+    let per = w * h * c;
+    let n = inputs.len();
+    let len = match &target {
+        Target::Floats(f) => f.len(),
+        Target::Bytes(b) => b.len(),
+    };
+    if len != n * per {
+        return Err(Error::InvalidArgument(format!("the output holds {len} values, expected {}", n * per)));
+    }
+    let check = |row: usize, r: std::result::Result<Raster, String>| -> Result<Raster> {
+        let r = r.map_err(|m| Error::bad_record(row, field, format!("row {row}: {m}")))?;
+        if (r.width, r.height) != (w, h) {
+            return Err(Error::bad_record(row, field, format!("row {row}: the image came out {}×{}, expected {w}×{h}", r.width, r.height)));
+        }
+        Ok(r)
+    };
+    let plane = w * h;
+    let errors: Vec<Error> = match target {
+        Target::Floats(dst) => dst
+            .par_chunks_mut(per.max(1))
+            .zip(inputs.par_iter())
+            .enumerate()
+            .filter_map(|(row, (d, i))| match check(row, process_one(i, o)) {
+                Ok(r) => {
+                    write_floats(&r, o, d);
+                    None
+                }
+                Err(e) => Some(e),
+            })
+            .collect(),
+        Target::Bytes(dst) => dst
+            .par_chunks_mut(per.max(1))
+            .zip(inputs.par_iter())
+            .enumerate()
+            .filter_map(|(row, (d, i))| match check(row, process_one(i, o)) {
+                Ok(r) => {
+                    match o.layout {
+                        Layout::Hwc => d.copy_from_slice(&r.data),
+                        Layout::Chw => {
+                            for (k, px) in r.data.chunks_exact(c).enumerate() {
+                                for (ch, &v) in px.iter().enumerate() {
+                                    d[ch * plane + k] = v;
+                                }
+                            }
+                        }
+                    }
+                    None
+                }
+                Err(e) => Some(e),
+            })
+            .collect(),
+    };
+    // Report the first bad row, as `process_batch` does.
+    if let Some(e) = errors.into_iter().min_by_key(|e| e.row().unwrap_or(usize::MAX)) {
+        return Err(e);
+    }
+    Ok((n, c, h, w))
+}
+
 /// Processes a batch in parallel. Every image must come out the same size
 /// (resize or crop to a fixed size); a bad image is an input error naming its row.
 pub fn process_batch(inputs: &[ImageInput], o: &ImageOptions, field: &str) -> Result<Processed> {

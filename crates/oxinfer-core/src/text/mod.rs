@@ -69,17 +69,20 @@ pub struct Encoded {
     pub starts: Vec<u32>,
 }
 
+/// How many truncation/padding configurations a tokenizer keeps ready.
+const CACHED_CONFIGURATIONS: usize = 8;
+
 pub struct TextTokenizer {
     inner: Tokenizer,
-    /// The tokenizer configured for the last truncation/padding settings:
-    /// cloning a large vocabulary per call would cost milliseconds.
-    configured: std::sync::Mutex<Option<(String, std::sync::Arc<Tokenizer>)>>,
+    /// Tokenizers configured for recently used truncation/padding settings
+    /// (most recent last): cloning a large vocabulary per call costs milliseconds.
+    configured: std::sync::Mutex<Vec<(String, std::sync::Arc<Tokenizer>)>>,
 }
 
 impl TextTokenizer {
     pub fn from_bytes(json: &[u8]) -> Result<Self> {
         let inner = Tokenizer::from_bytes(json).map_err(|e| Error::ModelLoad(format!("cannot read the tokenizer: {e}")))?;
-        Ok(TextTokenizer { inner, configured: std::sync::Mutex::new(None) })
+        Ok(TextTokenizer { inner, configured: std::sync::Mutex::new(Vec::new()) })
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
@@ -121,13 +124,17 @@ impl TextTokenizer {
         let key = format!("{:?}|{:?}|{}|{:?}|{:?}", opts.max_length, opts.truncation, opts.stride, opts.padding, opts.pad_to_multiple_of);
         let cached = {
             let c = self.configured.lock().unwrap_or_else(|e| e.into_inner());
-            c.as_ref().filter(|(k, _)| *k == key).map(|(_, t)| std::sync::Arc::clone(t))
+            c.iter().find(|(k, _)| *k == key).map(|(_, t)| std::sync::Arc::clone(t))
         };
         let tk = match cached {
             Some(t) => t,
             None => {
                 let t = std::sync::Arc::new(self.configure(opts)?);
-                *self.configured.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, std::sync::Arc::clone(&t)));
+                let mut c = self.configured.lock().unwrap_or_else(|e| e.into_inner());
+                if c.len() >= CACHED_CONFIGURATIONS {
+                    c.remove(0);
+                }
+                c.push((key, std::sync::Arc::clone(&t)));
                 t
             }
         };
