@@ -189,15 +189,25 @@ impl Scheduler {
             let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(disposed()))));
         }
         let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        let spawned = std::thread::Builder::new().name("oxinfer-dispose".into()).spawn(move || {
+        let wait = move || {
             for w in workers {
                 let _ = w.join();
             }
             finished();
+        };
+        // Waited for on a thread of its own; should none be available, the
+        // wait happens here instead, so `finished` is always called.
+        let pending = Arc::new(Mutex::new(Some(wait)));
+        let theirs = Arc::clone(&pending);
+        let spawned = std::thread::Builder::new().name("oxinfer-dispose".into()).spawn(move || {
+            if let Some(w) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                w();
+            }
         });
-        if let Err(e) = spawned {
-            // No thread to wait on: the workers end on their own; report done now.
-            let _ = e;
+        if spawned.is_err() {
+            if let Some(w) = pending.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                w();
+            }
         }
         true
     }
