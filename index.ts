@@ -452,6 +452,7 @@ interface NativeBinding {
       poolSize: number
       intraOpSpinning: boolean
       workerPriority: string
+      maxBatchSize: number
     },
     library: string,
   ): Promise<NativeSession>
@@ -634,6 +635,21 @@ export interface SessionOptions {
    * default priority, for processes that do nothing but inference.
    */
   workerPriority?: 'low' | 'normal'
+  /**
+   * Dynamic batching (off by default). Queued runs with compatible shapes are
+   * merged along axis 0, run once, and split back to their callers; a batch is
+   * cut as soon as a worker is free (`maxDelayMicros: 0`), so batches grow with
+   * load. Every input needs a dynamic batch dim; otherwise ERR_INVALID_ARGUMENT.
+   */
+  batching?: BatchingOptions
+}
+
+/** Dynamic batching options (see {@link SessionOptions.batching}). */
+export interface BatchingOptions {
+  /** Rows per merged batch at most. Default 32. */
+  maxBatchSize?: number
+  /** How long a batch may wait for more requests; only 0 (cut when the engine is free) is supported yet. Default 0. */
+  maxDelayMicros?: 0
 }
 
 /** Options of {@link Session.run}. */
@@ -671,6 +687,7 @@ const SESSION_OPTION_KEYS = [
   'inlineThresholdMicros',
   'intraOpSpinning',
   'workerPriority',
+  'batching',
 ] as const
 
 function intOption(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
@@ -758,6 +775,13 @@ export class Session {
     if (typeof spinning !== 'boolean') throw invalidArg('intraOpSpinning must be a boolean')
     const workerPriority = o.workerPriority ?? 'low'
     if (workerPriority !== 'low' && workerPriority !== 'normal') throw invalidArg(`workerPriority must be 'low' or 'normal', got ${JSON.stringify(workerPriority)}`)
+    let maxBatchSize = 0
+    if (o.batching !== undefined) {
+      if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
+      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros'])
+      maxBatchSize = intOption(o.batching, 'maxBatchSize', 32, 1, 65536)
+      if ((o.batching.maxDelayMicros ?? 0) !== 0) throw invalidArg('batching.maxDelayMicros: only 0 (cut a batch as soon as the engine is free) is supported yet')
+    }
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
     const lib = resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
@@ -766,7 +790,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize },
         lib,
       )
     } catch (e) {

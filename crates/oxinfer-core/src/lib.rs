@@ -2,6 +2,7 @@
 //! nothing of Node.js; bindings live in their own crates.
 
 pub mod backend;
+pub mod batch;
 pub mod error;
 pub mod image;
 pub mod onnx;
@@ -14,7 +15,7 @@ pub mod validate;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
 pub use error::{Error, Result};
-pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, Work};
+pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, SchedulerOptions, Work};
 pub use tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
 
 /// The version of this crate (reported as `versions().oxinfer`).

@@ -22,13 +22,19 @@ pub struct RunOutput {
 /// Called exactly once with the outcome of a job, on a worker thread.
 pub type Completion = Box<dyn FnOnce(Result<RunOutput>) + Send>;
 
-/// What a job does with the slot it is given: a plain model run, or a whole
-/// pipeline (pre-processing, the model, post-processing).
-pub type Work = Box<dyn FnOnce(&dyn Backend, usize, &RunControl) -> Result<Vec<OutputTensor>> + Send>;
+/// What a job does with the slot it is given.
+pub enum Work {
+    /// A plain model run of validated inputs: the scheduler may merge it with
+    /// other compatible runs along the batch axis (dynamic batching).
+    Run { inputs: Vec<InputTensor>, outputs: Vec<usize> },
+    /// Anything else, such as a whole pipeline (pre-processing, the model,
+    /// post-processing).
+    Custom(Box<dyn FnOnce(&dyn Backend, usize, &RunControl) -> Result<Vec<OutputTensor>> + Send>),
+}
 
 /// The work of a plain model run of validated `inputs`.
 pub fn model_run(inputs: Vec<InputTensor>, outputs: Vec<usize>) -> Work {
-    Box::new(move |backend, slot, ctl| backend.run(slot, &inputs, &outputs, ctl))
+    Work::Run { inputs, outputs }
 }
 
 pub struct Job {
@@ -58,6 +64,7 @@ struct State {
 
 struct Shared {
     backend: Arc<dyn Backend>,
+    max_batch_rows: usize,
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -73,6 +80,17 @@ pub struct Scheduler {
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
+/// How the workers treat queued runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SchedulerOptions {
+    /// Lower the workers' OS priority below the caller's.
+    pub low_priority: bool,
+    /// Merge compatible queued runs into batches of up to this many rows
+    /// along axis 0 (0 or 1: no merging). A batch is cut as soon as a worker
+    /// is free, so batches grow with load.
+    pub max_batch_rows: usize,
+}
+
 fn disposed() -> Error {
     Error::Disposed("the session was disposed".into())
 }
@@ -83,7 +101,11 @@ fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl) -> 
         return Err(Error::Aborted("the run was aborted".into()));
     }
     let start = Instant::now();
-    let tensors = catch_unwind(AssertUnwindSafe(move || work(backend, slot, ctl))).unwrap_or_else(|p| Err(Error::from_panic(p)))?;
+    let tensors = catch_unwind(AssertUnwindSafe(move || match work {
+        Work::Run { inputs, outputs } => backend.run(slot, &inputs, &outputs, ctl),
+        Work::Custom(f) => f(backend, slot, ctl),
+    }))
+    .unwrap_or_else(|p| Err(Error::from_panic(p)))?;
     Ok(RunOutput { tensors, micros: start.elapsed().as_micros() as u64 })
 }
 
@@ -96,8 +118,14 @@ impl Scheduler {
     }
 
     pub fn with_priority(backend: Arc<dyn Backend>, low_priority: bool) -> Result<Self> {
+        Self::with_options(backend, SchedulerOptions { low_priority, max_batch_rows: 0 })
+    }
+
+    pub fn with_options(backend: Arc<dyn Backend>, options: SchedulerOptions) -> Result<Self> {
+        let low_priority = options.low_priority;
         let shared = Arc::new(Shared {
             backend,
+            max_batch_rows: options.max_batch_rows,
             state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false, idle: 0 }),
             ready: Condvar::new(),
         });
@@ -235,6 +263,20 @@ fn worker(shared: Arc<Shared>, slot: usize) {
             loop {
                 if let Some(job) = st.queue.pop_front() {
                     st.running.push((job.id, Arc::clone(&job.ctl)));
+                    let more = take_compatible(&mut st, &job, shared.max_batch_rows);
+                    if !more.is_empty() {
+                        drop(st);
+                        let mut batch = vec![job];
+                        batch.extend(more);
+                        crate::batch::run_merged(&*shared.backend, slot, batch, &|id| {
+                            let mut st = shared.lock();
+                            if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
+                                st.running.swap_remove(pos);
+                            }
+                        });
+                        st = shared.lock();
+                        continue;
+                    }
                     break job;
                 }
                 if st.disposed {
@@ -255,4 +297,36 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         }
         let _ = catch_unwind(AssertUnwindSafe(|| done(result)));
     }
+}
+
+/// Removes from the queue the runs that can join `first` in one batch
+/// (compatible shapes, same outputs), up to `max_rows` rows in all, keeping
+/// queue order. They are marked running.
+fn take_compatible(st: &mut State, first: &Job, max_rows: usize) -> Vec<Job> {
+    let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
+    let Some(mut rows) = crate::batch::rows(inputs) else { return Vec::new() };
+    if max_rows <= 1 || rows >= max_rows {
+        return Vec::new();
+    }
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < st.queue.len() && rows < max_rows {
+        let fits = match &st.queue[i].work {
+            Work::Run { inputs: other, outputs: o } if o == outputs && crate::batch::compatible(inputs, other) => {
+                crate::batch::rows(other).is_some_and(|r| rows + r <= max_rows)
+            }
+            _ => false,
+        };
+        if fits {
+            let job = st.queue.remove(i).expect("index is in range");
+            if let Work::Run { inputs: other, .. } = &job.work {
+                rows += crate::batch::rows(other).unwrap_or(0);
+            }
+            st.running.push((job.id, Arc::clone(&job.ctl)));
+            taken.push(job);
+        } else {
+            i += 1;
+        }
+    }
+    taken
 }

@@ -221,7 +221,7 @@ impl InputTensor {
 }
 
 /// Engine memory that an output keeps alive until the binding copies it out.
-pub trait OutputBuffer: Send {
+pub trait OutputBuffer: Send + Sync {
     fn bytes(&self) -> &[u8];
 }
 

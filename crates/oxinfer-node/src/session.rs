@@ -26,6 +26,8 @@ pub struct NativeSessionOptions {
     pub intra_op_spinning: bool,
     /// 'low' (default) or 'normal'.
     pub worker_priority: String,
+    /// Dynamic batching: merge queued runs into batches of up to this many rows (0: off).
+    pub max_batch_size: u32,
 }
 
 #[napi(object)]
@@ -82,6 +84,7 @@ pub struct CreateTask {
     source: Option<Source>,
     options: OnnxOptions,
     low_priority: bool,
+    max_batch: usize,
     library: String,
     hub: Arc<Hub>,
 }
@@ -95,6 +98,7 @@ impl Task for CreateTask {
         let options = self.options.clone();
         let library = self.library.clone();
         let low = self.low_priority;
+        let max_batch = self.max_batch;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
@@ -108,8 +112,18 @@ impl Task for CreateTask {
                 OnnxBackend::load(rt, source, &options)?
             };
             let info = backend.info().clone();
+            if max_batch > 1 {
+                if let Some(i) = info.inputs.iter().find(|i| !matches!(i.dims.first(), Some(Dim::Symbolic(_) | Dim::Dynamic))) {
+                    return Err(CoreError::InvalidArgument(format!(
+                        "batching needs a dynamic batch dim (axis 0) on every input, but input '{}' has dims {}",
+                        i.name,
+                        validate::show_dims(&i.dims)
+                    )));
+                }
+            }
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            Ok((Arc::new(Scheduler::with_priority(backend, low)?), info))
+            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch };
+            Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
         .js()
@@ -133,12 +147,13 @@ pub fn create_session(
         "normal" => false,
         p => return Err(crate::errors::to_napi(CoreError::InvalidArgument(format!("workerPriority must be 'low' or 'normal', got '{p}'")))),
     };
+    let max_batch = options.max_batch_size as usize;
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
@@ -249,7 +264,7 @@ impl NativeSession {
         let opts = RunOptions { fail_fast, timings };
         let job = Job {
             id,
-            work: Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl)),
+            work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl))),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
         };
@@ -263,7 +278,7 @@ impl NativeSession {
         let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
         let p = Arc::clone(&pipeline.inner);
         let opts = RunOptions { fail_fast, timings };
-        let r = scheduler.run_now(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl)));
+        let r = scheduler.run_now(oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl))));
         let v = payload::outcome(env.raw(), &r, Format::Packed).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }

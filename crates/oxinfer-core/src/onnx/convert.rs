@@ -129,6 +129,8 @@ struct OrtBuffer {
 
 // SAFETY: `ort::Value` is Send, and the pointer refers into memory it owns.
 unsafe impl Send for OrtBuffer {}
+// SAFETY: the buffer is only read.
+unsafe impl Sync for OrtBuffer {}
 
 impl OutputBuffer for OrtBuffer {
     fn bytes(&self) -> &[u8] {

@@ -772,14 +772,14 @@ fn numeric_params(label: &str, fields: &[String], kinds: &HashMap<String, Kind>,
 /// Owns a result column's elements until they are copied into JS.
 struct VecBuffer<T>(Vec<T>);
 
-impl<T: Copy + Send + 'static> OutputBuffer for VecBuffer<T> {
+impl<T: Copy + Send + Sync + 'static> OutputBuffer for VecBuffer<T> {
     fn bytes(&self) -> &[u8] {
         // SAFETY: plain numeric elements viewed as their bytes.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr() as *const u8, std::mem::size_of_val(self.0.as_slice())) }
     }
 }
 
-fn tensor<T: Copy + Send + 'static>(name: &str, dtype: DType, dims: Vec<i64>, v: Vec<T>) -> OutputTensor {
+fn tensor<T: Copy + Send + Sync + 'static>(name: &str, dtype: DType, dims: Vec<i64>, v: Vec<T>) -> OutputTensor {
     let data: Box<dyn OutputBuffer> = if v.is_empty() { Box::new(AlignedBytes::default()) } else { Box::new(VecBuffer(v)) };
     OutputTensor { name: name.into(), dtype, dims, data: OutputData::Buffer(data) }
 }

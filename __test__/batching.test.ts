@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest'
+
+import { Session, Tensor } from '../index.js'
+import { fixture, rejectsWith } from './helpers'
+
+let seed = 99
+const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1
+
+describe('dynamic batching (merged runs)', () => {
+  it('batched results equal unbatched ones, and every caller gets its own rows', async () => {
+    const plain = await Session.create(fixture('tiny_mlp.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0 })
+    const batched = await Session.create(fixture('tiny_mlp.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 32 } })
+    // A random concurrent mix of 1- to 4-row requests.
+    const reqs = Array.from({ length: 400 }, () => {
+      const rows = 1 + Math.floor(((rand() + 1) / 2) * 4)
+      return new Tensor('float32', Float32Array.from({ length: rows * 16 }, rand), [rows, 16])
+    })
+    const want = await Promise.all(reqs.map((x) => plain.run({ x })))
+    const got = await Promise.all(reqs.map((x) => batched.run({ x })))
+    got.forEach((r, i) => {
+      expect(r.y.dims).toEqual(want[i].y.dims)
+      const a = r.y.data as Float32Array
+      const b = want[i].y.data as Float32Array
+      for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-6)
+    })
+    await Promise.all([plain.dispose(), batched.dispose()])
+  })
+
+  it('mixes of shapes, strings and output selections batch only with their like', async () => {
+    const s = await Session.create(fixture('all_types.onnx'), { inlineThresholdMicros: 0, batching: { maxBatchSize: 8 } })
+    const feeds = (rows: number, n: number, tag: string) => {
+      const f: Record<string, Tensor> = {}
+      for (const i of s.inputs) {
+        const t = i.type as string
+        f[i.name] = t === 'string' ? new Tensor('string', Array.from({ length: rows * n }, (_, k) => `${tag}-${k}`), [rows, n]) : new Tensor(t as 'float32', new Array(rows * n).fill(1) as never, [rows, n])
+      }
+      return f
+    }
+    const runs = Array.from({ length: 60 }, (_, i) => {
+      const rows = 1 + (i % 3)
+      const n = 1 + (i % 2)
+      const outputs = i % 4 === 0 ? ['out_string'] : undefined
+      return s.run(feeds(rows, n, `r${i}`), outputs ? { outputs } : {}).then((out) => ({ i, rows, n, out }))
+    })
+    for (const { i, rows, n, out } of await Promise.all(runs)) {
+      expect(out.out_string.dims).toEqual([rows, n])
+      expect(out.out_string.data).toEqual(Array.from({ length: rows * n }, (_, k) => `r${i}-${k}`))
+      if (i % 4 === 0) expect(Object.keys(out)).toEqual(['out_string'])
+      else expect((out.out_int64.data as BigInt64Array).length).toBe(rows * n)
+    }
+    await s.dispose()
+  })
+
+  it('an aborted request in a merged batch rejects alone', async () => {
+    const s = await Session.create(fixture('heavy_matmul.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 64 } })
+    const x = new Tensor('float32', new Float32Array(8 * 1024).fill(0.01), [8, 1024])
+    const acs = Array.from({ length: 8 }, () => new AbortController())
+    const runs = acs.map((ac) => s.run({ x }, { signal: ac.signal }))
+    acs[3].abort('stop')
+    const settled = await Promise.allSettled(runs)
+    expect(settled[3].status === 'rejected' && settled[3].reason.code).toBe('ERR_ABORTED')
+    settled.forEach((r, i) => {
+      if (i !== 3) expect(r.status).toBe('fulfilled')
+    })
+    await s.dispose()
+  })
+
+  it('a model with a fixed batch dim, and bad options, are refused', async () => {
+    await rejectsWith(Session.create(fixture('add_int64.onnx'), { batching: { maxBatchSize: 4 } }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxBatchSize: 0 } }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxDelayMicros: 500 as 0 } }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxQueue: 5 } as never }), 'ERR_INVALID_ARGUMENT')
+  })
+})
