@@ -164,6 +164,7 @@ function report(results) {
     for (const c of t.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.vsOrtNode, c.pairedVsOrtNode, c.eventLoopUtilization, c.jsThreadUsPerRun, c.cpuUsPerRun])
     out.push(table(rows))
     out.push(`target: best oxinfer >= 2× onnxruntime-node: ${yes(t.targets.atLeast2x)} (${t.bestRatio}×)`)
+    if (t.batchedRatio !== undefined) out.push(`with dynamic batching (maxBatchSize 64): ${t.batchedRatio}× (paired ${t.batchedPairedRatio}×)`)
   }
   if (results.memory) {
     const m = results.memory

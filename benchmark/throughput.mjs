@@ -21,6 +21,8 @@ export async function run() {
   const ox2 = await ox.Session.create(MODELS.tinyMlp, { poolSize: 2, intraOpThreads: 1 })
   const ox1Async = await ox.Session.create(MODELS.tinyMlp, { poolSize: 1, intraOpThreads: 1, inlineThresholdMicros: 0 })
   const ox2Async = await ox.Session.create(MODELS.tinyMlp, { poolSize: 2, intraOpThreads: 1, inlineThresholdMicros: 0 })
+  // Dynamic batching: queued single-row runs merged into batches of up to 64 rows.
+  const ox1Batch = await ox.Session.create(MODELS.tinyMlp, { poolSize: 1, intraOpThreads: 1, batching: { maxBatchSize: 64 } })
   const library = checkSharedLibrary(ox)
 
   const data = Array.from({ length: RUNS }, (_, i) => randomFloats(16, i + 1))
@@ -33,6 +35,7 @@ export async function run() {
     { key: 'oxinferPool2', label: 'oxinfer poolSize 2, intraOpThreads 1', burst: burstOf(ox2, oxFeeds) },
     { key: 'oxinferPool1Inline0', label: 'oxinfer poolSize 1, inlineThresholdMicros 0', burst: burstOf(ox1Async, oxFeeds) },
     { key: 'oxinferPool2Inline0', label: 'oxinfer poolSize 2, inlineThresholdMicros 0', burst: burstOf(ox2Async, oxFeeds) },
+    { key: 'oxinferPool1Batch64', label: 'oxinfer poolSize 1, batching maxBatchSize 64', burst: burstOf(ox1Batch, oxFeeds) },
     { key: 'ortNode', label: 'onnxruntime-node intraOpNumThreads 1', burst: burstOf(ortSession, ortFeeds) },
   ]
 
@@ -71,7 +74,7 @@ export async function run() {
     }
   }
 
-  await Promise.all([ox1.dispose(), ox2.dispose(), ox1Async.dispose(), ox2Async.dispose(), ortSession.release()])
+  await Promise.all([ox1.dispose(), ox2.dispose(), ox1Async.dispose(), ox2Async.dispose(), ox1Batch.dispose(), ortSession.release()])
 
   const ortMedian = summarize(rates.ortNode).median
   const out = contenders.map((c) => {
@@ -94,7 +97,10 @@ export async function run() {
   })
   const best = Math.max(out[0].vsOrtNode, out[1].vsOrtNode)
   const bestPaired = Math.max(out[0].pairedVsOrtNode, out[1].pairedVsOrtNode)
+  const batched = out.find((c) => c.key === 'oxinferPool1Batch64')
   return {
+    batchedRatio: batched?.vsOrtNode,
+    batchedPairedRatio: batched?.pairedVsOrtNode,
     library,
     config: { runs: RUNS, bursts: BURSTS, warmupBursts: WARMUP_BURSTS },
     roundNoise,
