@@ -180,19 +180,3 @@ fn a_panic_becomes_err_backend_and_the_worker_lives_on() {
     let bad = InputTensor::from_values("x", DType::Float32, &[1], &[-1.0f32]).unwrap();
     assert_eq!(s.run_now(oxinfer_core::model_run(vec![bad], vec![0])).err().unwrap().code(), "ERR_BACKEND");
 }
-
-#[test]
-#[ignore]
-fn hop_cost() {
-    let s = Scheduler::new(Scripted::new(1)).unwrap();
-    let (tx, rx) = mpsc::channel();
-    let mut times = Vec::new();
-    for i in 0..20000 {
-        let t0 = Instant::now();
-        s.submit(job(i, 0.0, &tx).0).unwrap();
-        rx.recv().unwrap();
-        times.push(t0.elapsed().as_secs_f64() * 1e6);
-    }
-    times.sort_by(|a, b| a.total_cmp(b));
-    println!("round trip median {:.1} us, p90 {:.1} us", times[times.len() / 2], times[times.len() * 9 / 10]);
-}
