@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   | 'ERR_DISPOSED'
+  | 'ERR_OVERLOADED'
+  | 'ERR_TIMEOUT'
   | 'ERR_BACKEND'
 
 const CODES: ReadonlySet<string> = new Set([
@@ -38,6 +40,8 @@ const CODES: ReadonlySet<string> = new Set([
   'ERR_UNSUPPORTED',
   'ERR_ABORTED',
   'ERR_DISPOSED',
+  'ERR_OVERLOADED',
+  'ERR_TIMEOUT',
   'ERR_BACKEND',
 ])
 
@@ -424,7 +428,7 @@ interface NativeSession {
     custom: Record<string, string>
   }
   readonly pending: number
-  submit(id: number, feeds: unknown[], outputs?: string[] | null): void
+  submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
   submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): void
   runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
@@ -453,6 +457,7 @@ interface NativeBinding {
       intraOpSpinning: boolean
       workerPriority: string
       maxBatchSize: number
+      maxQueue: number
     },
     library: string,
   ): Promise<NativeSession>
@@ -650,12 +655,18 @@ export interface BatchingOptions {
   maxBatchSize?: number
   /** How long a batch may wait for more requests; only 0 (cut when the engine is free) is supported yet. Default 0. */
   maxDelayMicros?: 0
+  /** Requests that may wait in the queue; more are refused at once with ERR_OVERLOADED. Default 0 (no limit). */
+  maxQueue?: number
+  /** Default bound on a request's time in the queue, in ms; past it the request rejects with ERR_TIMEOUT. Default 0 (none). */
+  timeoutMs?: number
 }
 
 /** Options of {@link Session.run}. */
 export interface RunOptions {
   /** Output names to fetch. Default: every output. */
   outputs?: readonly string[]
+  /** Bound on this request's time in the queue, in ms (ERR_TIMEOUT past it). Default: the session's batching.timeoutMs (none). */
+  timeoutMs?: number
   /** Aborts the run: a queued run is removed, a running one terminated. */
   signal?: AbortSignal
 }
@@ -734,6 +745,7 @@ export class Session {
   #outputNames: readonly string[]
   #threshold: number
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
+  #timeoutMs = 0
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -776,10 +788,14 @@ export class Session {
     const workerPriority = o.workerPriority ?? 'low'
     if (workerPriority !== 'low' && workerPriority !== 'normal') throw invalidArg(`workerPriority must be 'low' or 'normal', got ${JSON.stringify(workerPriority)}`)
     let maxBatchSize = 0
+    let maxQueue = 0
+    let timeoutMs = 0
     if (o.batching !== undefined) {
       if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
-      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros'])
+      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs'])
       maxBatchSize = intOption(o.batching, 'maxBatchSize', 32, 1, 65536)
+      maxQueue = intOption(o.batching, 'maxQueue', 0, 0, 2 ** 31 - 1)
+      timeoutMs = intOption(o.batching, 'timeoutMs', 0, 0, 2 ** 31 - 1)
       if ((o.batching.maxDelayMicros ?? 0) !== 0) throw invalidArg('batching.maxDelayMicros: only 0 (cut a batch as soon as the engine is free) is supported yet')
     }
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
@@ -790,13 +806,15 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue },
         lib,
       )
     } catch (e) {
       throw fromNative(e)
     }
-    return new Session(n, inline)
+    const session = new Session(n, inline)
+    session.#timeoutMs = timeoutMs
+    return session
   }
 
   /** Runs the model. Rejects (never throws) with an OxinferError. */
@@ -806,7 +824,10 @@ export class Session {
     let signal: AbortSignal | undefined
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
-      checkKeys('run', options, ['outputs', 'signal'])
+      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs'])
+      if (options.timeoutMs !== undefined && (typeof options.timeoutMs !== 'number' || !(options.timeoutMs >= 0) || !Number.isFinite(options.timeoutMs))) {
+        throw invalidArg('run: options.timeoutMs must be a non-negative number of milliseconds')
+      }
       if (options.outputs !== undefined) {
         if (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string')) {
           throw invalidArg('run: options.outputs must be an array of output names')
@@ -841,7 +862,7 @@ export class Session {
     }
     return this[kExecute](
       this.#estimate,
-      (id) => n.submit(id, flat, outputs ?? null),
+      (id) => n.submit(id, flat, outputs ?? null, (options.timeoutMs as number | undefined) ?? this.#timeoutMs),
       () => n.runSync(flat, outputs ?? null),
       (payload) => this.#decode(payload, names),
       signal,

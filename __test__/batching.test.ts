@@ -69,6 +69,38 @@ describe('dynamic batching (merged runs)', () => {
     await rejectsWith(Session.create(fixture('add_int64.onnx'), { batching: { maxBatchSize: 4 } }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxBatchSize: 0 } }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxDelayMicros: 500 as 0 } }), 'ERR_INVALID_ARGUMENT')
-    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxQueue: 5 } as never }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxBatchSize: 4, maxQueueSize: 5 } as never }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { batching: { maxQueue: -1 } }), 'ERR_INVALID_ARGUMENT')
+  })
+})
+
+describe('admission: queue limit and queue timeout', () => {
+  const slow = (iters: bigint) => ({
+    x: new Tensor('float32', new Float32Array(256 * 256).fill(0.01), [256, 256]),
+    iters: new Tensor('int64', BigInt64Array.from([iters]), []),
+  })
+
+  it('a full queue refuses at once with ERR_OVERLOADED; accepted requests still complete', async () => {
+    const s = await Session.create(fixture('slow_loop.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 1, maxQueue: 2 } })
+    const running = s.run(slow(300n))
+    await new Promise((r) => setTimeout(r, 20))
+    const queued = [s.run(slow(1n)), s.run(slow(1n))]
+    const e = await rejectsWith(s.run(slow(1n)), 'ERR_OVERLOADED')
+    expect(e.message).toMatch(/queue is full/)
+    await Promise.all([running, ...queued])
+    await s.dispose()
+  })
+
+  it('a request that waits past its timeout rejects with ERR_TIMEOUT instead of running', async () => {
+    const s = await Session.create(fixture('slow_loop.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 1, timeoutMs: 10_000 } })
+    const running = s.run(slow(600n))
+    await new Promise((r) => setTimeout(r, 20))
+    const late = s.run(slow(1n), { timeoutMs: 5 })
+    const patient = s.run(slow(1n))
+    await rejectsWith(late, 'ERR_TIMEOUT')
+    await running
+    expect((await patient).y.dims).toEqual([256, 256])
+    await rejectsWith(s.run(slow(1n), { timeoutMs: -1 }), 'ERR_INVALID_ARGUMENT')
+    await s.dispose()
   })
 })

@@ -152,7 +152,7 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, finished: 
         Err(None) => {
             // Not batchable after all: one by one.
             for job in jobs {
-                let Job { id, work, ctl, done } = job;
+                let Job { id, work, ctl, done, .. } = job;
                 let r = if ctl.is_aborted() {
                     Err(Error::Aborted("the run was aborted".into()))
                 } else {

@@ -28,6 +28,12 @@ pub enum Error {
     /// The session was disposed.
     #[error("{0}")]
     Disposed(String),
+    /// The queue is full: the request was refused at once.
+    #[error("{0}")]
+    Overloaded(String),
+    /// The request waited in the queue past its timeout.
+    #[error("{0}")]
+    Timeout(String),
     /// A failure inside the engine, including a caught panic.
     #[error("{0}")]
     Backend(String),
@@ -44,6 +50,8 @@ impl Error {
             Error::Unsupported(_) => "ERR_UNSUPPORTED",
             Error::Aborted(_) => "ERR_ABORTED",
             Error::Disposed(_) => "ERR_DISPOSED",
+            Error::Overloaded(_) => "ERR_OVERLOADED",
+            Error::Timeout(_) => "ERR_TIMEOUT",
             Error::Backend(_) => "ERR_BACKEND",
         }
     }

@@ -40,6 +40,8 @@ pub fn model_run(inputs: Vec<InputTensor>, outputs: Vec<usize>) -> Work {
 pub struct Job {
     pub id: u64,
     pub work: Work,
+    /// A job still queued at this instant is settled with `ERR_TIMEOUT` instead of run.
+    pub deadline: Option<Instant>,
     pub ctl: Arc<RunControl>,
     pub done: Completion,
 }
@@ -65,6 +67,7 @@ struct State {
 struct Shared {
     backend: Arc<dyn Backend>,
     max_batch_rows: usize,
+    max_queue: usize,
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -89,6 +92,8 @@ pub struct SchedulerOptions {
     /// along axis 0 (0 or 1: no merging). A batch is cut as soon as a worker
     /// is free, so batches grow with load.
     pub max_batch_rows: usize,
+    /// Refuse new requests with `ERR_OVERLOADED` while this many are queued (0: no limit).
+    pub max_queue: usize,
 }
 
 fn disposed() -> Error {
@@ -118,7 +123,7 @@ impl Scheduler {
     }
 
     pub fn with_priority(backend: Arc<dyn Backend>, low_priority: bool) -> Result<Self> {
-        Self::with_options(backend, SchedulerOptions { low_priority, max_batch_rows: 0 })
+        Self::with_options(backend, SchedulerOptions { low_priority, ..Default::default() })
     }
 
     pub fn with_options(backend: Arc<dyn Backend>, options: SchedulerOptions) -> Result<Self> {
@@ -126,6 +131,7 @@ impl Scheduler {
         let shared = Arc::new(Shared {
             backend,
             max_batch_rows: options.max_batch_rows,
+            max_queue: options.max_queue,
             state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false, idle: 0 }),
             ready: Condvar::new(),
         });
@@ -155,6 +161,9 @@ impl Scheduler {
         let mut st = self.shared.lock();
         if st.disposed {
             return Err(disposed());
+        }
+        if self.shared.max_queue > 0 && st.queue.len() >= self.shared.max_queue {
+            return Err(Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len())));
         }
         st.queue.push_back(job);
         let wake = st.idle > 0;
@@ -262,6 +271,12 @@ fn worker(shared: Arc<Shared>, slot: usize) {
             let mut st = shared.lock();
             loop {
                 if let Some(job) = st.queue.pop_front() {
+                    if job.deadline.is_some_and(|d| Instant::now() >= d) {
+                        drop(st);
+                        let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
+                        st = shared.lock();
+                        continue;
+                    }
                     st.running.push((job.id, Arc::clone(&job.ctl)));
                     let more = take_compatible(&mut st, &job, shared.max_batch_rows);
                     if !more.is_empty() {
@@ -287,7 +302,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                 st.idle -= 1;
             }
         };
-        let Job { id, work, ctl, done } = job;
+        let Job { id, work, ctl, done, .. } = job;
         let result = execute(&*shared.backend, slot, work, &ctl);
         {
             let mut st = shared.lock();
@@ -311,7 +326,8 @@ fn take_compatible(st: &mut State, first: &Job, max_rows: usize) -> Vec<Job> {
     let mut taken = Vec::new();
     let mut i = 0;
     while i < st.queue.len() && rows < max_rows {
-        let fits = match &st.queue[i].work {
+        let expired = st.queue[i].deadline.is_some_and(|d| Instant::now() >= d);
+        let fits = !expired && match &st.queue[i].work {
             Work::Run { inputs: other, outputs: o } if o == outputs && crate::batch::compatible(inputs, other) => {
                 crate::batch::rows(other).is_some_and(|r| rows + r <= max_rows)
             }
