@@ -428,7 +428,7 @@ interface NativeSession {
     custom: Record<string, string>
   }
   readonly pending: number
-  submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number): void
+  submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number, priority?: number): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
   submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): void
   runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
@@ -458,6 +458,7 @@ interface NativeBinding {
       workerPriority: string
       maxBatchSize: number
       maxQueue: number
+      priorityLevels: number
     },
     library: string,
   ): Promise<NativeSession>
@@ -659,6 +660,13 @@ export interface BatchingOptions {
   maxQueue?: number
   /** Default bound on a request's time in the queue, in ms; past it the request rejects with ERR_TIMEOUT. Default 0 (none). */
   timeoutMs?: number
+  /**
+   * Priority levels for `run(feeds, { priority })`: 1 is the most urgent, and
+   * requests without a priority get the least urgent level. A request of a lower
+   * level that has waited 200 ms goes before more urgent ones, so none starves.
+   * Default 1.
+   */
+  priorityLevels?: number
 }
 
 /** Options of {@link Session.run}. */
@@ -667,6 +675,8 @@ export interface RunOptions {
   outputs?: readonly string[]
   /** Bound on this request's time in the queue, in ms (ERR_TIMEOUT past it). Default: the session's batching.timeoutMs (none). */
   timeoutMs?: number
+  /** 1 (most urgent) to batching.priorityLevels. Default: the least urgent level. */
+  priority?: number
   /** Aborts the run: a queued run is removed, a running one terminated. */
   signal?: AbortSignal
 }
@@ -746,6 +756,7 @@ export class Session {
   #threshold: number
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #timeoutMs = 0
+  #priorityLevels = 1
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -790,9 +801,11 @@ export class Session {
     let maxBatchSize = 0
     let maxQueue = 0
     let timeoutMs = 0
+    let priorityLevels = 1
     if (o.batching !== undefined) {
       if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
-      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs'])
+      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs', 'priorityLevels'])
+      priorityLevels = intOption(o.batching, 'priorityLevels', 1, 1, 255)
       maxBatchSize = intOption(o.batching, 'maxBatchSize', 32, 1, 65536)
       maxQueue = intOption(o.batching, 'maxQueue', 0, 0, 2 ** 31 - 1)
       timeoutMs = intOption(o.batching, 'timeoutMs', 0, 0, 2 ** 31 - 1)
@@ -806,7 +819,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels },
         lib,
       )
     } catch (e) {
@@ -814,6 +827,7 @@ export class Session {
     }
     const session = new Session(n, inline)
     session.#timeoutMs = timeoutMs
+    session.#priorityLevels = priorityLevels
     return session
   }
 
@@ -824,7 +838,10 @@ export class Session {
     let signal: AbortSignal | undefined
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
-      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs'])
+      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority'])
+      if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isInteger(options.priority) || options.priority < 1 || options.priority > this.#priorityLevels)) {
+        throw invalidArg(`run: options.priority must be an integer from 1 to ${this.#priorityLevels} (batching.priorityLevels)`)
+      }
       if (options.timeoutMs !== undefined && (typeof options.timeoutMs !== 'number' || !(options.timeoutMs >= 0) || !Number.isFinite(options.timeoutMs))) {
         throw invalidArg('run: options.timeoutMs must be a non-negative number of milliseconds')
       }
@@ -862,7 +879,7 @@ export class Session {
     }
     return this[kExecute](
       this.#estimate,
-      (id) => n.submit(id, flat, outputs ?? null, (options.timeoutMs as number | undefined) ?? this.#timeoutMs),
+      (id) => n.submit(id, flat, outputs ?? null, (options.timeoutMs as number | undefined) ?? this.#timeoutMs, options.priority as number | undefined),
       () => n.runSync(flat, outputs ?? null),
       (payload) => this.#decode(payload, names),
       signal,

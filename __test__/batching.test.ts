@@ -104,3 +104,49 @@ describe('admission: queue limit and queue timeout', () => {
     await s.dispose()
   })
 })
+
+describe('priorities', () => {
+  const slow = (iters: bigint, v = 0.01) => ({
+    x: new Tensor('float32', new Float32Array(256 * 256).fill(v), [256, 256]),
+    iters: new Tensor('int64', BigInt64Array.from([iters]), []),
+  })
+
+  it('more urgent requests run first, and the default is the least urgent level', async () => {
+    const s = await Session.create(fixture('slow_loop.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 1, priorityLevels: 3 } })
+    const order: string[] = []
+    const blocker = s.run(slow(300n))
+    await new Promise((r) => setTimeout(r, 20))
+    const runs = [
+      s.run(slow(1n)).then(() => order.push('default')),
+      s.run(slow(1n), { priority: 2 }).then(() => order.push('p2')),
+      s.run(slow(1n), { priority: 1 }).then(() => order.push('p1')),
+      s.run(slow(1n), { priority: 3 }).then(() => order.push('p3')),
+    ]
+    await Promise.all([blocker, ...runs])
+    expect(order.slice(0, 2)).toEqual(['p1', 'p2'])
+    expect(order.slice(2).sort()).toEqual(['default', 'p3'])
+    await rejectsWith(s.run(slow(1n), { priority: 4 }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(s.run(slow(1n), { priority: 0 }), 'ERR_INVALID_ARGUMENT')
+    await s.dispose()
+  })
+
+  it('a less urgent request is not starved by a stream of urgent ones', async () => {
+    const s = await Session.create(fixture('slow_loop.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 1, priorityLevels: 2 } })
+    let lowDone = false
+    const t0 = performance.now()
+    const urgent: Promise<unknown>[] = [s.run(slow(100n), { priority: 1 }), s.run(slow(60n), { priority: 1 })]
+    // Queued behind urgent work, which keeps coming for well over the 200 ms aging limit.
+    const low = s.run(slow(1n), { priority: 2 }).then(() => (lowDone = true))
+    while (!lowDone && performance.now() - t0 < 3000) {
+      urgent.push(s.run(slow(60n), { priority: 1 }), s.run(slow(60n), { priority: 1 }))
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    await low
+    expect(lowDone).toBe(true)
+    expect(performance.now() - t0).toBeLessThan(3000)
+    // It did wait behind urgent work first.
+    expect(urgent.length).toBeGreaterThan(4)
+    await Promise.all(urgent)
+    await s.dispose()
+  })
+})

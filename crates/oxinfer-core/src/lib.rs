@@ -8,6 +8,7 @@ pub mod image;
 pub mod onnx;
 pub mod pipeline;
 pub mod priority;
+pub mod queue;
 pub mod scheduler;
 pub mod tensor;
 pub mod text;

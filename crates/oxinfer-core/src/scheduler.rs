@@ -1,13 +1,13 @@
 //! Runs requests for one backend on its own worker threads, one per slot,
 //! from a FIFO queue. Nothing here ever blocks the caller's thread on a run.
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::backend::{Backend, RunControl};
+use crate::queue::Queue;
 use crate::error::{Error, Result};
 use crate::tensor::{InputTensor, OutputTensor};
 
@@ -42,6 +42,8 @@ pub struct Job {
     pub work: Work,
     /// A job still queued at this instant is settled with `ERR_TIMEOUT` instead of run.
     pub deadline: Option<Instant>,
+    /// Priority level, 0 the most urgent (clamped to the scheduler's levels).
+    pub priority: usize,
     pub ctl: Arc<RunControl>,
     pub done: Completion,
 }
@@ -57,7 +59,7 @@ pub enum Aborted {
 }
 
 struct State {
-    queue: VecDeque<Job>,
+    queue: Queue,
     running: Vec<(u64, Arc<RunControl>)>,
     disposed: bool,
     /// Workers waiting for work: a submit wakes one only if some wait.
@@ -94,6 +96,8 @@ pub struct SchedulerOptions {
     pub max_batch_rows: usize,
     /// Refuse new requests with `ERR_OVERLOADED` while this many are queued (0: no limit).
     pub max_queue: usize,
+    /// Priority levels (at least 1).
+    pub priority_levels: usize,
 }
 
 fn disposed() -> Error {
@@ -132,7 +136,7 @@ impl Scheduler {
             backend,
             max_batch_rows: options.max_batch_rows,
             max_queue: options.max_queue,
-            state: Mutex::new(State { queue: VecDeque::new(), running: Vec::new(), disposed: false, idle: 0 }),
+            state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0 }),
             ready: Condvar::new(),
         });
         let mut workers = Vec::new();
@@ -165,7 +169,8 @@ impl Scheduler {
         if self.shared.max_queue > 0 && st.queue.len() >= self.shared.max_queue {
             return Err(Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len())));
         }
-        st.queue.push_back(job);
+        let level = job.priority;
+        st.queue.push(level, job);
         let wake = st.idle > 0;
         drop(st);
         if wake {
@@ -185,8 +190,7 @@ impl Scheduler {
 
     pub fn abort(&self, id: u64) -> Aborted {
         let mut st = self.shared.lock();
-        if let Some(pos) = st.queue.iter().position(|j| j.id == id) {
-            let job = st.queue.remove(pos).expect("position is in range");
+        if let Some(job) = st.queue.remove(id) {
             job.ctl.abort();
             return Aborted::Dequeued(job);
         }
@@ -219,7 +223,7 @@ impl Scheduler {
                 return false;
             }
             st.disposed = true;
-            st.queue.drain(..).collect()
+            st.queue.drain()
         };
         self.shared.ready.notify_all();
         for job in drained {
@@ -255,7 +259,7 @@ impl Drop for Scheduler {
         let mut st = self.shared.lock();
         if !st.disposed {
             st.disposed = true;
-            let drained: Vec<Job> = st.queue.drain(..).collect();
+            let drained: Vec<Job> = st.queue.drain();
             drop(st);
             self.shared.ready.notify_all();
             for job in drained {
@@ -270,7 +274,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         let job = {
             let mut st = shared.lock();
             loop {
-                if let Some(job) = st.queue.pop_front() {
+                if let Some(job) = st.queue.pop() {
                     if job.deadline.is_some_and(|d| Instant::now() >= d) {
                         drop(st);
                         let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
@@ -315,34 +319,33 @@ fn worker(shared: Arc<Shared>, slot: usize) {
 }
 
 /// Removes from the queue the runs that can join `first` in one batch
-/// (compatible shapes, same outputs), up to `max_rows` rows in all, keeping
-/// queue order. They are marked running.
+/// (compatible shapes, same outputs), up to `max_rows` rows in all, in
+/// priority then arrival order. They are marked running.
 fn take_compatible(st: &mut State, first: &Job, max_rows: usize) -> Vec<Job> {
     let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
     let Some(mut rows) = crate::batch::rows(inputs) else { return Vec::new() };
     if max_rows <= 1 || rows >= max_rows {
         return Vec::new();
     }
-    let mut taken = Vec::new();
-    let mut i = 0;
-    while i < st.queue.len() && rows < max_rows {
-        let expired = st.queue[i].deadline.is_some_and(|d| Instant::now() >= d);
-        let fits = !expired && match &st.queue[i].work {
-            Work::Run { inputs: other, outputs: o } if o == outputs && crate::batch::compatible(inputs, other) => {
-                crate::batch::rows(other).is_some_and(|r| rows + r <= max_rows)
-            }
-            _ => false,
-        };
-        if fits {
-            let job = st.queue.remove(i).expect("index is in range");
-            if let Work::Run { inputs: other, .. } = &job.work {
-                rows += crate::batch::rows(other).unwrap_or(0);
-            }
-            st.running.push((job.id, Arc::clone(&job.ctl)));
-            taken.push(job);
-        } else {
-            i += 1;
+    let now = Instant::now();
+    let taken = st.queue.take_while_some(|job| {
+        if rows >= max_rows {
+            return None;
         }
+        let expired = job.deadline.is_some_and(|d| now >= d);
+        let fits = match &job.work {
+            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && crate::batch::compatible(inputs, other) => {
+                crate::batch::rows(other).filter(|r| rows + r <= max_rows)
+            }
+            _ => None,
+        };
+        if let Some(r) = fits {
+            rows += r;
+        }
+        Some(fits.is_some())
+    });
+    for job in &taken {
+        st.running.push((job.id, Arc::clone(&job.ctl)));
     }
     taken
 }

@@ -72,6 +72,7 @@ fn job(id: u64, value: f32, tx: &mpsc::Sender<Done>) -> (Job, Arc<RunControl>) {
     let j = Job {
         id,
         deadline: None,
+        priority: 0,
         work: oxinfer_core::model_run(vec![InputTensor::from_values("x", DType::Float32, &[1], &[value]).unwrap()], vec![0]),
         ctl: Arc::clone(&ctl),
         done: Box::new(move |r| {

@@ -30,6 +30,8 @@ pub struct NativeSessionOptions {
     pub max_batch_size: u32,
     /// Refuse runs with ERR_OVERLOADED while this many are queued (0: no limit).
     pub max_queue: u32,
+    /// Priority levels (at least 1).
+    pub priority_levels: u32,
 }
 
 #[napi(object)]
@@ -88,6 +90,7 @@ pub struct CreateTask {
     low_priority: bool,
     max_batch: usize,
     max_queue: usize,
+    levels: usize,
     library: String,
     hub: Arc<Hub>,
 }
@@ -103,6 +106,7 @@ impl Task for CreateTask {
         let low = self.low_priority;
         let max_batch = self.max_batch;
         let max_queue = self.max_queue;
+        let levels = self.levels;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
@@ -126,7 +130,7 @@ impl Task for CreateTask {
                 }
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue };
+            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels };
             Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
@@ -153,12 +157,13 @@ pub fn create_session(
     };
     let max_batch = options.max_batch_size as usize;
     let max_queue = options.max_queue as usize;
+    let levels = options.priority_levels.max(1) as usize;
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
@@ -235,13 +240,15 @@ impl NativeSession {
     /// Validates and queues a run; its outcome arrives through the hub under `id`.
     /// Throws (encoded) when the request is invalid or the session disposed.
     #[napi(catch_unwind)]
-    pub fn submit(&self, env: Env, id: f64, feeds: Unknown, outputs: Option<Vec<String>>, timeout_ms: Option<f64>) -> Result<()> {
+    pub fn submit(&self, env: Env, id: f64, feeds: Unknown, outputs: Option<Vec<String>>, timeout_ms: Option<f64>, priority: Option<u32>) -> Result<()> {
         let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
         let hub = Arc::clone(&self.hub);
         let id = id as u64;
         let job = Job {
             id,
             deadline: timeout_ms.filter(|t| *t > 0.0).map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t / 1000.0)),
+            // JS counts levels from 1 (Triton's convention); the default is the least urgent.
+            priority: priority.map(|p| p.saturating_sub(1) as usize).unwrap_or(usize::MAX),
             work: oxinfer_core::model_run(inputs, wanted),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
@@ -271,6 +278,7 @@ impl NativeSession {
         let job = Job {
             id,
             deadline: None,
+            priority: usize::MAX,
             work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl))),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
