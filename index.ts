@@ -459,6 +459,7 @@ interface NativeBinding {
       maxBatchSize: number
       maxQueue: number
       priorityLevels: number
+      maxDelayMicros: number
     },
     library: string,
   ): Promise<NativeSession>
@@ -654,8 +655,12 @@ export interface SessionOptions {
 export interface BatchingOptions {
   /** Rows per merged batch at most. Default 32. */
   maxBatchSize?: number
-  /** How long a batch may wait for more requests; only 0 (cut when the engine is free) is supported yet. Default 0. */
-  maxDelayMicros?: 0
+  /**
+   * How long a batch that is not full may wait for more requests, counted from
+   * its first request's arrival, in µs. 0 cuts a batch as soon as a worker is
+   * free, so batches grow with load. Default 0.
+   */
+  maxDelayMicros?: number
   /** Requests that may wait in the queue; more are refused at once with ERR_OVERLOADED. Default 0 (no limit). */
   maxQueue?: number
   /** Default bound on a request's time in the queue, in ms; past it the request rejects with ERR_TIMEOUT. Default 0 (none). */
@@ -802,6 +807,7 @@ export class Session {
     let maxQueue = 0
     let timeoutMs = 0
     let priorityLevels = 1
+    let maxDelayMicros = 0
     if (o.batching !== undefined) {
       if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
       checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs', 'priorityLevels'])
@@ -809,7 +815,7 @@ export class Session {
       maxBatchSize = intOption(o.batching, 'maxBatchSize', 32, 1, 65536)
       maxQueue = intOption(o.batching, 'maxQueue', 0, 0, 2 ** 31 - 1)
       timeoutMs = intOption(o.batching, 'timeoutMs', 0, 0, 2 ** 31 - 1)
-      if ((o.batching.maxDelayMicros ?? 0) !== 0) throw invalidArg('batching.maxDelayMicros: only 0 (cut a batch as soon as the engine is free) is supported yet')
+      maxDelayMicros = intOption(o.batching, 'maxDelayMicros', 0, 0, 10_000_000)
     }
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
     const lib = resolveLibrary()
@@ -819,7 +825,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros },
         lib,
       )
     } catch (e) {

@@ -40,8 +40,8 @@ impl Queue {
         self.len += 1;
     }
 
-    /// The next request to run.
-    pub fn pop(&mut self) -> Option<Job> {
+    /// The next request to run, with the time it was queued.
+    pub fn pop(&mut self) -> Option<(Instant, Job)> {
         let now = Instant::now();
         let urgent = self.levels.iter().position(|q| !q.is_empty())?;
         // A lower level's oldest request that has waited past the limit goes first.
@@ -54,7 +54,7 @@ impl Queue {
             .map(|(l, _)| l);
         let l = starving.unwrap_or(urgent);
         self.len -= 1;
-        self.levels[l].pop_front().map(|(_, j)| j)
+        self.levels[l].pop_front()
     }
 
     /// Removes the queued request `id`.

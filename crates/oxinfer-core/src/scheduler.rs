@@ -64,12 +64,15 @@ struct State {
     disposed: bool,
     /// Workers waiting for work: a submit wakes one only if some wait.
     idle: usize,
+    /// Workers holding a partial batch open for more requests.
+    gathering: usize,
 }
 
 struct Shared {
     backend: Arc<dyn Backend>,
     max_batch_rows: usize,
     max_queue: usize,
+    max_delay: std::time::Duration,
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -98,6 +101,9 @@ pub struct SchedulerOptions {
     pub max_queue: usize,
     /// Priority levels (at least 1).
     pub priority_levels: usize,
+    /// How long a batch may wait for more requests after its first was
+    /// queued, when not full (0: cut as soon as a worker is free).
+    pub max_delay: std::time::Duration,
 }
 
 fn disposed() -> Error {
@@ -136,7 +142,8 @@ impl Scheduler {
             backend,
             max_batch_rows: options.max_batch_rows,
             max_queue: options.max_queue,
-            state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0 }),
+            max_delay: options.max_delay,
+            state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0, gathering: 0 }),
             ready: Condvar::new(),
         });
         let mut workers = Vec::new();
@@ -171,9 +178,12 @@ impl Scheduler {
         }
         let level = job.priority;
         st.queue.push(level, job);
-        let wake = st.idle > 0;
+        let (idle, gathering) = (st.idle, st.gathering);
         drop(st);
-        if wake {
+        if gathering > 0 {
+            // A worker holding a batch open must see the newcomer.
+            self.shared.ready.notify_all();
+        } else if idle > 0 {
             self.shared.ready.notify_one();
         }
         Ok(())
@@ -274,7 +284,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         let job = {
             let mut st = shared.lock();
             loop {
-                if let Some(job) = st.queue.pop() {
+                if let Some((queued_at, job)) = st.queue.pop() {
                     if job.deadline.is_some_and(|d| Instant::now() >= d) {
                         drop(st);
                         let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
@@ -282,7 +292,22 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                         continue;
                     }
                     st.running.push((job.id, Arc::clone(&job.ctl)));
-                    let more = take_compatible(&mut st, &job, shared.max_batch_rows);
+                    let mut more = take_compatible(&mut st, &job, &[], shared.max_batch_rows);
+                    // Not full yet: hold the batch open until the first request has waited max_delay.
+                    if !shared.max_delay.is_zero() && batch_rows(&job, &more) < shared.max_batch_rows && crate::batch::rows(job_inputs(&job)).is_some() {
+                        let until = queued_at + shared.max_delay;
+                        st.gathering += 1;
+                        while !st.disposed && batch_rows(&job, &more) < shared.max_batch_rows {
+                            let now = Instant::now();
+                            if now >= until {
+                                break;
+                            }
+                            st = shared.ready.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+                            let got = take_compatible(&mut st, &job, &more, shared.max_batch_rows);
+                            more.extend(got);
+                        }
+                        st.gathering -= 1;
+                    }
                     if !more.is_empty() {
                         drop(st);
                         let mut batch = vec![job];
@@ -321,9 +346,12 @@ fn worker(shared: Arc<Shared>, slot: usize) {
 /// Removes from the queue the runs that can join `first` in one batch
 /// (compatible shapes, same outputs), up to `max_rows` rows in all, in
 /// priority then arrival order. They are marked running.
-fn take_compatible(st: &mut State, first: &Job, max_rows: usize) -> Vec<Job> {
+fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize) -> Vec<Job> {
     let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
-    let Some(mut rows) = crate::batch::rows(inputs) else { return Vec::new() };
+    if crate::batch::rows(inputs).is_none() {
+        return Vec::new();
+    }
+    let mut rows = batch_rows(first, already);
     if max_rows <= 1 || rows >= max_rows {
         return Vec::new();
     }
@@ -348,4 +376,16 @@ fn take_compatible(st: &mut State, first: &Job, max_rows: usize) -> Vec<Job> {
         st.running.push((job.id, Arc::clone(&job.ctl)));
     }
     taken
+}
+
+fn job_inputs(job: &Job) -> &[InputTensor] {
+    match &job.work {
+        Work::Run { inputs, .. } => inputs,
+        Work::Custom(_) => &[],
+    }
+}
+
+/// Rows of `first` plus `more` along axis 0.
+fn batch_rows(first: &Job, more: &[Job]) -> usize {
+    std::iter::once(first).chain(more).map(|j| crate::batch::rows(job_inputs(j)).unwrap_or(0)).sum()
 }

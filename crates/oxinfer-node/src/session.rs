@@ -32,6 +32,8 @@ pub struct NativeSessionOptions {
     pub max_queue: u32,
     /// Priority levels (at least 1).
     pub priority_levels: u32,
+    /// How long a partial batch waits for more requests, in µs (0: none).
+    pub max_delay_micros: u32,
 }
 
 #[napi(object)]
@@ -91,6 +93,7 @@ pub struct CreateTask {
     max_batch: usize,
     max_queue: usize,
     levels: usize,
+    max_delay: std::time::Duration,
     library: String,
     hub: Arc<Hub>,
 }
@@ -107,6 +110,7 @@ impl Task for CreateTask {
         let max_batch = self.max_batch;
         let max_queue = self.max_queue;
         let levels = self.levels;
+        let max_delay = self.max_delay;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
@@ -130,7 +134,7 @@ impl Task for CreateTask {
                 }
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels };
+            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay };
             Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
@@ -158,12 +162,13 @@ pub fn create_session(
     let max_batch = options.max_batch_size as usize;
     let max_queue = options.max_queue as usize;
     let levels = options.priority_levels.max(1) as usize;
+    let max_delay = std::time::Duration::from_micros(options.max_delay_micros as u64);
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
