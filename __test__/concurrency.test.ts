@@ -83,9 +83,11 @@ describe('dispose', () => {
   })
 
   it('during 1,000 runs in flight: each resolves or rejects with ERR_DISPOSED, none is lost', async () => {
-    const s = await Session.create(fixture('tiny_mlp.onnx'), { inlineThresholdMicros: 0 })
-    const want = Array.from((await s.run({ x: row(0.5, 64) })).y.data as Float32Array)
-    const runs = Array.from({ length: 1000 }, () => s.run({ x: row(0.5, 64) }))
+    // Heavy enough (~0.5 ms a run) that the queue cannot drain while the runs are submitted.
+    const s = await Session.create(fixture('heavy_matmul.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0 })
+    const x = new Tensor('float32', new Float32Array(8 * 1024).fill(0.01), [8, 1024])
+    const want = Array.from((await s.run({ x })).y.data as Float32Array)
+    const runs = Array.from({ length: 1000 }, () => s.run({ x }))
     // Handlers go on before awaiting, so no rejection is ever unhandled.
     const all = Promise.allSettled(runs)
     await s.dispose()
