@@ -460,6 +460,9 @@ interface NativeBinding {
       maxQueue: number
       priorityLevels: number
       maxDelayMicros: number
+      batchInputAxes?: Record<string, number>
+      batchOutputAxes?: Record<string, number>
+      batchShared?: string[]
     },
     library: string,
   ): Promise<NativeSession>
@@ -672,6 +675,15 @@ export interface BatchingOptions {
    * Default 1.
    */
   priorityLevels?: number
+  /**
+   * Per input: its batch axis (default 0), or `shared: true` for inputs that
+   * must be equal across a batch and are passed once (a sample rate, say);
+   * requests whose shared inputs differ go to different batches.
+   * Example (Silero VAD): `{ state: { axis: 1 }, sr: { shared: true } }`.
+   */
+  inputs?: Record<string, { axis?: number; shared?: boolean }>
+  /** Per output: its batch axis (default 0). Example (Silero VAD): `{ stateN: { axis: 1 } }`. */
+  outputs?: Record<string, { axis?: number }>
 }
 
 /** Options of {@link Session.run}. */
@@ -808,9 +820,30 @@ export class Session {
     let timeoutMs = 0
     let priorityLevels = 1
     let maxDelayMicros = 0
+    let batchInputAxes: Record<string, number> | undefined
+    let batchOutputAxes: Record<string, number> | undefined
+    let batchShared: string[] | undefined
     if (o.batching !== undefined) {
       if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
-      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs', 'priorityLevels'])
+      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs', 'priorityLevels', 'inputs', 'outputs'])
+      for (const side of ['inputs', 'outputs'] as const) {
+        const decl = o.batching[side]
+        if (decl === undefined) continue
+        if (!isPlainObject(decl)) throw invalidArg(`batching.${side} must map names to { axis${side === 'inputs' ? ', shared' : ''} }`)
+        for (const [name, d] of Object.entries(decl)) {
+          if (!isPlainObject(d)) throw invalidArg(`batching.${side}.${name} must be an object`)
+          checkKeys(`batching.${side}.${name}`, d, side === 'inputs' ? ['axis', 'shared'] : ['axis'])
+          if (d.axis !== undefined) {
+            const axis = intOption(d, 'axis', 0, 0, 64)
+            if (side === 'inputs') (batchInputAxes ??= {})[name] = axis
+            else (batchOutputAxes ??= {})[name] = axis
+          }
+          if (d.shared !== undefined) {
+            if (typeof d.shared !== 'boolean') throw invalidArg(`batching.inputs.${name}.shared must be a boolean`)
+            if (d.shared) (batchShared ??= []).push(name)
+          }
+        }
+      }
       priorityLevels = intOption(o.batching, 'priorityLevels', 1, 1, 255)
       maxBatchSize = intOption(o.batching, 'maxBatchSize', 32, 1, 65536)
       maxQueue = intOption(o.batching, 'maxQueue', 0, 0, 2 ** 31 - 1)
@@ -825,7 +858,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared },
         lib,
       )
     } catch (e) {

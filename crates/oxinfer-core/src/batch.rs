@@ -2,6 +2,7 @@
 //! and split back, each caller getting its own rows (views of one shared
 //! engine buffer, so nothing is copied twice).
 
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,43 +12,101 @@ use crate::error::Error;
 use crate::scheduler::{Job, RunOutput, Work};
 use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputBuffer, OutputData, OutputTensor};
 
+/// Which axis of each input and output is the batch axis (default 0), and
+/// which inputs are shared: equal across a batch and passed once.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    pub input_axes: HashMap<String, usize>,
+    pub output_axes: HashMap<String, usize>,
+    pub shared: HashSet<String>,
+}
+
+impl Layout {
+    fn input_axis(&self, name: &str) -> usize {
+        self.input_axes.get(name).copied().unwrap_or(0)
+    }
+
+    fn output_axis(&self, name: &str) -> usize {
+        self.output_axes.get(name).copied().unwrap_or(0)
+    }
+
+    /// Rows along the batch axes, if every batched input has one and they agree.
+    pub fn rows(&self, inputs: &[InputTensor]) -> Option<usize> {
+        let mut n = None;
+        for t in inputs.iter().filter(|t| !self.shared.contains(&t.name)) {
+            let d = *t.dims.get(self.input_axis(&t.name))? as usize;
+            match n {
+                None => n = Some(d),
+                Some(m) if m != d => return None,
+                _ => {}
+            }
+        }
+        n.filter(|&r| r > 0)
+    }
+
+    /// Same inputs in the same order and types, the same dims off the batch
+    /// axis, and equal shared inputs.
+    pub fn compatible(&self, a: &[InputTensor], b: &[InputTensor]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                if x.name != y.name || x.dtype != y.dtype || x.dims.len() != y.dims.len() {
+                    return false;
+                }
+                if self.shared.contains(&x.name) {
+                    return x.dims == y.dims && x.bytes() == y.bytes() && strings(x) == strings(y);
+                }
+                let axis = self.input_axis(&x.name);
+                x.dims.iter().zip(&y.dims).enumerate().all(|(i, (p, q))| i == axis || p == q)
+            })
+    }
+}
+
+fn strings(t: &InputTensor) -> Option<&[String]> {
+    match &t.data {
+        InputData::Strings(s) => Some(s),
+        _ => None,
+    }
+}
+
 /// Rows along axis 0, if every input has one and they agree.
 pub fn rows(inputs: &[InputTensor]) -> Option<usize> {
-    let mut n = None;
-    for t in inputs {
-        let d = *t.dims.first()? as usize;
-        match n {
-            None => n = Some(d),
-            Some(m) if m != d => return None,
-            _ => {}
-        }
-    }
-    n.filter(|&r| r > 0)
+    Layout::default().rows(inputs)
 }
 
 /// Same inputs in the same order, with the same types and non-batch dims.
 pub fn compatible(a: &[InputTensor], b: &[InputTensor]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.name == y.name && x.dtype == y.dtype && x.dims.len() == y.dims.len() && x.dims[1..] == y.dims[1..])
+    Layout::default().compatible(a, b)
 }
 
-fn concat(parts: &[&InputTensor], total: usize) -> InputTensor {
+/// Sizes for moving blocks along `axis`: (outer count, inner elements per index).
+fn blocks(dims: &[i64], axis: usize) -> (usize, usize) {
+    let outer = dims[..axis].iter().product::<i64>() as usize;
+    let inner = dims[axis + 1..].iter().product::<i64>() as usize;
+    (outer, inner)
+}
+
+fn concat(parts: &[&InputTensor], axis: usize) -> InputTensor {
     let first = parts[0];
     let mut dims = first.dims.clone();
-    dims[0] = total as i64;
+    dims[axis] = parts.iter().map(|t| t.dims[axis]).sum();
+    let (outer, inner) = blocks(&first.dims, axis);
     let data = if first.dtype == DType::String {
-        InputData::Strings(
-            parts
-                .iter()
-                .flat_map(|t| match &t.data {
-                    InputData::Strings(s) => s.clone(),
-                    _ => Vec::new(),
-                })
-                .collect(),
-        )
+        let mut out = Vec::new();
+        for o in 0..outer {
+            for t in parts {
+                let n = t.dims[axis] as usize * inner;
+                out.extend_from_slice(&strings(t).unwrap_or(&[])[o * n..(o + 1) * n]);
+            }
+        }
+        InputData::Strings(out)
     } else {
+        let size = first.dtype.size();
         let mut bytes = Vec::with_capacity(parts.iter().map(|t| t.bytes().len()).sum());
-        for t in parts {
-            bytes.extend_from_slice(t.bytes());
+        for o in 0..outer {
+            for t in parts {
+                let n = t.dims[axis] as usize * inner * size;
+                bytes.extend_from_slice(&t.bytes()[o * n..(o + 1) * n]);
+            }
         }
         InputData::Owned(AlignedBytes::from_slice(&bytes))
     };
@@ -67,36 +126,59 @@ impl OutputBuffer for Rows {
     }
 }
 
-/// Splits merged outputs by rows; None if an output is not batched on axis 0.
-fn split(outputs: Vec<OutputTensor>, counts: &[usize]) -> Option<Vec<Vec<OutputTensor>>> {
+/// Splits merged outputs by rows along their batch axes; None if an output
+/// does not carry the batch's rows there. Axis-0 rows stay views of the one
+/// engine buffer; other axes are gathered into each caller's own buffer.
+fn split(outputs: Vec<OutputTensor>, counts: &[usize], layout: &Layout) -> Option<Vec<Vec<OutputTensor>>> {
     let total: usize = counts.iter().sum();
     let mut per: Vec<Vec<OutputTensor>> = counts.iter().map(|_| Vec::new()).collect();
     for t in outputs {
-        if t.dims.first().copied() != Some(total as i64) {
+        let axis = layout.output_axis(&t.name);
+        if t.dims.get(axis).copied() != Some(total as i64) {
             return None;
         }
+        let (outer, inner) = blocks(&t.dims, axis);
         let OutputTensor { name, dtype, dims, data } = t;
+        let dims_of = |c: usize| {
+            let mut d = dims.clone();
+            d[axis] = c as i64;
+            d
+        };
         match data {
             OutputData::Strings(s) => {
-                let per_row = s.len() / total.max(1);
                 let mut at = 0;
                 for (k, &c) in counts.iter().enumerate() {
-                    let mut d = dims.clone();
-                    d[0] = c as i64;
-                    per[k].push(OutputTensor { name: name.clone(), dtype, dims: d, data: OutputData::Strings(s[at..at + c * per_row].to_vec()) });
-                    at += c * per_row;
+                    let mut mine = Vec::with_capacity(outer * c * inner);
+                    for o in 0..outer {
+                        let row0 = o * total * inner + at * inner;
+                        mine.extend_from_slice(&s[row0..row0 + c * inner]);
+                    }
+                    per[k].push(OutputTensor { name: name.clone(), dtype, dims: dims_of(c), data: OutputData::Strings(mine) });
+                    at += c;
                 }
             }
-            OutputData::Buffer(b) => {
+            OutputData::Buffer(b) if axis == 0 => {
                 let row_bytes = b.bytes().len() / total.max(1);
                 let buf = Arc::new(b);
                 let mut at = 0;
                 for (k, &c) in counts.iter().enumerate() {
-                    let mut d = dims.clone();
-                    d[0] = c as i64;
                     let rows = Rows { buf: Arc::clone(&buf), start: at, len: c * row_bytes };
-                    per[k].push(OutputTensor { name: name.clone(), dtype, dims: d, data: OutputData::Buffer(Box::new(rows)) });
+                    per[k].push(OutputTensor { name: name.clone(), dtype, dims: dims_of(c), data: OutputData::Buffer(Box::new(rows)) });
                     at += c * row_bytes;
+                }
+            }
+            OutputData::Buffer(b) => {
+                let bytes = b.bytes();
+                let unit = inner * dtype.size();
+                let mut at = 0;
+                for (k, &c) in counts.iter().enumerate() {
+                    let mut mine = Vec::with_capacity(outer * c * unit);
+                    for o in 0..outer {
+                        let row0 = (o * total + at) * unit;
+                        mine.extend_from_slice(&bytes[row0..row0 + c * unit]);
+                    }
+                    per[k].push(OutputTensor { name: name.clone(), dtype, dims: dims_of(c), data: OutputData::Buffer(Box::new(AlignedBytes::from_slice(&mine))) });
+                    at += c;
                 }
             }
         }
@@ -108,19 +190,27 @@ fn split(outputs: Vec<OutputTensor>, counts: &[usize]) -> Option<Vec<Vec<OutputT
 /// A job aborted meanwhile gets `ERR_ABORTED` and its rows are dropped; the
 /// others are unaffected. If the model's outputs are not batched on axis 0,
 /// the jobs run one by one instead.
-pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, finished: &dyn Fn(u64)) {
+pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, layout: &Layout, finished: &dyn Fn(u64)) {
     let mut parts = Vec::with_capacity(jobs.len());
     let mut counts = Vec::with_capacity(jobs.len());
     let mut outputs = Vec::new();
     for j in &jobs {
         if let Work::Run { inputs, outputs: o } = &j.work {
-            counts.push(rows(inputs).unwrap_or(0));
+            counts.push(layout.rows(inputs).unwrap_or(0));
             parts.push(inputs);
             outputs = o.clone();
         }
     }
-    let total: usize = counts.iter().sum();
-    let merged: Vec<InputTensor> = (0..parts[0].len()).map(|i| concat(&parts.iter().map(|p| &p[i]).collect::<Vec<_>>(), total)).collect();
+    let merged: Vec<InputTensor> = (0..parts[0].len())
+        .map(|i| {
+            let first = &parts[0][i];
+            if layout.shared.contains(&first.name) {
+                first.clone()
+            } else {
+                concat(&parts.iter().map(|p| &p[i]).collect::<Vec<_>>(), layout.input_axis(&first.name))
+            }
+        })
+        .collect();
     let start = Instant::now();
     // A fresh control: aborting one caller must not terminate the others' run.
     let ctl = RunControl::new();
@@ -128,7 +218,7 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, finished: 
     drop(merged);
     let micros = start.elapsed().as_micros() as u64;
     let split = match result {
-        Ok(out) => match split(out, &counts) {
+        Ok(out) => match split(out, &counts, layout) {
             Some(per) => Ok(per),
             None => Err(None),
         },

@@ -73,6 +73,7 @@ struct Shared {
     max_batch_rows: usize,
     max_queue: usize,
     max_delay: std::time::Duration,
+    layout: crate::batch::Layout,
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -89,7 +90,7 @@ pub struct Scheduler {
 }
 
 /// How the workers treat queued runs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SchedulerOptions {
     /// Lower the workers' OS priority below the caller's.
     pub low_priority: bool,
@@ -104,6 +105,8 @@ pub struct SchedulerOptions {
     /// How long a batch may wait for more requests after its first was
     /// queued, when not full (0: cut as soon as a worker is free).
     pub max_delay: std::time::Duration,
+    /// Batch axes and shared inputs.
+    pub layout: crate::batch::Layout,
 }
 
 fn disposed() -> Error {
@@ -143,6 +146,7 @@ impl Scheduler {
             max_batch_rows: options.max_batch_rows,
             max_queue: options.max_queue,
             max_delay: options.max_delay,
+            layout: options.layout.clone(),
             state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0, gathering: 0 }),
             ready: Condvar::new(),
         });
@@ -292,18 +296,18 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                         continue;
                     }
                     st.running.push((job.id, Arc::clone(&job.ctl)));
-                    let mut more = take_compatible(&mut st, &job, &[], shared.max_batch_rows);
+                    let mut more = take_compatible(&mut st, &job, &[], shared.max_batch_rows, &shared.layout);
                     // Not full yet: hold the batch open until the first request has waited max_delay.
-                    if !shared.max_delay.is_zero() && batch_rows(&job, &more) < shared.max_batch_rows && crate::batch::rows(job_inputs(&job)).is_some() {
+                    if !shared.max_delay.is_zero() && batch_rows(&job, &more, &shared.layout) < shared.max_batch_rows && shared.layout.rows(job_inputs(&job)).is_some() {
                         let until = queued_at + shared.max_delay;
                         st.gathering += 1;
-                        while !st.disposed && batch_rows(&job, &more) < shared.max_batch_rows {
+                        while !st.disposed && batch_rows(&job, &more, &shared.layout) < shared.max_batch_rows {
                             let now = Instant::now();
                             if now >= until {
                                 break;
                             }
                             st = shared.ready.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
-                            let got = take_compatible(&mut st, &job, &more, shared.max_batch_rows);
+                            let got = take_compatible(&mut st, &job, &more, shared.max_batch_rows, &shared.layout);
                             more.extend(got);
                         }
                         st.gathering -= 1;
@@ -312,7 +316,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                         drop(st);
                         let mut batch = vec![job];
                         batch.extend(more);
-                        crate::batch::run_merged(&*shared.backend, slot, batch, &|id| {
+                        crate::batch::run_merged(&*shared.backend, slot, batch, &shared.layout, &|id| {
                             let mut st = shared.lock();
                             if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
                                 st.running.swap_remove(pos);
@@ -346,12 +350,12 @@ fn worker(shared: Arc<Shared>, slot: usize) {
 /// Removes from the queue the runs that can join `first` in one batch
 /// (compatible shapes, same outputs), up to `max_rows` rows in all, in
 /// priority then arrival order. They are marked running.
-fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize) -> Vec<Job> {
+fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize, layout: &crate::batch::Layout) -> Vec<Job> {
     let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
-    if crate::batch::rows(inputs).is_none() {
+    if layout.rows(inputs).is_none() {
         return Vec::new();
     }
-    let mut rows = batch_rows(first, already);
+    let mut rows = batch_rows(first, already, layout);
     if max_rows <= 1 || rows >= max_rows {
         return Vec::new();
     }
@@ -362,8 +366,8 @@ fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize
         }
         let expired = job.deadline.is_some_and(|d| now >= d);
         let fits = match &job.work {
-            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && crate::batch::compatible(inputs, other) => {
-                crate::batch::rows(other).filter(|r| rows + r <= max_rows)
+            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && layout.compatible(inputs, other) => {
+                layout.rows(other).filter(|r| rows + r <= max_rows)
             }
             _ => None,
         };
@@ -385,7 +389,7 @@ fn job_inputs(job: &Job) -> &[InputTensor] {
     }
 }
 
-/// Rows of `first` plus `more` along axis 0.
-fn batch_rows(first: &Job, more: &[Job]) -> usize {
-    std::iter::once(first).chain(more).map(|j| crate::batch::rows(job_inputs(j)).unwrap_or(0)).sum()
+/// Rows of `first` plus `more` along their batch axes.
+fn batch_rows(first: &Job, more: &[Job], layout: &crate::batch::Layout) -> usize {
+    std::iter::once(first).chain(more).map(|j| layout.rows(job_inputs(j)).unwrap_or(0)).sum()
 }

@@ -34,6 +34,12 @@ pub struct NativeSessionOptions {
     pub priority_levels: u32,
     /// How long a partial batch waits for more requests, in µs (0: none).
     pub max_delay_micros: u32,
+    /// Batch axis per input (default 0).
+    pub batch_input_axes: Option<HashMap<String, u32>>,
+    /// Batch axis per output (default 0).
+    pub batch_output_axes: Option<HashMap<String, u32>>,
+    /// Inputs equal across a batch, passed once.
+    pub batch_shared: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -94,6 +100,7 @@ pub struct CreateTask {
     max_queue: usize,
     levels: usize,
     max_delay: std::time::Duration,
+    layout: oxinfer_core::batch::Layout,
     library: String,
     hub: Arc<Hub>,
 }
@@ -111,6 +118,7 @@ impl Task for CreateTask {
         let max_queue = self.max_queue;
         let levels = self.levels;
         let max_delay = self.max_delay;
+        let layout = self.layout.clone();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
@@ -125,16 +133,10 @@ impl Task for CreateTask {
             };
             let info = backend.info().clone();
             if max_batch > 1 {
-                if let Some(i) = info.inputs.iter().find(|i| !matches!(i.dims.first(), Some(Dim::Symbolic(_) | Dim::Dynamic))) {
-                    return Err(CoreError::InvalidArgument(format!(
-                        "batching needs a dynamic batch dim (axis 0) on every input, but input '{}' has dims {}",
-                        i.name,
-                        validate::show_dims(&i.dims)
-                    )));
-                }
+                check_layout(&info, &layout)?;
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay };
+            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, layout };
             Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
@@ -163,12 +165,17 @@ pub fn create_session(
     let max_queue = options.max_queue as usize;
     let levels = options.priority_levels.max(1) as usize;
     let max_delay = std::time::Duration::from_micros(options.max_delay_micros as u64);
+    let layout = oxinfer_core::batch::Layout {
+        input_axes: options.batch_input_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
+        output_axes: options.batch_output_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
+        shared: options.batch_shared.clone().unwrap_or_default().into_iter().collect(),
+    };
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, layout, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
@@ -337,3 +344,30 @@ impl NativeSession {
     }
 }
 
+
+/// Batching needs a dynamic dim on every batched input's batch axis, and
+/// names that exist.
+fn check_layout(info: &ModelInfo, layout: &oxinfer_core::batch::Layout) -> std::result::Result<(), CoreError> {
+    let bad = |m: String| Err(CoreError::InvalidArgument(m));
+    for name in layout.input_axes.keys().chain(layout.shared.iter()) {
+        if !info.inputs.iter().any(|i| &i.name == name) {
+            return bad(format!("batching names an unknown input '{name}'"));
+        }
+    }
+    for name in layout.output_axes.keys() {
+        if !info.outputs.iter().any(|o| &o.name == name) {
+            return bad(format!("batching names an unknown output '{name}'"));
+        }
+    }
+    for i in info.inputs.iter().filter(|i| !layout.shared.contains(&i.name)) {
+        let axis = layout.input_axes.get(&i.name).copied().unwrap_or(0);
+        if !matches!(i.dims.get(axis), Some(Dim::Symbolic(_) | Dim::Dynamic)) {
+            return bad(format!(
+                "batching needs a dynamic batch dim on every input, but input '{}' has dims {} (batch axis {axis}); declare its axis, or mark it shared",
+                i.name,
+                validate::show_dims(&i.dims)
+            ));
+        }
+    }
+    Ok(())
+}
