@@ -605,11 +605,15 @@ export function configure(options: ConfigureOptions = {}): void {
   }
 }
 
-/** Versions of oxinfer, the loaded ONNX Runtime and the addon. Loads the library if needed (synchronously). */
+/**
+ * Versions of oxinfer, the loaded ONNX Runtime, and the Node-API version the
+ * runtime offers the addon. Loads the library if needed (synchronously).
+ */
 export function versions(): { oxinfer: string; onnxruntime: string; napi: string } {
   const lib = resolveLibrary()
   try {
-    return native.ortVersions(lib)
+    const v = native.ortVersions(lib)
+    return { oxinfer: v.oxinfer, onnxruntime: v.onnxruntime, napi: String(process.versions.napi) }
   } catch (e) {
     throw fromNative(e)
   }

@@ -56,11 +56,6 @@ pub fn ort_set_log_level(level: String) -> Result<()> {
     Ok(())
 }
 
-/// The version of the napi-rs crate this addon was built with.
-#[napi]
-pub fn binding_info() -> String {
-    format!("oxinfer-node {}", env!("CARGO_PKG_VERSION"))
-}
 
 /// Panics on purpose, so tests can show that a Rust panic becomes a JS error
 /// and never takes the process down. Not part of the public API.
