@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the oxinfer benchmarks, prints a table, writes benchmark/results.json.
 //
-//   node benchmark/run.mjs                        # all seven
+//   node benchmark/run.mjs                        # all eight
 //   node benchmark/run.mjs latency throughput     # a subset
 //   OXINFER_BENCH_QUICK=1 node benchmark/run.mjs  # short runs (smoke test)
 //   OXINFER_BENCH_MEMORY_RUNS=100000 node benchmark/run.mjs memory
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -26,6 +26,7 @@ const MODULES = {
   pipeline: './pipeline.mjs',
   tokenizer: './tokenizer.mjs',
   images: './images.mjs',
+  batching: './batching.mjs',
 }
 
 async function child(name, outFile) {
@@ -130,7 +131,7 @@ function table(rows) {
 
 function report(results) {
   const out = []
-  const lib = results.latency?.library ?? results.eventloop?.library ?? results.throughput?.library
+  const lib = results.latency?.library ?? results.eventloop?.library ?? results.throughput?.library ?? results.batching?.library
   if (lib) {
     out.push(`ONNX Runtime ${lib.onnxruntimeVersion}; libonnxruntime mappings: ${lib.mappings.map((m) => `${m.path} (inode ${m.inode})`).join(', ')} -> ${lib.single ? 'one shared library' : 'MORE THAN ONE'}`)
   }
@@ -212,6 +213,21 @@ function report(results) {
       out.push(`mean |oxinfer − sharp| (normalised units): ${Object.entries(p.agreementWithOxinfer).map(([k, d]) => `${k} ${d.meanAbs} (max ${d.maxAbs})`).join(', ')}`)
     }
     out.push(`target: oxinfer >= 1.5× the best sharp variant: ${yes(im.targets.atLeast1_5x)} (crop ${im.targets.cropVsSharp}×, resize ${im.targets.exactVsSharp}×)`)
+  }
+  if (results.batching) {
+    const b = results.batching
+    const rows = [[`batching: bursts of ${b.config.runs} × tiny_mlp (1 row)`, 'median runs/s', 'p10', 'p90', 'µs/request', 'JS-thread µs/req', 'CPU µs/req', 'latency p50 ms', 'p99 ms', 'vs ort-node (paired)', 'cost vs JS floor (paired)']]
+    for (const c of b.bursts.contenders) rows.push([c.label, c.runsPerSec.median, c.runsPerSec.p10, c.runsPerSec.p90, c.usPerRequest, c.jsThreadUsPerRequest, c.cpuUsPerRequest, c.latency.p50Ms, c.latency.p99Ms, `${c.vsOrtNode} (${c.pairedVsOrtNode})`, `${c.vsFloorCost} (${c.pairedVsFloorCost})`])
+    out.push(table(rows))
+    const loop = [['batching: closed loop, N callers', ...b.config.callers.map((n) => `N=${n}`)]]
+    for (const c of b.closedLoop.contenders) {
+      loop.push([`${c.label}: req/s`, ...c.points.map((p) => p.runsPerSec)])
+      loop.push([`${c.label}: p99 ms`, ...c.points.map((p) => p.p99Ms)])
+    }
+    out.push(table(loop))
+    const t = b.targets
+    out.push(`results agree with onnxruntime-node: max |diff| ${b.agreement.maxAbsDiff}`)
+    out.push(`targets: best batched (${t.bestBatched}) >= 5× onnxruntime-node: ${yes(t.atLeast5xOrtNode)} (${t.bestVsOrtNode}×, paired ${t.bestPairedVsOrtNode}×); per-request cost within 2× of the JS-only floor: ${yes(t.within2xFloor)} (${t.bestVsFloorCost}×, paired ${t.bestPairedVsFloorCost}×); closed loop p99 <= 2 ms at N = 32: ${yes(t.p99AtMost2MsAtN32)} (${t.p99AtN32Ms} ms); throughput rising with N up to 32: ${yes(t.throughputRisingToBatchSize)}`)
   }
   const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
   out.push('machine noise: ' + noise.join('; '))
