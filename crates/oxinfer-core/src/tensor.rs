@@ -137,6 +137,16 @@ impl AlignedBytes {
         // SAFETY: `words` holds at least `len` initialised bytes.
         unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const u8, self.len) }
     }
+
+    /// `len` zero bytes, to be filled in place.
+    pub fn zeroed(len: usize) -> Self {
+        AlignedBytes { words: vec![0u64; len.div_ceil(8)], len }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `words` holds at least `len` initialised bytes, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr() as *mut u8, self.len) }
+    }
 }
 
 /// Flat element data of an input tensor.
