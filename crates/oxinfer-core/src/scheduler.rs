@@ -151,18 +151,27 @@ impl Scheduler {
             ready: Condvar::new(),
         });
         let mut workers = Vec::new();
+        // Each worker reports once its priority is set, so a caller never sees
+        // a worker still running at the old priority.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for slot in 0..shared.backend.slots() {
             let s = Arc::clone(&shared);
+            let ready = ready_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("oxinfer-run-{slot}"))
                 .spawn(move || {
                     if low_priority {
                         crate::priority::lower_current_thread();
                     }
+                    let _ = ready.send(());
                     worker(s, slot)
                 })
                 .map_err(|e| Error::Backend(format!("cannot start a worker thread: {e}")))?;
             workers.push(handle);
+        }
+        drop(ready_tx);
+        for _ in 0..workers.len() {
+            let _ = ready_rx.recv();
         }
         Ok(Scheduler { shared, workers: Mutex::new(workers) })
     }
