@@ -68,16 +68,6 @@ fn strings(t: &InputTensor) -> Option<&[String]> {
     }
 }
 
-/// Rows along axis 0, if every input has one and they agree.
-pub fn rows(inputs: &[InputTensor]) -> Option<usize> {
-    Layout::default().rows(inputs)
-}
-
-/// Same inputs in the same order, with the same types and non-batch dims.
-pub fn compatible(a: &[InputTensor], b: &[InputTensor]) -> bool {
-    Layout::default().compatible(a, b)
-}
-
 /// Sizes for moving blocks along `axis`: (outer count, inner elements per index).
 fn blocks(dims: &[i64], axis: usize) -> (usize, usize) {
     let outer = dims[..axis].iter().product::<i64>() as usize;

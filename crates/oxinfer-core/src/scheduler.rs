@@ -132,11 +132,7 @@ impl Scheduler {
     /// OS priority below the JS thread's (Linux: nice +10), so inference
     /// yields the CPU to the event loop when both want it.
     pub fn new(backend: Arc<dyn Backend>) -> Result<Self> {
-        Self::with_priority(backend, true)
-    }
-
-    pub fn with_priority(backend: Arc<dyn Backend>, low_priority: bool) -> Result<Self> {
-        Self::with_options(backend, SchedulerOptions { low_priority, ..Default::default() })
+        Self::with_options(backend, SchedulerOptions { low_priority: true, ..Default::default() })
     }
 
     pub fn with_options(backend: Arc<dyn Backend>, options: SchedulerOptions) -> Result<Self> {
@@ -174,10 +170,6 @@ impl Scheduler {
             let _ = ready_rx.recv();
         }
         Ok(Scheduler { shared, workers: Mutex::new(workers) })
-    }
-
-    pub fn backend(&self) -> &Arc<dyn Backend> {
-        &self.shared.backend
     }
 
     /// Queues a job. Fails with `ERR_DISPOSED` (dropping the job) once disposed.
@@ -228,10 +220,6 @@ impl Scheduler {
     pub fn pending(&self) -> usize {
         let st = self.shared.lock();
         st.queue.len() + st.running.len()
-    }
-
-    pub fn is_disposed(&self) -> bool {
-        self.shared.lock().disposed
     }
 
     /// Refuses new work, settles queued jobs with `ERR_DISPOSED`, and calls

@@ -55,6 +55,24 @@ fn is_nullish(env: RawEnv, v: Val) -> CoreResult<bool> {
     Ok(t == napi::sys::ValueType::napi_null || t == napi::sys::ValueType::napi_undefined)
 }
 
+/// Reads one value per row from a JS array (`null`/`undefined` = missing).
+fn per_row<T>(env: RawEnv, list: Val, rows: usize, field: &str, read: impl Fn(Val, u32) -> CoreResult<T>) -> CoreResult<Vec<Option<T>>> {
+    let n = js::array_len(env, list)?;
+    if n as usize != rows {
+        return Err(bad(format!("field '{field}' has {n} rows, expected {rows}")));
+    }
+    (0..n)
+        .map(|r| {
+            let item = js::element(env, list, r)?;
+            if is_nullish(env, item)? {
+                Ok(None)
+            } else {
+                read(item, r).map(Some)
+            }
+        })
+        .collect()
+}
+
 pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Batch> {
     if !js::is_array(env, v)? || js::array_len(env, v)? != 8 {
         return Err(bad("malformed batch"));
@@ -105,30 +123,13 @@ pub fn parse_batch(env: RawEnv, spec: &pipeline::Spec, v: Val) -> CoreResult<Bat
             FieldType::Text => {
                 let list = js::element(env, texts, text_i)?;
                 text_i += 1;
-                let n = js::array_len(env, list)?;
-                if n as usize != rows {
-                    return Err(bad(format!("text field '{}' has {n} rows, expected {rows}", f.name)));
-                }
-                let mut out = Vec::with_capacity(rows);
-                for r in 0..n {
-                    let item = js::element(env, list, r)?;
-                    out.push(if is_nullish(env, item)? { None } else { Some(js::string(env, item)?.ok_or_else(|| CoreError::bad_record(r as usize, &f.name, format!("row {r}: field '{}' expects a string", f.name)))?) });
-                }
-                InColumn::Text(out)
+                let bad_text = |r: u32| CoreError::bad_record(r as usize, &f.name, format!("row {r}: field '{}' expects a string", f.name));
+                InColumn::Text(per_row(env, list, rows, &f.name, |item, r| js::string(env, item)?.ok_or_else(|| bad_text(r)))?)
             }
             FieldType::Image => {
                 let list = js::element(env, images, image_i)?;
                 image_i += 1;
-                let n = js::array_len(env, list)?;
-                if n as usize != rows {
-                    return Err(bad(format!("image field '{}' has {n} rows, expected {rows}", f.name)));
-                }
-                let mut out = Vec::with_capacity(rows);
-                for r in 0..n {
-                    let item = js::element(env, list, r)?;
-                    out.push(if is_nullish(env, item)? { None } else { Some(crate::image::input(env, item, r, &f.name)?) });
-                }
-                InColumn::Images(out)
+                InColumn::Images(per_row(env, list, rows, &f.name, |item, r| crate::image::input(env, item, r, &f.name))?)
             }
             FieldType::Category => {
                 let count = all[counts_at + cat_i] as usize;

@@ -244,7 +244,6 @@ pub fn process_batch_into(inputs: &[ImageInput], o: &ImageOptions, field: &str, 
         }
         Ok(r)
     };
-    let plane = w * h;
     let errors: Vec<Error> = match target {
         Target::Floats(dst) => dst
             .par_chunks_mut(per.max(1))
@@ -264,16 +263,7 @@ pub fn process_batch_into(inputs: &[ImageInput], o: &ImageOptions, field: &str, 
             .enumerate()
             .filter_map(|(row, (d, i))| match check(row, process_one(i, o)) {
                 Ok(r) => {
-                    match o.layout {
-                        Layout::Hwc => d.copy_from_slice(&r.data),
-                        Layout::Chw => {
-                            for (k, px) in r.data.chunks_exact(c).enumerate() {
-                                for (ch, &v) in px.iter().enumerate() {
-                                    d[ch * plane + k] = v;
-                                }
-                            }
-                        }
-                    }
+                    write_bytes(&r, o, d);
                     None
                 }
                 Err(e) => Some(e),
@@ -313,37 +303,30 @@ pub fn process_batch(inputs: &[ImageInput], o: &ImageOptions, field: &str) -> Re
     }
     let (n, (w, h, c)) = (out.len(), out.first().map(|r| (r.width, r.height, r.channels)).unwrap_or((0, 0, if o.color == Color::Gray { 1 } else { 3 })));
     let mut p = Processed { n, channels: c, height: h, width: w, layout: o.layout, floats: Vec::new(), bytes: Vec::new() };
-    let plane = w * h;
+    let per = w * h * c;
     if o.uint8 {
-        p.bytes = vec![0u8; n * plane * c];
-        p.bytes.par_chunks_mut((plane * c).max(1)).zip(&out).for_each(|(dst, r)| match o.layout {
-            Layout::Hwc => dst.copy_from_slice(&r.data),
-            Layout::Chw => {
-                for (i, px) in r.data.chunks_exact(c).enumerate() {
-                    for (ch, &v) in px.iter().enumerate() {
-                        dst[ch * plane + i] = v;
-                    }
-                }
-            }
-        });
-        return Ok(p);
+        p.bytes = vec![0u8; n * per];
+        p.bytes.par_chunks_mut(per.max(1)).zip(&out).for_each(|(dst, r)| write_bytes(r, o, dst));
+    } else {
+        p.floats = vec![0f32; n * per];
+        p.floats.par_chunks_mut(per.max(1)).zip(&out).for_each(|(dst, r)| write_floats(r, o, dst));
     }
-    let (mean, std) = o.normalize.clone().unwrap_or((vec![0.0; c], vec![1.0; c]));
-    p.floats = vec![0f32; n * plane * c];
-    let scale = o.scale;
-    p.floats.par_chunks_mut((plane * c).max(1)).zip(&out).for_each(|(dst, r)| {
-        for (i, px) in r.data.chunks_exact(c).enumerate() {
-            for (ch, &v) in px.iter().enumerate() {
-                // Same float32 operation order as numpy's (x / 255 - mean) / std.
-                let x = (v as f32 * scale - mean[ch]) / std[ch];
-                match o.layout {
-                    Layout::Chw => dst[ch * plane + i] = x,
-                    Layout::Hwc => dst[i * c + ch] = x,
+    Ok(p)
+}
+
+/// Writes one processed raster as uint8 pixels in `layout` into `dst`.
+pub fn write_bytes(r: &Raster, o: &ImageOptions, dst: &mut [u8]) {
+    let (c, plane) = (r.channels, r.width * r.height);
+    match o.layout {
+        Layout::Hwc => dst.copy_from_slice(&r.data),
+        Layout::Chw => {
+            for (i, px) in r.data.chunks_exact(c).enumerate() {
+                for (ch, &v) in px.iter().enumerate() {
+                    dst[ch * plane + i] = v;
                 }
             }
         }
-    });
-    Ok(p)
+    }
 }
 
 /// Writes one processed raster as floats (scaled, normalised, in `layout`) into `dst`.
@@ -353,6 +336,7 @@ pub fn write_floats(r: &Raster, o: &ImageOptions, dst: &mut [f32]) {
     let (mean, std) = o.normalize.clone().unwrap_or((vec![0.0; c], vec![1.0; c]));
     for (i, px) in r.data.chunks_exact(c).enumerate() {
         for (ch, &v) in px.iter().enumerate() {
+            // Same float32 operation order as numpy's (x / 255 - mean) / std.
             let x = (v as f32 * o.scale - mean[ch]) / std[ch];
             match o.layout {
                 Layout::Chw => dst[ch * plane + i] = x,

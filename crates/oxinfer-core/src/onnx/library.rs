@@ -45,9 +45,6 @@ pub fn attempted_path() -> Option<PathBuf> {
     ATTEMPTED.get().cloned()
 }
 
-pub fn is_initialised() -> bool {
-    RUNTIME.get().is_some()
-}
 
 /// Loads the library at `path` on first call; later calls return the first outcome.
 pub fn runtime(path: &Path) -> Result<&'static Runtime> {
@@ -56,11 +53,6 @@ pub fn runtime(path: &Path) -> Result<&'static Runtime> {
         load(path)
     });
     outcome.as_ref().map_err(Clone::clone)
-}
-
-/// The runtime if it is already loaded.
-pub fn current() -> Option<Result<&'static Runtime>> {
-    RUNTIME.get().map(|r| r.as_ref().map_err(Clone::clone))
 }
 
 fn load(path: &Path) -> std::result::Result<Runtime, Error> {
