@@ -1431,6 +1431,7 @@ export class Pipeline {
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #labels: string[] | undefined
   #fields: FieldSpec[]
+  #batchLayout: BatchLayout
   #unfitted: string | null
 
   private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
@@ -1441,6 +1442,7 @@ export class Pipeline {
     this.#baseDir = baseDir
     this.#labels = spec.output.labels
     this.#fields = spec.fields
+    this.#batchLayout = Pipeline.#layoutOf(spec.fields)
   }
 
   /** Creates a pipeline from a spec object (or its JSON text). Rejects with ERR_INVALID_SPEC naming the stage. */
@@ -1623,8 +1625,8 @@ export class Pipeline {
     )
   }
 
-  /** The spec's fields grouped as the batch layout wants them. */
-  #layout(): BatchLayout {
+  /** The spec's fields grouped as the batch layout wants them (fixed by the spec, so computed once). */
+  static #layoutOf(fields: readonly FieldSpec[]): BatchLayout {
     const nums: FieldSpec[] = []
     const cats: FieldSpec[] = []
     const arrs: FieldSpec[] = []
@@ -1632,7 +1634,7 @@ export class Pipeline {
     const texts: FieldSpec[] = []
     const images: FieldSpec[] = []
     let arrWidth = 0
-    for (const f of this.#fields) {
+    for (const f of fields) {
       if (f.type === 'category') cats.push(f)
       else if (f.type === 'list') lists.push(f)
       else if (f.type === 'text') texts.push(f)
@@ -1658,7 +1660,7 @@ export class Pipeline {
       const rec = records[r]
       if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
     }
-    const L = this.#layout()
+    const L = this.#batchLayout
     const get0 = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
     const lists = this.#lists(L, rows, get0, reject)
     const [texts, images] = this.#media(L, rows, get0, reject)
@@ -1764,7 +1766,7 @@ export class Pipeline {
       if (failFast) throw e
       if (!rejected.has(row)) rejected.set(row, e)
     }
-    const L = this.#layout()
+    const L = this.#batchLayout
     const getCol = (r: number, name: string): unknown => (columns[name] as ArrayLike<unknown> | undefined)?.[r]
     const lists = this.#lists(L, rows, getCol, reject)
     const [texts, images] = this.#media(L, rows, getCol, reject)
