@@ -385,7 +385,8 @@ function unpack(payload: unknown[], each: (nameId: number, type: TensorType, dat
     entries.push([h[i], TYPE_BY_CODE[h[i + 1]], h[i + 2], dims])
     i += 4 + rank
   }
-  const head = i * 8
+  // Then the request's timing (6 values; see readTiming).
+  const head = (i + 6) * 8
   for (const [id, type, place, dims] of entries) {
     if (type === 'string') {
       each(id, type, strings![place], dims)
@@ -395,6 +396,23 @@ function unpack(payload: unknown[], each: (nameId: number, type: TensorType, dat
     for (const d of dims) n *= d
     const View = ARRAY_CTORS[type] as unknown as new (b: ArrayBuffer, off: number, n: number) => unknown
     each(id, type, new View(buf, head + place, n), dims)
+  }
+}
+
+/** The timing a run's payload carries at the end of its header (see payload.rs). */
+function readTiming(payload: unknown[], inline: boolean, extraQueueMicros = 0): RunTiming {
+  const buf = payload[1] as ArrayBuffer
+  const h = new Float64Array(buf, 0, buf.byteLength >> 3)
+  let i = 1
+  for (let k = 0; k < h[0]; k++) i += 4 + h[i + 3]
+  return {
+    queueMicros: h[i] + extraQueueMicros,
+    preprocessMicros: h[i + 1],
+    inferenceMicros: h[i + 2],
+    postprocessMicros: h[i + 3],
+    batchSize: h[i + 4],
+    batchRequests: h[i + 5],
+    inline,
   }
 }
 
@@ -463,6 +481,11 @@ interface NativeBinding {
       batchInputAxes?: Record<string, number>
       batchOutputAxes?: Record<string, number>
       batchShared?: string[]
+      preferredBatchSizes?: number[]
+      batchPadAxes?: Record<string, number>
+      batchPadValues?: Record<string, number>
+      batchOutputPadAxes?: Record<string, number>
+      maxPaddingWaste: number
     },
     library: string,
   ): Promise<NativeSession>
@@ -680,14 +703,59 @@ export interface BatchingOptions {
    */
   priorityLevels?: number
   /**
-   * Per input: its batch axis (default 0), or `shared: true` for inputs that
-   * must be equal across a batch and are passed once (a sample rate, say);
-   * requests whose shared inputs differ go to different batches.
-   * Example (Silero VAD): `{ state: { axis: 1 }, sr: { shared: true } }`.
+   * Batch sizes (rows) to prefer, as Triton's `preferred_batch_size`: when more
+   * rows wait than fit, a batch is cut at the largest preferred size the queue
+   * fills, and the rest wait for the next batch; while a batch is held open
+   * (`maxDelayMicros`), reaching a preferred size cuts it at once. Sizes above
+   * `maxBatchSize` are refused. Default: none (cut at `maxBatchSize`).
    */
-  inputs?: Record<string, { axis?: number; shared?: boolean }>
-  /** Per output: its batch axis (default 0). Example (Silero VAD): `{ stateN: { axis: 1 } }`. */
-  outputs?: Record<string, { axis?: number }>
+  preferredBatchSizes?: readonly number[]
+  /**
+   * For padded inputs: the largest share of a merged batch's padded elements
+   * that may be padding, from 0 to 1. A request that would push a batch past
+   * it waits for a batch of similar lengths instead (bucketing by length).
+   * Default 0.25.
+   */
+  maxPaddingWaste?: number
+  /**
+   * Per input: its batch axis (default 0); `shared: true` for inputs that must
+   * be equal across a batch and are passed once (a sample rate, say; requests
+   * whose shared inputs differ go to different batches); or `padAxis` for
+   * variable-length inputs (token sequences), whose lengths along that axis
+   * may differ within a batch: shorter ones are padded with `padValue`
+   * (default 0) to the longest.
+   * Examples: Silero VAD `{ state: { axis: 1 }, sr: { shared: true } }`;
+   * a text encoder `{ input_ids: { padAxis: 1 }, attention_mask: { padAxis: 1 } }`.
+   */
+  inputs?: Record<string, { axis?: number; shared?: boolean; padAxis?: number; padValue?: number }>
+  /**
+   * Per output: its batch axis (default 0), and `padAxis` for outputs that
+   * follow the padded length (per-token outputs): each caller's share is
+   * cropped back to its own length along that axis (the longest of its padded
+   * inputs). Example (Silero VAD): `{ stateN: { axis: 1 } }`.
+   */
+  outputs?: Record<string, { axis?: number; padAxis?: number }>
+}
+
+/**
+ * Where one request's time went, in microseconds, and the batch it ran in
+ * (see {@link RunOptions.onTiming}).
+ */
+export interface RunTiming {
+  /** From the call until its batch started on a worker, including any hold for more requests. 0 when run inline. */
+  queueMicros: number
+  /** Merging the batch's inputs, or a pipeline's pre-processing and feature assembly. */
+  preprocessMicros: number
+  /** The engine's run of the whole batch. */
+  inferenceMicros: number
+  /** Splitting the batch's outputs, or a pipeline's post-processing. */
+  postprocessMicros: number
+  /** Rows (along the batch axis) of the batch the request ran in. */
+  batchSize: number
+  /** Requests merged into that batch. */
+  batchRequests: number
+  /** Whether it ran inline on the JS thread (see `inlineThresholdMicros`). */
+  inline: boolean
 }
 
 /** Options of {@link Session.run}. */
@@ -700,6 +768,8 @@ export interface RunOptions {
   priority?: number
   /** Aborts the run: a queued run is removed, a running one terminated. */
   signal?: AbortSignal
+  /** Called with the request's timing breakdown just before its promise settles successfully. */
+  onTiming?: (timing: RunTiming) => void
 }
 
 /** A model input or output. */
@@ -827,20 +897,35 @@ export class Session {
     let batchInputAxes: Record<string, number> | undefined
     let batchOutputAxes: Record<string, number> | undefined
     let batchShared: string[] | undefined
+    let batchPadAxes: Record<string, number> | undefined
+    let batchPadValues: Record<string, number> | undefined
+    let batchOutputPadAxes: Record<string, number> | undefined
+    let preferredBatchSizes: number[] | undefined
+    let maxPaddingWaste = 0.25
     if (o.batching !== undefined) {
       if (!isPlainObject(o.batching)) throw invalidArg('batching must be an object')
-      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'maxQueue', 'timeoutMs', 'priorityLevels', 'inputs', 'outputs'])
+      checkKeys('batching', o.batching, ['maxBatchSize', 'maxDelayMicros', 'preferredBatchSizes', 'maxPaddingWaste', 'maxQueue', 'timeoutMs', 'priorityLevels', 'inputs', 'outputs'])
       for (const side of ['inputs', 'outputs'] as const) {
         const decl = o.batching[side]
         if (decl === undefined) continue
-        if (!isPlainObject(decl)) throw invalidArg(`batching.${side} must map names to { axis${side === 'inputs' ? ', shared' : ''} }`)
+        if (!isPlainObject(decl)) throw invalidArg(`batching.${side} must map names to { axis${side === 'inputs' ? ', shared, padAxis, padValue' : ', padAxis'} }`)
         for (const [name, d] of Object.entries(decl)) {
           if (!isPlainObject(d)) throw invalidArg(`batching.${side}.${name} must be an object`)
-          checkKeys(`batching.${side}.${name}`, d, side === 'inputs' ? ['axis', 'shared'] : ['axis'])
+          checkKeys(`batching.${side}.${name}`, d, side === 'inputs' ? ['axis', 'shared', 'padAxis', 'padValue'] : ['axis', 'padAxis'])
           if (d.axis !== undefined) {
             const axis = intOption(d, 'axis', 0, 0, 64)
             if (side === 'inputs') (batchInputAxes ??= {})[name] = axis
             else (batchOutputAxes ??= {})[name] = axis
+          }
+          if (d.padAxis !== undefined) {
+            const axis = intOption(d, 'padAxis', 1, 0, 64)
+            if (side === 'inputs') (batchPadAxes ??= {})[name] = axis
+            else (batchOutputPadAxes ??= {})[name] = axis
+          }
+          if (d.padValue !== undefined) {
+            if (typeof d.padValue !== 'number' || !Number.isFinite(d.padValue)) throw invalidArg(`batching.inputs.${name}.padValue must be a finite number`)
+            if (d.padAxis === undefined) throw invalidArg(`batching.inputs.${name}.padValue needs padAxis`)
+            ;(batchPadValues ??= {})[name] = d.padValue
           }
           if (d.shared !== undefined) {
             if (typeof d.shared !== 'boolean') throw invalidArg(`batching.inputs.${name}.shared must be a boolean`)
@@ -853,6 +938,18 @@ export class Session {
       maxQueue = intOption(o.batching, 'maxQueue', 0, 0, 2 ** 31 - 1)
       timeoutMs = intOption(o.batching, 'timeoutMs', 0, 0, 2 ** 31 - 1)
       maxDelayMicros = intOption(o.batching, 'maxDelayMicros', 0, 0, 10_000_000)
+      const pref = o.batching.preferredBatchSizes
+      if (pref !== undefined) {
+        if (!Array.isArray(pref) || pref.some((p) => typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > maxBatchSize)) {
+          throw invalidArg(`batching.preferredBatchSizes must be an array of integers from 1 to maxBatchSize (${maxBatchSize})`)
+        }
+        preferredBatchSizes = [...new Set(pref as number[])].sort((a, b) => a - b)
+      }
+      const waste = o.batching.maxPaddingWaste
+      if (waste !== undefined && (typeof waste !== 'number' || !(waste >= 0 && waste <= 1))) {
+        throw invalidArg('batching.maxPaddingWaste must be a number from 0 to 1')
+      }
+      if (waste !== undefined) maxPaddingWaste = waste
     }
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
     const lib = resolveLibrary()
@@ -862,7 +959,7 @@ export class Session {
       n = await native.createSession(
         hub,
         source,
-        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared },
+        { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste },
         lib,
       )
     } catch (e) {
@@ -881,7 +978,8 @@ export class Session {
     let signal: AbortSignal | undefined
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
-      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority'])
+      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority', 'onTiming'])
+      if (options.onTiming !== undefined && typeof options.onTiming !== 'function') throw invalidArg('run: options.onTiming must be a function')
       if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isInteger(options.priority) || options.priority < 1 || options.priority > this.#priorityLevels)) {
         throw invalidArg(`run: options.priority must be an integer from 1 to ${this.#priorityLevels} (batching.priorityLevels)`)
       }
@@ -906,7 +1004,7 @@ export class Session {
     const n = this.#native
     const est = this.#estimate
     // The common inline case without closures (see kExecute for the rule).
-    if (!this.#disposed && signal === undefined && this.#active === 0 && est.micros < this.#threshold && turnSpentMs + est.micros / 1000 <= TURN_BUDGET_MS) {
+    if (!this.#disposed && signal === undefined && options.onTiming === undefined && this.#active === 0 && est.micros < this.#threshold && turnSpentMs + est.micros / 1000 <= TURN_BUDGET_MS) {
       const t0 = performance.now()
       try {
         const payload = n.runSync(flat, outputs ?? null)
@@ -927,6 +1025,7 @@ export class Session {
       (payload) => this.#decode(payload, names),
       signal,
       flat,
+      options.onTiming as ((t: RunTiming) => void) | undefined,
     )
   }
 
@@ -980,21 +1079,30 @@ export class Session {
     decode: (payload: unknown) => R,
     signal: AbortSignal | undefined,
     keepAlive: unknown,
+    onTiming?: (t: RunTiming) => void,
   ): Promise<R> {
     if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
     if (signal?.aborted) {
       return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
     }
-    const settle = (payload: unknown): R => {
+    const settle = (payload: unknown, inline: boolean): R => {
       if (typeof payload === 'string') throw fromNative(payload)
       const micros = (payload as unknown[])[0] as number
       estimate.micros = estimate.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * estimate.micros + 0.2 * micros
-      return decode(payload)
+      const result = decode(payload)
+      if (onTiming !== undefined) {
+        try {
+          onTiming(readTiming(payload as unknown[], inline))
+        } catch {
+          // A throwing observer must not turn a good result into a failure.
+        }
+      }
+      return result
     }
     if (this.#active === 0 && estimate.micros < this.#threshold && turnSpentMs + estimate.micros / 1000 <= TURN_BUDGET_MS) {
       const t0 = performance.now()
       try {
-        return Promise.resolve(settle(sync()))
+        return Promise.resolve(settle(sync(), true))
       } catch (e) {
         return Promise.reject(fromNative(e))
       } finally {
@@ -1027,7 +1135,7 @@ export class Session {
           return
         }
         try {
-          resolve(settle(payload))
+          resolve(settle(payload, false))
         } catch (e) {
           reject(e)
         }

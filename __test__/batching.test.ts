@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { Session, Tensor } from '../index.js'
+import { type RunTiming, Session, Tensor } from '../index.js'
 import { fixture, rejectsWith } from './helpers'
 
 let seed = 99
@@ -208,5 +208,95 @@ describe('batch axes and shared inputs (Silero VAD streams batched on the state 
     await rejectsWith(Session.create(model, { batching: { inputs: { nope: { axis: 1 } } } }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(Session.create(model, { batching: {} }), 'ERR_INVALID_ARGUMENT')
     await Promise.all([batched.dispose(), plain.dispose()])
+  })
+})
+
+describe('variable-length inputs, preferred sizes and timing', () => {
+  const ids = (rows: number, len: number, tag: number) =>
+    new Tensor('int64', BigInt64Array.from({ length: rows * len }, (_, k) => BigInt((tag * 37 + k * 11) % 500) + 1n), [rows, len])
+  const mask = (rows: number, len: number) => new Tensor('int64', new BigInt64Array(rows * len).fill(1n), [rows, len])
+  const padded = { input_ids: { padAxis: 1 }, attention_mask: { padAxis: 1 } }
+
+  it('pads requests of different lengths, and crops per-token outputs back to each length', async () => {
+    const plain = await Session.create(fixture('masked_tokens.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0 })
+    const batched = await Session.create(fixture('masked_tokens.onnx'), {
+      intraOpThreads: 1,
+      inlineThresholdMicros: 0,
+      batching: { maxBatchSize: 16, maxPaddingWaste: 0.5, inputs: padded, outputs: { tokens: { padAxis: 1 } } },
+    })
+    const reqs = Array.from({ length: 300 }, (_, i) => {
+      const rows = 1 + (i % 3)
+      const len = 1 + Math.floor(((rand() + 1) / 2) * 40)
+      return { input_ids: ids(rows, len, i), attention_mask: mask(rows, len) }
+    })
+    const want = await Promise.all(reqs.map((f) => plain.run(f)))
+    const timings: RunTiming[] = []
+    const got = await Promise.all(reqs.map((f) => batched.run(f, { onTiming: (t) => timings.push(t) })))
+    got.forEach((r, i) => {
+      expect(r.tokens.dims).toEqual(want[i].tokens.dims)
+      expect(r.pooled.dims).toEqual(want[i].pooled.dims)
+      for (const name of ['tokens', 'pooled'] as const) {
+        const a = r[name].data as Float32Array
+        const b = want[i][name].data as Float32Array
+        for (let k = 0; k < a.length; k++) expect(Math.abs(a[k] - b[k])).toBeLessThan(1e-6)
+      }
+    })
+    // Requests of different lengths did share batches.
+    expect(timings.length).toBe(300)
+    expect(timings.some((t) => t.batchRequests > 1)).toBe(true)
+    expect(timings.every((t) => t.batchSize <= 16 || t.batchRequests === 1)).toBe(true)
+    await Promise.all([plain.dispose(), batched.dispose()])
+  })
+
+  it('refuses padding on a batch axis, a fixed dim, or an unknown name', async () => {
+    const m = fixture('masked_tokens.onnx')
+    await rejectsWith(Session.create(m, { batching: { inputs: { input_ids: { padAxis: 0 } } } }), 'ERR_INVALID_ARGUMENT', /batch axis/)
+    await rejectsWith(Session.create(m, { batching: { inputs: { nope: { padAxis: 1 } } } }), 'ERR_INVALID_ARGUMENT', /unknown input 'nope'/)
+    await rejectsWith(Session.create(m, { batching: { outputs: { tokens: { padAxis: 1 } } } }), 'ERR_INVALID_ARGUMENT', /no input is padded/)
+    await rejectsWith(Session.create(fixture('dims.onnx'), { batching: { inputs: { x: { padAxis: 2 } } } }), 'ERR_INVALID_ARGUMENT', /not dynamic/)
+    await rejectsWith(Session.create(m, { batching: { maxPaddingWaste: 2 } }), 'ERR_INVALID_ARGUMENT', /maxPaddingWaste/)
+    await rejectsWith(Session.create(m, { batching: { inputs: { input_ids: { padValue: 1 } } } }), 'ERR_INVALID_ARGUMENT', /needs padAxis/)
+    await rejectsWith(Session.create(m, { batching: { maxBatchSize: 8, preferredBatchSizes: [4, 16] } }), 'ERR_INVALID_ARGUMENT', /preferredBatchSizes/)
+  })
+
+  it('cuts batches at preferred sizes; a request over the budget runs alone', async () => {
+    const s = await Session.create(fixture('heavy_matmul.onnx'), {
+      intraOpThreads: 1,
+      inlineThresholdMicros: 0,
+      batching: { maxBatchSize: 8, preferredBatchSizes: [4] },
+    })
+    const one = new Tensor('float32', new Float32Array(1024).fill(0.5), [1, 1024])
+    const big = new Tensor('float32', new Float32Array(64 * 1024).fill(0.5), [64, 1024])
+    const seen: RunTiming[] = []
+    // The big one occupies the only worker while the eleven queue up.
+    const first = s.run({ x: big }, { onTiming: (t) => seen.push(t) })
+    const rest = Array.from({ length: 11 }, () => s.run({ x: one }, { onTiming: (t) => seen.push(t) }))
+    await Promise.all([first, ...rest])
+    expect(seen[0]).toMatchObject({ batchSize: 64, batchRequests: 1, inline: false })
+    expect(seen.slice(1).map((t) => t.batchSize)).toEqual([4, 4, 4, 4, 4, 4, 4, 4, 3, 3, 3])
+    for (const t of seen) {
+      expect(t.inferenceMicros).toBeGreaterThan(0)
+      expect(t.queueMicros).toBeGreaterThanOrEqual(0)
+    }
+    // Those queued behind the big run waited for it.
+    expect(seen[11].queueMicros).toBeGreaterThan(seen[0].inferenceMicros * 0.5)
+    await s.dispose()
+  })
+
+  it('reports inline runs as inline, and a throwing onTiming does not fail the run', async () => {
+    const s = await Session.create(fixture('tiny_mlp.onnx'), { intraOpThreads: 1 })
+    const x = new Tensor('float32', new Float32Array(16).fill(0.1), [1, 16])
+    // Runs go inline once measured fast; the first goes to a worker.
+    const seen: RunTiming[] = []
+    for (let i = 0; i < 30 && !seen.some((t) => t.inline); i++) {
+      await s.run({ x }, { onTiming: (t) => seen.push(t) })
+      await new Promise((r) => setImmediate(r))
+    }
+    expect(seen[0]).toMatchObject({ inline: false, batchSize: 1, batchRequests: 1 })
+    expect(seen.at(-1)).toMatchObject({ inline: true, queueMicros: 0, batchSize: 1, batchRequests: 1 })
+    const out = await s.run({ x }, { onTiming: () => { throw new Error('observer') } })
+    expect(out.y.dims).toEqual([1, 2])
+    await rejectsWith(s.run({ x }, { onTiming: 3 as never }), 'ERR_INVALID_ARGUMENT', /onTiming/)
+    await s.dispose()
   })
 })

@@ -1,6 +1,8 @@
-//! Dynamic batching: compatible single runs merged along axis 0, run once,
-//! and split back, each caller getting its own rows (views of one shared
-//! engine buffer, so nothing is copied twice).
+//! Dynamic batching: compatible single runs merged along their batch axes,
+//! run once, and split back, each caller getting its own rows (axis-0 rows are
+//! views of one shared engine buffer, so nothing is copied twice).
+//! Variable-length inputs are padded to the batch's longest request, and
+//! outputs declared so are cropped back to each caller's length.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,16 +11,25 @@ use std::time::Instant;
 
 use crate::backend::{Backend, RunControl};
 use crate::error::Error;
-use crate::scheduler::{Job, RunOutput, Work};
+use crate::padding;
+use crate::scheduler::{Job, RunOutput, Timing, Work};
 use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputBuffer, OutputData, OutputTensor};
 
-/// Which axis of each input and output is the batch axis (default 0), and
-/// which inputs are shared: equal across a batch and passed once.
+/// Which axis of each input and output is the batch axis (default 0), which
+/// inputs are shared (equal across a batch and passed once), and which are
+/// variable-length (padded).
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
     pub input_axes: HashMap<String, usize>,
     pub output_axes: HashMap<String, usize>,
     pub shared: HashSet<String>,
+    /// Variable-length inputs: the axis padded to the batch's longest
+    /// request, and the pad value (strings pad with "").
+    pub pad: HashMap<String, (usize, f64)>,
+    /// Outputs cropped back to each caller's length along this axis.
+    pub output_pad: HashMap<String, usize>,
+    /// Largest share of padding a merged batch may hold, from 0 to 1.
+    pub max_pad_waste: f64,
 }
 
 impl Layout {
@@ -44,8 +55,30 @@ impl Layout {
         n.filter(|&r| r > 0)
     }
 
+    /// A request's length: the longest of its padded inputs along their pad
+    /// axes (0 when no input is padded).
+    pub fn length(&self, inputs: &[InputTensor]) -> usize {
+        inputs
+            .iter()
+            .filter_map(|t| self.pad.get(&t.name).and_then(|(axis, _)| t.dims.get(*axis)).map(|&d| d as usize))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether requests of these (rows, length) would stay within the padding
+    /// waste cap once padded to the longest.
+    pub fn waste_ok(&self, parts: impl Iterator<Item = (usize, usize)> + Clone) -> bool {
+        if self.pad.is_empty() {
+            return true;
+        }
+        let longest = parts.clone().map(|(_, l)| l).max().unwrap_or(0);
+        let (rows, used) = parts.fold((0usize, 0usize), |(r, u), (n, l)| (r + n, u + n * l));
+        let padded = rows * longest;
+        padded == 0 || (padded - used) as f64 <= self.max_pad_waste * padded as f64
+    }
+
     /// Same inputs in the same order and types, the same dims off the batch
-    /// axis, and equal shared inputs.
+    /// axis (and off the pad axis of padded inputs), and equal shared inputs.
     pub fn compatible(&self, a: &[InputTensor], b: &[InputTensor]) -> bool {
         a.len() == b.len()
             && a.iter().zip(b).all(|(x, y)| {
@@ -56,7 +89,8 @@ impl Layout {
                     return x.dims == y.dims && x.bytes() == y.bytes() && strings(x) == strings(y);
                 }
                 let axis = self.input_axis(&x.name);
-                x.dims.iter().zip(&y.dims).enumerate().all(|(i, (p, q))| i == axis || p == q)
+                let pad = self.pad.get(&x.name).map(|(a, _)| *a);
+                x.dims.iter().zip(&y.dims).enumerate().all(|(i, (p, q))| i == axis || Some(i) == pad || p == q)
             })
     }
 }
@@ -105,6 +139,60 @@ fn concat(parts: &[&InputTensor], axis: usize) -> InputTensor {
         InputData::Owned(merged)
     };
     InputTensor { name: first.name.clone(), dtype: first.dtype, dims, data }
+}
+
+/// Merges inputs of different lengths along `axis`, padding `pad_axis` to the
+/// longest with `value`.
+fn concat_padded(parts: &[&InputTensor], axis: usize, pad_axis: usize, value: f64) -> InputTensor {
+    let first = parts[0];
+    let mut dims: Vec<usize> = first.dims.iter().map(|&d| d as usize).collect();
+    dims[axis] = parts.iter().map(|t| t.dims[axis] as usize).sum();
+    dims[pad_axis] = parts.iter().map(|t| t.dims[pad_axis] as usize).max().unwrap_or(0);
+    let total: usize = dims.iter().product();
+    let src_dims = |t: &InputTensor| t.dims.iter().map(|&d| d as usize).collect::<Vec<_>>();
+    let data = if first.dtype == DType::String {
+        let mut out = vec![String::new(); total];
+        let mut at = 0;
+        for t in parts {
+            let sd = src_dims(t);
+            padding::place(&mut out, &dims, strings(t).unwrap_or(&[]), &sd, axis, at, 1);
+            at += sd[axis];
+        }
+        InputData::Strings(out)
+    } else {
+        let size = first.dtype.size();
+        let fill = padding::scalar_bytes(first.dtype, value);
+        let mut merged = AlignedBytes::zeroed(total * size);
+        let out = merged.as_mut_slice();
+        if fill.iter().any(|&b| b != 0) {
+            for chunk in out.chunks_exact_mut(size) {
+                chunk.copy_from_slice(&fill);
+            }
+        }
+        let mut at = 0;
+        for t in parts {
+            let sd = src_dims(t);
+            padding::place(out, &dims, t.bytes(), &sd, axis, at, size);
+            at += sd[axis];
+        }
+        InputData::Owned(merged)
+    };
+    InputTensor { name: first.name.clone(), dtype: first.dtype, dims: dims.iter().map(|&d| d as i64).collect(), data }
+}
+
+/// `t` cropped to its first `len` entries along `axis`.
+fn crop_output(t: OutputTensor, axis: usize, len: usize) -> OutputTensor {
+    if t.dims.get(axis).is_none_or(|&d| d as usize <= len) {
+        return t;
+    }
+    let sd: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let mut dims = t.dims.clone();
+    dims[axis] = len as i64;
+    let data = match &t.data {
+        OutputData::Strings(s) => OutputData::Strings(padding::crop(s, &sd, axis, len, 1)),
+        OutputData::Buffer(b) => OutputData::Buffer(Box::new(AlignedBytes::from_slice(&padding::crop(b.bytes(), &sd, axis, len, t.dtype.size())))),
+    };
+    OutputTensor { name: t.name, dtype: t.dtype, dims, data }
 }
 
 /// A caller's rows of a merged output.
@@ -180,17 +268,21 @@ fn split(outputs: Vec<OutputTensor>, counts: &[usize], layout: &Layout) -> Optio
     Some(per)
 }
 
-/// Runs `jobs` (all `Work::Run`, compatible) as one batch and settles each.
-/// A job aborted meanwhile gets `ERR_ABORTED` and its rows are dropped; the
-/// others are unaffected. If the model's outputs are not batched on axis 0,
-/// the jobs run one by one instead.
-pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, layout: &Layout, finished: &dyn Fn(u64)) {
+/// Runs `jobs` (all `Work::Run`, compatible; each with the instant it was
+/// queued) as one batch and settles each. A job aborted meanwhile gets
+/// `ERR_ABORTED` and its rows are dropped; the others are unaffected. If the
+/// model's outputs do not carry the batch's rows on their batch axes, the jobs
+/// run one by one instead.
+pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Job)>, layout: &Layout, finished: &dyn Fn(u64)) {
+    let start = Instant::now();
     let mut parts = Vec::with_capacity(jobs.len());
     let mut counts = Vec::with_capacity(jobs.len());
+    let mut lengths = Vec::with_capacity(jobs.len());
     let mut outputs = Vec::new();
-    for j in &jobs {
+    for (_, j) in &jobs {
         if let Work::Run { inputs, outputs: o } = &j.work {
             counts.push(layout.rows(inputs).unwrap_or(0));
+            lengths.push(layout.length(inputs));
             parts.push(inputs);
             outputs = o.clone();
         }
@@ -198,37 +290,62 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, layout: &L
     let merged: Vec<InputTensor> = (0..parts[0].len())
         .map(|i| {
             let first = &parts[0][i];
-            if layout.shared.contains(&first.name) {
-                first.clone()
-            } else {
-                concat(&parts.iter().map(|p| &p[i]).collect::<Vec<_>>(), layout.input_axis(&first.name))
+            let column: Vec<&InputTensor> = parts.iter().map(|p| &p[i]).collect();
+            let axis = layout.input_axis(&first.name);
+            match layout.pad.get(&first.name) {
+                _ if layout.shared.contains(&first.name) => first.clone(),
+                Some(&(pad_axis, value)) if column.iter().any(|t| t.dims[pad_axis] != first.dims[pad_axis]) => concat_padded(&column, axis, pad_axis, value),
+                _ => concat(&column, axis),
             }
         })
         .collect();
-    let start = Instant::now();
+    let engine = Instant::now();
     // A fresh control: aborting one caller must not terminate the others' run.
     let ctl = RunControl::new();
     let result = catch_unwind(AssertUnwindSafe(|| backend.run(slot, &merged, &outputs, &ctl))).unwrap_or_else(|p| Err(Error::from_panic(p)));
     drop(merged);
+    let infer_us = engine.elapsed().as_micros() as u64;
     // Each caller is charged its share, which is what the inline estimate wants.
-    let micros = start.elapsed().as_micros() as u64 / jobs.len().max(1) as u64;
+    let micros = infer_us / jobs.len().max(1) as u64;
+    let post = Instant::now();
     let split = match result {
         Ok(out) => match split(out, &counts, layout) {
-            Some(per) => Ok(per),
+            Some(per) => Ok(per
+                .into_iter()
+                .zip(&lengths)
+                .map(|(tensors, &len)| {
+                    tensors
+                        .into_iter()
+                        .map(|t| match layout.output_pad.get(&t.name) {
+                            Some(&axis) => crop_output(t, axis, len),
+                            None => t,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()),
             None => Err(None),
         },
         Err(e) => Err(Some(e)),
     };
+    let timing = |queued: Instant| Timing {
+        queue_us: start.saturating_duration_since(queued).as_micros() as u64,
+        pre_us: engine.duration_since(start).as_micros() as u64,
+        infer_us,
+        post_us: post.elapsed().as_micros() as u64,
+        batch_rows: counts.iter().sum::<usize>() as u32,
+        batch_requests: jobs.len() as u32,
+    };
     match split {
         Ok(per) => {
-            for (job, tensors) in jobs.into_iter().zip(per) {
-                let r = if job.ctl.is_aborted() { Err(Error::Aborted("the run was aborted".into())) } else { Ok(RunOutput { tensors, micros }) };
+            let timings: Vec<Timing> = jobs.iter().map(|(q, _)| timing(*q)).collect();
+            for (((_, job), tensors), timing) in jobs.into_iter().zip(per).zip(timings) {
+                let r = if job.ctl.is_aborted() { Err(Error::Aborted("the run was aborted".into())) } else { Ok(RunOutput { tensors, micros, timing }) };
                 finished(job.id);
                 let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(r)));
             }
         }
         Err(Some(e)) => {
-            for job in jobs {
+            for (_, job) in jobs {
                 finished(job.id);
                 let r = if job.ctl.is_aborted() { Err(Error::Aborted("the run was aborted".into())) } else { Err(e.clone()) };
                 let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(r)));
@@ -236,7 +353,7 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, layout: &L
         }
         Err(None) => {
             // Not batchable after all: one by one.
-            for job in jobs {
+            for (queued, job) in jobs {
                 let Job { id, work, ctl, done, .. } = job;
                 let r = if ctl.is_aborted() {
                     Err(Error::Aborted("the run was aborted".into()))
@@ -245,7 +362,12 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<Job>, layout: &L
                     match work {
                         Work::Run { inputs, outputs } => catch_unwind(AssertUnwindSafe(|| backend.run(slot, &inputs, &outputs, &ctl)))
                             .unwrap_or_else(|p| Err(Error::from_panic(p)))
-                            .map(|tensors| RunOutput { tensors, micros: t0.elapsed().as_micros() as u64 }),
+                            .map(|tensors| {
+                                let us = t0.elapsed().as_micros() as u64;
+                                let rows = layout.rows(&inputs).unwrap_or(0) as u32;
+                                let timing = Timing { queue_us: t0.saturating_duration_since(queued).as_micros() as u64, infer_us: us, batch_rows: rows, batch_requests: 1, ..Timing::default() };
+                                RunOutput { tensors, micros: us, timing }
+                            }),
                         Work::Custom(_) => Err(Error::Backend("custom work cannot be batched".into())),
                     }
                 };

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod error;
 pub mod image;
 pub mod onnx;
+pub mod padding;
 pub mod pipeline;
 pub mod priority;
 pub mod queue;
@@ -16,7 +17,7 @@ pub mod validate;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
 pub use error::{Error, Result};
-pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, SchedulerOptions, Work};
+pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, SchedulerOptions, Timing, Work};
 pub use tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
 
 /// The version of this crate (reported as `versions().oxinfer`).

@@ -73,16 +73,28 @@ impl Queue {
         self.levels.iter_mut().flat_map(|q| q.drain(..).map(|(_, j)| j)).collect()
     }
 
+    /// Puts a request taken earlier back at the head of its level, keeping
+    /// the instant it was first queued.
+    pub fn unshift(&mut self, level: usize, at: Instant, job: Job) {
+        let l = level.min(self.levels.len() - 1);
+        self.levels[l].push_front((at, job));
+        self.len += 1;
+    }
+
     /// Removes, in priority then arrival order, the requests that `take`
-    /// accepts, until it says stop (`None`).
-    pub fn take_while_some(&mut self, mut take: impl FnMut(&Job) -> Option<bool>) -> Vec<Job> {
+    /// accepts, until it says stop (`None`); each comes with its level and
+    /// the instant it was queued.
+    pub fn take_while_some(&mut self, mut take: impl FnMut(&Job) -> Option<bool>) -> Vec<(usize, Instant, Job)> {
         let mut out = Vec::new();
-        for q in &mut self.levels {
+        for (level, q) in self.levels.iter_mut().enumerate() {
             let mut i = 0;
             while i < q.len() {
                 match take(&q[i].1) {
                     None => return self.finish(out),
-                    Some(true) => out.push(q.remove(i).expect("index is in range").1),
+                    Some(true) => {
+                        let (at, job) = q.remove(i).expect("index is in range");
+                        out.push((level, at, job));
+                    }
                     Some(false) => i += 1,
                 }
             }
@@ -90,7 +102,7 @@ impl Queue {
         self.finish(out)
     }
 
-    fn finish(&mut self, out: Vec<Job>) -> Vec<Job> {
+    fn finish<T>(&mut self, out: Vec<T>) -> Vec<T> {
         self.len -= out.len();
         out
     }

@@ -12,11 +12,30 @@ use crate::error::{Error, Result};
 use crate::tensor::{InputTensor, OutputTensor};
 
 
+/// Where a request's time went, in microseconds, and the batch it ran in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// From submission until its batch started (including any hold for more requests).
+    pub queue_us: u64,
+    /// Merging a batch's inputs, or a pipeline's pre-processing and feature assembly.
+    pub pre_us: u64,
+    /// The engine's run of the whole batch.
+    pub infer_us: u64,
+    /// Splitting a batch's outputs, or a pipeline's post-processing.
+    pub post_us: u64,
+    /// Rows along the batch axis in the batch the request ran in.
+    pub batch_rows: u32,
+    /// Requests merged into that batch.
+    pub batch_requests: u32,
+}
+
 /// What a finished run hands back.
 pub struct RunOutput {
     pub tensors: Vec<OutputTensor>,
-    /// Engine time of the run, in microseconds.
+    /// Engine time charged to this request (its share of a merged batch), in
+    /// microseconds: what the inline estimate learns from.
     pub micros: u64,
+    pub timing: Timing,
 }
 
 /// Called exactly once with the outcome of a job, on a worker thread.
@@ -28,8 +47,8 @@ pub enum Work {
     /// other compatible runs along the batch axis (dynamic batching).
     Run { inputs: Vec<InputTensor>, outputs: Vec<usize> },
     /// Anything else, such as a whole pipeline (pre-processing, the model,
-    /// post-processing).
-    Custom(Box<dyn FnOnce(&dyn Backend, usize, &RunControl) -> Result<Vec<OutputTensor>> + Send>),
+    /// post-processing), which reports its own phases in the `Timing`.
+    Custom(Box<dyn FnOnce(&dyn Backend, usize, &RunControl, &mut Timing) -> Result<Vec<OutputTensor>> + Send>),
 }
 
 /// The work of a plain model run of validated `inputs`.
@@ -73,6 +92,7 @@ struct Shared {
     max_batch_rows: usize,
     max_queue: usize,
     max_delay: std::time::Duration,
+    preferred: Vec<usize>,
     layout: crate::batch::Layout,
     state: Mutex<State>,
     ready: Condvar,
@@ -105,7 +125,11 @@ pub struct SchedulerOptions {
     /// How long a batch may wait for more requests after its first was
     /// queued, when not full (0: cut as soon as a worker is free).
     pub max_delay: std::time::Duration,
-    /// Batch axes and shared inputs.
+    /// Batch sizes (in rows) to cut at when more requests wait than fit: the
+    /// largest of these that the queue can fill, as Triton does. While a batch
+    /// is held open (`max_delay`), reaching one of them cuts it early.
+    pub preferred_batch_rows: Vec<usize>,
+    /// Batch axes, shared and padded inputs.
     pub layout: crate::batch::Layout,
 }
 
@@ -114,17 +138,26 @@ fn disposed() -> Error {
 }
 
 /// Runs one request, turning a panic anywhere in the work into `ERR_BACKEND`.
-fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl) -> Result<RunOutput> {
+/// `queued` is when it was submitted (None: run inline, never queued).
+fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl, queued: Option<Instant>, layout: &crate::batch::Layout) -> Result<RunOutput> {
     if ctl.is_aborted() {
         return Err(Error::Aborted("the run was aborted".into()));
     }
     let start = Instant::now();
-    let tensors = catch_unwind(AssertUnwindSafe(move || match work {
-        Work::Run { inputs, outputs } => backend.run(slot, &inputs, &outputs, ctl),
-        Work::Custom(f) => f(backend, slot, ctl),
+    let mut timing = Timing { queue_us: queued.map_or(0, |q| start.saturating_duration_since(q).as_micros() as u64), batch_requests: 1, ..Timing::default() };
+    let tensors = catch_unwind(AssertUnwindSafe(|| match work {
+        Work::Run { inputs, outputs } => {
+            timing.batch_rows = layout.rows(&inputs).unwrap_or(0) as u32;
+            backend.run(slot, &inputs, &outputs, ctl)
+        }
+        Work::Custom(f) => f(backend, slot, ctl, &mut timing),
     }))
     .unwrap_or_else(|p| Err(Error::from_panic(p)))?;
-    Ok(RunOutput { tensors, micros: start.elapsed().as_micros() as u64 })
+    let micros = start.elapsed().as_micros() as u64;
+    if timing.infer_us == 0 {
+        timing.infer_us = micros.saturating_sub(timing.pre_us + timing.post_us);
+    }
+    Ok(RunOutput { tensors, micros, timing })
 }
 
 impl Scheduler {
@@ -142,6 +175,12 @@ impl Scheduler {
             max_batch_rows: options.max_batch_rows,
             max_queue: options.max_queue,
             max_delay: options.max_delay,
+            preferred: {
+                let mut p: Vec<usize> = options.preferred_batch_rows.iter().copied().filter(|&r| r > 0 && (options.max_batch_rows <= 1 || r <= options.max_batch_rows)).collect();
+                p.sort_unstable();
+                p.dedup();
+                p
+            },
             layout: options.layout.clone(),
             state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0, gathering: 0 }),
             ready: Condvar::new(),
@@ -200,7 +239,7 @@ impl Scheduler {
         if self.shared.lock().disposed {
             return Err(disposed());
         }
-        execute(&*self.shared.backend, 0, work, &RunControl::new())
+        execute(&*self.shared.backend, 0, work, &RunControl::new(), None, &self.shared.layout)
     }
 
     pub fn abort(&self, id: u64) -> Aborted {
@@ -282,7 +321,7 @@ impl Drop for Scheduler {
 
 fn worker(shared: Arc<Shared>, slot: usize) {
     loop {
-        let job = {
+        let (queued_at, job) = {
             let mut st = shared.lock();
             loop {
                 if let Some((queued_at, job)) = st.queue.pop() {
@@ -293,26 +332,27 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                         continue;
                     }
                     st.running.push((job.id, Arc::clone(&job.ctl)));
-                    let mut more = take_compatible(&mut st, &job, &[], shared.max_batch_rows, &shared.layout);
+                    let mut more = take_compatible(&mut st, &job, &[], &shared);
                     // Not full yet: hold the batch open until the first request has waited max_delay.
-                    if !shared.max_delay.is_zero() && batch_rows(&job, &more, &shared.layout) < shared.max_batch_rows && shared.layout.rows(job_inputs(&job)).is_some() {
+                    if !shared.max_delay.is_zero() && !batch_done(&shared, &job, &more) && shared.layout.rows(job_inputs(&job)).is_some() {
                         let until = queued_at + shared.max_delay;
                         st.gathering += 1;
-                        while !st.disposed && batch_rows(&job, &more, &shared.layout) < shared.max_batch_rows {
+                        while !st.disposed && !batch_done(&shared, &job, &more) {
                             let now = Instant::now();
                             if now >= until {
                                 break;
                             }
                             st = shared.ready.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
-                            let got = take_compatible(&mut st, &job, &more, shared.max_batch_rows, &shared.layout);
+                            let got = take_compatible(&mut st, &job, &more, &shared);
                             more.extend(got);
                         }
                         st.gathering -= 1;
                     }
+                    trim_to_preferred(&mut st, &shared, &job, &mut more);
                     if !more.is_empty() {
                         drop(st);
-                        let mut batch = vec![job];
-                        batch.extend(more);
+                        let mut batch = vec![(queued_at, job)];
+                        batch.extend(more.into_iter().map(|(_, at, j)| (at, j)));
                         crate::batch::run_merged(&*shared.backend, slot, batch, &shared.layout, &|id| {
                             let mut st = shared.lock();
                             if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
@@ -322,7 +362,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
                         st = shared.lock();
                         continue;
                     }
-                    break job;
+                    break (queued_at, job);
                 }
                 if st.disposed {
                     return;
@@ -333,7 +373,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
             }
         };
         let Job { id, work, ctl, done, .. } = job;
-        let result = execute(&*shared.backend, slot, work, &ctl);
+        let result = execute(&*shared.backend, slot, work, &ctl, Some(queued_at), &shared.layout);
         {
             let mut st = shared.lock();
             if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
@@ -344,10 +384,49 @@ fn worker(shared: Arc<Shared>, slot: usize) {
     }
 }
 
+/// A job taken from the queue with its level and the instant it was queued.
+type Taken = (usize, Instant, Job);
+
+/// Whether a held-open batch should stop waiting: full, or at a preferred size.
+fn batch_done(shared: &Shared, first: &Job, more: &[Taken]) -> bool {
+    let rows = batch_rows(first, more, &shared.layout);
+    rows >= shared.max_batch_rows || shared.preferred.contains(&rows) || shared.preferred.last().is_some_and(|&p| rows >= p)
+}
+
+/// Cuts a batch at the largest preferred size it reaches, putting the rest
+/// back at the head of their queues, in order.
+fn trim_to_preferred(st: &mut State, shared: &Shared, first: &Job, more: &mut Vec<Taken>) {
+    let mut rows = batch_rows(first, more, &shared.layout);
+    let Some(&target) = shared.preferred.iter().rev().find(|&&p| p <= rows) else { return };
+    let mut back = Vec::new();
+    while rows > target {
+        let Some(last) = more.pop() else { break };
+        rows -= shared.layout.rows(job_inputs(&last.2)).unwrap_or(0);
+        back.push(last);
+    }
+    if back.is_empty() {
+        return;
+    }
+    for (_, _, job) in &back {
+        if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == job.id) {
+            st.running.swap_remove(pos);
+        }
+    }
+    // Popped last-first, so pushing each to the front restores arrival order.
+    for (level, at, job) in back {
+        st.queue.unshift(level, at, job);
+    }
+    if st.idle > 0 {
+        shared.ready.notify_one();
+    }
+}
+
 /// Removes from the queue the runs that can join `first` in one batch
-/// (compatible shapes, same outputs), up to `max_rows` rows in all, in
-/// priority then arrival order. They are marked running.
-fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize, layout: &crate::batch::Layout) -> Vec<Job> {
+/// (compatible shapes, same outputs, within the padding cap), up to
+/// `max_batch_rows` rows in all, in priority then arrival order. They are
+/// marked running.
+fn take_compatible(st: &mut State, first: &Job, already: &[Taken], shared: &Shared) -> Vec<Taken> {
+    let (max_rows, layout) = (shared.max_batch_rows, &shared.layout);
     let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
     if layout.rows(inputs).is_none() {
         return Vec::new();
@@ -356,6 +435,8 @@ fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize
     if max_rows <= 1 || rows >= max_rows {
         return Vec::new();
     }
+    // (rows, length) of each member so far, for the padding cap.
+    let mut shape: Vec<(usize, usize)> = std::iter::once(first).chain(already.iter().map(|t| &t.2)).map(|j| (layout.rows(job_inputs(j)).unwrap_or(0), layout.length(job_inputs(j)))).collect();
     let now = Instant::now();
     let taken = st.queue.take_while_some(|job| {
         if rows >= max_rows {
@@ -363,17 +444,20 @@ fn take_compatible(st: &mut State, first: &Job, already: &[Job], max_rows: usize
         }
         let expired = job.deadline.is_some_and(|d| now >= d);
         let fits = match &job.work {
-            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && layout.compatible(inputs, other) => {
-                layout.rows(other).filter(|r| rows + r <= max_rows)
-            }
+            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && layout.compatible(inputs, other) => layout
+                .rows(other)
+                .filter(|r| rows + r <= max_rows)
+                .map(|r| (r, layout.length(other)))
+                .filter(|&(r, l)| layout.waste_ok(shape.iter().copied().chain(std::iter::once((r, l))))),
             _ => None,
         };
-        if let Some(r) = fits {
+        if let Some((r, l)) = fits {
             rows += r;
+            shape.push((r, l));
         }
         Some(fits.is_some())
     });
-    for job in &taken {
+    for (_, _, job) in &taken {
         st.running.push((job.id, Arc::clone(&job.ctl)));
     }
     taken
@@ -387,6 +471,6 @@ fn job_inputs(job: &Job) -> &[InputTensor] {
 }
 
 /// Rows of `first` plus `more` along their batch axes.
-fn batch_rows(first: &Job, more: &[Job], layout: &crate::batch::Layout) -> usize {
-    std::iter::once(first).chain(more).map(|j| layout.rows(job_inputs(j)).unwrap_or(0)).sum()
+fn batch_rows(first: &Job, more: &[Taken], layout: &crate::batch::Layout) -> usize {
+    std::iter::once(first).chain(more.iter().map(|t| &t.2)).map(|j| layout.rows(job_inputs(j)).unwrap_or(0)).sum()
 }

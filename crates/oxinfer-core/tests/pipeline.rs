@@ -57,7 +57,7 @@ fn penguins_match_scikit_learn() {
     let b = backend();
     let p = Pipeline::compile(spec("pipeline.json"), b.info()).unwrap();
     let (batch, proba) = batch();
-    let out = p.run(&batch, RunOptions { fail_fast: true, timings: true }, &b, 0, &RunControl::new()).unwrap();
+    let out = p.run(&batch, RunOptions { fail_fast: true, timings: true }, &b, 0, &RunControl::new(), &mut Default::default()).unwrap();
     let scores = out.iter().find(|t| t.name == "scores").unwrap().to_vec::<f32>().unwrap();
     for (i, want) in proba.iter().enumerate() {
         for (j, w) in want.iter().enumerate() {

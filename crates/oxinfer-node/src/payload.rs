@@ -30,6 +30,9 @@ pub const PACKED_NAMES: [&str; 13] = [
     "scores", "label", "score", "top_index", "top_score", "above", "bucket", "error_row", "error_field", "error_code", "error_message", "timings", "other",
 ];
 
+/// f64s of timing at the end of the header.
+pub const TIMING_LEN: usize = 6;
+
 pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
     let mut header: Vec<f64> = vec![out.tensors.len() as f64];
     let mut at = 0usize;
@@ -53,6 +56,9 @@ pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
         header.extend_from_slice(&[id, t.dtype as u8 as f64, place, t.dims.len() as f64]);
         header.extend(t.dims.iter().map(|&d| d as f64));
     }
+    let t = &out.timing;
+    let timing: [f64; TIMING_LEN] = [t.queue_us as f64, t.pre_us as f64, t.infer_us as f64, t.post_us as f64, t.batch_rows as f64, t.batch_requests as f64];
+    header.extend_from_slice(&timing);
     let head = header.len() * 8;
     let (ab, data) = js::new_arraybuffer(env, head + at)?;
     // SAFETY: `data` has head + at writable bytes; the offsets were laid out above.

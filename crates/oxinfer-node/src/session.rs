@@ -40,6 +40,16 @@ pub struct NativeSessionOptions {
     pub batch_output_axes: Option<HashMap<String, u32>>,
     /// Inputs equal across a batch, passed once.
     pub batch_shared: Option<Vec<String>>,
+    /// Batch sizes to prefer when cutting (rows).
+    pub preferred_batch_sizes: Option<Vec<u32>>,
+    /// Variable-length inputs: the axis padded to the batch's longest request.
+    pub batch_pad_axes: Option<HashMap<String, u32>>,
+    /// Pad value per padded input (default 0).
+    pub batch_pad_values: Option<HashMap<String, f64>>,
+    /// Outputs cropped back to each caller's length along this axis.
+    pub batch_output_pad_axes: Option<HashMap<String, u32>>,
+    /// Largest share of padding in a merged batch (0 to 1).
+    pub max_padding_waste: f64,
 }
 
 #[napi(object)]
@@ -100,6 +110,7 @@ pub struct CreateTask {
     max_queue: usize,
     levels: usize,
     max_delay: std::time::Duration,
+    preferred: Vec<usize>,
     layout: oxinfer_core::batch::Layout,
     library: String,
     hub: Arc<Hub>,
@@ -118,6 +129,7 @@ impl Task for CreateTask {
         let max_queue = self.max_queue;
         let levels = self.levels;
         let max_delay = self.max_delay;
+        let preferred_batch_rows = self.preferred.clone();
         let layout = self.layout.clone();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
             let rt = library::runtime(&PathBuf::from(&library))?;
@@ -136,7 +148,7 @@ impl Task for CreateTask {
                 check_layout(&info, &layout)?;
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
-            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, layout };
+            let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, preferred_batch_rows, layout };
             Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
@@ -169,13 +181,23 @@ pub fn create_session(
         input_axes: options.batch_input_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
         output_axes: options.batch_output_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
         shared: options.batch_shared.clone().unwrap_or_default().into_iter().collect(),
+        pad: {
+            let values = options.batch_pad_values.clone().unwrap_or_default();
+            options.batch_pad_axes.clone().unwrap_or_default().into_iter().map(|(k, a)| {
+                let v = values.get(&k).copied().unwrap_or(0.0);
+                (k, (a as usize, v))
+            }).collect()
+        },
+        output_pad: options.batch_output_pad_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
+        max_pad_waste: options.max_padding_waste.clamp(0.0, 1.0),
     };
+    let preferred = options.preferred_batch_sizes.clone().unwrap_or_default().into_iter().map(|r| r as usize).collect();
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, layout, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, preferred, layout, library, hub: Arc::clone(&hub.hub) }))
 }
 
 #[napi]
@@ -291,7 +313,7 @@ impl NativeSession {
             id,
             deadline: None,
             priority: usize::MAX,
-            work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl))),
+            work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl, timing| p.run(&batch, opts, backend, slot, ctl, timing))),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
         };
@@ -305,7 +327,7 @@ impl NativeSession {
         let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
         let p = Arc::clone(&pipeline.inner);
         let opts = RunOptions { fail_fast, timings };
-        let r = scheduler.run_now(oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl| p.run(&batch, opts, backend, slot, ctl))));
+        let r = scheduler.run_now(oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl, timing| p.run(&batch, opts, backend, slot, ctl, timing))));
         let v = payload::outcome(env.raw(), &r, Format::Packed).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
@@ -354,10 +376,36 @@ fn check_layout(info: &ModelInfo, layout: &oxinfer_core::batch::Layout) -> std::
             return bad(format!("batching names an unknown input '{name}'"));
         }
     }
-    for name in layout.output_axes.keys() {
+    for name in layout.output_axes.keys().chain(layout.output_pad.keys()) {
         if !info.outputs.iter().any(|o| &o.name == name) {
             return bad(format!("batching names an unknown output '{name}'"));
         }
+    }
+    for (name, &(pad_axis, _)) in &layout.pad {
+        let Some(i) = info.inputs.iter().find(|i| &i.name == name) else {
+            return bad(format!("batching names an unknown input '{name}'"));
+        };
+        let axis = layout.input_axes.get(name).copied().unwrap_or(0);
+        if layout.shared.contains(name) {
+            return bad(format!("batching: input '{name}' cannot be both shared and padded"));
+        }
+        if pad_axis == axis {
+            return bad(format!("batching: input '{name}' pads axis {pad_axis}, which is its batch axis"));
+        }
+        if !matches!(i.dims.get(pad_axis), Some(Dim::Symbolic(_) | Dim::Dynamic)) {
+            return bad(format!(
+                "batching: input '{name}' pads axis {pad_axis}, but that dim is not dynamic (dims {})",
+                validate::show_dims(&i.dims)
+            ));
+        }
+    }
+    for (name, &pad_axis) in &layout.output_pad {
+        if layout.output_axes.get(name).copied().unwrap_or(0) == pad_axis {
+            return bad(format!("batching: output '{name}' crops axis {pad_axis}, which is its batch axis"));
+        }
+    }
+    if !layout.output_pad.is_empty() && layout.pad.is_empty() {
+        return bad("batching: outputs crop to the request's length, but no input is padded".into());
     }
     for i in info.inputs.iter().filter(|i| !layout.shared.contains(&i.name)) {
         let axis = layout.input_axes.get(&i.name).copied().unwrap_or(0);

@@ -11,6 +11,7 @@ use super::spec::{FieldType, Missing, Post, Spec, Stage, Strategy};
 use super::stages::{self, Frame, PARALLEL_ROWS};
 use crate::backend::{Backend, Dim, ModelInfo, RunControl, ValueKind};
 use crate::error::{Error, Result};
+use crate::scheduler::Timing;
 use crate::tensor::{AlignedBytes, DType, InputTensor, OutputBuffer, OutputData, OutputTensor};
 
 /// Native time spent per stage of one run, in nanoseconds.
@@ -513,9 +514,10 @@ impl Pipeline {
         Ok(frame)
     }
 
-    /// Runs a batch through every stage on `slot` of `backend`. Returns named
-    /// result columns (see `index.ts` for how they become objects).
-    pub fn run(&self, batch: &Batch, opts: RunOptions, backend: &dyn Backend, slot: usize, ctl: &RunControl) -> Result<Vec<OutputTensor>> {
+    /// Runs a batch through every stage on `slot` of `backend`, recording its
+    /// phases in `timing`. Returns named result columns (see `index.ts` for
+    /// how they become objects).
+    pub fn run(&self, batch: &Batch, opts: RunOptions, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Vec<OutputTensor>> {
         if let Some(why) = &self.unfitted {
             return Err(Error::InvalidSpec { message: why.clone(), stage: None });
         }
@@ -588,6 +590,11 @@ impl Pipeline {
         let clock = Instant::now();
         let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
         let out = self.results(&frame, &good, &scores, k, d, t, clock, opts.timings);
+        timing.pre_us = (t.preprocess + t.assemble) / 1000;
+        timing.infer_us = t.inference / 1000;
+        timing.post_us = clock.elapsed().as_micros() as u64;
+        timing.batch_rows = rows as u32;
+        timing.batch_requests = 1;
         Ok(out)
     }
 
