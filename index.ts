@@ -448,7 +448,7 @@ interface NativeSession {
   readonly pending: number
   submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number, priority?: number): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
-  submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): void
+  submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean, timeoutMs?: number, priority?: number): void
   runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
   abort(id: number): number
   dispose(id: number): boolean
@@ -832,6 +832,20 @@ interface Estimate {
 }
 const kExecute = Symbol('oxinfer.execute')
 const kNative = Symbol('oxinfer.native')
+const kLevels = Symbol('oxinfer.priorityLevels')
+const kTimeout = Symbol('oxinfer.timeoutMs')
+
+/** Checks the per-request options that runs and pipeline runs share. */
+function checkRequestOptions(what: string, options: Record<string, unknown>, levels: number): void {
+  if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isInteger(options.priority) || options.priority < 1 || options.priority > levels)) {
+    throw invalidArg(`${what}: options.priority must be an integer from 1 to ${levels} (batching.priorityLevels)`)
+  }
+  if (options.timeoutMs !== undefined && (typeof options.timeoutMs !== 'number' || !(options.timeoutMs >= 0) || !Number.isFinite(options.timeoutMs))) {
+    throw invalidArg(`${what}: options.timeoutMs must be a non-negative number of milliseconds`)
+  }
+  if (options.onTiming !== undefined && typeof options.onTiming !== 'function') throw invalidArg(`${what}: options.onTiming must be a function`)
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArg(`${what}: options.signal must be an AbortSignal`)
+}
 
 const disposeSymbol: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
@@ -848,6 +862,7 @@ export class Session {
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #timeoutMs = 0
   #priorityLevels = 1
+  #poolSize = 1
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -968,6 +983,7 @@ export class Session {
     const session = new Session(n, inline)
     session.#timeoutMs = timeoutMs
     session.#priorityLevels = priorityLevels
+    session.#poolSize = poolSize
     return session
   }
 
@@ -979,23 +995,14 @@ export class Session {
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
       checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority', 'onTiming'])
-      if (options.onTiming !== undefined && typeof options.onTiming !== 'function') throw invalidArg('run: options.onTiming must be a function')
-      if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isInteger(options.priority) || options.priority < 1 || options.priority > this.#priorityLevels)) {
-        throw invalidArg(`run: options.priority must be an integer from 1 to ${this.#priorityLevels} (batching.priorityLevels)`)
-      }
-      if (options.timeoutMs !== undefined && (typeof options.timeoutMs !== 'number' || !(options.timeoutMs >= 0) || !Number.isFinite(options.timeoutMs))) {
-        throw invalidArg('run: options.timeoutMs must be a non-negative number of milliseconds')
-      }
+      checkRequestOptions('run', options as Record<string, unknown>, this.#priorityLevels)
       if (options.outputs !== undefined) {
         if (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string')) {
           throw invalidArg('run: options.outputs must be an array of output names')
         }
         outputs = [...new Set(options.outputs)]
       }
-      if (options.signal !== undefined) {
-        if (!(options.signal instanceof AbortSignal)) throw invalidArg('run: options.signal must be an AbortSignal')
-        signal = options.signal
-      }
+      signal = options.signal as AbortSignal | undefined
       flat = this.#flatten(feeds)
     } catch (e) {
       return Promise.reject(fromNative(e))
@@ -1156,6 +1163,26 @@ export class Session {
   /** @internal The native session, for pipelines built on this session. */
   get [kNative](): NativeSession {
     return this.#native
+  }
+
+  /** @internal */
+  get [kLevels](): number {
+    return this.#priorityLevels
+  }
+
+  /** @internal */
+  get [kTimeout](): number {
+    return this.#timeoutMs
+  }
+
+  /** Whether `dispose` has been called. */
+  get disposed(): boolean {
+    return this.#disposed
+  }
+
+  /** How many runs may execute at once (`poolSize`). */
+  get poolSize(): number {
+    return this.#poolSize
   }
 
   /** Runs queued or executing on this session. */
@@ -1412,10 +1439,45 @@ export interface PipelineOptions {
   baseDir?: string
   /** Session options; override the spec's `session`. */
   session?: SessionOptions
+  /**
+   * Dynamic batching of `run` calls (off by default). Concurrent `run` calls
+   * are gathered and sent through the whole pipeline (pre-processing, the
+   * model, post-processing) as one batch, and each caller gets its own result
+   * or its own error, exactly as without batching. A batch is cut as soon as
+   * one of the session's `poolSize` slots is free, so batches grow with load.
+   */
+  batching?: PipelineBatchingOptions
+}
+
+/** Dynamic batching of {@link Pipeline.run} calls (see {@link PipelineOptions.batching}). */
+export interface PipelineBatchingOptions {
+  /** Records per batch at most. Default 64. */
+  maxBatchSize?: number
+  /**
+   * How long a batch that is not full may wait for more records, from its
+   * first record's call, in µs. 0 (default) cuts a batch as soon as a slot is
+   * free. Pipelines gather on the JS side, where timers have millisecond
+   * resolution, so values are rounded up to whole milliseconds.
+   */
+  maxDelayMicros?: number
+  /** Batch sizes to cut at when more records wait than fit (see {@link BatchingOptions.preferredBatchSizes}). */
+  preferredBatchSizes?: readonly number[]
+  /** Records that may wait; more are refused at once with ERR_OVERLOADED. Default 0 (no limit). */
+  maxQueue?: number
+  /** Default bound on a record's wait for its batch, in ms (ERR_TIMEOUT past it). Default 0 (none). */
+  timeoutMs?: number
+  /** Priority levels for `run(record, { priority })`; 1 is the most urgent, the default the least. Default 1. */
+  priorityLevels?: number
 }
 
 export interface PipelineRunOptions {
   signal?: AbortSignal
+  /** 1 (most urgent) to the priority levels (the pipeline's batching, else the session's). Default: the least urgent. */
+  priority?: number
+  /** Bound on this record's wait before it runs, in ms (ERR_TIMEOUT past it). */
+  timeoutMs?: number
+  /** Called with the request's timing breakdown just before its promise settles successfully. */
+  onTiming?: (timing: RunTiming) => void
   /** Attach native per-stage timings to the result. Default false. */
   timings?: boolean
 }
@@ -1484,7 +1546,7 @@ export interface PipelineColumns {
 /** Columnar input: a typed array or array per field. */
 export type PipelineColumnsInput = Record<string, ArrayLike<unknown>>
 
-const PIPELINE_OPTION_KEYS = ['baseDir', 'session'] as const
+const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching'] as const
 
 /** Pipeline result column names, indexed as the addon packs them. */
 const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'above', 'bucket', 'error_row', 'error_field', 'error_code', 'error_message', 'timings', 'other']
@@ -1531,6 +1593,242 @@ interface ColumnBatch {
  * A tabular inference pipeline: pre-processing, feature assembly, the model and
  * post-processing, all run natively with one crossing per request or batch.
  */
+/** Resolved {@link PipelineBatchingOptions}. */
+interface GathererConfig {
+  maxBatchSize: number
+  maxDelayMicros: number
+  preferred: number[]
+  maxQueue: number
+  timeoutMs: number
+  priorityLevels: number
+}
+
+function gathererOptions(b: unknown): GathererConfig {
+  if (!isPlainObject(b)) throw invalidArg('Pipeline.create: batching must be an object')
+  checkKeys('pipeline batching', b, ['maxBatchSize', 'maxDelayMicros', 'preferredBatchSizes', 'maxQueue', 'timeoutMs', 'priorityLevels'])
+  const maxBatchSize = intOption(b, 'maxBatchSize', 64, 1, 65536)
+  const pref = b.preferredBatchSizes ?? []
+  if (!Array.isArray(pref) || pref.some((p) => typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > maxBatchSize)) {
+    throw invalidArg(`batching.preferredBatchSizes must be an array of integers from 1 to maxBatchSize (${maxBatchSize})`)
+  }
+  return {
+    maxBatchSize,
+    maxDelayMicros: intOption(b, 'maxDelayMicros', 0, 0, 10_000_000),
+    preferred: [...new Set(pref as number[])].sort((x, y) => x - y),
+    maxQueue: intOption(b, 'maxQueue', 0, 0, 2 ** 31 - 1),
+    timeoutMs: intOption(b, 'timeoutMs', 0, 0, 2 ** 31 - 1),
+    priorityLevels: intOption(b, 'priorityLevels', 1, 1, 255),
+  }
+}
+
+/** A record waiting in a {@link Gatherer}. */
+interface Waiting {
+  record: Record<string, unknown>
+  resolve: (r: PipelineResult) => void
+  reject: (e: unknown) => void
+  /** performance.now() at the call. */
+  at: number
+  deadline: number
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
+  timings: boolean
+  onTiming: ((t: RunTiming) => void) | undefined
+  /** 0 gathered, 1 in a running batch, 2 settled. */
+  state: 0 | 1 | 2
+}
+
+type GatheredRun = (
+  records: Record<string, unknown>[],
+  timings: boolean,
+) => Promise<{ results: (PipelineResult | PipelineRowError)[]; timing: RunTiming | undefined; stages: StageTimings | undefined }>
+
+/** An error about row `r` of a gathered batch, restated as its caller's row 0. */
+function asOwnRow(e: OxinferError): OxinferError {
+  if (e.row === undefined) return e
+  return new OxinferError(e.code, e.message.replace(/^row \d+/, 'row 0'), { row: 0, field: e.field, input: e.input, stage: e.stage })
+}
+
+/**
+ * Gathers concurrent pipeline `run` calls into batches: one batch per free
+ * slot of the session, cut at once (or after `maxDelayMicros`), most urgent
+ * priority first with the same 200 ms aging rule as the native queue.
+ */
+class Gatherer {
+  readonly options: GathererConfig
+  #levels: Waiting[][]
+  #queued = 0
+  #running = 0
+  #slots: number
+  #run: GatheredRun
+  #scheduled = false
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #closed = false
+
+  constructor(options: GathererConfig, slots: number, run: GatheredRun) {
+    this.options = options
+    this.#slots = Math.max(1, slots)
+    this.#run = run
+    this.#levels = Array.from({ length: options.priorityLevels }, () => [])
+  }
+
+  add(record: Record<string, unknown>, o: PipelineRunOptions, disposed: boolean): Promise<PipelineResult> {
+    if (this.#closed || disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
+    const signal = o.signal
+    if (signal?.aborted) return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    if (this.options.maxQueue > 0 && this.#queued >= this.options.maxQueue) {
+      return Promise.reject(new OxinferError('ERR_OVERLOADED', `the queue is full (${this.#queued} records waiting); try again later`))
+    }
+    const timeout = o.timeoutMs ?? this.options.timeoutMs
+    const level = (o.priority ?? this.options.priorityLevels) - 1
+    return new Promise<PipelineResult>((resolve, reject) => {
+      const now = performance.now()
+      const w: Waiting = { record, resolve, reject, at: now, deadline: timeout > 0 ? now + timeout : Infinity, signal, onAbort: undefined, timings: o.timings === true, onTiming: o.onTiming, state: 0 }
+      if (signal) {
+        w.onAbort = () => {
+          if (w.state === 0) {
+            const q = this.#levels[level]
+            q.splice(q.indexOf(w), 1)
+            this.#queued--
+          } else if (w.state === 2) return
+          // Running: its share of the batch's result is dropped.
+          w.state = 2
+          track(-1)
+          reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal.reason }))
+        }
+        signal.addEventListener('abort', w.onAbort, { once: true })
+      }
+      this.#levels[level].push(w)
+      this.#queued++
+      // Gathered records keep the process alive like runs in flight.
+      track(1)
+      this.#kick()
+    })
+  }
+
+  /** Rejects everything still gathered (the session is being disposed). */
+  close(): void {
+    this.#closed = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    for (const q of this.#levels) {
+      for (const w of q.splice(0)) this.#settle(w, () => w.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed')))
+    }
+    this.#queued = 0
+  }
+
+  #settle(w: Waiting, f: () => void): void {
+    if (w.state === 2) return
+    w.state = 2
+    track(-1)
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
+    f()
+  }
+
+  #kick(): void {
+    if (this.#running >= this.#slots || this.#queued === 0 || this.#scheduled) return
+    const { maxBatchSize, maxDelayMicros, preferred } = this.options
+    if (maxDelayMicros > 0 && this.#queued < maxBatchSize && !preferred.includes(this.#queued) && !(preferred.length > 0 && this.#queued >= preferred[preferred.length - 1])) {
+      let oldest = Infinity
+      for (const q of this.#levels) if (q.length > 0 && q[0].at < oldest) oldest = q[0].at
+      const wait = oldest + maxDelayMicros / 1000 - performance.now()
+      if (wait > 0) {
+        this.#timer ??= setTimeout(() => {
+          this.#timer = undefined
+          this.#kick()
+        }, Math.ceil(wait))
+        return
+      }
+    }
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    this.#scheduled = true
+    // Every call made in this turn joins the batch.
+    queueMicrotask(() => {
+      this.#scheduled = false
+      this.#flush()
+    })
+  }
+
+  /** The next batch: most urgent first, unless a lower level's oldest has waited 200 ms. */
+  #take(): Waiting[] {
+    const now = performance.now()
+    let start = this.#levels.findIndex((q) => q.length > 0)
+    for (let l = start + 1; l < this.#levels.length; l++) {
+      const q = this.#levels[l]
+      if (q.length > 0 && now - q[0].at >= 200 && q[0].at < this.#levels[start][0].at) start = l
+    }
+    const order = [start, ...this.#levels.keys()].filter((l, i, a) => a.indexOf(l) === i)
+    let cap = Math.min(this.options.maxBatchSize, this.#queued)
+    const pref = this.options.preferred.filter((p) => p <= cap)
+    if (pref.length > 0) cap = pref[pref.length - 1]
+    const out: Waiting[] = []
+    for (const l of order) {
+      const q = this.#levels[l]
+      while (q.length > 0 && out.length < cap) {
+        const w = q.shift()!
+        this.#queued--
+        if (w.deadline <= now) {
+          this.#settle(w, () => w.reject(new OxinferError('ERR_TIMEOUT', 'the record waited for its batch past its timeout')))
+          continue
+        }
+        out.push(w)
+      }
+    }
+    return out
+  }
+
+  #flush(): void {
+    while (this.#running < this.#slots && this.#queued > 0) {
+      const batch = this.#take()
+      if (batch.length === 0) continue
+      const started = performance.now()
+      for (const w of batch) w.state = 1
+      this.#running++
+      let run: ReturnType<GatheredRun>
+      try {
+        run = this.#run(
+          batch.map((w) => w.record),
+          batch.some((w) => w.timings),
+        )
+      } catch (e) {
+        run = Promise.reject(e)
+      }
+      run
+        .then(
+          ({ results, timing, stages }) => {
+            batch.forEach((w, i) => {
+              const r = results[i]
+              if ('error' in r) {
+                this.#settle(w, () => w.reject(asOwnRow(r.error)))
+                return
+              }
+              this.#settle(w, () => {
+                if (w.timings && stages) r.timings = stages
+                if (w.onTiming && timing) {
+                  try {
+                    w.onTiming({ ...timing, queueMicros: timing.queueMicros + Math.round((started - w.at) * 1000), batchRequests: batch.length })
+                  } catch {
+                    // A throwing observer must not turn a good result into a failure.
+                  }
+                }
+                w.resolve(r as PipelineResult)
+              })
+            })
+          },
+          (e) => {
+            for (const w of batch) this.#settle(w, () => w.reject(fromNative(e)))
+          },
+        )
+        .finally(() => {
+          this.#running--
+          this.#kick()
+        })
+    }
+  }
+}
+
 export class Pipeline {
   #spec: PipelineSpec
   #session: Session
@@ -1541,6 +1839,7 @@ export class Pipeline {
   #fields: FieldSpec[]
   #batchLayout: BatchLayout
   #unfitted: string | null
+  #gather: Gatherer | undefined
 
   private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
     this.#spec = spec
@@ -1578,6 +1877,7 @@ export class Pipeline {
     }
     const baseDir = options.baseDir ?? process.cwd()
     if (typeof baseDir !== 'string') throw invalidArg('Pipeline.create: baseDir must be a path string')
+    const gather = options.batching === undefined ? undefined : gathererOptions(options.batching)
     const sessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
     const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
     let n: NativePipeline
@@ -1587,7 +1887,9 @@ export class Pipeline {
       await session.dispose()
       throw fromNative(e)
     }
-    return new Pipeline(parsed, session, n, resolvePath(baseDir))
+    const pipeline = new Pipeline(parsed, session, n, resolvePath(baseDir))
+    if (gather) pipeline.#gather = new Gatherer(gather, session.poolSize, (records, timings) => pipeline.#runGathered(records, timings))
+    return pipeline
   }
 
   /** Loads a spec file; its model path is resolved relative to the file. */
@@ -1615,22 +1917,34 @@ export class Pipeline {
 
   /** Runs one record. Rejects with ERR_INVALID_INPUT (row 0, field) for a bad record. */
   run(record: Record<string, unknown>, options: PipelineRunOptions = {}): Promise<PipelineResult> {
-    let batch: ColumnBatch
+    let batch: ColumnBatch | undefined
+    const levels = this.#gather?.options.priorityLevels ?? this.#session[kLevels]
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
-      checkKeys('pipeline run', options, ['signal', 'timings'])
+      checkKeys('pipeline run', options, ['signal', 'timings', 'priority', 'timeoutMs', 'onTiming'])
+      checkRequestOptions('run', options, levels)
       if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
-      batch = this.#fromRecords([record], true)
+      // Batched records are checked with their batch, each caller getting its own error.
+      if (this.#gather === undefined) batch = this.#fromRecords([record], true)
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
     const signal = options.signal as AbortSignal | undefined
-    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('run: options.signal must be an AbortSignal'))
-    return this.#execute(batch, true, signal, options.timings === true).then((named) => {
-      const out = this.#objects(named, 1, batch.rejected)[0] as PipelineResult
+    const onTiming = options.onTiming as ((t: RunTiming) => void) | undefined
+    if (this.#gather !== undefined) return this.#gather.add(record, options, this.#session.disposed)
+    return this.#execute(batch!, true, signal, options.timings === true, onTiming, options.timeoutMs as number | undefined, options.priority as number | undefined).then((named) => {
+      const out = this.#objects(named, 1, batch!.rejected)[0] as PipelineResult
       if (options.timings) out.timings = timingsOf(named)
       return out
     })
+  }
+
+  /** Runs a gathered batch; each record's outcome in order, and the batch's timing. */
+  async #runGathered(records: Record<string, unknown>[], timings: boolean): Promise<{ results: (PipelineResult | PipelineRowError)[]; timing: RunTiming | undefined; stages: StageTimings | undefined }> {
+    const batch = this.#fromRecords(records, false)
+    let timing: RunTiming | undefined
+    const named = await this.#execute(batch, false, undefined, timings, (t) => (timing = t))
+    return { results: this.#objects(named, batch.rows, batch.rejected), timing, stages: timings ? timingsOf(named) : undefined }
   }
 
   /** Runs a batch: an array of records, or columns (a typed array or array per field). */
@@ -1710,8 +2024,9 @@ export class Pipeline {
     await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
   }
 
-  /** Disposes the underlying session. */
+  /** Disposes the underlying session; records still gathered for a batch reject with ERR_DISPOSED. */
   dispose(): Promise<void> {
+    this.#gather?.close()
     return this.#session.dispose()
   }
 
@@ -1719,17 +2034,18 @@ export class Pipeline {
     return this.dispose()
   }
 
-  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean): Promise<Columns> {
+  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean, onTiming?: (t: RunTiming) => void, timeoutMs?: number, priority?: number): Promise<Columns> {
     if (this.#unfitted) return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#unfitted))
     const n = this.#session[kNative]
     const p = this.#native
     return this.#session[kExecute](
       this.#estimate,
-      (id) => n.submitPipeline(id, p, batch.flat, failFast, timings),
+      (id) => n.submitPipeline(id, p, batch.flat, failFast, timings, timeoutMs ?? this.#session[kTimeout], priority),
       () => n.runPipelineSync(p, batch.flat, failFast, timings),
       (payload) => readPacked(payload as unknown[]),
       signal,
       batch.flat,
+      onTiming,
     )
   }
 

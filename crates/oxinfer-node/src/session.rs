@@ -280,9 +280,8 @@ impl NativeSession {
         let id = id as u64;
         let job = Job {
             id,
-            deadline: timeout_ms.filter(|t| *t > 0.0).map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t / 1000.0)),
-            // JS counts levels from 1 (Triton's convention); the default is the least urgent.
-            priority: priority.map(|p| p.saturating_sub(1) as usize).unwrap_or(usize::MAX),
+            deadline: deadline(timeout_ms),
+            priority: level(priority),
             work: oxinfer_core::model_run(inputs, wanted),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
@@ -302,7 +301,7 @@ impl NativeSession {
 
     /// Queues a pipeline run over a columnar batch; results arrive named, under `id`.
     #[napi(catch_unwind)]
-    pub fn submit_pipeline(&self, env: Env, id: f64, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool) -> Result<()> {
+    pub fn submit_pipeline(&self, env: Env, id: f64, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool, timeout_ms: Option<f64>, priority: Option<u32>) -> Result<()> {
         let scheduler = self.scheduler().js()?;
         let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
         let p = Arc::clone(&pipeline.inner);
@@ -311,8 +310,8 @@ impl NativeSession {
         let opts = RunOptions { fail_fast, timings };
         let job = Job {
             id,
-            deadline: None,
-            priority: usize::MAX,
+            deadline: deadline(timeout_ms),
+            priority: level(priority),
             work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl, timing| p.run(&batch, opts, backend, slot, ctl, timing))),
             ctl: Arc::new(RunControl::new()),
             done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
@@ -366,6 +365,16 @@ impl NativeSession {
     }
 }
 
+
+/// A queue deadline `timeout_ms` from now (none when absent or 0).
+fn deadline(timeout_ms: Option<f64>) -> Option<std::time::Instant> {
+    timeout_ms.filter(|t| *t > 0.0).map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t / 1000.0))
+}
+
+/// JS counts priority levels from 1 (Triton's convention); the default is the least urgent.
+fn level(priority: Option<u32>) -> usize {
+    priority.map(|p| p.saturating_sub(1) as usize).unwrap_or(usize::MAX)
+}
 
 /// Batching needs a dynamic dim on every batched input's batch axis, and
 /// names that exist.
