@@ -452,6 +452,14 @@ interface NativeSession {
   runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
   abort(id: number): number
   dispose(id: number): boolean
+  openStream(stateOutputs: string[], stateInputs: string[], initial: unknown[] | null, outputs: string[] | null): NativeStream
+  readonly openStreams: number
+}
+interface NativeStream {
+  call(id: number, feeds: unknown[], priority?: number): void
+  abort(id: number): boolean
+  close(): boolean
+  readonly pending: number
 }
 interface NativePipeline {
   readonly unfitted: string | null
@@ -863,6 +871,7 @@ export class Session {
   #timeoutMs = 0
   #priorityLevels = 1
   #poolSize = 1
+  #streams = new Set<SessionStream>()
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -1180,6 +1189,50 @@ export class Session {
     return this.#disposed
   }
 
+  /**
+   * Opens a stateful stream: the model's state outputs are fed back as its
+   * state inputs from one call to the next, kept in native memory, and many
+   * streams' calls are batched together when the session has `batching`
+   * (declare each state input's and output's batch axis there). A stream's
+   * calls run in the order they are made. Close it with `close()`, or let it
+   * expire after `idleTimeoutMs` without calls; either frees its state.
+   */
+  stream(options: StreamOptions): SessionStream {
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    if (!isPlainObject(options)) throw invalidArg('stream: options must be an object')
+    checkKeys('stream', options, ['state', 'initialState', 'outputs', 'idleTimeoutMs', 'priority'])
+    const state = options.state
+    if (!isPlainObject(state) || Object.keys(state).length === 0 || Object.values(state).some((v) => typeof v !== 'string')) {
+      throw invalidArg("stream: options.state must map state outputs to the inputs they feed, e.g. { stateN: 'state' }")
+    }
+    if (options.outputs !== undefined && (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string'))) {
+      throw invalidArg('stream: options.outputs must be an array of output names')
+    }
+    const idle = intOption(options as Record<string, unknown>, 'idleTimeoutMs', 60_000, 0, 2 ** 31 - 1)
+    checkRequestOptions('stream', options as Record<string, unknown>, this.#priorityLevels)
+    let initial: unknown[] | null = null
+    if (options.initialState !== undefined) {
+      if (!isPlainObject(options.initialState)) throw invalidArg('stream: options.initialState must map state inputs to tensors')
+      initial = this.#flatten(options.initialState as Record<string, TensorLike>)
+    }
+    const outputs = options.outputs === undefined ? null : [...new Set(options.outputs)]
+    let n: NativeStream
+    try {
+      n = this.#native.openStream(Object.keys(state), Object.values(state), initial, outputs)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const names = outputs ?? this.#outputNames.filter((o) => !(o in state))
+    const stream = new SessionStream(n, (payload) => this.#decode(payload, names), (feeds) => this.#flatten(feeds), idle, options.priority, () => this.#streams.delete(stream))
+    this.#streams.add(stream)
+    return stream
+  }
+
+  /** Streams open on this session (see {@link Session.stream}). */
+  get openStreams(): number {
+    return this.#disposed ? 0 : this.#native.openStreams
+  }
+
   /** How many runs may execute at once (`poolSize`). */
   get poolSize(): number {
     return this.#poolSize
@@ -1197,6 +1250,7 @@ export class Session {
   dispose(): Promise<void> {
     if (this.#disposed) return Promise.resolve()
     this.#disposed = true
+    for (const s of this.#streams) void s.close()
     const id = nextId++
     this.#disposing = new Promise<void>((resolve) => {
       pending.set(id, () => {
@@ -1220,6 +1274,173 @@ export class Session {
 
   [disposeSymbol](): Promise<void> {
     return this.dispose()
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Stateful streams
+
+/** Options of {@link Session.stream}. Unknown keys are refused. */
+export interface StreamOptions {
+  /**
+   * State pairs, output name → input name: each call's value of the output is
+   * the next call's value of the input. Example (Silero VAD): `{ stateN: 'state' }`.
+   */
+  state: Record<string, string>
+  /**
+   * Starting values by state input name. Default: zeros, shaped as the input
+   * declares, with each dynamic dim taken as 1 (one stream is one row).
+   */
+  initialState?: Record<string, TensorLike>
+  /** Outputs each call returns. Default: every output that is not a state output. */
+  outputs?: readonly string[]
+  /** Closes the stream after this many ms without a call; 0 never. Default 60 000. */
+  idleTimeoutMs?: number
+  /** Priority of the stream's calls, as in {@link RunOptions.priority}. */
+  priority?: number
+}
+
+/** Options of {@link SessionStream.run}. */
+export interface StreamRunOptions {
+  /** Aborts the call: a waiting call is removed, a running one terminated; the state stays as it was. */
+  signal?: AbortSignal
+  /** Called with the call's timing breakdown just before its promise settles successfully. */
+  onTiming?: (timing: RunTiming) => void
+}
+
+/**
+ * A stateful stream on a session (see {@link Session.stream}). Its state
+ * lives in native memory; `run` takes the model's other inputs.
+ */
+export class SessionStream {
+  #native: NativeStream
+  #decode: (payload: unknown) => Record<string, Tensor>
+  #flatten: (feeds: Record<string, TensorLike>) => unknown[]
+  #priority: number | undefined
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #closed = false
+  #active = 0
+  #drained: (() => void)[] = []
+  #onClose: () => void
+
+  /** @internal Made by {@link Session.stream}. */
+  constructor(
+    n: NativeStream,
+    decode: (payload: unknown) => Record<string, Tensor>,
+    flatten: (feeds: Record<string, TensorLike>) => unknown[],
+    idleMs: number,
+    priority: number | undefined,
+    onClose: () => void,
+  ) {
+    this.#native = n
+    this.#onClose = onClose
+    this.#decode = decode
+    this.#flatten = flatten
+    this.#priority = priority
+    if (idleMs > 0) {
+      // Unref'd: an idle stream never keeps the process alive.
+      this.#timer = setTimeout(() => {
+        if (this.#active > 0) this.#timer?.refresh()
+        else void this.close()
+      }, idleMs)
+      this.#timer.unref?.()
+    }
+  }
+
+  /** Runs the model on `feeds` (every input but the state), after this stream's earlier calls. */
+  run(feeds: Record<string, TensorLike>, options: StreamRunOptions = {}): Promise<Record<string, Tensor>> {
+    if (this.#closed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the stream was closed'))
+    const o = options
+    let flat: unknown[]
+    try {
+      if (!isPlainObject(options)) throw invalidArg('stream run: options must be an object')
+      checkKeys('stream run', options, ['signal', 'onTiming'])
+      checkRequestOptions('stream run', options as Record<string, unknown>, Number.MAX_SAFE_INTEGER)
+      flat = this.#flatten(feeds)
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const signal = o.signal
+    const onTiming = o.onTiming
+    if (signal?.aborted) return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    this.#timer?.refresh()
+    const id = nextId++
+    return new Promise<Record<string, Tensor>>((resolve, reject) => {
+      let aborted = false
+      const finish = (): void => {
+        track(-1)
+        signal?.removeEventListener('abort', onAbort)
+        if (--this.#active === 0) for (const f of this.#drained.splice(0)) f()
+      }
+      const onAbort = (): void => {
+        aborted = true
+        if (this.#native.abort(id) && pending.delete(id)) {
+          finish()
+          reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }))
+        }
+      }
+      pending.set(id, (payload) => {
+        finish()
+        void flat
+        if (typeof payload === 'string') {
+          reject(aborted ? new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }) : fromNative(payload))
+          return
+        }
+        try {
+          const out = this.#decode(payload)
+          if (onTiming) {
+            try {
+              onTiming(readTiming(payload as unknown[], false))
+            } catch {
+              // A throwing observer must not turn a good result into a failure.
+            }
+          }
+          resolve(out)
+        } catch (e) {
+          reject(fromNative(e))
+        }
+      })
+      try {
+        this.#native.call(id, flat, this.#priority)
+      } catch (e) {
+        pending.delete(id)
+        reject(fromNative(e))
+        return
+      }
+      this.#active++
+      track(1)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * Closes the stream and frees its state. Calls still waiting behind the
+   * running one reject with ERR_DISPOSED; resolves once every call made has
+   * settled. Later calls reject with ERR_DISPOSED.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true
+      if (this.#timer !== undefined) clearTimeout(this.#timer)
+      this.#native.close()
+      this.#onClose()
+    }
+    if (this.#active === 0) return Promise.resolve()
+    return new Promise((resolve) => this.#drained.push(resolve))
+  }
+
+  /** Whether the stream is closed (explicitly, by idle expiry, or with its session). */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Calls made and not yet settled. */
+  get pendingRuns(): number {
+    return this.#active
+  }
+
+  [disposeSymbol](): Promise<void> {
+    return this.close()
   }
 }
 

@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod priority;
 pub mod queue;
 pub mod scheduler;
+pub mod stream;
 pub mod tensor;
 pub mod text;
 pub mod validate;

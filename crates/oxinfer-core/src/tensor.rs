@@ -187,6 +187,14 @@ impl InputTensor {
         Ok(t)
     }
 
+    /// The same tensor holding its own copy of borrowed data, to keep beyond a call.
+    pub fn into_owned(self) -> InputTensor {
+        match self.data {
+            InputData::Borrowed(b) => InputTensor { data: InputData::Owned(AlignedBytes::from_slice(b.as_slice())), ..self },
+            _ => self,
+        }
+    }
+
     /// The flat bytes of a numeric tensor (empty for strings).
     pub fn bytes(&self) -> &[u8] {
         match &self.data {

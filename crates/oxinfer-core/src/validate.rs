@@ -8,6 +8,25 @@ use crate::tensor::InputTensor;
 /// Validates `inputs` and resolves requested output names to indices
 /// (all outputs when `outputs` is `None`).
 pub fn check_request(info: &ModelInfo, inputs: &[InputTensor], outputs: Option<&[String]>) -> Result<Vec<usize>> {
+    check_inputs(info, inputs)?;
+    check_outputs(info, outputs)
+}
+
+/// Checks a full set of inputs: each known, well-typed and shaped, none missing.
+pub fn check_inputs(info: &ModelInfo, inputs: &[InputTensor]) -> Result<()> {
+    check_given(info, inputs)?;
+    if let Some(missing) = info.inputs.iter().find(|d| !inputs.iter().any(|t| t.name == d.name)) {
+        return Err(Error::invalid_input(
+            &missing.name,
+            format!("missing input '{}' ({} {})", missing.name, missing.kind.type_name(), show_dims(&missing.dims)),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the inputs given, each against its declaration, without asking for
+/// the rest.
+pub fn check_given(info: &ModelInfo, inputs: &[InputTensor]) -> Result<()> {
     for (i, t) in inputs.iter().enumerate() {
         if inputs[..i].iter().any(|o| o.name == t.name) {
             return Err(Error::invalid_input(&t.name, format!("input '{}' is given twice", t.name)));
@@ -72,12 +91,11 @@ pub fn check_request(info: &ModelInfo, inputs: &[InputTensor], outputs: Option<&
             }
         }
     }
-    if let Some(missing) = info.inputs.iter().find(|d| !inputs.iter().any(|t| t.name == d.name)) {
-        return Err(Error::invalid_input(
-            &missing.name,
-            format!("missing input '{}' ({} {})", missing.name, missing.kind.type_name(), show_dims(&missing.dims)),
-        ));
-    }
+    Ok(())
+}
+
+/// The indices of the outputs named (all when `None`), each a tensor.
+pub fn check_outputs(info: &ModelInfo, outputs: Option<&[String]>) -> Result<Vec<usize>> {
     let wanted: Vec<usize> = match outputs {
         None => (0..info.outputs.len()).collect(),
         Some(list) => {

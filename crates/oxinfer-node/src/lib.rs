@@ -12,6 +12,7 @@ mod js;
 mod payload;
 mod pipeline;
 mod session;
+mod stream;
 mod text;
 
 use std::path::PathBuf;

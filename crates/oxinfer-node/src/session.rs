@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
@@ -12,6 +13,7 @@ use oxinfer_core::{validate, Backend, Dim, Error as CoreError, Job, ModelInfo, R
 use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub, NativeHub};
 use crate::pipeline::NativePipeline;
+use crate::stream::NativeStream;
 use oxinfer_core::pipeline::RunOptions;
 use crate::payload::Format;
 use crate::{feeds, payload};
@@ -156,7 +158,7 @@ impl Task for CreateTask {
     }
 
     fn resolve(&mut self, _env: Env, (scheduler, info): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub) })
+        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)) })
     }
 }
 
@@ -205,6 +207,8 @@ pub struct NativeSession {
     scheduler: Mutex<Option<Arc<Scheduler>>>,
     info: ModelInfo,
     hub: Arc<Hub>,
+    /// Streams open on this session.
+    streams: Arc<AtomicUsize>,
 }
 
 fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
@@ -331,6 +335,45 @@ impl NativeSession {
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
 
+    /// Opens a stateful stream: `state_outputs[k]` feeds `state_inputs[k]`
+    /// on the next call; `initial` (flat feeds) gives starting values, zeros
+    /// otherwise; each call returns `outputs` (default: the non-state outputs).
+    #[napi(catch_unwind)]
+    pub fn open_stream(&self, env: Env, state_outputs: Vec<String>, state_inputs: Vec<String>, initial: Option<Unknown>, outputs: Option<Vec<String>>) -> Result<NativeStream> {
+        let scheduler = self.scheduler().js()?;
+        let info = &self.info;
+        let bad = |m: String| crate::errors::to_napi(CoreError::InvalidArgument(m));
+        if state_outputs.len() != state_inputs.len() {
+            return Err(bad("state outputs and inputs must pair up".into()));
+        }
+        let mut pairs = Vec::with_capacity(state_outputs.len());
+        for (o, i) in state_outputs.iter().zip(&state_inputs) {
+            let oi = info.outputs.iter().position(|x| &x.name == o).ok_or_else(|| bad(format!("stream: unknown state output '{o}'; the model's outputs are: {}", names(&info.outputs))))?;
+            let ii = info.inputs.iter().position(|x| &x.name == i).ok_or_else(|| bad(format!("stream: unknown state input '{i}'; the model's inputs are: {}", names(&info.inputs))))?;
+            pairs.push((oi, ii));
+        }
+        let initial = match initial {
+            Some(v) => feeds::parse(env.raw(), v.value().value).js()?.into_iter().map(|t| t.into_owned()).collect(),
+            None => Vec::new(),
+        };
+        let outputs = match outputs {
+            Some(list) => validate::check_outputs(info, Some(&list)).js()?,
+            None => {
+                let rest: Vec<String> = info.outputs.iter().enumerate().filter(|(k, _)| !pairs.iter().any(|(o, _)| o == k)).map(|(_, o)| o.name.clone()).collect();
+                validate::check_outputs(info, Some(&rest)).js()?
+            }
+        };
+        let spec = oxinfer_core::stream::StreamSpec { state: pairs, initial };
+        let inner = oxinfer_core::stream::Stream::open(scheduler, info, spec, Arc::clone(&self.streams)).js()?;
+        Ok(NativeStream { inner, hub: Arc::clone(&self.hub), outputs })
+    }
+
+    /// Streams open on this session.
+    #[napi(getter)]
+    pub fn open_streams(&self) -> u32 {
+        self.streams.load(Ordering::SeqCst) as u32
+    }
+
     /// 0: unknown or finished; 1: removed from the queue (settle now);
     /// 2: executing, asked to stop (its completion follows).
     #[napi]
@@ -365,6 +408,10 @@ impl NativeSession {
     }
 }
 
+
+fn names(list: &[oxinfer_core::ValueInfo]) -> String {
+    list.iter().map(|v| format!("'{}'", v.name)).collect::<Vec<_>>().join(", ")
+}
 
 /// A queue deadline `timeout_ms` from now (none when absent or 0).
 fn deadline(timeout_ms: Option<f64>) -> Option<std::time::Instant> {
