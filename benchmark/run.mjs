@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -27,6 +27,7 @@ const MODULES = {
   tokenizer: './tokenizer.mjs',
   images: './images.mjs',
   batching: './batching.mjs',
+  streams: './streams.mjs',
 }
 
 async function child(name, outFile) {
@@ -228,6 +229,14 @@ function report(results) {
     const t = b.targets
     out.push(`results agree with onnxruntime-node: max |diff| ${b.agreement.maxAbsDiff}`)
     out.push(`targets: best batched (${t.bestBatched}) >= 5× onnxruntime-node: ${yes(t.atLeast5xOrtNode)} (${t.bestVsOrtNode}×, paired ${t.bestPairedVsOrtNode}×); per-request cost within 2× of the JS-only floor: ${yes(t.within2xFloor)} (${t.bestVsFloorCost}×, paired ${t.bestPairedVsFloorCost}×); closed loop p99 <= 2 ms at N = 32: ${yes(t.p99AtMost2MsAtN32)} (${t.p99AtN32Ms} ms); throughput rising with N up to 32: ${yes(t.throughputRisingToBatchSize)}`)
+  }
+  if (results.streams) {
+    const st = results.streams
+    const rows = [[`streams: ${st.config.streams} Silero VAD streams × ${st.config.steps} chunks`, 'median chunks/s', 'p10', 'p90', 'round medians']]
+    for (const c of st.contenders) rows.push([c.label, c.chunksPerSec, c.p10, c.p90, c.roundMedians.join(' ')])
+    out.push(table(rows))
+    out.push(`final probabilities agree across contenders: max |diff| ${st.agreement.maxAbsDiff}`)
+    out.push(`target: oxinfer streams >= 3× onnxruntime-node with the state through JS: ${yes(st.targets.atLeast3x)} (${st.targets.streamsVsOrtNode}×, paired ${st.targets.pairedStreamsVsOrtNode}×; Session.run with the state through JS, batched: ${st.targets.runsVsOrtNode}×)`)
   }
   const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
   out.push('machine noise: ' + noise.join('; '))
