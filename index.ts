@@ -367,16 +367,53 @@ export class Tensor<T extends TensorType = TensorType> {
 
 
 /**
- * Walks a run's packed outputs (see crates/oxinfer-node/src/payload.rs): one
- * ArrayBuffer with a header, views made here rather than objects made natively.
+ * Where a payload's block lies (see crates/oxinfer-node/src/payload.rs): its
+ * own `[0, ArrayBuffer, strings]`, or an offset into the buffer that small
+ * results of one delivery share. Set by `locate`, read right after it, so no
+ * object is made per result.
  */
-function unpack(payload: unknown[], each: (nameId: number, type: TensorType, data: unknown, dims: number[]) => void): void {
-  const buf = payload[1] as ArrayBuffer
-  const strings = payload[2] as string[][] | null
-  // The header sits at the start, in f64s; data follows, 8-byte aligned.
-  const h = new Float64Array(buf, 0, buf.byteLength >> 3)
-  const count = h[0]
-  let i = 1
+let pBuf: ArrayBuffer
+let pH: Float64Array
+let pBase = 0
+let pStrings: string[][] | null = null
+/** The shared buffer of the delivery being settled, and an f64 view of it. */
+let sharedBuf: ArrayBuffer | null = null
+let sharedH: Float64Array | null = null
+
+function locate(payload: unknown): void {
+  if (typeof payload === 'number') {
+    pBuf = sharedBuf!
+    pH = sharedH!
+    pBase = payload / 8
+    pStrings = null
+  } else {
+    const a = payload as unknown[]
+    pBuf = a[1] as ArrayBuffer
+    pH = new Float64Array(pBuf, 0, pBuf.byteLength >> 3)
+    pBase = 0
+    pStrings = a[2] as string[][] | null
+  }
+}
+
+/** The engine micros a run was charged (the header's first value). */
+function payloadMicros(payload: unknown): number {
+  locate(payload)
+  return pH[pBase]
+}
+
+/**
+ * Walks a run's packed outputs: views into its block rather than objects made
+ * natively. Small outputs may be views into a buffer shared with other results
+ * (like Node's Buffer pool); their `byteOffset` says where.
+ */
+function unpack(payload: unknown, each: (nameId: number, type: TensorType, data: unknown, dims: number[]) => void): void {
+  locate(payload)
+  const h = pH
+  const buf = pBuf
+  const strings = pStrings
+  const base = pBase
+  const count = h[base + 1]
+  let i = base + 2
   const entries: [number, TensorType, number, number[]][] = []
   for (let k = 0; k < count; k++) {
     const rank = h[i + 3]
@@ -385,7 +422,7 @@ function unpack(payload: unknown[], each: (nameId: number, type: TensorType, dat
     entries.push([h[i], TYPE_BY_CODE[h[i + 1]], h[i + 2], dims])
     i += 4 + rank
   }
-  // Then the request's timing (6 values; see readTiming).
+  // Then the request's timing (6 values; see readTiming); data follows.
   const head = (i + 6) * 8
   for (const [id, type, place, dims] of entries) {
     if (type === 'string') {
@@ -400,11 +437,11 @@ function unpack(payload: unknown[], each: (nameId: number, type: TensorType, dat
 }
 
 /** The timing a run's payload carries at the end of its header (see payload.rs). */
-function readTiming(payload: unknown[], inline: boolean, extraQueueMicros = 0): RunTiming {
-  const buf = payload[1] as ArrayBuffer
-  const h = new Float64Array(buf, 0, buf.byteLength >> 3)
-  let i = 1
-  for (let k = 0; k < h[0]; k++) i += 4 + h[i + 3]
+function readTiming(payload: unknown, inline: boolean, extraQueueMicros = 0): RunTiming {
+  locate(payload)
+  const h = pH
+  let i = pBase + 2
+  for (let k = 0; k < h[pBase + 1]; k++) i += 4 + h[i + 3]
   return {
     queueMicros: h[i] + extraQueueMicros,
     preprocessMicros: h[i + 1],
@@ -470,7 +507,7 @@ interface NativeBinding {
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
   compilePipeline(session: NativeSession, spec: string, base?: string): Promise<NativePipeline>
   fitPipeline(spec: string, batch: unknown[]): Promise<string>
-  NativeHub: new (handler: (events: unknown[]) => void) => { ref(): void; unref(): void }
+  NativeHub: new (handler: (events: unknown[], shared: ArrayBuffer | null) => void) => { ref(): void; unref(): void }
   createSession(
     hub: unknown,
     model: string | Uint8Array,
@@ -511,7 +548,9 @@ const pending = new Map<number, Settle>()
 let nextId = 1
 let inFlight = 0
 
-function onCompletions(events: unknown[]): void {
+function onCompletions(events: unknown[], shared: ArrayBuffer | null): void {
+  sharedBuf = shared
+  sharedH = shared === null ? null : new Float64Array(shared)
   for (let i = 0; i < events.length; i += 2) {
     const id = events[i] as number
     const settle = pending.get(id)
@@ -523,6 +562,9 @@ function onCompletions(events: unknown[]): void {
       // A settle callback never throws by construction; guard the loop anyway.
     }
   }
+  // Only views made while settling keep the shared buffer alive.
+  sharedBuf = null
+  sharedH = null
 }
 
 const hub = new native.NativeHub(onCompletions)
@@ -1025,7 +1067,7 @@ export class Session {
       try {
         const payload = n.runSync(flat, outputs ?? null)
         if (typeof payload === 'string') return Promise.reject(fromNative(payload))
-        const micros = (payload as unknown[])[0] as number
+        const micros = payloadMicros(payload)
         est.micros = 0.8 * est.micros + 0.2 * micros
         return Promise.resolve(this.#decode(payload, names))
       } catch (e) {
@@ -1076,7 +1118,7 @@ export class Session {
   #decode(payload: unknown, names: readonly string[]): Record<string, Tensor> {
     const out: Record<string, Tensor> = {}
     let k = 0
-    unpack(payload as unknown[], (_id, type, data, dims) => {
+    unpack(payload, (_id, type, data, dims) => {
       out[names[k++]] = outputTensor(type, data, dims)
     })
     return out
@@ -1103,12 +1145,12 @@ export class Session {
     }
     const settle = (payload: unknown, inline: boolean): R => {
       if (typeof payload === 'string') throw fromNative(payload)
-      const micros = (payload as unknown[])[0] as number
+      const micros = payloadMicros(payload)
       estimate.micros = estimate.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * estimate.micros + 0.2 * micros
       const result = decode(payload)
       if (onTiming !== undefined) {
         try {
-          onTiming(readTiming(payload as unknown[], inline))
+          onTiming(readTiming(payload, inline))
         } catch {
           // A throwing observer must not turn a good result into a failure.
         }
@@ -1390,7 +1432,7 @@ export class SessionStream {
           const out = this.#decode(payload)
           if (onTiming) {
             try {
-              onTiming(readTiming(payload as unknown[], false))
+              onTiming(readTiming(payload, false))
             } catch {
               // A throwing observer must not turn a good result into a failure.
             }
@@ -1775,7 +1817,7 @@ const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'abo
 type Columns = Map<string, { data: unknown; dims: number[] }>
 
 /** Unpacks `[micros, buffer, strings]` into views over the run's one buffer (see payload.rs). */
-function readPacked(payload: unknown[]): Columns {
+function readPacked(payload: unknown): Columns {
   const m: Columns = new Map()
   unpack(payload, (id, _type, data, dims) => m.set(PACKED_NAMES[id], { data, dims }))
   return m
@@ -2263,7 +2305,7 @@ export class Pipeline {
       this.#estimate,
       (id) => n.submitPipeline(id, p, batch.flat, failFast, timings, timeoutMs ?? this.#session[kTimeout], priority),
       () => n.runPipelineSync(p, batch.flat, failFast, timings),
-      (payload) => readPacked(payload as unknown[]),
+      (payload) => readPacked(payload),
       signal,
       batch.flat,
       onTiming,

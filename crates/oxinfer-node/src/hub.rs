@@ -87,37 +87,67 @@ unsafe extern "C" fn call_js(env: sys::napi_env, cb: sys::napi_value, context: *
 /// long; the rest waits for the next turn so the event loop keeps moving.
 const TURN_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
 
+/// Results up to this size (header and data) share one buffer per delivery,
+/// which saves an ArrayBuffer (and its GC bookkeeping) per result.
+const SHARED_MAX_RESULT: usize = 4096;
+/// The shared buffer's size at most, which bounds what one retained view of a
+/// small result keeps alive.
+const SHARED_MAX: usize = 256 * 1024;
+
 fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<Event>) -> CoreResult<()> {
     if events.is_empty() {
         return Ok(());
     }
     let start = std::time::Instant::now();
+    // Small results without strings go into one shared buffer, at these offsets.
+    let mut shared_len = 0usize;
+    let places: Vec<Option<(usize, payload::Layout)>> = events
+        .iter()
+        .map(|ev| match ev {
+            Event::Run(_, Ok(out), format) => {
+                let layout = payload::Layout::of(out, *format);
+                (!layout.has_strings() && layout.len() <= SHARED_MAX_RESULT && shared_len + layout.len() <= SHARED_MAX).then(|| {
+                    let at = shared_len;
+                    shared_len += layout.len();
+                    (at, layout)
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let (shared, base) = if shared_len > 0 { js::new_arraybuffer(env, shared_len)? } else { (js::null(env)?, ptr::null_mut()) };
     let arr = js::new_array(env, 0)?;
     let mut n = 0u32;
     let mut rest = Vec::new();
-    let mut iter = events.drain(..);
-    for ev in iter.by_ref() {
-        if n > 0 && start.elapsed() > TURN_BUDGET {
+    for (ev, place) in events.drain(..).zip(places) {
+        // Shared ones are cheap and already have their space: always written.
+        // Others wait for the next turn once the budget is spent.
+        if place.is_none() && n > 0 && (!rest.is_empty() || start.elapsed() > TURN_BUDGET) {
             rest.push(ev);
-            break;
+            continue;
         }
-        let (id, val) = match &ev {
-            Event::Run(id, r, format) => (*id, payload::outcome(env, r, *format)?),
-            Event::Disposed(id) => (*id, js::undefined(env)?),
+        let (id, val) = match (&ev, place) {
+            (Event::Run(id, Ok(out), _), Some((at, layout))) => {
+                // SAFETY: `base` has shared_len bytes; this block was placed within them, 8-aligned.
+                unsafe { layout.write(out, base.add(at)) };
+                (*id, js::new_number(env, at as f64)?)
+            }
+            (Event::Run(id, r, format), None) => (*id, payload::outcome(env, r, *format)?),
+            (Event::Disposed(id), _) => (*id, js::undefined(env)?),
+            (Event::Run(_, Err(_), _), Some(_)) => unreachable!("only successes are placed"),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
         js::set(env, arr, 2 * n + 1, val)?;
         n += 1;
     }
-    rest.extend(iter);
     drop(events);
     if !rest.is_empty() {
         hub.requeue(rest);
     }
     let recv = js::undefined(env)?;
     let mut result = ptr::null_mut();
-    let args = [arr];
-    unsafe { sys::napi_call_function(env, recv, cb, 1, args.as_ptr(), &mut result) };
+    let args = [arr, shared];
+    unsafe { sys::napi_call_function(env, recv, cb, 2, args.as_ptr(), &mut result) };
     Ok(())
 }
 
@@ -135,7 +165,8 @@ pub struct NativeHub {
 
 #[napi]
 impl NativeHub {
-    /// `handler` receives a flat array `[id, payload, id, payload, ...]`.
+    /// `handler` receives a flat array `[id, payload, id, payload, ...]` and
+    /// the buffer that small payloads share (null when none do).
     #[napi(constructor)]
     pub fn new(env: Env, handler: Unknown) -> Result<Self> {
         let hub = Arc::new(Hub { inner: Mutex::new(Inner { events: Vec::new(), tsfn: ptr::null_mut() }), scheduled: AtomicBool::new(false) });

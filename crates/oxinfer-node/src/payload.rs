@@ -1,15 +1,22 @@
 //! Builds what JS receives for a finished run, or an encoded error string.
 //!
-//! A run's outputs cross as `[micros, buffer, strings]`: one ArrayBuffer that
-//! holds a header and every numeric output, so JS makes cheap typed-array views
-//! instead of this side making a dozen JS objects per run, and the output bytes
-//! are copied exactly once (from the engine straight into the JS buffer).
+//! A run's outputs cross as one block of bytes: a header of f64s, then every
+//! numeric output, so JS makes cheap typed-array views instead of this side
+//! making a dozen JS objects per run, and the output bytes are copied exactly
+//! once (from the engine straight into JS memory).
 //!
-//! The header is f64s: the output count, then per output: name index
-//! (`PACKED_NAMES` for pipelines, -1 for model runs, whose names JS knows),
-//! dtype code, byte offset of the data (or, for a string output, its index in
-//! `strings`), rank, then the dims. Data starts 8-byte aligned. `strings` is an
-//! array of string arrays, or null when no output is a string tensor.
+//! The header: the engine micros charged to the run, the output count, then
+//! per output: name index (`PACKED_NAMES` for pipelines, -1 for model runs,
+//! whose names JS knows), dtype code, byte offset of the data from the end of
+//! the header (or, for a string output, its index in `strings`), rank, then
+//! the dims; then the request's timing (`TIMING_LEN` values: queue, pre,
+//! inference and post µs, batch rows, batch requests). Data is 8-byte aligned.
+//!
+//! A payload is either `[0, ArrayBuffer, strings]` (its own buffer; `strings`
+//! is an array of string arrays, or null), or, for small results without
+//! strings delivered by the hub, the byte offset of its block in the one
+//! buffer shared by that delivery (see `hub.rs`), as Node's Buffer pool shares
+//! one allocation among small Buffers.
 
 use oxinfer_core::{Error, Result, RunOutput};
 
@@ -33,67 +40,106 @@ pub const PACKED_NAMES: [&str; 13] = [
 /// f64s of timing at the end of the header.
 pub const TIMING_LEN: usize = 6;
 
-pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
-    let mut header: Vec<f64> = vec![out.tensors.len() as f64];
-    let mut at = 0usize;
-    let mut n_strings = 0usize;
-    let mut offsets = Vec::with_capacity(out.tensors.len());
-    for t in &out.tensors {
-        let id = match format {
-            Format::Plain => -1.0,
-            Format::Packed => PACKED_NAMES.iter().position(|n| *n == t.name).unwrap_or(PACKED_NAMES.len() - 1) as f64,
-        };
-        let place = if t.strings().is_some() {
-            n_strings += 1;
-            (n_strings - 1) as f64
-        } else {
-            at = at.div_ceil(8) * 8;
-            offsets.push(at);
-            let p = at as f64;
-            at += t.bytes().len();
-            p
-        };
-        header.extend_from_slice(&[id, t.dtype as u8 as f64, place, t.dims.len() as f64]);
-        header.extend(t.dims.iter().map(|&d| d as f64));
-    }
-    let t = &out.timing;
-    let timing: [f64; TIMING_LEN] = [t.queue_us as f64, t.pre_us as f64, t.infer_us as f64, t.post_us as f64, t.batch_rows as f64, t.batch_requests as f64];
-    header.extend_from_slice(&timing);
-    let head = header.len() * 8;
-    let (ab, data) = js::new_arraybuffer(env, head + at)?;
-    // SAFETY: `data` has head + at writable bytes; the offsets were laid out above.
-    unsafe {
-        std::ptr::copy_nonoverlapping(header.as_ptr() as *const u8, data, head);
-        let mut k = 0;
+/// Where a run's block of bytes goes: its header, and each numeric output's
+/// data offset (relative to the end of the header).
+pub struct Layout {
+    header: Vec<f64>,
+    offsets: Vec<usize>,
+    data_len: usize,
+    has_strings: bool,
+}
+
+impl Layout {
+    pub fn of(out: &RunOutput, format: Format) -> Layout {
+        let mut header: Vec<f64> = vec![out.micros as f64, out.tensors.len() as f64];
+        let mut at = 0usize;
+        let mut n_strings = 0usize;
+        let mut offsets = Vec::with_capacity(out.tensors.len());
         for t in &out.tensors {
-            if t.strings().is_none() {
-                let b = t.bytes();
-                std::ptr::copy_nonoverlapping(b.as_ptr(), data.add(head + offsets[k]), b.len());
-                k += 1;
-            }
+            let id = match format {
+                Format::Plain => -1.0,
+                Format::Packed => PACKED_NAMES.iter().position(|n| *n == t.name).unwrap_or(PACKED_NAMES.len() - 1) as f64,
+            };
+            let place = if t.strings().is_some() {
+                n_strings += 1;
+                (n_strings - 1) as f64
+            } else {
+                at = at.div_ceil(8) * 8;
+                offsets.push(at);
+                let p = at as f64;
+                at += t.bytes().len();
+                p
+            };
+            header.extend_from_slice(&[id, t.dtype as u8 as f64, place, t.dims.len() as f64]);
+            header.extend(t.dims.iter().map(|&d| d as f64));
         }
+        let t = &out.timing;
+        let timing: [f64; TIMING_LEN] = [t.queue_us as f64, t.pre_us as f64, t.infer_us as f64, t.post_us as f64, t.batch_rows as f64, t.batch_requests as f64];
+        header.extend_from_slice(&timing);
+        Layout { header, offsets, data_len: at, has_strings: n_strings > 0 }
     }
-    let arr = js::new_array(env, 3)?;
-    js::set(env, arr, 0, js::new_number(env, out.micros as f64)?)?;
-    js::set(env, arr, 1, ab)?;
-    if n_strings == 0 {
-        js::set(env, arr, 2, js::null(env)?)?;
-    } else {
-        let lists = js::new_array(env, n_strings)?;
-        let mut i = 0u32;
-        for t in &out.tensors {
-            if let Some(strings) = t.strings() {
-                let a = js::new_array(env, strings.len())?;
-                for (j, s) in strings.iter().enumerate() {
-                    js::set(env, a, j as u32, js::new_string(env, s)?)?;
+
+    /// Bytes of the whole block, rounded up to 8 so blocks can follow each other.
+    pub fn len(&self) -> usize {
+        (self.header.len() * 8 + self.data_len).div_ceil(8) * 8
+    }
+
+    pub fn has_strings(&self) -> bool {
+        self.has_strings
+    }
+
+    /// Writes the block at `dst`.
+    ///
+    /// # Safety
+    /// `dst` must have `self.len()` writable bytes, 8-byte aligned.
+    pub unsafe fn write(&self, out: &RunOutput, dst: *mut u8) {
+        let head = self.header.len() * 8;
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.header.as_ptr() as *const u8, dst, head);
+            let mut k = 0;
+            for t in &out.tensors {
+                if t.strings().is_none() {
+                    let b = t.bytes();
+                    std::ptr::copy_nonoverlapping(b.as_ptr(), dst.add(head + self.offsets[k]), b.len());
+                    k += 1;
                 }
-                js::set(env, lists, i, a)?;
-                i += 1;
             }
         }
-        js::set(env, arr, 2, lists)?;
     }
+}
+
+/// `[0, ArrayBuffer, strings]`: a result in a buffer of its own.
+pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
+    let layout = Layout::of(out, format);
+    let (ab, data) = js::new_arraybuffer(env, layout.len())?;
+    // SAFETY: `data` has layout.len() writable bytes, and V8 aligns ArrayBuffer storage.
+    unsafe { layout.write(out, data) };
+    let arr = js::new_array(env, 3)?;
+    js::set(env, arr, 0, js::new_number(env, 0.0)?)?;
+    js::set(env, arr, 1, ab)?;
+    js::set(env, arr, 2, strings(env, out)?)?;
     Ok(arr)
+}
+
+/// The string outputs as an array of string arrays, or null when there are none.
+fn strings(env: Env, out: &RunOutput) -> Result<Val> {
+    let n = out.tensors.iter().filter(|t| t.strings().is_some()).count();
+    if n == 0 {
+        return js::null(env);
+    }
+    let lists = js::new_array(env, n)?;
+    let mut i = 0u32;
+    for t in &out.tensors {
+        if let Some(strings) = t.strings() {
+            let a = js::new_array(env, strings.len())?;
+            for (j, s) in strings.iter().enumerate() {
+                js::set(env, a, j as u32, js::new_string(env, s)?)?;
+            }
+            js::set(env, lists, i, a)?;
+            i += 1;
+        }
+    }
+    Ok(lists)
 }
 
 pub fn failure(env: Env, e: &Error) -> Result<Val> {
