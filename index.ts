@@ -413,26 +413,23 @@ function unpack(payload: unknown, each: (nameId: number, type: TensorType, data:
   const strings = pStrings
   const base = pBase
   const count = h[base + 1]
+  // The entries, then the request's timing (6 values; see readTiming); data follows.
+  let end = base + 2
+  for (let k = 0; k < count; k++) end += 4 + h[end + 3]
+  const head = (end + 6) * 8
   let i = base + 2
-  const entries: [number, TensorType, number, number[]][] = []
   for (let k = 0; k < count; k++) {
     const rank = h[i + 3]
     const dims: number[] = new Array(rank)
-    for (let d = 0; d < rank; d++) dims[d] = h[i + 4 + d]
-    entries.push([h[i], TYPE_BY_CODE[h[i + 1]], h[i + 2], dims])
-    i += 4 + rank
-  }
-  // Then the request's timing (6 values; see readTiming); data follows.
-  const head = (i + 6) * 8
-  for (const [id, type, place, dims] of entries) {
-    if (type === 'string') {
-      each(id, type, strings![place], dims)
-      continue
-    }
     let n = 1
-    for (const d of dims) n *= d
-    const View = ARRAY_CTORS[type] as unknown as new (b: ArrayBuffer, off: number, n: number) => unknown
-    each(id, type, new View(buf, head + place, n), dims)
+    for (let d = 0; d < rank; d++) n *= dims[d] = h[i + 4 + d]
+    const type = TYPE_BY_CODE[h[i + 1]]
+    if (type === 'string') each(h[i], type, strings![h[i + 2]], dims)
+    else {
+      const View = ARRAY_CTORS[type] as unknown as new (b: ArrayBuffer, off: number, n: number) => unknown
+      each(h[i], type, new View(buf, head + h[i + 2], n), dims)
+    }
+    i += 4 + rank
   }
 }
 
@@ -484,6 +481,7 @@ interface NativeSession {
   }
   readonly pending: number
   submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number, priority?: number): void
+  submitMany(list: unknown[]): (number | string)[] | null
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
   submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean, timeoutMs?: number, priority?: number): void
   runPipelineSync(pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
@@ -543,8 +541,14 @@ interface NativeBinding {
 // ---------------------------------------------------------------------------
 // Completion delivery: one native wake-up settles a whole batch of runs.
 
-type Settle = (payload: unknown) => void
+/** Receives a run's payload (or encoded error) once. */
+type Settle = ((payload: unknown) => void) | { settle(payload: unknown): void }
 const pending = new Map<number, Settle>()
+
+function settleWith(s: Settle, payload: unknown): void {
+  if (typeof s === 'function') s(payload)
+  else s.settle(payload)
+}
 let nextId = 1
 let inFlight = 0
 
@@ -557,7 +561,7 @@ function onCompletions(events: unknown[], shared: ArrayBuffer | null): void {
     if (settle === undefined) continue
     pending.delete(id)
     try {
-      settle(events[i + 1])
+      settleWith(settle, events[i + 1])
     } catch {
       // A settle callback never throws by construction; guard the loop anyway.
     }
@@ -883,6 +887,27 @@ interface Estimate {
 const kExecute = Symbol('oxinfer.execute')
 const kNative = Symbol('oxinfer.native')
 const kLevels = Symbol('oxinfer.priorityLevels')
+const kSettled = Symbol('oxinfer.settled')
+
+/** A plain queued `Session.run` waiting for its payload. */
+class QueuedRun {
+  constructor(
+    readonly session: Session,
+    readonly resolve: (r: Record<string, Tensor>) => void,
+    readonly reject: (e: unknown) => void,
+    readonly names: readonly string[],
+    /** Referenced until settled, so the input buffers outlive the native run. */
+    readonly keepAlive: unknown,
+  ) {}
+
+  settle(payload: unknown): void {
+    try {
+      this.resolve(this.session[kSettled](payload, this.names))
+    } catch (e) {
+      this.reject(fromNative(e))
+    }
+  }
+}
 const kTimeout = Symbol('oxinfer.timeoutMs')
 
 /** Checks the per-request options that runs and pipeline runs share. */
@@ -914,6 +939,8 @@ export class Session {
   #priorityLevels = 1
   #poolSize = 1
   #streams = new Set<SessionStream>()
+  /** Runs waiting for this turn's native submission, 5 values each (see #enqueue). */
+  #outbox: unknown[] = []
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -1076,15 +1103,76 @@ export class Session {
         chargeTurn(performance.now() - t0)
       }
     }
+    const timeoutMs = (options.timeoutMs as number | undefined) ?? this.#timeoutMs
+    if (signal === undefined && options.onTiming === undefined && !this.#disposed) {
+      // The common queued case: one settler object instead of closures.
+      const id = nextId++
+      const p = new Promise<Record<string, Tensor>>((resolve, reject) => pending.set(id, new QueuedRun(this, resolve, reject, names, flat)))
+      this.#active++
+      track(1)
+      this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined)
+      return p
+    }
     return this[kExecute](
       this.#estimate,
-      (id) => n.submit(id, flat, outputs ?? null, (options.timeoutMs as number | undefined) ?? this.#timeoutMs, options.priority as number | undefined),
+      (id) => this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined),
       () => n.runSync(flat, outputs ?? null),
       (payload) => this.#decode(payload, names),
       signal,
       flat,
       options.onTiming as ((t: RunTiming) => void) | undefined,
     )
+  }
+
+  /** @internal A queued run settled (see QueuedRun). */
+  [kSettled](payload: unknown, names: readonly string[]): Record<string, Tensor> {
+    this.#active--
+    track(-1)
+    if (typeof payload === 'string') throw fromNative(payload)
+    const est = this.#estimate
+    const micros = payloadMicros(payload)
+    est.micros = est.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * est.micros + 0.2 * micros
+    return this.#decode(payload, names)
+  }
+
+  /**
+   * Queues a run for this turn's one native submission: every run made in a
+   * turn crosses into native code in a single call (and takes the queue's
+   * lock once), at the end of the turn's synchronous work.
+   */
+  #enqueue(id: number, flat: unknown[], outputs: string[] | null, timeoutMs: number, priority: number | undefined): void {
+    const q = this.#outbox
+    q.push(id, flat, outputs, timeoutMs, priority)
+    if (q.length === 5) queueMicrotask(this.#flush)
+  }
+
+  #flush = (): void => {
+    let q = this.#outbox
+    if (q.length === 0) return
+    this.#outbox = []
+    // Runs aborted meanwhile were settled already: leave them out.
+    for (let i = 0; i < q.length; i += 5) {
+      if (!pending.has(q[i] as number)) {
+        q = q.filter((_, k) => pending.has(q[k - (k % 5)] as number))
+        break
+      }
+    }
+    if (q.length === 0) return
+    let refused: (number | string)[] | null
+    try {
+      refused = this.#native.submitMany(q)
+    } catch (e) {
+      const err = String((e as Error)?.message ?? e)
+      refused = []
+      for (let i = 0; i < q.length; i += 5) refused.push(q[i] as number, err)
+    }
+    if (refused === null) return
+    for (let i = 0; i < refused.length; i += 2) {
+      const settle = pending.get(refused[i] as number)
+      if (settle === undefined) continue
+      pending.delete(refused[i] as number)
+      settleWith(settle, refused[i + 1])
+    }
   }
 
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
@@ -1308,8 +1396,9 @@ export class Session {
       started = false
     }
     if (!started) {
-      pending.get(id)?.(undefined)
+      const settle = pending.get(id)
       pending.delete(id)
+      if (settle) settleWith(settle, undefined)
     }
     return this.#disposing
   }

@@ -148,12 +148,16 @@ describe('stateful streams', () => {
   it('rejects calls on a closed stream, waiting calls at close, and bad options or feeds', async () => {
     const s = await Session.create(model, { intraOpThreads: 1 })
     const st = s.stream({ state: { stateN: 'state' } })
-    const inputs = chunks(0, 4)
+    const inputs = chunks(0, 50)
     const runs = inputs.map((x) => st.run(feed(x)).then(() => 'ok', (e: OxinferError) => e.code))
     await st.close()
     const outcomes = await Promise.all(runs)
-    expect(outcomes[0]).toBe('ok')
-    expect(outcomes.slice(1)).toEqual(['ERR_DISPOSED', 'ERR_DISPOSED', 'ERR_DISPOSED'])
+    // The calls already started finish; every one still waiting is refused.
+    const started = outcomes.indexOf('ERR_DISPOSED')
+    expect(started).toBeGreaterThan(0)
+    expect(started).toBeLessThan(10)
+    expect(outcomes.slice(0, started).every((o) => o === 'ok')).toBe(true)
+    expect(outcomes.slice(started).every((o) => o === 'ERR_DISPOSED')).toBe(true)
     await rejectsWith(st.run(feed(inputs[0])), 'ERR_DISPOSED')
 
     expect(() => s.stream({ state: { nope: 'state' } })).toThrow(/unknown state output 'nope'/)

@@ -233,6 +233,32 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Queues many jobs under one lock, with one wake-up. Returns the ids of
+    /// the jobs refused (dropped) and why: all of them once disposed, and
+    /// those past `max_queue`.
+    pub fn submit_many(&self, jobs: Vec<Job>) -> Vec<(u64, Error)> {
+        let mut refused = Vec::new();
+        let mut st = self.shared.lock();
+        for job in jobs {
+            if st.disposed {
+                refused.push((job.id, disposed()));
+            } else if self.shared.max_queue > 0 && st.queue.len() >= self.shared.max_queue {
+                refused.push((job.id, Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len()))));
+            } else {
+                let level = job.priority;
+                st.queue.push(level, job);
+            }
+        }
+        let (idle, gathering) = (st.idle, st.gathering);
+        drop(st);
+        if gathering > 0 {
+            self.shared.ready.notify_all();
+        } else if idle > 0 {
+            self.shared.ready.notify_one();
+        }
+        refused
+    }
+
     /// Runs a request on the calling thread, using slot 0. Meant for runs
     /// measured to be shorter than a cross-thread hop, when the session is idle.
     pub fn run_now(&self, work: Work) -> Result<RunOutput> {

@@ -63,6 +63,21 @@ pub fn string(env: Env, v: Val) -> Result<Option<String>> {
     Ok(Some(String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())))
 }
 
+/// A string array, or None for null/undefined (anything else is refused).
+pub fn strings_or_null(env: Env, v: Val) -> Result<Option<Vec<String>>> {
+    let t = type_of(env, v)?;
+    if t == sys::ValueType::napi_null || t == sys::ValueType::napi_undefined {
+        return Ok(None);
+    }
+    if !is_array(env, v)? {
+        return Err(oxinfer_core::Error::InvalidArgument("options.outputs must be an array of output names".into()));
+    }
+    (0..array_len(env, v)?)
+        .map(|i| string(env, element(env, v, i)?)?.ok_or_else(|| oxinfer_core::Error::InvalidArgument("options.outputs must hold strings".into())))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
 pub fn number(env: Env, v: Val) -> Result<Option<f64>> {
     if type_of(env, v)? != sys::ValueType::napi_number {
         return Ok(None);

@@ -293,6 +293,58 @@ impl NativeSession {
         scheduler.submit(job).js()
     }
 
+    /// Validates and queues many runs at once, one native call per event-loop
+    /// turn: `list` is flat, `[id, feeds, outputs | null, timeoutMs, priority |
+    /// undefined, ...]`. Returns `[id, encodedError, ...]` for the runs refused
+    /// (invalid, overloaded or disposed), or null when all were queued.
+    #[napi(catch_unwind, ts_return_type = "Array<number | string> | null")]
+    pub fn submit_many(&self, env: Env, list: Unknown) -> Result<Unknown<'_>> {
+        let raw = env.raw();
+        let v = list.value().value;
+        let n = crate::js::array_len(raw, v).js()?;
+        let mut failed: Vec<(u64, CoreError)> = Vec::new();
+        let mut jobs = Vec::with_capacity(n as usize / 5);
+        let scheduler = self.scheduler();
+        for k in (0..n).step_by(5) {
+            let at = |i: u32| crate::js::element(raw, v, k + i);
+            let id = crate::js::number(raw, at(0).js()?).js()?.unwrap_or(0.0) as u64;
+            let parsed = (|| -> std::result::Result<Job, CoreError> {
+                // Disposed: every run is refused alike.
+                scheduler.as_ref().map_err(Clone::clone)?;
+                let inputs = feeds::parse(raw, at(1)?)?;
+                let outputs = crate::js::strings_or_null(raw, at(2)?)?;
+                let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
+                let timeout = crate::js::number(raw, at(3)?)?;
+                let priority = crate::js::number(raw, at(4)?)?.map(|p| p as u32);
+                let hub = Arc::clone(&self.hub);
+                Ok(Job {
+                    id,
+                    deadline: deadline(timeout),
+                    priority: level(priority),
+                    work: oxinfer_core::model_run(inputs, wanted),
+                    ctl: Arc::new(RunControl::new()),
+                    done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
+                })
+            })();
+            match parsed {
+                Ok(job) => jobs.push(job),
+                Err(e) => failed.push((id, e)),
+            }
+        }
+        if let Ok(s) = &scheduler {
+            failed.extend(s.submit_many(jobs));
+        }
+        if failed.is_empty() {
+            return unsafe { Unknown::from_napi_value(raw, crate::js::null(raw).js()?) };
+        }
+        let out = crate::js::new_array(raw, failed.len() * 2).js()?;
+        for (i, (id, e)) in failed.iter().enumerate() {
+            crate::js::set(raw, out, 2 * i as u32, crate::js::new_number(raw, *id as f64).js()?).js()?;
+            crate::js::set(raw, out, 2 * i as u32 + 1, crate::payload::failure(raw, e).js()?).js()?;
+        }
+        unsafe { Unknown::from_napi_value(raw, out) }
+    }
+
     /// Runs on the calling (JS) thread. Only for runs measured shorter than a
     /// thread hop, on an idle session: `index.ts` enforces that rule.
     #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
