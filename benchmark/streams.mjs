@@ -4,15 +4,19 @@
 // (__test__/fixtures/speech_16k.wav, wrapping around), chunk by chunk: every
 // stream is an async loop that sends its next chunk when the last returned,
 // and all 100 loops run at once, as 100 concurrent audio connections would.
-// Contenders (same libonnxruntime.so.1, one intra-op thread each):
-//   oxinfer streams: session.stream({ state: { stateN: 'state' } }) on a
-//     session with batching { maxBatchSize: 128 } (state batched on axis 1,
-//     sr shared); the state stays in native memory.
-//   oxinfer runs, state through JS: the same batching session, each call
+// Contenders (same libonnxruntime.so.1, one intra-op thread per engine run):
+//   oxinfer streams, poolSize 2: session.stream({ state: { stateN: 'state' } })
+//     on a session with batching { maxBatchSize: 128 } (state batched on axis
+//     1, sr shared) and two engine slots, one per core; the state stays in
+//     native memory.
+//   oxinfer streams, poolSize 1: the same with one slot (one core of engine).
+//   oxinfer runs, state through JS: the poolSize 2 batching session, each call
 //     passing its state in and taking stateN out (what a user writes without
 //     streams, still batched).
 //   onnxruntime-node, state through JS: InferenceSession.run per chunk with the
-//     state shuttled through JS (what users write today).
+//     state shuttled through JS (what users write today), intraOpNumThreads 1
+//     (the baseline of the target) and 2 (for reference: a second thread slows
+//     single-row Silero runs down).
 // Metric: chunks per second (100 × STEPS chunks / wall time), median over
 // rounds with the contenders' order rotated per round; the final speech
 // probabilities of every stream must agree across contenders within 1e-4.
@@ -69,33 +73,45 @@ export async function run() {
   })
 
   const batching = { maxBatchSize: 128, inputs: { state: { axis: 1 }, sr: { shared: true } }, outputs: { stateN: { axis: 1 } } }
-  const session = await ox.Session.create(model, { intraOpThreads: 1, batching })
+  const session = await ox.Session.create(model, { intraOpThreads: 1, poolSize: 2, batching })
+  const session1 = await ox.Session.create(model, { intraOpThreads: 1, poolSize: 1, batching })
   const ortSession = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential' })
+  const ortSession2 = await ort.InferenceSession.create(model, { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential' })
   const library = checkSharedLibrary(ox)
   const srOx = new Tensor('int64', BigInt64Array.from([16000n]), [])
   const srOrt = new ort.Tensor('int64', BigInt64Array.from([16000n]), [])
 
-  /** One pass of every stream; resolves to each stream's last probability. */
+  /** One pass of every stream on `s`; resolves to each stream's last probability. */
+  const streamPass = async (s) => {
+    const streams = inputs.map(() => s.stream({ state: { stateN: 'state' } }))
+    return Promise.all(
+      streams.map(async (st, k) => {
+        let p = 0
+        for (const x of inputs[k]) p = (await st.run({ input: new Tensor('float32', x, [1, CONTEXT + WINDOW]), sr: srOx })).output.data[0]
+        await st.close()
+        return p
+      }),
+    )
+  }
+  const ortPass = (o) =>
+    Promise.all(
+      inputs.map(async (xs) => {
+        let state = new Float32Array(256)
+        let p = 0
+        for (const x of xs) {
+          const r = await o.run({ input: new ort.Tensor('float32', x, [1, CONTEXT + WINDOW]), state: new ort.Tensor('float32', state, [2, 1, 128]), sr: srOrt })
+          state = r.stateN.data
+          p = r.output.data[0]
+        }
+        return p
+      }),
+    )
   const contenders = [
-    {
-      key: 'oxStreams',
-      label: 'oxinfer session.stream (state native, batched)',
-      pass: async () => {
-        const streams = inputs.map(() => session.stream({ state: { stateN: 'state' } }))
-        const last = await Promise.all(
-          streams.map(async (st, s) => {
-            let p = 0
-            for (const x of inputs[s]) p = (await st.run({ input: new Tensor('float32', x, [1, CONTEXT + WINDOW]), sr: srOx })).output.data[0]
-            await st.close()
-            return p
-          }),
-        )
-        return last
-      },
-    },
+    { key: 'oxStreams', label: 'oxinfer session.stream, poolSize 2 (state native, batched)', pass: () => streamPass(session) },
+    { key: 'oxStreamsPool1', label: 'oxinfer session.stream, poolSize 1', pass: () => streamPass(session1) },
     {
       key: 'oxRuns',
-      label: 'oxinfer Session.run, state through JS (batched)',
+      label: 'oxinfer Session.run, state through JS (batched, poolSize 2)',
       pass: () =>
         Promise.all(
           inputs.map(async (xs) => {
@@ -110,23 +126,8 @@ export async function run() {
           }),
         ),
     },
-    {
-      key: 'ortNode',
-      label: 'onnxruntime-node, state through JS',
-      pass: () =>
-        Promise.all(
-          inputs.map(async (xs) => {
-            let state = new Float32Array(256)
-            let p = 0
-            for (const x of xs) {
-              const r = await ortSession.run({ input: new ort.Tensor('float32', x, [1, CONTEXT + WINDOW]), state: new ort.Tensor('float32', state, [2, 1, 128]), sr: srOrt })
-              state = r.stateN.data
-              p = r.output.data[0]
-            }
-            return p
-          }),
-        ),
-    },
+    { key: 'ortNode', label: 'onnxruntime-node, state through JS, intraOpNumThreads 1', pass: () => ortPass(ortSession) },
+    { key: 'ortNode2', label: 'onnxruntime-node, state through JS, intraOpNumThreads 2', pass: () => ortPass(ortSession2) },
   ]
 
   // Agreement, and warm-up.
@@ -165,10 +166,11 @@ export async function run() {
   }))
   const streamsRatio = round(med(per.oxStreams) / med(per.ortNode), 2)
   const pairedStreams = round(med(paired.oxStreams), 2)
-  await session.dispose()
+  await Promise.all([session.dispose(), session1.dispose()])
   await ortSession.release?.()
+  await ortSession2.release?.()
   return {
-    config: { streams: STREAMS, steps: STEPS, rounds: ROUNDS, batching },
+    config: { streams: STREAMS, steps: STEPS, rounds: ROUNDS, batching, poolSize: 2 },
     library,
     agreement: { maxAbsDiff },
     contenders: summary,
