@@ -64,3 +64,6 @@ pub fn ort_set_log_level(level: String) -> Result<()> {
 pub fn debug_panic() {
     panic!("deliberate panic for testing");
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
