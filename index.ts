@@ -104,8 +104,9 @@ function invalidArg(message: string): OxinferError {
 }
 
 function checkKeys(what: string, options: object, allowed: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
+  // for-in rather than Object.keys: no array per call on the hot path.
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !allowed.includes(key)) {
       throw invalidArg(`unknown ${what} option '${key}'; allowed: ${allowed.join(', ')}`)
     }
   }
@@ -1178,7 +1179,8 @@ export class Session {
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
     if (!isPlainObject(feeds)) throw invalidArg('run: feeds must be an object mapping input names to tensors')
     const flat: unknown[] = []
-    for (const name of Object.keys(feeds)) {
+    for (const name in feeds) {
+      if (!Object.hasOwn(feeds, name)) continue
       const t = feeds[name]
       if (t instanceof Tensor) {
         flat.push(name, TYPE_CODES[(t as Tensor).type], t.data, t.dims)
