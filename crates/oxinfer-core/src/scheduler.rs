@@ -211,26 +211,13 @@ impl Scheduler {
         Ok(Scheduler { shared, workers: Mutex::new(workers) })
     }
 
-    /// Queues a job. Fails with `ERR_DISPOSED` (dropping the job) once disposed.
+    /// Queues a job. Fails with `ERR_DISPOSED` (dropping the job) once
+    /// disposed, or `ERR_OVERLOADED` past `max_queue`.
     pub fn submit(&self, job: Job) -> Result<()> {
-        let mut st = self.shared.lock();
-        if st.disposed {
-            return Err(disposed());
+        match self.submit_many(vec![job]).pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        if self.shared.max_queue > 0 && st.queue.len() >= self.shared.max_queue {
-            return Err(Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len())));
-        }
-        let level = job.priority;
-        st.queue.push(level, job);
-        let (idle, gathering) = (st.idle, st.gathering);
-        drop(st);
-        if gathering > 0 {
-            // A worker holding a batch open must see the newcomer.
-            self.shared.ready.notify_all();
-        } else if idle > 0 {
-            self.shared.ready.notify_one();
-        }
-        Ok(())
     }
 
     /// Queues many jobs under one lock, with one wake-up. Returns the ids of
@@ -252,6 +239,7 @@ impl Scheduler {
         let (idle, gathering) = (st.idle, st.gathering);
         drop(st);
         if gathering > 0 {
+            // A worker holding a batch open must see the newcomers.
             self.shared.ready.notify_all();
         } else if idle > 0 {
             self.shared.ready.notify_one();
