@@ -888,6 +888,8 @@ interface Estimate {
 const kExecute = Symbol('oxinfer.execute')
 const kNative = Symbol('oxinfer.native')
 const kLevels = Symbol('oxinfer.priorityLevels')
+/** Runs per native submission at most (see Session#flush). */
+const FLUSH_MAX = 512
 const kSettled = Symbol('oxinfer.settled')
 
 /** A plain queued `Session.run` waiting for its payload. */
@@ -1144,13 +1146,29 @@ export class Session {
   #enqueue(id: number, flat: unknown[], outputs: string[] | null, timeoutMs: number, priority: number | undefined): void {
     const q = this.#outbox
     q.push(id, flat, outputs, timeoutMs, priority)
-    if (q.length === 5) queueMicrotask(this.#flush)
+    if (q.length === 5 && !this.#flushing) {
+      this.#flushing = true
+      queueMicrotask(this.#flushNow)
+    }
+  }
+
+  #flushing = false
+  #flushNow = (): void => {
+    this.#flushing = false
+    this.#flush()
   }
 
   #flush = (): void => {
     let q = this.#outbox
     if (q.length === 0) return
     this.#outbox = []
+    if (q.length > FLUSH_MAX * 5) {
+      // Submitting costs about 1 µs a run: past the turn's 1 ms budget, the
+      // rest goes in the next turn, so a huge burst never holds the loop.
+      this.#outbox = q.slice(FLUSH_MAX * 5)
+      q = q.slice(0, FLUSH_MAX * 5)
+      setImmediate(this.#flush)
+    }
     // Runs aborted meanwhile were settled already: leave them out.
     for (let i = 0; i < q.length; i += 5) {
       if (!pending.has(q[i] as number)) {
