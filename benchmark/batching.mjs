@@ -273,22 +273,33 @@ async function checkAgreement({ ort, Tensor, data, ortSession, sessions }) {
 }
 
 /**
- * Diagnostic: the addon's NativeSession and NativeHub driven directly (no
- * index.ts), a burst of 2,000 single-row submits, to see how merged batches
- * come back: how many hub calls (JS wake-ups) deliver them, and the rows per
- * batch, estimated by grouping consecutive completions of one hub call that
- * report the same engine time (a merged batch reports its time for every row;
- * two back-to-back batches with equal times are counted as one).
+ * Diagnostic: how merged batches form and come back, driving the addon's
+ * NativeSession/NativeHub directly. A burst of 2,000 single-row runs is handed
+ * over in one `submitMany` call (as `Session.run` does per turn); every
+ * completion's timing says how many requests its batch merged, so the number
+ * of batches is the sum of 1/batchRequests.
  */
 async function deliveryDiagnostic(lib) {
   const binding = createRequire(import.meta.url)(join(ROOT, 'binding.js'))
   let calls = []
   let remaining = 0
   let done = noop
-  const hub = new binding.NativeHub((ev) => {
-    const micros = []
-    for (let i = 0; i < ev.length; i += 2) micros.push(Array.isArray(ev[i + 1]) ? ev[i + 1][0] : -1)
-    calls.push(micros)
+  /** batchRequests from a payload's header (see crates/oxinfer-node/src/payload.rs). */
+  const batchRequests = (payload, shared) => {
+    const [buf, off] = typeof payload === 'number' ? [shared, payload] : [payload[1], 0]
+    const h = new Float64Array(buf, off, (buf.byteLength - off) >> 3)
+    let i = 2
+    for (let k = 0; k < h[1]; k++) i += 4 + h[i + 3]
+    return h[i + 5]
+  }
+  const hub = new binding.NativeHub((ev, shared) => {
+    const sizes = []
+    for (let i = 0; i < ev.length; i += 2) {
+      const p = ev[i + 1]
+      // Strings are errors; undefined ends a dispose.
+      if (typeof p === 'number' || Array.isArray(p)) sizes.push(batchRequests(p, shared))
+    }
+    calls.push(sizes)
     remaining -= ev.length / 2
     if (remaining <= 0) done()
   })
@@ -297,29 +308,23 @@ async function deliveryDiagnostic(lib) {
   const out = []
   let id = 1
   for (const [maxBatchSize, poolSize] of [[64, 1], [256, 1], [64, 2]]) {
-    const s = await binding.createSession(hub, MODELS.tinyMlp, { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize, intraOpSpinning: false, workerPriority: 'low', maxBatchSize, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0 }, lib)
+    const s = await binding.createSession(hub, MODELS.tinyMlp, { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize, intraOpSpinning: false, workerPriority: 'low', maxBatchSize, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0, maxPaddingWaste: 0.25 }, lib)
     const bursts = []
     for (let b = 0; b < (QUICK ? 2 : 8); b++) {
       calls = []
       remaining = RUNS
       const finished = new Promise((r) => (done = r))
+      const list = []
+      for (let i = 0; i < RUNS; i++) list.push(id++, ['x', 1, x, [1, 16]], null, 0, undefined)
       const t0 = now()
-      for (let i = 0; i < RUNS; i++) s.submit(id++, ['x', 1, x, [1, 16]], null, 0, undefined)
+      const refused = s.submitMany(list)
       const submitUs = ((now() - t0) * 1000) / RUNS
+      if (refused !== null) throw new Error(`submitMany refused runs: ${refused.slice(0, 2)}`)
       await finished
       const ms = now() - t0
-      let batches = 0
-      let single = 0
-      for (const m of calls) {
-        for (let k = 0; k < m.length; ) {
-          let j = k
-          while (j < m.length && m[j] === m[k]) j++
-          batches++
-          if (j - k === 1) single++
-          k = j
-        }
-      }
-      bursts.push({ ms: round(ms, 2), submitUsPerRequest: round(submitUs, 2), hubCalls: calls.length, batchesEstimated: batches, oneRowGroups: single, largestHubCall: Math.max(...calls.map((m) => m.length)) })
+      const sizes = calls.flat()
+      const batches = sizes.reduce((a, n) => a + 1 / n, 0)
+      bursts.push({ ms: round(ms, 2), submitUsPerRequest: round(submitUs, 2), hubCalls: calls.length, batches: Math.round(batches), meanRowsPerBatch: round(RUNS / batches, 1), largestBatch: Math.max(...sizes), largestHubCall: Math.max(...calls.map((m) => m.length)) })
     }
     remaining = 1
     await new Promise((r) => {
@@ -327,8 +332,8 @@ async function deliveryDiagnostic(lib) {
       s.dispose(id++)
     })
     const m = (k) => summarize(bursts.map((b) => b[k])).median
-    out.push({ maxBatchSize, poolSize, median: { ms: m('ms'), submitUsPerRequest: m('submitUsPerRequest'), hubCalls: m('hubCalls'), batchesEstimated: m('batchesEstimated'), oneRowGroups: m('oneRowGroups') }, bursts })
-    log(`batching: delivery diagnostic maxBatchSize ${maxBatchSize} poolSize ${poolSize}: hub calls per burst ${bursts.map((b) => b.hubCalls).join(' ')}`)
+    out.push({ maxBatchSize, poolSize, median: { ms: m('ms'), submitUsPerRequest: m('submitUsPerRequest'), hubCalls: m('hubCalls'), batches: m('batches'), meanRowsPerBatch: m('meanRowsPerBatch') }, bursts })
+    log(`batching: delivery diagnostic maxBatchSize ${maxBatchSize} poolSize ${poolSize}: hub calls per burst ${bursts.map((b) => b.hubCalls).join(' ')}, batches ${bursts.map((b) => b.batches).join(' ')}, submit µs/run ${bursts.map((b) => b.submitUsPerRequest).join(' ')}`)
   }
   hub.unref()
   return out
