@@ -17,6 +17,8 @@ use crate::payload;
 pub enum Event {
     /// A run finished (or failed), and how to hand its outputs over.
     Run(u64, CoreResult<RunOutput>, payload::Format),
+    /// A batch job's chunk, progress or end (one id, many events).
+    Job(u64, oxinfer_core::job::JobEvent),
     /// A dispose finished: every executing run has ended.
     Disposed(u64),
 }
@@ -103,6 +105,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
         }
         let (id, val) = match &ev {
             Event::Run(id, r, format) => (*id, payload::outcome(env, r, *format)?),
+            Event::Job(id, ev) => (*id, payload::job_event(env, ev)?),
             Event::Disposed(id) => (*id, js::undefined(env)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
