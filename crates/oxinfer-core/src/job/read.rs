@@ -333,3 +333,70 @@ impl Reader {
 fn row_error(row: usize, field: String, message: String) -> Error {
     Error::InvalidInput { message, input: None, row: Some(row), field: (!field.is_empty()).then_some(field) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> Vec<Field> {
+        serde_json::from_str(r#"[{"name":"x","type":"number"},{"name":"n","type":"integer"},{"name":"c","type":"category"},{"name":"a","type":"array","size":2},{"name":"b","type":"boolean"}]"#).unwrap()
+    }
+
+    fn file(name: &str, text: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("oxinfer-read-{}-{name}", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn nums(c: &InColumn) -> Vec<f64> {
+        match c {
+            InColumn::OwnedNum(v) | InColumn::OwnedArr(v) => v.clone(),
+            _ => panic!("not numeric"),
+        }
+    }
+
+    #[test]
+    fn csv_chunks_with_bad_rows() {
+        let p = file("a.csv", "extra,x,n,c,a,b\n1,1.5,2,u,\"[1,2]\",true\n2,,3,v,,0\n3,abc,4,u,\"[1]\",1\n4,2,2.5,w,\"[3,4]\",yes\n5,1\n");
+        let mut r = Reader::open(&p, InputFormat::Csv, &fields()).unwrap();
+        let c = r.next_chunk(3).unwrap().unwrap();
+        assert_eq!((c.first_row, c.batch.rows), (0, 3));
+        assert_eq!(nums(&c.batch.columns[0].1)[0], 1.5);
+        assert!(nums(&c.batch.columns[0].1)[1].is_nan());
+        match &c.batch.columns[2].1 {
+            InColumn::OwnedCat { codes, uniques } => assert_eq!((codes.clone(), uniques.clone()), (vec![0, 1, 0], vec!["u".to_string(), "v".to_string()])),
+            _ => panic!(),
+        }
+        assert_eq!(nums(&c.batch.columns[3].1).len(), 6);
+        // Row 2: the first bad field is named.
+        assert_eq!(c.batch.rejected.len(), 1);
+        assert_eq!((c.batch.rejected[0].0, c.batch.rejected[0].1.field()), (2, Some("x")));
+        let c = r.next_chunk(3).unwrap().unwrap();
+        assert_eq!((c.first_row, c.batch.rows), (3, 2));
+        let bad: Vec<(usize, Option<&str>)> = c.batch.rejected.iter().map(|(r, e)| (*r, e.field())).collect();
+        assert_eq!(bad, vec![(0, Some("n")), (1, None)]);
+        assert!(r.next_chunk(3).unwrap().is_none());
+        std::fs::remove_file(p).ok();
+    }
+
+    #[test]
+    fn jsonl_lines_and_bad_json() {
+        let p = file("b.jsonl", "{\"x\":1,\"c\":\"u\",\"a\":[1,null]}\n\n{\"x\":\"1\"}\nnot json\n{\"b\":false,\"n\":7}\n");
+        let mut r = Reader::open(&p, InputFormat::Jsonl, &fields()).unwrap();
+        let c = r.next_chunk(10).unwrap().unwrap();
+        assert_eq!(c.batch.rows, 4);
+        let bad: Vec<(usize, Option<&str>)> = c.batch.rejected.iter().map(|(r, e)| (*r, e.field())).collect();
+        assert_eq!(bad, vec![(1, Some("x")), (2, None)]);
+        assert_eq!(nums(&c.batch.columns[4].1)[3], 0.0);
+        assert_eq!(c.end_byte, std::fs::metadata(&p).unwrap().len());
+        std::fs::remove_file(p).ok();
+    }
+
+    #[test]
+    fn refuses_missing_files_and_foreign_headers() {
+        assert_eq!(Reader::open(Path::new("/nonexistent/x.csv"), InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        let p = file("c.csv", "p,q\n1,2\n");
+        assert_eq!(Reader::open(&p, InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        std::fs::remove_file(p).ok();
+    }
+}

@@ -28,6 +28,8 @@ struct Results {
     rows: usize,
     k: usize,
     scores: Vec<f64>,
+    /// The model's scores are float32: print them as such (shortest round trip).
+    single: bool,
     label: Option<Vec<i32>>,
     score: Option<Vec<f32>>,
     top: Option<(usize, Vec<i32>, Vec<f32>)>,
@@ -65,6 +67,7 @@ impl Results {
             rows,
             k,
             scores,
+            single: scores_t.dtype != DType::Float64,
             label: get("label").and_then(|t| t.to_vec::<i32>()),
             score: get("score").and_then(|t| t.to_vec::<f32>()),
             top,
@@ -127,13 +130,16 @@ impl Writer {
 
     fn jsonl(&mut self, first_row: usize, r: &Results) -> std::io::Result<()> {
         let mut f = ryu::Buffer::new();
-        let mut num = |line: &mut Vec<u8>, x: f64| {
-            if x.is_finite() {
-                line.extend_from_slice(f.format_finite(x).as_bytes())
-            } else {
+        let mut num = |line: &mut Vec<u8>, x: f64, single: bool| {
+            if !x.is_finite() {
                 line.extend_from_slice(b"null")
+            } else if single {
+                line.extend_from_slice(f.format_finite(x as f32).as_bytes())
+            } else {
+                line.extend_from_slice(f.format_finite(x).as_bytes())
             }
         };
+        let single = r.single;
         let k = r.k;
         for i in 0..r.rows {
             let mut line = std::mem::take(&mut self.line);
@@ -157,11 +163,11 @@ impl Writer {
                 }
                 if let Some(s) = &r.score {
                     line.extend_from_slice(b",\"score\":");
-                    num(&mut line, f64::from(s[i]));
+                    num(&mut line, f64::from(s[i]), true);
                 }
                 if k == 1 {
                     line.extend_from_slice(b",\"value\":");
-                    num(&mut line, r.scores[i]);
+                    num(&mut line, r.scores[i], single);
                 }
                 if let Some((tk, idx, val)) = &r.top {
                     line.extend_from_slice(b",\"top\":[");
@@ -172,7 +178,7 @@ impl Writer {
                         line.extend_from_slice(b"{\"label\":");
                         serde_json::to_writer(&mut line, &self.label(idx[i * tk + j]).unwrap_or_default())?;
                         line.extend_from_slice(b",\"score\":");
-                        num(&mut line, f64::from(val[i * tk + j]));
+                        num(&mut line, f64::from(val[i * tk + j]), true);
                         line.push(b'}');
                     }
                     line.push(b']');
@@ -191,7 +197,7 @@ impl Writer {
                     if j > 0 {
                         line.push(b',');
                     }
-                    num(&mut line, r.scores[i * k + j]);
+                    num(&mut line, r.scores[i * k + j], single);
                 }
                 line.extend_from_slice(b"]}\n");
             }
@@ -226,7 +232,12 @@ impl Writer {
         }
         let mut w = csv::WriterBuilder::new().from_writer(std::mem::take(&mut self.line));
         let mut f = ryu::Buffer::new();
-        let mut num = |x: f64| if x.is_finite() { f.format_finite(x).to_string() } else { String::new() };
+        let single = r.single;
+        let mut num = |x: f64, single: bool| match (x.is_finite(), single) {
+            (false, _) => String::new(),
+            (true, true) => f.format_finite(x as f32).to_string(),
+            (true, false) => f.format_finite(x).to_string(),
+        };
         for i in 0..r.rows {
             let mut rec: Vec<String> = vec![(first_row + i).to_string()];
             let err = &r.errors[i];
@@ -236,12 +247,12 @@ impl Writer {
                 rec.push(if ok { l[i].to_string() } else { String::new() });
             }
             if let Some(s) = &r.score {
-                rec.push(if ok { num(f64::from(s[i])) } else { String::new() });
+                rec.push(if ok { num(f64::from(s[i]), true) } else { String::new() });
             }
             if k == 1 {
-                rec.push(num(r.scores[i]));
+                rec.push(num(r.scores[i], single));
             }
-            rec.extend((0..k).map(|j| num(r.scores[i * k + j])));
+            rec.extend((0..k).map(|j| num(r.scores[i * k + j], single)));
             if let (Some(b), Some(names)) = (&r.bucket, &self.bucket_names) {
                 rec.push(usize::try_from(b[i]).ok().and_then(|j| names.get(j)).cloned().unwrap_or_default());
             }
