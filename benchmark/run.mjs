@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the oxinfer benchmarks, prints a table, writes benchmark/results.json.
 //
-//   node benchmark/run.mjs                        # all eight
+//   node benchmark/run.mjs                        # all nine
 //   node benchmark/run.mjs latency throughput     # a subset
 //   OXINFER_BENCH_QUICK=1 node benchmark/run.mjs  # short runs (smoke test)
 //   OXINFER_BENCH_MEMORY_RUNS=100000 node benchmark/run.mjs memory
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'jobs']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -27,6 +27,7 @@ const MODULES = {
   tokenizer: './tokenizer.mjs',
   images: './images.mjs',
   batching: './batching.mjs',
+  jobs: './jobs.mjs',
 }
 
 async function child(name, outFile) {
@@ -228,6 +229,13 @@ function report(results) {
     const t = b.targets
     out.push(`results agree with onnxruntime-node: max |diff| ${b.agreement.maxAbsDiff}`)
     out.push(`targets: best batched (${t.bestBatched}) >= 5× onnxruntime-node: ${yes(t.atLeast5xOrtNode)} (${t.bestVsOrtNode}×, paired ${t.bestPairedVsOrtNode}×); per-request cost within 2× of the JS-only floor: ${yes(t.within2xFloor)} (${t.bestVsFloorCost}×, paired ${t.bestPairedVsFloorCost}×); closed loop p99 <= 2 ms at N = 32: ${yes(t.p99AtMost2MsAtN32)} (${t.p99AtN32Ms} ms); throughput rising with N up to 32: ${yes(t.throughputRisingToBatchSize)}`)
+  }
+  if (results.jobs) {
+    const j = results.jobs
+    const rows = [[`jobs: penguins, ${j.rows} CSV rows (${j.inputMB} MB) to JSONL`, 'median rows/s', 'rounds', 's', 'peak RSS MB', 'RSS growth MB']]
+    for (const c of j.contenders) rows.push([c.label, c.rowsPerSec, c.roundRowsPerSec.join(' '), c.seconds, c.peakRssMB, c.rssGrowthMB])
+    out.push(table(rows))
+    out.push(`labels agree: ${yes(j.labelsAgree)}; target: oxinfer runJob >= 2× the pure-JS loop at flat memory: ${yes(j.targets.atLeast2x)} (${j.ratio}×; best oxinfer variant ${j.bestRatio}×)`)
   }
   const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
   out.push('machine noise: ' + noise.join('; '))
