@@ -784,6 +784,7 @@ interface Estimate {
 const kExecute = Symbol('oxinfer.execute')
 const kNative = Symbol('oxinfer.native')
 const kDisposed = Symbol('oxinfer.disposed')
+const kHold = Symbol('oxinfer.hold')
 
 const disposeSymbol: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
@@ -1108,6 +1109,14 @@ export class Session {
     return this.#native
   }
 
+  /**
+   * @internal Counts native work that runs outside `kExecute` (a file job) as
+   * active, so no run goes inline while the job's chunks hold the slots.
+   */
+  [kHold](delta: 1 | -1): void {
+    this.#active += delta
+  }
+
   /** @internal Whether dispose() was called. */
   get [kDisposed](): boolean {
     return this.#disposed
@@ -1228,7 +1237,9 @@ export interface PipelineJobChunk {
 export class BatchJob<T> implements AsyncIterable<T> {
   /** Resolves when every row is done (and any output file is flushed). */
   readonly done: Promise<JobSummary>
-  #queue: T[] = []
+  #queue: unknown[] = []
+  /** Builds an item from what was queued, when the consumer takes it (so that cost is the consumer's, not the delivery's). */
+  #materialize: (raw: unknown) => T
   #wake: (() => void) | undefined
   #space: (() => void) | undefined
   #ended = false
@@ -1240,7 +1251,8 @@ export class BatchJob<T> implements AsyncIterable<T> {
   #settle!: [(s: JobSummary) => void, (e: unknown) => void]
 
   /** @internal */
-  constructor(limit: number, taken: () => void, cancel: () => void) {
+  constructor(limit: number, taken: () => void, cancel: () => void, materialize: (raw: unknown) => T = (x) => x as T) {
+    this.#materialize = materialize
     this.#limit = limit
     this.#taken = taken
     this.#cancel = cancel
@@ -1251,7 +1263,7 @@ export class BatchJob<T> implements AsyncIterable<T> {
   }
 
   /** @internal */
-  push(item: T): void {
+  push(item: unknown): void {
     if (this.#ended) return
     this.#queue.push(item)
     this.#poke()
@@ -1304,7 +1316,7 @@ export class BatchJob<T> implements AsyncIterable<T> {
     const next = async (): Promise<IteratorResult<T>> => {
       for (;;) {
         if (this.#queue.length > 0) {
-          const value = this.#queue.shift() as T
+          const value = this.#materialize(this.#queue.shift())
           this.#taken()
           const s = this.#space
           this.#space = undefined
@@ -2040,18 +2052,32 @@ export class Pipeline {
     const id = nextId++
     let handle: NativeJob | undefined
     let abortRequested = false
-    const job = new BatchJob<PipelineJobChunk>(n.concurrency, () => handle?.release(1), () => {
-      abortRequested = true
-      handle?.abort()
-    })
+    const job = new BatchJob<PipelineJobChunk>(
+      n.concurrency,
+      () => handle?.release(1),
+      () => {
+        abortRequested = true
+        handle?.abort()
+      },
+      (raw) => {
+        const [firstRow, named] = raw as [number, Columns]
+        const results = this.#objects(named, named.get('scores')!.dims[0], new Map())
+        if (firstRow > 0 && named.has('error_row')) {
+          for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
+        }
+        return { firstRow, results }
+      },
+    )
     const signal = o.signal
     const onAbort = (): void => {
       abortRequested = true
       handle?.abort()
     }
+    const session = this.#session
     const end = (): void => {
       pending.delete(id)
       track(-1)
+      session[kHold](-1)
       signal?.removeEventListener('abort', onAbort)
     }
     const progress = (p: unknown[], final: boolean): JobProgress =>
@@ -2078,14 +2104,7 @@ export class Pipeline {
             job.fail(fromNative(packed))
             return
           }
-          const named = readPacked(packed as unknown[])
-          const rows = named.get('scores')!.dims[0]
-          const firstRow = ev[1] as number
-          const results = this.#objects(named, rows, new Map())
-          if (firstRow > 0 && named.has('error_row')) {
-            for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
-          }
-          job.push({ firstRow, results })
+          job.push([ev[1] as number, readPacked(packed as unknown[])])
           return
         }
         case 1:
@@ -2112,6 +2131,7 @@ export class Pipeline {
       throw fromNative(e)
     }
     track(1)
+    session[kHold](1)
     signal?.addEventListener('abort', onAbort, { once: true })
     return job
   }

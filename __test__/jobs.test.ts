@@ -78,12 +78,15 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
-  // The bound: chunkSize (4096) × (concurrency in flight + concurrency undelivered)
-  // chunks of a few MB at most each (input columns, the stages' working copies,
-  // the feature tensor, result columns), plus the reader's and writer's 64 KiB
-  // buffers and the engine's arena: well under 100 MB above the baseline,
-  // whatever the file's length. Measured here (2 cores): under 2 MB above a warmed-up baseline.
-  const RSS_BOUND_MB = 100
+  // The bound: a chunk of 4096 penguins rows costs under 2 MB natively (input
+  // columns and their working copies, one-hot columns, the f64 and f32 feature
+  // tensors, result columns, its JSONL text), and at most `concurrency` chunks
+  // are in flight plus `concurrency` undelivered (none when writing a file):
+  // 4 chunks on 2 cores, under 8 MB, whatever the file's length. The bound
+  // adds the reader's and writer's 64 KiB buffers, the engine's arena for a
+  // 4096-row batch and allocator slack (a new thread's malloc arena) to that:
+  // 50 MB above a warmed-up baseline. Measured here (2 cores): under 3 MB.
+  const RSS_BOUND_MB = 50
 
   it('runs 1M rows from a CSV file to JSONL in input order, with progress, in bounded memory', async () => {
     const out = join(dir, 'big.jsonl')
@@ -286,6 +289,18 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     await rejectsWith(j2.done, 'ERR_ABORTED')
     await rejectsWith(drained, 'ERR_ABORTED')
     expect(p.session.pendingRuns).toBe(0)
+  })
+
+  it('a session disposed mid-job fails the job with ERR_DISPOSED; runs during a job are not starved', async () => {
+    const q = await Pipeline.load(specPath)
+    const job = q.runJob(big, { output: join(dir, 'disposed.jsonl'), chunkSize: 1024 })
+    const one = (await q.run(records[0])) as PipelineResult
+    expect(one.label).toBe('Adelie')
+    await new Promise((r) => setTimeout(r, 30))
+    await q.dispose()
+    await rejectsWith(job.done, 'ERR_DISPOSED')
+    expect(existsSync(join(dir, 'disposed.jsonl'))).toBe(false)
+    expect(activeJobs()).toBe(0)
   })
 
   it('malformed rows: per-row errors with row and field, or the job fails naming them', async () => {
