@@ -1,14 +1,15 @@
 //! Batch jobs: a pipeline over a whole CSV or JSONL file, in bounded memory.
 //!
-//! One driver thread per job reads the file a chunk at a time, submits each
-//! chunk to the session's scheduler (so the pool's slots are shared fairly
-//! with other runs), and takes the finished chunks back in input order, to
-//! write them to the output file or hand them to the caller. At most
-//! `concurrency` chunks are between reading and writing at any time, and the
+//! A reader thread parses the file a chunk at a time; the job's driver thread
+//! submits each chunk to the session's scheduler (so the pool's slots are
+//! shared fairly with other runs) and takes the finished chunks back in input
+//! order, to write them to the output file or hand them to the caller. Parsing,
+//! the pipeline and writing run on different threads, so they overlap across
+//! the cores; with `poolSize` > 1, chunks also run the model in parallel. At
+//! most `concurrency + 2` chunks are between reading and delivery at any time
+//! (`concurrency` for the model, one being read, one being written), and the
 //! caller holds at most `concurrency` undelivered chunks (credits), so memory
-//! is bounded by about `2 × concurrency` chunks whatever the file's size.
-//! Reading and writing on the driver overlap with the model running on the
-//! scheduler's workers.
+//! is bounded by about `2 × concurrency + 2` chunks whatever the file's size.
 
 pub mod read;
 pub mod write;
@@ -34,7 +35,8 @@ pub struct JobOptions {
     /// Results go to this file; None hands them to the caller as events.
     pub output: Option<(PathBuf, OutputFormat)>,
     pub chunk_rows: usize,
-    /// Chunks between reading and writing at once (at least 1).
+    /// Chunks submitted to the model at once (at least 1); one more may be
+    /// read ahead and one more written meanwhile.
     pub concurrency: usize,
     /// A bad row fails the job (else it gets an error beside the good rows).
     pub fail_fast: bool,
@@ -187,10 +189,78 @@ struct Driver<'a> {
     clock: Instant,
 }
 
+/// What the driver waits for: the reader's next chunk, or a finished one.
+enum Msg {
+    /// None at the end of the input; the reader sends nothing after None or an error.
+    Read(Result<Option<read::Chunk>>),
+    Ran(usize, Result<RunOutput>),
+}
+
+/// How many chunks the reader may be ahead of delivery: one is taken before
+/// reading a chunk and given back once the chunk is delivered.
+struct Slots {
+    state: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots { state: Mutex::new((n, false)), changed: Condvar::new() }
+    }
+
+    /// Waits for a free slot; false once closed.
+    fn take(&self) -> bool {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if s.1 {
+                return false;
+            }
+            if s.0 > 0 {
+                s.0 -= 1;
+                return true;
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn give(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        self.changed.notify_one();
+    }
+
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.changed.notify_all();
+    }
+}
+
 impl Driver<'_> {
+    /// Parsing runs on a reader thread of its own, the pipeline on the
+    /// scheduler's workers, and formatting and writing here, so the three
+    /// overlap across the cores.
     fn run(&mut self, mut reader: Reader) -> Result<()> {
         self.progress.bytes_total = reader.bytes_total();
-        let (tx, rx) = mpsc::channel::<(usize, Result<RunOutput>)>();
+        let (tx, rx) = mpsc::channel::<Msg>();
+        // One chunk being read and one being written besides those in the
+        // model: with fewer, the three stages could not all be busy at once.
+        let slots = Arc::new(Slots::new(self.opts.concurrency + 2));
+        let reading = {
+            let (tx, slots, ctl, rows) = (tx.clone(), Arc::clone(&slots), Arc::clone(&self.ctl), self.opts.chunk_rows);
+            std::thread::Builder::new()
+                .name("oxinfer-job-read".into())
+                .spawn(move || loop {
+                    if !slots.take() || ctl.is_aborted() {
+                        let _ = tx.send(Msg::Read(Err(aborted())));
+                        return;
+                    }
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next_chunk(rows))).unwrap_or_else(|p| Err(Error::from_panic(p)));
+                    let last = !matches!(r, Ok(Some(_)));
+                    if tx.send(Msg::Read(r)).is_err() || last {
+                        return;
+                    }
+                })
+                .map_err(|e| Error::Backend(format!("cannot start the job's reader thread: {e}")))?
+        };
         let mut flight: BTreeMap<usize, InFlight> = BTreeMap::new();
         let (mut next_seq, mut next_out, mut eof) = (0usize, 0usize, false);
         let mut last_progress = Instant::now();
@@ -199,70 +269,77 @@ impl Driver<'_> {
                 if self.ctl.is_aborted() {
                     return Err(aborted());
                 }
-                while !eof && flight.len() < self.opts.concurrency {
-                    let Some(chunk) = reader.next_chunk(self.opts.chunk_rows)? else {
-                        eof = true;
-                        break;
-                    };
-                    let run_ctl = Arc::new(RunControl::new());
-                    self.ctl.running.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&run_ctl));
-                    if self.ctl.is_aborted() {
-                        return Err(aborted());
-                    }
-                    let seq = next_seq;
-                    next_seq += 1;
-                    flight.insert(seq, InFlight { first_row: chunk.first_row, end_byte: chunk.end_byte, ctl: Arc::clone(&run_ctl), result: None });
-                    let p = Arc::clone(&self.pipeline);
-                    let tx = tx.clone();
-                    let batch = chunk.batch;
-                    let opts = RunOptions { fail_fast: self.opts.fail_fast, timings: false };
-                    let job = Job {
-                        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                        work: Work::Custom(Box::new(move |backend, slot, c| p.run(&batch, opts, backend, slot, c))),
-                        deadline: None,
-                        priority: usize::MAX,
-                        ctl: run_ctl,
-                        done: Box::new(move |r| {
-                            let _ = tx.send((seq, r));
-                        }),
-                    };
-                    if let Err(e) = self.scheduler.submit(job) {
-                        flight.remove(&seq);
-                        return Err(e);
-                    }
-                }
-                if flight.is_empty() {
+                if eof && flight.is_empty() {
                     return Ok(());
                 }
-                let (seq, r) = rx.recv().map_err(|_| Error::Backend("a job chunk vanished".into()))?;
-                if let Some(f) = flight.get_mut(&seq) {
-                    f.result = Some(r);
-                }
-                // Deliver every chunk that is next in input order.
-                while flight.get(&next_out).is_some_and(|f| f.result.is_some()) {
-                    let f = flight.remove(&next_out).expect("checked above");
-                    next_out += 1;
-                    self.ctl.running.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, &f.ctl));
-                    self.deliver(f)?;
-                    if last_progress.elapsed() >= self.opts.progress_every {
-                        last_progress = Instant::now();
-                        self.progress.seconds = self.clock.elapsed().as_secs_f64();
-                        (self.emit)(JobEvent::Progress(self.progress));
+                match rx.recv().map_err(|_| Error::Backend("the job's channel closed".into()))? {
+                    Msg::Read(Ok(Some(chunk))) => {
+                        let run_ctl = Arc::new(RunControl::new());
+                        self.ctl.running.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&run_ctl));
+                        if self.ctl.is_aborted() {
+                            return Err(aborted());
+                        }
+                        let seq = next_seq;
+                        next_seq += 1;
+                        flight.insert(seq, InFlight { first_row: chunk.first_row, end_byte: chunk.end_byte, ctl: Arc::clone(&run_ctl), result: None });
+                        let p = Arc::clone(&self.pipeline);
+                        let tx = tx.clone();
+                        let batch = chunk.batch;
+                        let opts = RunOptions { fail_fast: self.opts.fail_fast, timings: false };
+                        let job = Job {
+                            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                            work: Work::Custom(Box::new(move |backend, slot, c| p.run(&batch, opts, backend, slot, c))),
+                            deadline: None,
+                            priority: usize::MAX,
+                            ctl: run_ctl,
+                            done: Box::new(move |r| {
+                                let _ = tx.send(Msg::Ran(seq, r));
+                            }),
+                        };
+                        if let Err(e) = self.scheduler.submit(job) {
+                            flight.remove(&seq);
+                            return Err(e);
+                        }
+                    }
+                    Msg::Read(Ok(None)) => eof = true,
+                    Msg::Read(Err(e)) => return Err(e),
+                    Msg::Ran(seq, r) => {
+                        if let Some(f) = flight.get_mut(&seq) {
+                            f.result = Some(r);
+                        }
+                        // Deliver every chunk that is next in input order.
+                        while flight.get(&next_out).is_some_and(|f| f.result.is_some()) {
+                            let f = flight.remove(&next_out).expect("checked above");
+                            next_out += 1;
+                            self.ctl.running.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, &f.ctl));
+                            self.deliver(f)?;
+                            slots.give();
+                            if last_progress.elapsed() >= self.opts.progress_every {
+                                last_progress = Instant::now();
+                                self.progress.seconds = self.clock.elapsed().as_secs_f64();
+                                (self.emit)(JobEvent::Progress(self.progress));
+                            }
+                        }
                     }
                 }
             }
         })();
-        if outcome.is_err() {
-            // Stop what is still running and wait for it, so nothing of the job outlives it.
-            for f in flight.values() {
-                f.ctl.abort();
-            }
-            let mut left = flight.values().filter(|f| f.result.is_none()).count();
-            drop(flight);
-            while left > 0 && rx.recv().is_ok() {
-                left -= 1;
+        // Stop the reader and whatever still runs, and wait for both, so
+        // nothing of the job outlives it.
+        slots.close();
+        for f in flight.values() {
+            f.ctl.abort();
+        }
+        let mut left = flight.values().filter(|f| f.result.is_none()).count();
+        drop(flight);
+        while left > 0 {
+            match rx.recv() {
+                Ok(Msg::Ran(..)) => left -= 1,
+                Ok(Msg::Read(_)) => {}
+                Err(_) => break,
             }
         }
+        let _ = reading.join();
         self.ctl.running.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.progress.seconds = self.clock.elapsed().as_secs_f64();
         outcome
