@@ -1195,7 +1195,11 @@ export interface JobOptions {
   onProgress?: (p: JobProgress) => void
   /** Default 250. */
   progressIntervalMs?: number
-  /** Chunks in flight at once (and chunks the iterator may hold undelivered). Default: the number of cores. */
+  /**
+   * Chunks in flight at once (file jobs also read one ahead and write one
+   * meanwhile), and chunks the iterator may hold until taken. Memory is
+   * bounded by these chunks, whatever the source's length. Default: the number of cores.
+   */
   concurrency?: number
   /** Iterable sources: the total row count, for ETA. */
   total?: number

@@ -80,9 +80,9 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
 
   // The bound: a chunk of 4096 penguins rows costs under 2 MB natively (input
   // columns and their working copies, one-hot columns, the f64 and f32 feature
-  // tensors, result columns, its JSONL text), and at most `concurrency` chunks
-  // are in flight plus `concurrency` undelivered (none when writing a file):
-  // 4 chunks on 2 cores, under 8 MB, whatever the file's length. The bound
+  // tensors, result columns, its JSONL text), and at most `concurrency + 2`
+  // chunks are in flight plus `concurrency` undelivered (none when writing a
+  // file): 4 chunks on 2 cores, under 8 MB, whatever the file's length. The bound
   // adds the reader's and writer's 64 KiB buffers, the engine's arena for a
   // 4096-row batch and allocator slack (a new thread's malloc arena) to that:
   // 50 MB above a warmed-up baseline. Measured here (2 cores): under 3 MB.
