@@ -1414,6 +1414,9 @@ function driveChunks<C, R>(
   }
   const onAbort = (): void => inner.abort(o.signal?.reason)
   o.signal?.addEventListener('abort', onAbort, { once: true })
+  // Waits that an abort must cut short: a source that never yields, a consumer that never takes.
+  const ABORTED = Symbol('aborted')
+  const stopped = new Promise<typeof ABORTED>((resolve) => inner.signal.addEventListener('abort', () => resolve(ABORTED), { once: true }))
   void (async () => {
     const flight: { p: Promise<R>; rows: number }[] = []
     let firstRow = 0
@@ -1421,7 +1424,8 @@ function driveChunks<C, R>(
     try {
       for (;;) {
         while (!eof && flight.length < o.concurrency && !inner.signal.aborted) {
-          const n = await chunks.next()
+          const n = await Promise.race([chunks.next(), stopped])
+          if (n === ABORTED) break
           if (n.done) {
             eof = true
             break
@@ -1436,7 +1440,7 @@ function driveChunks<C, R>(
         const head = flight.shift()
         if (!head) break
         const r = await head.p
-        await job.room()
+        await Promise.race([job.room(), stopped])
         if (inner.signal.aborted || job.settled) throw abortedJob(o.signal)
         job.push(r)
         rowsDone += head.rows

@@ -225,7 +225,7 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
   })
 
   it('cancels midway: ERR_ABORTED, no progress after, no file, no native job left, no memory growth', async () => {
-    const cancelOnce = async (): Promise<void> => {
+    const cancelOnce = async (at = 1): Promise<void> => {
       const ac = new AbortController()
       const out = join(dir, 'cancelled.jsonl')
       let after = 0
@@ -235,9 +235,10 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
         chunkSize: 1024,
         signal: ac.signal,
         progressIntervalMs: 0,
-        onProgress: () => {
+        onProgress: (x) => {
           if (aborted) after++
-          else if (!aborted) {
+          else if (x.rowsDone >= at) {
+            expect(x.rowsDone).toBeLessThan(BIG)
             aborted = true
             ac.abort(new Error('stop'))
           }
@@ -249,6 +250,7 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
       expect(existsSync(out)).toBe(false)
       expect(activeJobs()).toBe(0)
     }
+    await cancelOnce(BIG / 2)
     for (let i = 0; i < 3; i++) await cancelOnce()
     global.gc?.()
     const before = rss()
@@ -288,6 +290,26 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     })()
     await rejectsWith(j2.done, 'ERR_ABORTED')
     await rejectsWith(drained, 'ERR_ABORTED')
+    expect(p.session.pendingRuns).toBe(0)
+
+    // Aborts cut short a source that never yields and a consumer that never takes.
+    const ac3 = new AbortController()
+    const stuck = p.runJob(
+      (async function* () {
+        yield records[0]
+        await new Promise(() => {})
+      })(),
+      { signal: ac3.signal },
+    )
+    setTimeout(() => ac3.abort(), 20)
+    await rejectsWith(stuck.done, 'ERR_ABORTED')
+    for (const source of [big, endless()]) {
+      const ac4 = new AbortController()
+      const idle = p.runJob(source, { signal: ac4.signal, chunkSize: 256, concurrency: 2 })
+      setTimeout(() => ac4.abort(), 100)
+      await rejectsWith(idle.done, 'ERR_ABORTED')
+    }
+    expect(activeJobs()).toBe(0)
     expect(p.session.pendingRuns).toBe(0)
   })
 
