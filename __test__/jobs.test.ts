@@ -391,6 +391,16 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     }
     expect(() => job[Symbol.asyncIterator]()).toThrow(OxinferError)
 
+    // A throw from onProgress fails the job with that error.
+    const boom = new Error('boom')
+    const thrown = p.runJob(big, { output: join(dir, 'boom.jsonl'), progressIntervalMs: 0, onProgress: () => { throw boom } })
+    expect(await settle(thrown)).toBe(boom)
+    const thrown2 = p.runJob(records, { progressIntervalMs: 0, chunkSize: 64, onProgress: () => { throw boom } })
+    await expect((async () => { for await (const _ of thrown2) { /* drain */ } })()).rejects.toBe(boom)
+    expect(await settle(thrown2)).toBe(boom)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(activeJobs()).toBe(0)
+
     const q = await Pipeline.load(specPath)
     await q.dispose()
     throwsWith(() => q.runJob(small), 'ERR_DISPOSED')

@@ -397,6 +397,10 @@ mod tests {
         assert_eq!(Reader::open(Path::new("/nonexistent/x.csv"), InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
         let p = file("c.csv", "p,q\n1,2\n");
         assert_eq!(Reader::open(&p, InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        let images: Vec<Field> = serde_json::from_str(r#"[{"name":"p","type":"image"}]"#).unwrap();
+        let e = Reader::open(&p, InputFormat::Csv, &images).err().unwrap();
+        assert_eq!(e.code(), "ERR_INVALID_ARGUMENT");
+        assert!(e.to_string().contains("image"));
         std::fs::remove_file(p).ok();
     }
 }
