@@ -8,7 +8,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync } from 'node:fs'
+import { createWriteStream, existsSync, openSync, unlinkSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -1213,7 +1213,7 @@ export interface PipelineJobOptions extends JobOptions {
   errors?: 'throw' | 'return'
   /** The input file's format. Default: from its extension (.csv; .jsonl, .ndjson). */
   format?: 'csv' | 'jsonl'
-  /** File sources: write the results to this file (created or truncated) instead of yielding them. */
+  /** Write the results to this file (created or truncated) instead of yielding them: JSONL, or for file sources also CSV. */
   output?: string
   /** Default: from the output's extension (.csv, else JSONL). */
   outputFormat?: 'csv' | 'jsonl'
@@ -1385,7 +1385,9 @@ function abortedJob(signal: AbortSignal | undefined): OxinferError {
 /** Moves an error's row from its chunk into the whole input. */
 function shiftRow(e: unknown, firstRow: number): unknown {
   if (!(e instanceof OxinferError) || e.row === undefined || firstRow === 0) return e
-  return new OxinferError(e.code, e.message, { input: e.input, row: e.row + firstRow, field: e.field, stage: e.stage, cause: e.cause })
+  const row = e.row + firstRow
+  // Messages made in JS name the row too.
+  return new OxinferError(e.code, e.message.replace(/^row \d+: /, `row ${row}: `), { input: e.input, row, field: e.field, stage: e.stage, cause: e.cause })
 }
 
 /**
@@ -1401,6 +1403,7 @@ function driveChunks<C, R>(
   errorsOf: (result: R) => number,
   o: { signal?: AbortSignal; onProgress?: (p: JobProgress) => void; intervalMs: number; concurrency: number; total?: number },
   inner: AbortController,
+  sink?: ResultSink<R>,
 ): void {
   const t0 = performance.now()
   let rowsDone = 0
@@ -1440,18 +1443,21 @@ function driveChunks<C, R>(
         const head = flight.shift()
         if (!head) break
         const r = await head.p
-        await Promise.race([job.room(), stopped])
+        if (sink) await Promise.race([sink.write(r), stopped])
+        else await Promise.race([job.room(), stopped])
         if (inner.signal.aborted || job.settled) throw abortedJob(o.signal)
-        job.push(r)
+        if (!sink) job.push(r)
         rowsDone += head.rows
         errors += errorsOf(r)
         report(false)
       }
+      await sink?.close()
       report(true)
       const seconds = (performance.now() - t0) / 1000
       job.finish({ rows: rowsDone, errors, seconds, rowsPerSecond: seconds > 0 ? rowsDone / seconds : 0 })
     } catch (e) {
       inner.abort()
+      sink?.discard()
       await Promise.allSettled(flight.map((f) => f.p))
       job.fail(inner.signal.aborted && o.signal?.aborted ? abortedJob(o.signal) : e)
       void chunks.return?.()
@@ -1459,6 +1465,78 @@ function driveChunks<C, R>(
       o.signal?.removeEventListener('abort', onAbort)
     }
   })()
+}
+
+/** Where an iterable job's results go instead of the iterator. */
+interface ResultSink<R> {
+  /** Resolves once the stream takes more (backpressure). */
+  write(r: R): Promise<void>
+  close(): Promise<void>
+  /** Drops the partial file. */
+  discard(): void
+}
+
+/**
+ * Writes pipeline results as JSON lines, in the native job writer's format
+ * (crates/oxinfer-core/src/job/write.rs), for iterable sources. The file is
+ * opened synchronously so that an unwritable path throws from `runJob`.
+ */
+function jsonlSink(path: string): ResultSink<PipelineJobChunk> {
+  let fd: number
+  try {
+    fd = openSync(path, 'w')
+  } catch (e) {
+    throw invalidArg(`cannot write the output file '${path}': ${(e as Error).message}`)
+  }
+  const stream = createWriteStream('', { fd })
+  let failed: Error | undefined
+  stream.on('error', (e) => (failed = e))
+  const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null')
+  const line = (row: number, r: PipelineResult | PipelineRowError): string => {
+    if ('error' in r) {
+      const e = r.error
+      return `{"row":${row},"error":{"code":${JSON.stringify(e.code)}${e.field ? `,"field":${JSON.stringify(e.field)}` : ''},"message":${JSON.stringify(e.message)}}}\n`
+    }
+    let o = `{"row":${row}`
+    if (r.labelIndex !== undefined) o += `,"label":${JSON.stringify(r.label ?? null)},"labelIndex":${r.labelIndex}`
+    if (r.score !== undefined) o += `,"score":${num(r.score)}`
+    if (r.value !== undefined) o += `,"value":${num(r.value)}`
+    if (r.top) o += `,"top":${JSON.stringify(r.top)}`
+    if (r.labels) o += `,"labels":${JSON.stringify(r.labels)}`
+    if (r.bucket !== undefined) o += `,"bucket":${JSON.stringify(r.bucket ?? null)}`
+    return o + `,"scores":[${Array.from(r.scores, num).join(',')}]}\n`
+  }
+  const check = (): void => {
+    if (failed) throw invalidArg(`cannot write the output file '${path}': ${failed.message}`)
+  }
+  return {
+    write(c) {
+      check()
+      let text = ''
+      for (let i = 0; i < c.results.length; i++) text += line(c.firstRow + i, c.results[i])
+      if (stream.write(text)) return Promise.resolve()
+      return new Promise((resolve) => {
+        const done = (): void => {
+          stream.off('drain', done)
+          stream.off('close', done)
+          resolve()
+        }
+        stream.on('drain', done)
+        stream.on('close', done)
+      })
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => stream.end(() => (failed ? reject(invalidArg(`cannot write the output file '${path}': ${failed.message}`)) : resolve())))
+    },
+    discard() {
+      stream.destroy()
+      try {
+        unlinkSync(path)
+      } catch {
+        // Already gone.
+      }
+    },
+  }
 }
 
 function iteratorOf(source: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {
@@ -1956,9 +2034,9 @@ export class Pipeline {
    *   each array or column chunk is one chunk. Runs through `runBatch`.
    *
    * Results come in input order, as {@link PipelineJobChunk}s, or go to
-   * `output` (file sources only: JSONL lines `{"row", ...the result}` or
-   * `{"row", "error": {code, field, message}}`, or CSV). On failure or abort
-   * the output file is removed. Bad options, a missing input file, an
+   * `output`: JSONL lines `{"row", ...the result}` or `{"row", "error":
+   * {code, field, message}}` (any source), or CSV (file sources). On failure
+   * or abort the output file is removed. Bad options, a missing input file, an
    * unwritable output, an unfitted spec or a disposed session throw at once.
    */
   runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions = {}): BatchJob<PipelineJobChunk> {
@@ -1983,9 +2061,13 @@ export class Pipeline {
       const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
       return this.#fileJob(resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o)
     }
-    if (opts.output !== undefined || opts.outputFormat !== undefined) throw invalidArg('runJob: output files are written for file sources only; iterate the job for the results of an iterable')
     if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
     const it = iteratorOf(source, 'runJob')
+    let sink: ResultSink<PipelineJobChunk> | undefined
+    if (opts.output !== undefined) {
+      if (formatOf('outputFormat', opts.output as string, 'jsonl') !== 'jsonl') throw invalidArg('runJob: iterable sources write JSONL output only; CSV output is written for file sources')
+      sink = jsonlSink(resolvePath(opts.output as string))
+    }
     const inner = new AbortController()
     const job = new BatchJob<PipelineJobChunk>(o.concurrency, () => {}, () => inner.abort())
     const isColumns = (v: Record<string, unknown>): boolean =>
@@ -2047,7 +2129,7 @@ export class Pipeline {
       for (const r of c.results) if ('error' in r) n++
       return n
     }
-    driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner)
+    driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink)
     return job
   }
 

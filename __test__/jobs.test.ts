@@ -197,6 +197,43 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     )
   })
 
+  it('writes JSONL output for iterable sources too, in the native format', async () => {
+    const src = join(dir, 'same.jsonl')
+    writeFileSync(src, records.map((r) => JSON.stringify(r)).join('\n') + '\n')
+    const fromFile = join(dir, 'from-file.jsonl')
+    const fromIter = join(dir, 'from-iter.jsonl')
+    const bad = [...records, { ...records[0], body_mass_g: 'x' }]
+    writeFileSync(src, bad.map((r) => JSON.stringify(r)).join('\n') + '\n')
+    await p.runJob(src, { output: fromFile, errors: 'return' }).done
+    const job = p.runJob(bad, { output: fromIter, errors: 'return', chunkSize: 50 })
+    for await (const _ of job) throw new Error('a job that writes a file yields nothing')
+    expect(await job.done).toMatchObject({ rows: bad.length, errors: 1 })
+    const a = readFileSync(fromFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const b = readFileSync(fromIter, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    expect(b).toHaveLength(a.length)
+    a.forEach((x, i) => {
+      expect(Object.keys(b[i])).toEqual(Object.keys(x))
+      expect(b[i].row).toBe(x.row)
+      expect(b[i].label).toBe(x.label)
+      if (x.error) {
+        expect([b[i].error.code, b[i].error.field]).toEqual([x.error.code, x.error.field])
+        expect(b[i].error.message).toMatch(new RegExp(`^row ${i}: field 'body_mass_g' expects a number`))
+      }
+      else x.scores.forEach((v: number, j: number) => expect(Math.fround(b[i].scores[j])).toBe(Math.fround(v)))
+    })
+    throwsWith(() => p.runJob(records, { output: join(dir, 'x.csv') }), 'ERR_INVALID_ARGUMENT')
+    throwsWith(() => p.runJob(records, { output: join(dir, 'no', 'dir.jsonl') }), 'ERR_INVALID_ARGUMENT')
+    const ac = new AbortController()
+    async function* slow(): AsyncGenerator<Record<string, unknown>> {
+      for (let i = 0; ; i++) {
+        if (i === 500) ac.abort()
+        yield recordAt(i)
+      }
+    }
+    await rejectsWith(p.runJob(slow(), { output: join(dir, 'aborted.jsonl'), signal: ac.signal, chunkSize: 100 }).done, 'ERR_ABORTED')
+    expect(existsSync(join(dir, 'aborted.jsonl'))).toBe(false)
+  })
+
   it('Session.runJob runs feeds chunks in order', async () => {
     const s = p.session
     const sizes = [64, 1, 5, 300, 2]
@@ -375,7 +412,7 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     throwsWith(() => p.runJob(small, { onProgress: 5 as never }), 'ERR_INVALID_ARGUMENT')
     throwsWith(() => p.runJob(small, { signal: {} as never }), 'ERR_INVALID_ARGUMENT')
     throwsWith(() => p.runJob(join(dir, 'x.txt')), 'ERR_INVALID_ARGUMENT')
-    throwsWith(() => p.runJob(records, { output: join(dir, 'o.jsonl') }), 'ERR_INVALID_ARGUMENT')
+    throwsWith(() => p.runJob(records, { format: 'csv' }), 'ERR_INVALID_ARGUMENT')
     throwsWith(() => p.runJob(42 as never), 'ERR_INVALID_ARGUMENT')
     const missing = throwsWith(() => p.runJob(join(dir, 'nope.csv')), 'ERR_INVALID_ARGUMENT')
     expect(missing.message).toMatch(/cannot open the input file/)
