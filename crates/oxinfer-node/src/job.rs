@@ -49,20 +49,19 @@ pub fn active_jobs() -> u32 {
     job::active() as u32
 }
 
-fn options(o: &NativeJobOptions) -> std::result::Result<JobOptions, CoreError> {
-    let format = |f: &str| match f {
-        "csv" => Ok(()),
-        "jsonl" => Ok(()),
+/// Reads a format name: true for CSV, false for JSONL.
+fn is_csv(f: &str) -> std::result::Result<bool, CoreError> {
+    match f {
+        "csv" => Ok(true),
+        "jsonl" => Ok(false),
         f => Err(CoreError::InvalidArgument(format!("format must be 'csv' or 'jsonl', got '{f}'"))),
-    };
-    format(&o.input_format)?;
-    let input_format = if o.input_format == "csv" { InputFormat::Csv } else { InputFormat::Jsonl };
+    }
+}
+
+fn options(o: &NativeJobOptions) -> std::result::Result<JobOptions, CoreError> {
+    let input_format = if is_csv(&o.input_format)? { InputFormat::Csv } else { InputFormat::Jsonl };
     let output = match &o.output {
-        Some(path) => {
-            let f = o.output_format.as_deref().unwrap_or("jsonl");
-            format(f)?;
-            Some((path.into(), if f == "csv" { OutputFormat::Csv } else { OutputFormat::Jsonl }))
-        }
+        Some(path) => Some((path.into(), if is_csv(o.output_format.as_deref().unwrap_or("jsonl"))? { OutputFormat::Csv } else { OutputFormat::Jsonl })),
         None => None,
     };
     Ok(JobOptions {
