@@ -5,7 +5,7 @@
 //! (the 0-based data row of the input): `{"row":0,"label":"Adelie",
 //! "labelIndex":0,"score":0.98,"scores":[…]}`, or `{"row":3,"error":{"code",
 //! "field","message"}}`. CSV has the flat part: `row,label,labelIndex,score,
-//! scores.<label>…,bucket,value,error_code,error_field,error_message`, with the
+//! value,scores.<label>…,bucket,error_code,error_field,error_message`, with the
 //! columns the spec's post-processing produces. Non-finite numbers are null
 //! (JSONL) or empty (CSV).
 
