@@ -1299,6 +1299,7 @@ export class BatchJob<T> implements AsyncIterable<T> {
     this.#poke()
   }
 
+  /** @internal Whether `done` has settled. */
   get settled(): boolean {
     return this.#ended
   }
