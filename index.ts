@@ -1217,11 +1217,21 @@ export interface PipelineJobOptions extends JobOptions {
   output?: string
   /** Default: from the output's extension (.csv, else JSONL). */
   outputFormat?: 'csv' | 'jsonl'
+  /** What the iterator yields per chunk: 'objects' (default, {@link PipelineJobChunk}) or 'columns' ({@link PipelineJobColumns}, cheaper for large chunks). */
+  results?: 'objects' | 'columns'
 }
 
 /** Session jobs also choose outputs, as `run` does. */
 export interface SessionJobOptions extends JobOptions {
   outputs?: string[]
+}
+
+/** A chunk of a pipeline job's results as columns (`results: 'columns'`), in input order. */
+export interface PipelineJobColumns {
+  /** Index of the chunk's first row in the whole input (0-based). */
+  firstRow: number
+  /** As `runBatch(…, { output: 'columns' })` returns them; `errors[i]` has `row` counted in the whole input. */
+  columns: PipelineColumns
 }
 
 /** A chunk of a pipeline job's results, in input order. */
@@ -1538,6 +1548,11 @@ function jsonlSink(path: string): ResultSink<PipelineJobChunk> {
       }
     },
   }
+}
+
+function shiftColumnErrors(c: PipelineColumns, firstRow: number): void {
+  if (firstRow === 0) return
+  for (let i = 0; i < c.errors.length; i++) if (c.errors[i]) c.errors[i] = shiftRow(c.errors[i], firstRow) as OxinferError
 }
 
 function iteratorOf(source: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {
@@ -2040,9 +2055,14 @@ export class Pipeline {
    * or abort the output file is removed. Bad options, a missing input file, an
    * unwritable output, an unfitted spec or a disposed session throw at once.
    */
-  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions = {}): BatchJob<PipelineJobChunk> {
-    const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat'])
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions & { results: 'columns' }): BatchJob<PipelineJobColumns>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options?: PipelineJobOptions): BatchJob<PipelineJobChunk>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions = {}): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+    const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results'])
     const opts = options as Record<string, unknown>
+    const shape = opts.results ?? 'objects'
+    if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${JSON.stringify(shape)}`)
+    if (shape === 'columns' && opts.output !== undefined) throw invalidArg("runJob: results: 'columns' shapes what the iterator yields; a job with output yields nothing")
     const chunkSize = intOption(opts, 'chunkSize', 4096, 1, 1 << 24)
     const errors = opts.errors ?? 'throw'
     if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
@@ -2060,7 +2080,7 @@ export class Pipeline {
       const inputFormat = formatOf('format', source)
       const output = opts.output as string | undefined
       const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
-      return this.#fileJob(resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o)
+      return this.#fileJob(resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o, shape === 'columns')
     }
     if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
     const it = iteratorOf(source, 'runJob')
@@ -2070,7 +2090,7 @@ export class Pipeline {
       sink = jsonlSink(resolvePath(opts.output as string))
     }
     const inner = new AbortController()
-    const job = new BatchJob<PipelineJobChunk>(o.concurrency, () => {}, () => inner.abort())
+    const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
     const isColumns = (v: Record<string, unknown>): boolean =>
       this.#fields.some((f) => f.type !== 'array' && f.type !== 'list' && f.type !== 'image' && (Array.isArray(v[f.name]) || ArrayBuffer.isView(v[f.name])))
     const rowsOf = (c: Record<string, unknown>[] | PipelineColumnsInput): number => {
@@ -2112,7 +2132,17 @@ export class Pipeline {
         await it.return?.()
       }
     }
-    const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk> => {
+    const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk | PipelineJobColumns> => {
+      if (shape === 'columns') {
+        let columns: PipelineColumns
+        try {
+          columns = await this.runBatch(chunk as Record<string, unknown>[], { signal, errors: errors as 'throw' | 'return', output: 'columns' })
+        } catch (e) {
+          throw shiftRow(e, firstRow)
+        }
+        shiftColumnErrors(columns, firstRow)
+        return { firstRow, columns }
+      }
       let results: (PipelineResult | PipelineRowError)[]
       try {
         results = await this.runBatch(chunk as Record<string, unknown>[], { signal, errors: errors as 'throw' | 'return' })
@@ -2124,13 +2154,14 @@ export class Pipeline {
       }
       return { firstRow, results }
     }
-    const countErrors = (c: PipelineJobChunk): number => {
+    const countErrors = (c: PipelineJobChunk | PipelineJobColumns): number => {
       if (errors === 'throw') return 0
       let n = 0
-      for (const r of c.results) if ('error' in r) n++
+      if ('columns' in c) for (const e of c.columns.errors) n += e ? 1 : 0
+      else for (const r of c.results) if ('error' in r) n++
       return n
     }
-    driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink)
+    driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink as ResultSink<PipelineJobChunk | PipelineJobColumns> | undefined)
     return job
   }
 
@@ -2139,11 +2170,12 @@ export class Pipeline {
     input: string,
     n: Omit<NativeJobOptions, 'input'>,
     o: { signal?: AbortSignal; onProgress?: (p: JobProgress) => void },
-  ): BatchJob<PipelineJobChunk> {
+    asColumns: boolean,
+  ): BatchJob<PipelineJobChunk | PipelineJobColumns> {
     const id = nextId++
     let handle: NativeJob | undefined
     let abortRequested = false
-    const job = new BatchJob<PipelineJobChunk>(
+    const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(
       n.concurrency,
       () => handle?.release(1),
       () => {
@@ -2152,6 +2184,11 @@ export class Pipeline {
       },
       (raw) => {
         const [firstRow, named] = raw as [number, Columns]
+        if (asColumns) {
+          const columns = this.#columns(named, named.get('scores')!.dims[0], new Map())
+          shiftColumnErrors(columns, firstRow)
+          return { firstRow, columns }
+        }
         const results = this.#objects(named, named.get('scores')!.dims[0], new Map())
         if (firstRow > 0 && named.has('error_row')) {
           for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError

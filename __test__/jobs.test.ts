@@ -157,6 +157,23 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     })
     // The same file iterated, in small chunks with several in flight.
     expectSame(await collect(p.runJob(jsonl, { chunkSize: 7, concurrency: 3 })), want)
+
+    // Columns instead of objects, from a file and from an iterable.
+    for (const source of [jsonl, records]) {
+      let at = 0
+      for await (const { firstRow, columns } of p.runJob(source as never, { chunkSize: 100, results: 'columns' })) {
+        expect(firstRow).toBe(at)
+        expect(columns.k).toBe(3)
+        for (let r = 0; r < columns.rows; r++) {
+          expect(columns.label![r]).toBe(want[at + r].label)
+          expect(Math.abs(columns.scores[r * 3] - want[at + r].scores[0])).toBeLessThan(1e-6)
+        }
+        at += columns.rows
+      }
+      expect(at).toBe(records.length)
+    }
+    throwsWith(() => p.runJob(jsonl, { results: 'columns', output: join(dir, 'c.jsonl') } as never), 'ERR_INVALID_ARGUMENT')
+    throwsWith(() => p.runJob(jsonl, { results: 'rows' as never }), 'ERR_INVALID_ARGUMENT')
   })
 
   it('takes an async iterable of records, arrays of records or column chunks, keeping input order', async () => {
@@ -382,6 +399,15 @@ describe('batch jobs (Pipeline.runJob, Session.runJob)', () => {
     const lines = readFileSync(out, 'utf8').trim().split('\n')
     expect(JSON.parse(lines[5])).toMatchObject({ row: 5, error: { code: 'ERR_INVALID_INPUT', field: 'bill_length_mm' } })
     expect(JSON.parse(lines[7000]).error.message).toMatch(/the row has 3 values but the header has 7/)
+
+    for (const source of [bad, (async function* () { yield* rows.map((_, i) => (i === 5 ? { bill_length_mm: 'abc' } : recordAt(i))) })()]) {
+      const errRows: [number, string | undefined][] = []
+      for await (const { firstRow, columns } of p.runJob(source as never, { errors: 'return', chunkSize: 1000, results: 'columns' })) {
+        columns.errors.forEach((e, r) => e && errRows.push([e.row!, e.field]))
+        expect(firstRow % 1000).toBe(0)
+      }
+      expect(errRows[0]).toEqual([5, 'bill_length_mm'])
+    }
 
     const e = await rejectsWith(p.runJob(bad, { output: join(dir, 'fail.jsonl'), chunkSize: 1000 }).done, 'ERR_INVALID_INPUT')
     expect([e.row, e.field]).toEqual([5, 'bill_length_mm'])
