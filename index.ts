@@ -8,7 +8,7 @@
  *
  * @packageDocumentation
  */
-import { existsSync } from 'node:fs'
+import { createWriteStream, existsSync, openSync, unlinkSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { dirname, isAbsolute, join, resolve as resolvePath } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -490,12 +490,27 @@ interface NativeSession {
   dispose(id: number): boolean
   openStream(stateOutputs: string[], stateInputs: string[], initial: unknown[] | null, outputs: string[] | null): NativeStream
   readonly openStreams: number
+  startJob(id: number, pipeline: NativePipeline, options: NativeJobOptions): NativeJob
 }
 interface NativeStream {
   call(id: number, feeds: unknown[], priority?: number): void
   abort(id: number): boolean
   close(): boolean
   readonly pending: number
+}
+interface NativeJobOptions {
+  input: string
+  inputFormat: string
+  output?: string
+  outputFormat?: string
+  chunkSize: number
+  concurrency: number
+  failFast: boolean
+  progressIntervalMs: number
+}
+interface NativeJob {
+  abort(): void
+  release(n: number): void
 }
 interface NativePipeline {
   readonly unfitted: string | null
@@ -537,6 +552,7 @@ interface NativeBinding {
   ortLoadedPath(): string | null
   ortAlreadyMapped(): string | null
   ortSetLogLevel(level: string): void
+  activeJobs(): number
 }
 
 // ---------------------------------------------------------------------------
@@ -681,6 +697,11 @@ export function configure(options: ConfigureOptions = {}): void {
       throw fromNative(e)
     }
   }
+}
+
+/** Batch jobs over files whose native driver is still running (0 once every job has settled). */
+export function activeJobs(): number {
+  return native.activeJobs()
 }
 
 /**
@@ -924,6 +945,8 @@ function checkRequestOptions(what: string, options: Record<string, unknown>, lev
   if (options.onTiming !== undefined && typeof options.onTiming !== 'function') throw invalidArg(`${what}: options.onTiming must be a function`)
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArg(`${what}: options.signal must be an AbortSignal`)
 }
+const kDisposed = Symbol('oxinfer.disposed')
+const kHold = Symbol('oxinfer.hold')
 
 const disposeSymbol: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ?? (Symbol.for('nodejs.asyncDispose') as typeof Symbol.asyncDispose)
@@ -1194,6 +1217,42 @@ export class Session {
     }
   }
 
+  /**
+   * Runs the model over a whole source of feeds chunks (an async or sync
+   * iterable of `Record<string, TensorLike>`, batched along axis 0 by the
+   * caller): up to `concurrency` chunks run at once, results come out in input
+   * order, one `Record<string, Tensor>` per chunk, and a chunk is pulled only
+   * when there is room, so memory stays bounded. Progress counts rows (the
+   * first feed's dims[0]). Files are refused: a model has no record schema;
+   * use `Pipeline.runJob` for CSV or JSONL.
+   */
+  runJob(source: AsyncIterable<Record<string, TensorLike>> | Iterable<Record<string, TensorLike>>, options: SessionJobOptions = {}): BatchJob<Record<string, Tensor>> {
+    const o = jobOptions('session runJob', options, ['outputs'])
+    if (typeof source === 'string') throw invalidArg('Session.runJob: file sources need a record schema; use Pipeline.runJob for CSV or JSONL files')
+    const outputs = (options as SessionJobOptions).outputs
+    if (outputs !== undefined && (!Array.isArray(outputs) || outputs.some((x) => typeof x !== 'string'))) throw invalidArg('runJob: options.outputs must be an array of output names')
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    if (o.signal?.aborted) throw abortedJob(o.signal)
+    const it = iteratorOf(source, 'Session.runJob')
+    const inner = new AbortController()
+    const job = new BatchJob<Record<string, Tensor>>(o.concurrency, () => {}, () => inner.abort())
+    const rowsOf = (feeds: Record<string, TensorLike>): number => {
+      const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
+      return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
+    }
+    const run = (feeds: Record<string, TensorLike>, _firstRow: number, signal: AbortSignal): Promise<Record<string, Tensor>> =>
+      this.run(feeds, outputs === undefined ? { signal } : { signal, outputs })
+    const chunks: AsyncIterator<Record<string, TensorLike>> = {
+      next: async () => (await it.next()) as IteratorResult<Record<string, TensorLike>>,
+      return: async () => {
+        await it.return?.()
+        return { value: undefined, done: true }
+      },
+    }
+    driveChunks(job, chunks, run, rowsOf, () => 0, o, inner)
+    return job
+  }
+
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
     if (!isPlainObject(feeds)) throw invalidArg('run: feeds must be an object mapping input names to tensors')
     const flat: unknown[] = []
@@ -1386,6 +1445,19 @@ export class Session {
   /** How many runs may execute at once (`poolSize`). */
   get poolSize(): number {
     return this.#poolSize
+  }
+
+  /**
+   * @internal Counts native work that runs outside `kExecute` (a file job) as
+   * active, so no run goes inline while the job's chunks hold the slots.
+   */
+  [kHold](delta: 1 | -1): void {
+    this.#active += delta
+  }
+
+  /** @internal Whether dispose() was called. */
+  get [kDisposed](): boolean {
+    return this.#disposed
   }
 
   /** Runs queued or executing on this session. */
@@ -1593,6 +1665,407 @@ export class SessionStream {
   [disposeSymbol](): Promise<void> {
     return this.close()
   }
+}
+
+// Batch jobs: a session or pipeline over a whole source, in bounded memory.
+
+/** Progress of a batch job, reported to `onProgress`. */
+export interface JobProgress {
+  rowsDone: number
+  /** Rows that failed (with `errors: 'return'`). */
+  errors: number
+  seconds: number
+  rowsPerSecond: number
+  /** Total rows: the `total` option, or for files estimated from the bytes done so far (exact at the end). */
+  total?: number
+  /** Seconds left at the current rate, where the total is known. */
+  etaSeconds?: number
+  /** Files: input bytes up to the last row done, and the file's size. */
+  bytesDone?: number
+  bytesTotal?: number
+}
+
+/** What a finished job did. */
+export interface JobSummary {
+  rows: number
+  errors: number
+  seconds: number
+  rowsPerSecond: number
+}
+
+/** Options of `Session.runJob` and `Pipeline.runJob`. Unknown keys are refused. */
+export interface JobOptions {
+  /** Cancels the job: it stops reading, terminates running chunks, and `done` (and the iterator) reject with ERR_ABORTED. */
+  signal?: AbortSignal
+  /** Called at most every `progressIntervalMs`, and once at the end. An exception thrown by it fails the job. */
+  onProgress?: (p: JobProgress) => void
+  /** Default 250. */
+  progressIntervalMs?: number
+  /**
+   * Chunks in flight at once (file jobs also read one ahead and write one
+   * meanwhile), and chunks the iterator may hold until taken. Memory is
+   * bounded by these chunks, whatever the source's length. Default: the number of cores.
+   */
+  concurrency?: number
+  /** Iterable sources: the total row count, for ETA. */
+  total?: number
+}
+
+/** Options of `Pipeline.runJob`. */
+export interface PipelineJobOptions extends JobOptions {
+  /** Rows per chunk read from a file or grouped from single records. Default 4096. */
+  chunkSize?: number
+  /** 'throw' (default): a bad row fails the job, naming its row (0-based in the whole input) and field. 'return': bad rows get an error beside the good rows. */
+  errors?: 'throw' | 'return'
+  /** The input file's format. Default: from its extension (.csv; .jsonl, .ndjson). */
+  format?: 'csv' | 'jsonl'
+  /** Write the results to this file (created or truncated) instead of yielding them: JSONL, or for file sources also CSV. */
+  output?: string
+  /** Default: from the output's extension (.csv, else JSONL). */
+  outputFormat?: 'csv' | 'jsonl'
+  /** What the iterator yields per chunk: 'objects' (default, {@link PipelineJobChunk}) or 'columns' ({@link PipelineJobColumns}, cheaper for large chunks). */
+  results?: 'objects' | 'columns'
+}
+
+/** Session jobs also choose outputs, as `run` does. */
+export interface SessionJobOptions extends JobOptions {
+  outputs?: string[]
+}
+
+/** A chunk of a pipeline job's results as columns (`results: 'columns'`), in input order. */
+export interface PipelineJobColumns {
+  /** Index of the chunk's first row in the whole input (0-based). */
+  firstRow: number
+  /** As `runBatch(…, { output: 'columns' })` returns them; `errors[i]` has `row` counted in the whole input. */
+  columns: PipelineColumns
+}
+
+/** A chunk of a pipeline job's results, in input order. */
+export interface PipelineJobChunk {
+  /** Index of the chunk's first row in the whole input (0-based). */
+  firstRow: number
+  /** One entry per row; a bad row's error has `row` counted in the whole input. */
+  results: (PipelineResult | PipelineRowError)[]
+}
+
+/**
+ * A running batch job. Iterate it (once) for its results, in input order; or,
+ * when it writes a file, await `done`. Breaking out of the iteration aborts the
+ * job. `done` rejects when the job fails or is aborted (it is marked handled,
+ * so an ignored `done` does not crash the process).
+ */
+export class BatchJob<T> implements AsyncIterable<T> {
+  /** Resolves when every row is done (and any output file is flushed). */
+  readonly done: Promise<JobSummary>
+  #queue: unknown[] = []
+  /** Builds an item from what was queued, when the consumer takes it (so that cost is the consumer's, not the delivery's). */
+  #materialize: (raw: unknown) => T
+  #wake: (() => void) | undefined
+  #space: (() => void) | undefined
+  #ended = false
+  #error: unknown
+  #iterating = false
+  #limit: number
+  #taken: () => void
+  #cancel: () => void
+  #settle!: [(s: JobSummary) => void, (e: unknown) => void]
+
+  /** @internal */
+  constructor(limit: number, taken: () => void, cancel: () => void, materialize: (raw: unknown) => T = (x) => x as T) {
+    this.#materialize = materialize
+    this.#limit = limit
+    this.#taken = taken
+    this.#cancel = cancel
+    this.done = new Promise<JobSummary>((resolve, reject) => {
+      this.#settle = [resolve, reject]
+    })
+    this.done.catch(() => {})
+  }
+
+  /** @internal */
+  push(item: unknown): void {
+    if (this.#ended) return
+    this.#queue.push(item)
+    this.#poke()
+  }
+
+  /** @internal Resolves when the consumer has room for another item. */
+  room(): Promise<void> {
+    if (this.#queue.length < this.#limit || this.#ended) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#space = resolve
+    })
+  }
+
+  /** @internal */
+  finish(summary: JobSummary): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#settle[0](summary)
+    this.#poke()
+  }
+
+  /** @internal */
+  fail(e: unknown): void {
+    if (this.#ended) return
+    this.#ended = true
+    this.#error = e
+    this.#queue.length = 0
+    this.#settle[1](e)
+    this.#poke()
+  }
+
+  /** @internal Whether `done` has settled. */
+  get settled(): boolean {
+    return this.#ended
+  }
+
+  #poke(): void {
+    const w = this.#wake
+    this.#wake = undefined
+    w?.()
+    if (this.#ended) {
+      const s = this.#space
+      this.#space = undefined
+      s?.()
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (this.#iterating) throw invalidArg('a BatchJob can be iterated only once')
+    this.#iterating = true
+    const next = async (): Promise<IteratorResult<T>> => {
+      for (;;) {
+        if (this.#queue.length > 0) {
+          const value = this.#materialize(this.#queue.shift())
+          this.#taken()
+          const s = this.#space
+          this.#space = undefined
+          s?.()
+          return { value, done: false }
+        }
+        if (this.#ended) {
+          if (this.#error !== undefined) throw this.#error
+          return { value: undefined, done: true }
+        }
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve
+        })
+      }
+    }
+    return {
+      next,
+      return: async (): Promise<IteratorResult<T>> => {
+        if (!this.#ended) this.#cancel()
+        this.#queue.length = 0
+        return { value: undefined, done: true }
+      },
+    }
+  }
+}
+
+/** Reads the common job options; throws ERR_INVALID_ARGUMENT. */
+function jobOptions(what: string, options: unknown, extra: readonly string[]): { signal?: AbortSignal; onProgress?: (p: JobProgress) => void; intervalMs: number; concurrency: number; total?: number } {
+  if (!isPlainObject(options)) throw invalidArg(`${what}: options must be an object`)
+  checkKeys(what, options, ['signal', 'onProgress', 'progressIntervalMs', 'concurrency', 'total', ...extra])
+  const o = options as Record<string, unknown>
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArg(`${what}: options.signal must be an AbortSignal`)
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalidArg(`${what}: options.onProgress must be a function`)
+  if (o.total !== undefined && (typeof o.total !== 'number' || !Number.isInteger(o.total) || o.total < 0)) throw invalidArg(`${what}: options.total must be a non-negative integer`)
+  return {
+    signal: o.signal as AbortSignal | undefined,
+    onProgress: o.onProgress as ((p: JobProgress) => void) | undefined,
+    intervalMs: intOption(o, 'progressIntervalMs', 250, 0, 3_600_000),
+    concurrency: intOption(o, 'concurrency', availableParallelism(), 1, 1024),
+    total: o.total as number | undefined,
+  }
+}
+
+function progressOf(rowsDone: number, errors: number, seconds: number, total?: number, bytesDone?: number, bytesTotal?: number): JobProgress {
+  const p: JobProgress = { rowsDone, errors, seconds, rowsPerSecond: seconds > 0 ? rowsDone / seconds : 0 }
+  if (bytesTotal !== undefined) {
+    p.bytesDone = bytesDone
+    p.bytesTotal = bytesTotal
+    if (total === undefined && bytesDone! > 0) total = bytesDone! >= bytesTotal ? rowsDone : Math.round((rowsDone * bytesTotal) / bytesDone!)
+  }
+  if (total !== undefined) {
+    p.total = total
+    if (p.rowsPerSecond > 0) p.etaSeconds = Math.max(0, total - rowsDone) / p.rowsPerSecond
+  }
+  return p
+}
+
+function abortedJob(signal: AbortSignal | undefined): OxinferError {
+  return new OxinferError('ERR_ABORTED', 'the job was aborted', { cause: signal?.reason })
+}
+
+/** Moves an error's row from its chunk into the whole input. */
+function shiftRow(e: unknown, firstRow: number): unknown {
+  if (!(e instanceof OxinferError) || e.row === undefined || firstRow === 0) return e
+  const row = e.row + firstRow
+  // Messages made in JS name the row too.
+  return new OxinferError(e.code, e.message.replace(/^row \d+: /, `row ${row}: `), { input: e.input, row, field: e.field, stage: e.stage, cause: e.cause })
+}
+
+/**
+ * Drives a job whose chunks come from JS: up to `concurrency` chunks run at
+ * once, results are pushed in input order, and a chunk is only pulled when the
+ * consumer has room, so memory stays bounded whatever the source's length.
+ */
+function driveChunks<C, R>(
+  job: BatchJob<R>,
+  chunks: AsyncIterator<C>,
+  run: (chunk: C, firstRow: number, signal: AbortSignal) => Promise<R>,
+  rowsOf: (chunk: C) => number,
+  errorsOf: (result: R) => number,
+  o: { signal?: AbortSignal; onProgress?: (p: JobProgress) => void; intervalMs: number; concurrency: number; total?: number },
+  inner: AbortController,
+  sink?: ResultSink<R>,
+): void {
+  const t0 = performance.now()
+  let rowsDone = 0
+  let errors = 0
+  let lastProgress = t0
+  const report = (force: boolean): void => {
+    const now = performance.now()
+    if (!o.onProgress || (!force && now - lastProgress < o.intervalMs)) return
+    lastProgress = now
+    o.onProgress(progressOf(rowsDone, errors, (now - t0) / 1000, o.total))
+  }
+  const onAbort = (): void => inner.abort(o.signal?.reason)
+  o.signal?.addEventListener('abort', onAbort, { once: true })
+  // Waits that an abort must cut short: a source that never yields, a consumer that never takes.
+  const ABORTED = Symbol('aborted')
+  const stopped = new Promise<typeof ABORTED>((resolve) => inner.signal.addEventListener('abort', () => resolve(ABORTED), { once: true }))
+  void (async () => {
+    const flight: { p: Promise<R>; rows: number }[] = []
+    let firstRow = 0
+    let eof = false
+    try {
+      for (;;) {
+        while (!eof && flight.length < o.concurrency && !inner.signal.aborted) {
+          const n = await Promise.race([chunks.next(), stopped])
+          if (n === ABORTED) break
+          if (n.done) {
+            eof = true
+            break
+          }
+          const rows = rowsOf(n.value)
+          const p = run(n.value, firstRow, inner.signal)
+          p.catch(() => {})
+          flight.push({ p, rows })
+          firstRow += rows
+        }
+        if (inner.signal.aborted) throw abortedJob(o.signal)
+        const head = flight.shift()
+        if (!head) break
+        const r = await head.p
+        if (sink) await Promise.race([sink.write(r), stopped])
+        else await Promise.race([job.room(), stopped])
+        if (inner.signal.aborted || job.settled) throw abortedJob(o.signal)
+        if (!sink) job.push(r)
+        rowsDone += head.rows
+        errors += errorsOf(r)
+        report(false)
+      }
+      await sink?.close()
+      report(true)
+      const seconds = (performance.now() - t0) / 1000
+      job.finish({ rows: rowsDone, errors, seconds, rowsPerSecond: seconds > 0 ? rowsDone / seconds : 0 })
+    } catch (e) {
+      inner.abort()
+      sink?.discard()
+      await Promise.allSettled(flight.map((f) => f.p))
+      job.fail(inner.signal.aborted && o.signal?.aborted ? abortedJob(o.signal) : e)
+      void chunks.return?.()
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort)
+    }
+  })()
+}
+
+/** Where an iterable job's results go instead of the iterator. */
+interface ResultSink<R> {
+  /** Resolves once the stream takes more (backpressure). */
+  write(r: R): Promise<void>
+  close(): Promise<void>
+  /** Drops the partial file. */
+  discard(): void
+}
+
+/**
+ * Writes pipeline results as JSON lines, in the native job writer's format
+ * (crates/oxinfer-core/src/job/write.rs), for iterable sources. The file is
+ * opened synchronously so that an unwritable path throws from `runJob`.
+ */
+function jsonlSink(path: string): ResultSink<PipelineJobChunk> {
+  let fd: number
+  try {
+    fd = openSync(path, 'w')
+  } catch (e) {
+    throw invalidArg(`cannot write the output file '${path}': ${(e as Error).message}`)
+  }
+  const stream = createWriteStream('', { fd })
+  let failed: Error | undefined
+  stream.on('error', (e) => (failed = e))
+  const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null')
+  const line = (row: number, r: PipelineResult | PipelineRowError): string => {
+    if ('error' in r) {
+      const e = r.error
+      return `{"row":${row},"error":{"code":${JSON.stringify(e.code)}${e.field ? `,"field":${JSON.stringify(e.field)}` : ''},"message":${JSON.stringify(e.message)}}}\n`
+    }
+    let o = `{"row":${row}`
+    if (r.labelIndex !== undefined) o += `,"label":${JSON.stringify(r.label ?? null)},"labelIndex":${r.labelIndex}`
+    if (r.score !== undefined) o += `,"score":${num(r.score)}`
+    if (r.value !== undefined) o += `,"value":${num(r.value)}`
+    if (r.top) o += `,"top":${JSON.stringify(r.top)}`
+    if (r.labels) o += `,"labels":${JSON.stringify(r.labels)}`
+    if (r.bucket !== undefined) o += `,"bucket":${JSON.stringify(r.bucket ?? null)}`
+    return o + `,"scores":[${Array.from(r.scores, num).join(',')}]}\n`
+  }
+  const check = (): void => {
+    if (failed) throw invalidArg(`cannot write the output file '${path}': ${failed.message}`)
+  }
+  return {
+    write(c) {
+      check()
+      let text = ''
+      for (let i = 0; i < c.results.length; i++) text += line(c.firstRow + i, c.results[i])
+      if (stream.write(text)) return Promise.resolve()
+      return new Promise((resolve) => {
+        const done = (): void => {
+          stream.off('drain', done)
+          stream.off('close', done)
+          resolve()
+        }
+        stream.on('drain', done)
+        stream.on('close', done)
+      })
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => stream.end(() => (failed ? reject(invalidArg(`cannot write the output file '${path}': ${failed.message}`)) : resolve())))
+    },
+    discard() {
+      stream.destroy()
+      try {
+        unlinkSync(path)
+      } catch {
+        // Already gone.
+      }
+    },
+  }
+}
+
+function shiftColumnErrors(c: PipelineColumns, firstRow: number): void {
+  if (firstRow === 0) return
+  for (let i = 0; i < c.errors.length; i++) if (c.errors[i]) c.errors[i] = shiftRow(c.errors[i], firstRow) as OxinferError
+}
+
+function iteratorOf(source: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {
+  const s = source as { [Symbol.asyncIterator]?: () => AsyncIterator<unknown>; [Symbol.iterator]?: () => Iterator<unknown> }
+  if (s !== null && typeof s === 'object' && typeof s[Symbol.asyncIterator] === 'function') return s[Symbol.asyncIterator]!()
+  if (s !== null && typeof s === 'object' && typeof s[Symbol.iterator] === 'function') return s[Symbol.iterator]!()
+  throw invalidArg(`${what}: source must be a file path or an (async) iterable`)
 }
 
 // ---------------------------------------------------------------------------
@@ -2352,6 +2825,236 @@ export class Pipeline {
       if (options.timings) out.timings = timingsOf(named)
       return out
     })
+  }
+
+  /**
+   * Runs the pipeline over a whole source, in bounded memory, and returns the
+   * running {@link BatchJob}. The source is
+   * - a CSV or JSONL file path: read, run and (with `output`) written natively,
+   *   `chunkSize` rows at a time, with at most `concurrency` chunks between
+   *   reading and writing and at most `concurrency` undelivered to the
+   *   iterator. CSV needs a header row naming the fields (other columns are
+   *   ignored; an empty cell is missing; array and list cells are JSON arrays);
+   *   JSONL has one object per line (blank lines skipped). Image fields cannot
+   *   come from files. A row that does not parse is a bad row like any other.
+   * - an (async) iterable of records (grouped into chunks of `chunkSize`),
+   *   of arrays of records, or of column chunks (an object whose number,
+   *   integer, boolean, category or text field holds an array or typed array);
+   *   each array or column chunk is one chunk. Runs through `runBatch`.
+   *
+   * Results come in input order, as {@link PipelineJobChunk}s, or go to
+   * `output`: JSONL lines `{"row", ...the result}` or `{"row", "error":
+   * {code, field, message}}` (any source), or CSV (file sources). On failure
+   * or abort the output file is removed. Bad options, a missing input file, an
+   * unwritable output, an unfitted spec or a disposed session throw at once.
+   */
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions & { results: 'columns' }): BatchJob<PipelineJobColumns>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options?: PipelineJobOptions): BatchJob<PipelineJobChunk>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions = {}): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+    const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results'])
+    const opts = options as Record<string, unknown>
+    const shape = opts.results ?? 'objects'
+    if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${JSON.stringify(shape)}`)
+    if (shape === 'columns' && opts.output !== undefined) throw invalidArg("runJob: results: 'columns' shapes what the iterator yields; a job with output yields nothing")
+    const chunkSize = intOption(opts, 'chunkSize', 4096, 1, 1 << 24)
+    const errors = opts.errors ?? 'throw'
+    if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
+    const formatOf = (key: string, path: string, fallback?: 'csv' | 'jsonl'): 'csv' | 'jsonl' => {
+      const f = opts[key] ?? (/\.csv$/i.test(path) ? 'csv' : /\.(jsonl|ndjson)$/i.test(path) ? 'jsonl' : fallback)
+      if (f !== 'csv' && f !== 'jsonl') throw invalidArg(`runJob: ${key} must be 'csv' or 'jsonl'${f === undefined ? ` (the extension of '${path}' does not say)` : `, got ${JSON.stringify(f)}`}`)
+      return f
+    }
+    if (opts.output !== undefined && (typeof opts.output !== 'string' || opts.output === '')) throw invalidArg('runJob: output must be a file path')
+    if (this.#session[kDisposed]) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    if (this.#unfitted) throw new OxinferError('ERR_INVALID_SPEC', this.#unfitted)
+    if (o.signal?.aborted) throw abortedJob(o.signal)
+    if (typeof source === 'string') {
+      if (source === '') throw invalidArg('runJob: the input path is empty')
+      const inputFormat = formatOf('format', source)
+      const output = opts.output as string | undefined
+      const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
+      return this.#fileJob(resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o, shape === 'columns')
+    }
+    if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
+    const it = iteratorOf(source, 'runJob')
+    let sink: ResultSink<PipelineJobChunk> | undefined
+    if (opts.output !== undefined) {
+      if (formatOf('outputFormat', opts.output as string, 'jsonl') !== 'jsonl') throw invalidArg('runJob: iterable sources write JSONL output only; CSV output is written for file sources')
+      sink = jsonlSink(resolvePath(opts.output as string))
+    }
+    const inner = new AbortController()
+    const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
+    const isColumns = (v: Record<string, unknown>): boolean =>
+      this.#fields.some((f) => f.type !== 'array' && f.type !== 'list' && f.type !== 'image' && (Array.isArray(v[f.name]) || ArrayBuffer.isView(v[f.name])))
+    const rowsOf = (c: Record<string, unknown>[] | PipelineColumnsInput): number => {
+      if (Array.isArray(c)) return c.length
+      for (const f of this.#fields) {
+        const col = c[f.name]
+        if (col === undefined) continue
+        return f.type === 'array' && !Array.isArray(col[0]) && !ArrayBuffer.isView(col[0]) ? col.length / (f.size ?? 1) : col.length
+      }
+      return 0
+    }
+    async function* chunks(): AsyncGenerator<Record<string, unknown>[] | PipelineColumnsInput> {
+      let buf: Record<string, unknown>[] = []
+      let i = 0
+      try {
+        for (;;) {
+          const n = await it.next()
+          if (n.done) break
+          const v = n.value
+          if (Array.isArray(v)) {
+            if (buf.length) yield buf
+            buf = []
+            yield v as Record<string, unknown>[]
+          } else if (isPlainObject(v) && isColumns(v)) {
+            if (buf.length) yield buf
+            buf = []
+            yield v as PipelineColumnsInput
+          } else if (isPlainObject(v)) {
+            buf.push(v)
+            if (buf.length >= chunkSize) {
+              yield buf
+              buf = []
+            }
+          } else throw new OxinferError('ERR_INVALID_INPUT', `runJob: source item ${i} is not a record, an array of records or a column chunk (${describeValue(v)})`)
+          i++
+        }
+        if (buf.length) yield buf
+      } finally {
+        await it.return?.()
+      }
+    }
+    const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk | PipelineJobColumns> => {
+      if (shape === 'columns') {
+        let columns: PipelineColumns
+        try {
+          columns = await this.runBatch(chunk as Record<string, unknown>[], { signal, errors: errors as 'throw' | 'return', output: 'columns' })
+        } catch (e) {
+          throw shiftRow(e, firstRow)
+        }
+        shiftColumnErrors(columns, firstRow)
+        return { firstRow, columns }
+      }
+      let results: (PipelineResult | PipelineRowError)[]
+      try {
+        results = await this.runBatch(chunk as Record<string, unknown>[], { signal, errors: errors as 'throw' | 'return' })
+      } catch (e) {
+        throw shiftRow(e, firstRow)
+      }
+      if (errors === 'return' && firstRow > 0) {
+        for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
+      }
+      return { firstRow, results }
+    }
+    const countErrors = (c: PipelineJobChunk | PipelineJobColumns): number => {
+      if (errors === 'throw') return 0
+      let n = 0
+      if ('columns' in c) for (const e of c.columns.errors) n += e ? 1 : 0
+      else for (const r of c.results) if ('error' in r) n++
+      return n
+    }
+    driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink as ResultSink<PipelineJobChunk | PipelineJobColumns> | undefined)
+    return job
+  }
+
+  /** A job over a file, driven natively (see crates/oxinfer-core/src/job). */
+  #fileJob(
+    input: string,
+    n: Omit<NativeJobOptions, 'input'>,
+    o: { signal?: AbortSignal; onProgress?: (p: JobProgress) => void },
+    asColumns: boolean,
+  ): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+    const id = nextId++
+    let handle: NativeJob | undefined
+    let abortRequested = false
+    const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(
+      n.concurrency,
+      () => handle?.release(1),
+      () => {
+        abortRequested = true
+        handle?.abort()
+      },
+      (raw) => {
+        const [firstRow, named] = raw as [number, Columns]
+        if (asColumns) {
+          const columns = this.#columns(named, named.get('scores')!.dims[0], new Map())
+          shiftColumnErrors(columns, firstRow)
+          return { firstRow, columns }
+        }
+        const results = this.#objects(named, named.get('scores')!.dims[0], new Map())
+        if (firstRow > 0 && named.has('error_row')) {
+          for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
+        }
+        return { firstRow, results }
+      },
+    )
+    const signal = o.signal
+    const onAbort = (): void => {
+      abortRequested = true
+      handle?.abort()
+    }
+    const session = this.#session
+    const end = (): void => {
+      pending.delete(id)
+      track(-1)
+      session[kHold](-1)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const progress = (p: unknown[], final: boolean): JobProgress =>
+      progressOf(p[1] as number, p[2] as number, p[5] as number, final ? (p[1] as number) : undefined, p[3] as number, p[4] as number)
+    const callProgress = (p: JobProgress): boolean => {
+      if (!o.onProgress || abortRequested) return true
+      try {
+        o.onProgress(p)
+        return true
+      } catch (e) {
+        onAbort()
+        job.fail(e)
+        return false
+      }
+    }
+    const onEvent = (payload: unknown): void => {
+      const ev = payload as unknown[]
+      pending.set(id, onEvent)
+      switch (ev[0]) {
+        case 0: {
+          const packed = ev[2]
+          if (typeof packed === 'string') {
+            onAbort()
+            job.fail(fromNative(packed))
+            return
+          }
+          job.push([ev[1] as number, readPacked(packed as unknown[])])
+          return
+        }
+        case 1:
+          callProgress(progress(ev, false))
+          return
+        case 2: {
+          end()
+          const p = progress(ev, true)
+          if (callProgress(p)) job.finish({ rows: p.rowsDone, errors: p.errors, seconds: p.seconds, rowsPerSecond: p.rowsPerSecond })
+          return
+        }
+        default: {
+          end()
+          const e = fromNative(ev[1])
+          job.fail(e.code === 'ERR_ABORTED' && signal?.aborted ? abortedJob(signal) : e)
+        }
+      }
+    }
+    pending.set(id, onEvent)
+    try {
+      handle = this.#session[kNative].startJob(id, this.#native, { input, ...n })
+    } catch (e) {
+      pending.delete(id)
+      throw fromNative(e)
+    }
+    track(1)
+    session[kHold](1)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    return job
   }
 
   /**

@@ -36,7 +36,7 @@ function jsParams() {
 }
 
 /** The pure-JS path a Node developer writes today. */
-function makeJsPipeline(ort, session) {
+export function makeJsPipeline(ort, session) {
   const P = jsParams()
   const features = (records, n) => {
     const x = new Float32Array(n * P.width)

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs the oxinfer benchmarks, prints a table, writes benchmark/results.json.
 //
-//   node benchmark/run.mjs                        # all eight
+//   node benchmark/run.mjs                        # all nine
 //   node benchmark/run.mjs latency throughput     # a subset
 //   OXINFER_BENCH_QUICK=1 node benchmark/run.mjs  # short runs (smoke test)
 //   OXINFER_BENCH_MEMORY_RUNS=100000 node benchmark/run.mjs memory
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -28,6 +28,7 @@ const MODULES = {
   images: './images.mjs',
   batching: './batching.mjs',
   streams: './streams.mjs',
+  jobs: './jobs.mjs',
 }
 
 async function child(name, outFile) {
@@ -237,6 +238,13 @@ function report(results) {
     out.push(table(rows))
     out.push(`final probabilities agree across contenders: max |diff| ${st.agreement.maxAbsDiff}`)
     out.push(`target: oxinfer streams >= 3× onnxruntime-node with the state through JS: ${yes(st.targets.atLeast3x)} (${st.targets.streamsVsOrtNode}×, paired ${st.targets.pairedStreamsVsOrtNode}×; Session.run with the state through JS, batched: ${st.targets.runsVsOrtNode}×)`)
+  }
+  if (results.jobs) {
+    const j = results.jobs
+    const rows = [[`jobs: penguins, ${j.rows} CSV rows (${j.inputMB} MB) to JSONL`, 'median rows/s', 'rounds', 's', 'peak RSS MB', 'RSS growth MB']]
+    for (const c of j.contenders) rows.push([c.label, c.rowsPerSec, c.roundRowsPerSec.join(' '), c.seconds, c.peakRssMB, c.rssGrowthMB])
+    out.push(table(rows))
+    out.push(`labels agree: ${yes(j.labelsAgree)}; target: oxinfer runJob >= 2× the pure-JS loop at flat memory: ${yes(j.targets.atLeast2x)} (${j.ratio}×; best oxinfer variant ${j.bestRatio}×)`)
   }
   const noise = Object.entries(results).map(([k, v]) => `${k}: ${v.elapsedSec} s, other processes ${v.noise?.foreignCores} cores, steal ${v.noise?.stealCores}`)
   out.push('machine noise: ' + noise.join('; '))

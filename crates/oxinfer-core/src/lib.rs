@@ -5,6 +5,7 @@ pub mod backend;
 pub mod batch;
 pub mod error;
 pub mod image;
+pub mod job;
 pub mod onnx;
 pub mod padding;
 pub mod pipeline;

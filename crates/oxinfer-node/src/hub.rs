@@ -17,6 +17,8 @@ use crate::payload;
 pub enum Event {
     /// A run finished (or failed), and how to hand its outputs over.
     Run(u64, CoreResult<RunOutput>, payload::Format),
+    /// A batch job's chunk, progress or end (one id, many events).
+    Job(u64, oxinfer_core::job::JobEvent),
     /// A dispose finished: every executing run has ended.
     Disposed(u64),
 }
@@ -135,6 +137,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             (Event::Run(id, r, format), None) => (*id, payload::outcome(env, r, *format)?),
             (Event::Disposed(id), _) => (*id, js::undefined(env)?),
             (Event::Run(_, Err(_), _), Some(_)) => unreachable!("only successes are placed"),
+            (Event::Job(id, ev), _) => (*id, payload::job_event(env, ev)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
         js::set(env, arr, 2 * n + 1, val)?;

@@ -8,6 +8,7 @@ mod errors;
 mod feeds;
 mod hub;
 pub(crate) mod image;
+mod job;
 mod js;
 mod payload;
 mod pipeline;

@@ -152,3 +152,31 @@ pub fn outcome(env: Env, r: &Result<RunOutput>, format: Format) -> Result<Val> {
         Err(e) => failure(env, e),
     }
 }
+
+/// A job event as `[0, firstRow, packed]` (a chunk of results, packed as a
+/// pipeline run's), `[1, rowsDone, errors, bytesDone, bytesTotal, seconds]`
+/// (progress), `[2, …the same]` (done), or `[3, encodedError]` (failed).
+pub fn job_event(env: Env, ev: &oxinfer_core::job::JobEvent) -> Result<Val> {
+    use oxinfer_core::job::JobEvent;
+    let arr = js::new_array(env, 6)?;
+    let progress = |kind: f64, p: &oxinfer_core::job::Progress| -> Result<()> {
+        for (i, x) in [kind, p.rows_done as f64, p.errors as f64, p.bytes_done as f64, p.bytes_total as f64, p.seconds].into_iter().enumerate() {
+            js::set(env, arr, i as u32, js::new_number(env, x)?)?;
+        }
+        Ok(())
+    };
+    match ev {
+        JobEvent::Chunk { first_row, output } => {
+            js::set(env, arr, 0, js::new_number(env, 0.0)?)?;
+            js::set(env, arr, 1, js::new_number(env, *first_row as f64)?)?;
+            js::set(env, arr, 2, success(env, output, Format::Packed).or_else(|e| failure(env, &e))?)?;
+        }
+        JobEvent::Progress(p) => progress(1.0, p)?,
+        JobEvent::Done(p) => progress(2.0, p)?,
+        JobEvent::Failed(e) => {
+            js::set(env, arr, 0, js::new_number(env, 3.0)?)?;
+            js::set(env, arr, 1, failure(env, e)?)?;
+        }
+    }
+    Ok(arr)
+}

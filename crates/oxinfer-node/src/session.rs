@@ -426,6 +426,14 @@ impl NativeSession {
         self.streams.load(Ordering::SeqCst) as u32
     }
 
+    /// Starts a batch job of `pipeline` over a file; its events arrive
+    /// through the hub under `id` (see `payload::job_event`).
+    #[napi(catch_unwind)]
+    pub fn start_job(&self, id: f64, pipeline: &NativePipeline, options: crate::job::NativeJobOptions) -> Result<crate::job::NativeJob> {
+        let scheduler = self.scheduler().js()?;
+        crate::job::start(scheduler, Arc::clone(&pipeline.inner), Arc::clone(&self.hub), id as u64, &options)
+    }
+
     /// 0: unknown or finished; 1: removed from the queue (settle now);
     /// 2: executing, asked to stop (its completion follows).
     #[napi]

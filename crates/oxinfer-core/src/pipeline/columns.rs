@@ -16,6 +16,8 @@ pub enum InColumn {
     List { lengths: Vec<usize>, values: BorrowedBytes },
     /// Owned f64 data (Rust callers and tests).
     OwnedNum(Vec<f64>),
+    /// Owned fixed-size arrays, row-major.
+    OwnedArr(Vec<f64>),
     OwnedList { lengths: Vec<usize>, values: Vec<f64> },
     OwnedCat { codes: Vec<i32>, uniques: Vec<String> },
     /// One string per row (None = missing).
@@ -74,6 +76,7 @@ impl InColumn {
             InColumn::Cat { codes, uniques } => Col::Cat { codes: i32s(codes), vocab: uniques.clone() },
             InColumn::OwnedCat { codes, uniques } => Col::Cat { codes: codes.clone(), vocab: uniques.clone() },
             InColumn::Arr(b) => Col::Arr { data: f64s(b), size: size.unwrap_or(1) },
+            InColumn::OwnedArr(v) => Col::Arr { data: v.clone(), size: size.unwrap_or(1) },
             InColumn::List { lengths, values } => list(lengths, f64s(values))?,
             InColumn::OwnedList { lengths, values } => list(lengths, values.clone())?,
             InColumn::Text(t) => Col::Text(t.clone()),
