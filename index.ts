@@ -736,7 +736,8 @@ export interface SessionOptions {
   /**
    * Runs whose measured engine time is below this many microseconds may run inline
    * on the JS thread when the session is idle, within a 1 ms budget per event-loop
-   * turn. 0 turns inlining off. Default: 50.
+   * turn. 0 turns inlining off. Default: 50, or 0 when `batching.maxDelayMicros`
+   * is above 0 (an inline run would bypass the batch held open for it).
    */
   inlineThresholdMicros?: number
   /** Let idle intra-op threads spin. Default: false (spinning steals cores from the JS thread). */
@@ -995,7 +996,6 @@ export class Session {
     const cores = availableParallelism()
     const intraOpThreads = intOption(o, 'intraOpThreads', Math.max(1, Math.floor(cores / poolSize)), 0, 1024)
     const interOpThreads = intOption(o, 'interOpThreads', 1, 0, 1024)
-    const inline = intOption(o, 'inlineThresholdMicros', 50, 0, 1000)
     const graphOptimization = o.graphOptimization ?? 'all'
     if (!['none', 'basic', 'extended', 'all'].includes(graphOptimization as string)) {
       throw invalidArg(`graphOptimization must be 'none', 'basic', 'extended' or 'all', got ${JSON.stringify(graphOptimization)}`)
@@ -1070,6 +1070,9 @@ export class Session {
       }
       if (waste !== undefined) maxPaddingWaste = waste
     }
+    // A batch held open for late arrivals is the point of maxDelayMicros, and
+    // an inline run would bypass it: no inlining then, unless asked for.
+    const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
     if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
     const lib = resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model

@@ -169,6 +169,23 @@ describe('maxDelayMicros', () => {
     for (const [i, x] of xs.entries()) expect(Array.from(got[i].y.data as Float32Array)).toEqual(Array.from((await plain.run({ x })).y.data as Float32Array))
     await Promise.all([s.dispose(), plain.dispose()])
   })
+
+  it('turns inlining off by default, so even a lone fast request waits for its batch', async () => {
+    const s = await Session.create(fixture('tiny_mlp.onnx'), { intraOpThreads: 1, batching: { maxBatchSize: 8, maxDelayMicros: 3000 } })
+    const x = new Tensor('float32', new Float32Array(16).fill(0.5), [1, 16])
+    const seen: RunTiming[] = []
+    for (let i = 0; i < 6; i++) await s.run({ x }, { onTiming: (t) => seen.push(t) })
+    expect(seen.every((t) => !t.inline && t.queueMicros >= 2500)).toBe(true)
+    // Asked for explicitly, inlining comes back.
+    const fast = await Session.create(fixture('tiny_mlp.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 50, batching: { maxBatchSize: 8, maxDelayMicros: 3000 } })
+    const again: RunTiming[] = []
+    for (let i = 0; i < 30 && !again.some((t) => t.inline); i++) {
+      await fast.run({ x }, { onTiming: (t) => again.push(t) })
+      await new Promise((r) => setImmediate(r))
+    }
+    expect(again.some((t) => t.inline)).toBe(true)
+    await Promise.all([s.dispose(), fast.dispose()])
+  })
 })
 
 describe('batch axes and shared inputs (Silero VAD streams batched on the state axis)', () => {
