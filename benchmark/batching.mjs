@@ -19,8 +19,10 @@
 // Part 2, closed loop: N callers, each sending its next request when its last
 //   has returned, N = 1 … 256, ~1.5 s per N and contender (3 segments of
 //   0.5 s, each after a 150 ms warm-up, the contenders interleaved segment by
-//   segment). Contenders: batching { maxBatchSize: 32, maxDelayMicros: 500 },
-//   the same with maxDelayMicros 0, and no batching. Throughput and p99 of the
+//   segment). Contenders: batching { maxBatchSize: 32, maxDelayMicros: 500 }
+//   (which turns inlining off), the same with inlining asked back
+//   (inlineThresholdMicros 50), the same with maxDelayMicros 0, and no
+//   batching. Throughput and p99 of the
 //   call-to-settle latency per N. Writes benchmark/batching-closed-loop.svg.
 import { writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -53,7 +55,7 @@ export async function run() {
   const sPlain = await create({})
   const sLoop500 = await create({ batching: { maxBatchSize: 32, maxDelayMicros: 500 } })
   const sLoop0 = await create({ batching: { maxBatchSize: 32 } })
-  const sLoop500Inline0 = await create({ inlineThresholdMicros: 0, batching: { maxBatchSize: 32, maxDelayMicros: 500 } })
+  const sLoop500Inline50 = await create({ inlineThresholdMicros: 50, batching: { maxBatchSize: 32, maxDelayMicros: 500 } })
   const sLoopPlain = await create({})
   const library = checkSharedLibrary(ox)
 
@@ -166,7 +168,7 @@ export async function run() {
   // --- Part 2: closed loop -------------------------------------------------
   const loopContenders = [
     { key: 'batch32Delay500', label: 'oxinfer batching maxBatchSize 32, maxDelayMicros 500', call: oxRun(sLoop500) },
-    { key: 'batch32Delay500Inline0', label: 'oxinfer batching maxBatchSize 32, maxDelayMicros 500, inlineThresholdMicros 0', call: oxRun(sLoop500Inline0) },
+    { key: 'batch32Delay500Inline50', label: 'oxinfer batching maxBatchSize 32, maxDelayMicros 500, inlineThresholdMicros 50', call: oxRun(sLoop500Inline50) },
     { key: 'batch32Delay0', label: 'oxinfer batching maxBatchSize 32, maxDelayMicros 0', call: oxRun(sLoop0) },
     { key: 'plain', label: 'oxinfer without batching', call: oxRun(sLoopPlain) },
   ]
@@ -210,7 +212,7 @@ export async function run() {
       }
     }),
   }))
-  await Promise.all([sLoop500.dispose(), sLoop500Inline0.dispose(), sLoop0.dispose(), sLoopPlain.dispose(), ortSession.release()])
+  await Promise.all([sLoop500.dispose(), sLoop500Inline50.dispose(), sLoop0.dispose(), sLoopPlain.dispose(), ortSession.release()])
 
   const byKey = (k) => burstOut.find((c) => c.key === k)
   const batched = ['batch64', 'batch256', 'batch64Pool2', 'batch64Inline0'].map(byKey)
@@ -384,8 +386,8 @@ export async function closedLoop(call, n, warmMs, ms) {
 
 // --- The chart ---------------------------------------------------------------
 
-const COLORS = { batch32Delay500: '#d62728', batch32Delay500Inline0: '#ff7f0e', batch32Delay0: '#1f77b4', plain: '#7f7f7f' }
-const DASH = { batch32Delay500: '', batch32Delay500Inline0: '10 3 2 3', batch32Delay0: '6 3', plain: '2 3' }
+const COLORS = { batch32Delay500: '#d62728', batch32Delay500Inline50: '#ff7f0e', batch32Delay0: '#1f77b4', plain: '#7f7f7f' }
+const DASH = { batch32Delay500: '', batch32Delay500Inline50: '10 3 2 3', batch32Delay0: '6 3', plain: '2 3' }
 
 function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
