@@ -155,13 +155,13 @@ export async function run() {
     paired.oxRuns.push(result.oxRuns / result.ortNode)
     log(`streams round ${r + 1}: ${contenders.map((c) => `${c.key} ${round(result[c.key], 0)}`).join(', ')} chunks/s`)
   }
-  const med = (a) => pct(sorted(a), 50)
+  const med = (a) => pct(sorted(a), 0.5)
   const summary = contenders.map((c) => ({
     key: c.key,
     label: c.label,
     chunksPerSec: round(med(per[c.key]), 0),
-    p10: round(pct(sorted(per[c.key]), 10), 0),
-    p90: round(pct(sorted(per[c.key]), 90), 0),
+    p10: round(pct(sorted(per[c.key]), 0.1), 0),
+    p90: round(pct(sorted(per[c.key]), 0.9), 0),
     roundMedians: per[c.key].map((v) => round(v, 0)),
   }))
   const streamsRatio = round(med(per.oxStreams) / med(per.ortNode), 2)
