@@ -780,11 +780,12 @@ export interface BatchingOptions {
    */
   priorityLevels?: number
   /**
-   * Batch sizes (rows) to prefer, as Triton's `preferred_batch_size`: when more
-   * rows wait than fit, a batch is cut at the largest preferred size the queue
-   * fills, and the rest wait for the next batch; while a batch is held open
-   * (`maxDelayMicros`), reaching a preferred size cuts it at once. Sizes above
-   * `maxBatchSize` are refused. Default: none (cut at `maxBatchSize`).
+   * Batch sizes (rows) to prefer, as Triton's `preferred_batch_size`: a batch
+   * is cut at the largest preferred size it reaches, and the rest wait for the
+   * next batch (a batch smaller than every preferred size runs as it is);
+   * while a batch is held open (`maxDelayMicros`), reaching a preferred size
+   * cuts it at once. Sizes above `maxBatchSize` are refused. Default: none
+   * (cut at `maxBatchSize`).
    */
   preferredBatchSizes?: readonly number[]
   /**
@@ -1435,7 +1436,16 @@ export class Session {
       throw fromNative(e)
     }
     const names = outputs ?? this.#outputNames.filter((o) => !(o in state))
-    const stream = new SessionStream(n, (payload) => this.#decode(payload, names), (feeds) => this.#flatten(feeds), idle, options.priority, () => this.#streams.delete(stream))
+    const stream = new SessionStream(
+      n,
+      (payload) => this.#decode(payload, names),
+      (feeds) => this.#flatten(feeds),
+      idle,
+      options.priority,
+      () => this.#streams.delete(stream),
+      // Stream calls hold the session's slots: no run goes inline meanwhile.
+      (d) => this[kHold](d),
+    )
     this.#streams.add(stream)
     return stream
   }
@@ -1548,6 +1558,7 @@ export class SessionStream {
   #active = 0
   #drained: (() => void)[] = []
   #onClose: () => void
+  #hold: (delta: 1 | -1) => void
 
   /** @internal Made by {@link Session.stream}. */
   constructor(
@@ -1557,9 +1568,11 @@ export class SessionStream {
     idleMs: number,
     priority: number | undefined,
     onClose: () => void,
+    hold: (delta: 1 | -1) => void,
   ) {
     this.#native = n
     this.#onClose = onClose
+    this.#hold = hold
     this.#decode = decode
     this.#flatten = flatten
     this.#priority = priority
@@ -1595,6 +1608,7 @@ export class SessionStream {
       let aborted = false
       const finish = (): void => {
         track(-1)
+        this.#hold(-1)
         signal?.removeEventListener('abort', onAbort)
         if (--this.#active === 0) for (const f of this.#drained.splice(0)) f()
       }
@@ -1635,6 +1649,7 @@ export class SessionStream {
       }
       this.#active++
       track(1)
+      this.#hold(1)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }

@@ -107,6 +107,29 @@ describe('stateful streams', () => {
     await Promise.all([plain.dispose(), s.dispose()])
   })
 
+  it('a call refused by a full queue fails alone, and leaves the state as it was', async () => {
+    const plain = await Session.create(model, { intraOpThreads: 1 })
+    const s = await Session.create(model, { intraOpThreads: 1, batching: { maxBatchSize: 1, maxQueue: 1 } })
+    const inputs = chunks(40, 2)
+    const want = await reference(plain, inputs)
+    const rows = 3000
+    const big = { input: new Tensor('float32', new Float32Array(rows * 576), [rows, 576]), state: new Tensor('float32', new Float32Array(2 * rows * 128), [2, rows, 128]), sr }
+    // One run busy on the worker, one waiting: the queue is full.
+    const first = s.run(big)
+    await new Promise((r) => setTimeout(r, 5))
+    const blockers = [first, s.run(big)]
+    await new Promise((r) => setTimeout(r, 2))
+    const st = s.stream({ state: { stateN: 'state' } })
+    await rejectsWith(st.run(feed(inputs[0])), 'ERR_OVERLOADED')
+    await Promise.all(blockers)
+    // The stream goes on from its initial state.
+    const got = []
+    for (const x of inputs) got.push(((await st.run(feed(x))).output.data as Float32Array)[0])
+    got.forEach((p, i) => expect(Math.abs(p - want[i].prob)).toBeLessThan(1e-5))
+    await st.close()
+    await Promise.all([plain.dispose(), s.dispose()])
+  })
+
   it('closing and idle expiry free the state: the stream count falls and memory stays flat', async () => {
     const s = await Session.create(model, { intraOpThreads: 1, batching })
     const x = chunks(0, 1)[0]

@@ -410,6 +410,10 @@ fn batch_done(shared: &Shared, first: &Job, more: &[Taken]) -> bool {
 /// Cuts a batch at the largest preferred size it reaches, putting the rest
 /// back at the head of their queues, in order.
 fn trim_to_preferred(st: &mut State, shared: &Shared, first: &Job, more: &mut Vec<Taken>) {
+    // Disposed meanwhile: the queue is drained for good, so nothing goes back.
+    if st.disposed {
+        return;
+    }
     let mut rows = batch_rows(first, more, &shared.layout);
     let Some(&target) = shared.preferred.iter().rev().find(|&&p| p <= rows) else { return };
     let mut back = Vec::new();

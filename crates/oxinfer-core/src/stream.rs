@@ -28,6 +28,8 @@ struct Call {
     inputs: Vec<InputTensor>,
     outputs: Vec<usize>,
     priority: usize,
+    /// Made with the call, so an abort before it reaches the scheduler still counts.
+    ctl: Arc<RunControl>,
     done: Completion,
 }
 
@@ -37,8 +39,8 @@ struct Inner {
     pending: VecDeque<Call>,
     /// A call is queued or running in the scheduler.
     busy: bool,
-    /// The id of that call, for abort.
-    current: Option<u64>,
+    /// That call's id and control, for abort.
+    current: Option<(u64, Arc<RunControl>)>,
     closed: bool,
 }
 
@@ -154,14 +156,15 @@ impl Stream {
         let mut all = inputs.clone();
         all.extend(inner.state.iter().cloned());
         validate::check_inputs(&s.info, &all)?;
-        let call = Call { id, inputs, outputs, priority, done };
+        let call = Call { id, inputs, outputs, priority, ctl: Arc::new(RunControl::new()), done };
         if inner.busy {
             inner.pending.push_back(call);
             return Ok(());
         }
         inner.busy = true;
+        inner.current = Some((id, Arc::clone(&call.ctl)));
         drop(inner);
-        submit(s, call);
+        drive(s, call);
         Ok(())
     }
 
@@ -172,7 +175,10 @@ impl Stream {
         if let Some(pos) = inner.pending.iter().position(|c| c.id == id) {
             return inner.pending.remove(pos).map(|c| c.done);
         }
-        if inner.current == Some(id) {
+        if let Some((_, ctl)) = inner.current.as_ref().filter(|(cid, _)| *cid == id) {
+            // Marked first: a call not yet handed to the scheduler then fails
+            // as aborted when it starts.
+            ctl.abort();
             drop(inner);
             // Dequeued, it is settled here so the chain moves on; running, its
             // completion reports the abort.
@@ -215,10 +221,48 @@ impl Drop for Stream {
     }
 }
 
+/// What became of a call handed to the scheduler.
+enum Handed {
+    Queued,
+    /// Refused (overloaded, say): settled with the error; the next call may go.
+    Refused,
+    /// The session is gone: this call and every waiting one are settled.
+    Gone,
+}
+
+/// Submits `call`, then, while calls are refused, the next waiting ones.
+fn drive(s: &Arc<Shared>, mut call: Call) {
+    loop {
+        match submit(s, call) {
+            Handed::Queued | Handed::Gone => return,
+            Handed::Refused => match take_next(s) {
+                Some(c) => call = c,
+                None => return,
+            },
+        }
+    }
+}
+
+/// The next waiting call, made current; or none, and the stream idle.
+fn take_next(s: &Arc<Shared>) -> Option<Call> {
+    let mut inner = s.lock();
+    match inner.pending.pop_front() {
+        Some(c) if !inner.closed => {
+            inner.current = Some((c.id, Arc::clone(&c.ctl)));
+            Some(c)
+        }
+        _ => {
+            inner.busy = false;
+            inner.current = None;
+            None
+        }
+    }
+}
+
 /// Hands `call` to the scheduler with the current state; on completion,
 /// stores the new state and starts the next waiting call.
-fn submit(s: &Arc<Shared>, call: Call) {
-    let Call { id, mut inputs, outputs, priority, done } = call;
+fn submit(s: &Arc<Shared>, call: Call) -> Handed {
+    let Call { id, mut inputs, outputs, priority, ctl, done } = call;
     let mut wanted = outputs.clone();
     // Where each state output lands among the outputs fetched.
     let mut state_at = Vec::with_capacity(s.feeds.len());
@@ -233,7 +277,7 @@ fn submit(s: &Arc<Shared>, call: Call) {
         if inner.closed {
             drop(inner);
             done(Err(closed()));
-            return;
+            return Handed::Refused;
         }
         inputs.extend(inner.state.iter().cloned());
     }
@@ -246,7 +290,7 @@ fn submit(s: &Arc<Shared>, call: Call) {
         work: crate::scheduler::model_run(inputs, wanted),
         deadline: None,
         priority,
-        ctl: Arc::new(RunControl::new()),
+        ctl,
         done: Box::new(move |r: Result<RunOutput>| {
             let r = r.map(|mut out| {
                 let mut inner = shared.lock();
@@ -263,41 +307,27 @@ fn submit(s: &Arc<Shared>, call: Call) {
             if let Some(d) = theirs.lock().unwrap_or_else(|e| e.into_inner()).take() {
                 d(r);
             }
-            next(&shared);
+            if let Some(c) = take_next(&shared) {
+                drive(&shared, c);
+            }
         }),
     };
-    s.lock().current = Some(id);
-    if let Err(e) = s.scheduler.submit(job) {
-        // The session is gone: this call and every waiting one fail alike.
-        if let Some(d) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            d(Err(e.clone()));
-        }
-        let waiting = {
-            let mut inner = s.lock();
-            inner.busy = false;
-            inner.current = None;
-            std::mem::take(&mut inner.pending)
-        };
-        for c in waiting {
-            (c.done)(Err(e.clone()));
-        }
+    let Err(e) = s.scheduler.submit(job) else { return Handed::Queued };
+    if let Some(d) = done.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        d(Err(e.clone()));
     }
-}
-
-/// After a call settles: the next waiting call, if any.
-fn next(s: &Arc<Shared>) {
-    let call = {
+    if !matches!(e, Error::Disposed(_)) {
+        return Handed::Refused;
+    }
+    // The session is gone: every waiting call fails alike.
+    let waiting = {
         let mut inner = s.lock();
+        inner.busy = false;
         inner.current = None;
-        match inner.pending.pop_front() {
-            Some(c) if !inner.closed => Some(c),
-            _ => {
-                inner.busy = false;
-                None
-            }
-        }
+        std::mem::take(&mut inner.pending)
     };
-    if let Some(c) = call {
-        submit(s, c);
+    for c in waiting {
+        (c.done)(Err(e.clone()));
     }
+    Handed::Gone
 }

@@ -103,7 +103,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
     let start = std::time::Instant::now();
     // Small results without strings go into one shared buffer, at these offsets.
     let mut shared_len = 0usize;
-    let places: Vec<Option<(usize, payload::Layout)>> = events
+    let mut places: Vec<Option<(usize, payload::Layout)>> = events
         .iter()
         .map(|ev| match ev {
             Event::Run(_, Ok(out), format) => {
@@ -117,14 +117,23 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             _ => None,
         })
         .collect();
-    let (shared, base) = if shared_len > 0 { js::new_arraybuffer(env, shared_len)? } else { (js::null(env)?, ptr::null_mut()) };
+    let (shared, base) = match (shared_len > 0).then(|| js::new_arraybuffer(env, shared_len)) {
+        Some(Ok(b)) => b,
+        // No shared buffer: every result gets its own, so none is lost.
+        Some(Err(_)) => {
+            places.iter_mut().for_each(|p| *p = None);
+            (js::null(env)?, ptr::null_mut())
+        }
+        None => (js::null(env)?, ptr::null_mut()),
+    };
     let arr = js::new_array(env, 0)?;
     let mut n = 0u32;
     let mut rest = Vec::new();
     for (ev, place) in events.drain(..).zip(places) {
-        // Shared ones are cheap and already have their space: always written.
-        // Others wait for the next turn once the budget is spent.
-        if place.is_none() && n > 0 && (!rest.is_empty() || start.elapsed() > TURN_BUDGET) {
+        // Shared ones are cheap and already have their space, so the budget
+        // does not stop them; but once one result waits for the next turn,
+        // every later one does too, so results keep their order.
+        if n > 0 && (!rest.is_empty() || (place.is_none() && start.elapsed() > TURN_BUDGET)) {
             rest.push(ev);
             continue;
         }
