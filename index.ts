@@ -481,7 +481,6 @@ interface NativeSession {
     custom: Record<string, string>
   }
   readonly pending: number
-  submit(id: number, feeds: unknown[], outputs?: string[] | null, timeoutMs?: number, priority?: number): void
   submitMany(list: unknown[]): (number | string)[] | null
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
   submitPipeline(id: number, pipeline: NativePipeline, batch: unknown[], failFast: boolean, timings: boolean, timeoutMs?: number, priority?: number): void

@@ -275,24 +275,6 @@ impl NativeSession {
         }
     }
 
-    /// Validates and queues a run; its outcome arrives through the hub under `id`.
-    /// Throws (encoded) when the request is invalid or the session disposed.
-    #[napi(catch_unwind)]
-    pub fn submit(&self, env: Env, id: f64, feeds: Unknown, outputs: Option<Vec<String>>, timeout_ms: Option<f64>, priority: Option<u32>) -> Result<()> {
-        let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
-        let hub = Arc::clone(&self.hub);
-        let id = id as u64;
-        let job = Job {
-            id,
-            deadline: deadline(timeout_ms),
-            priority: level(priority),
-            work: oxinfer_core::model_run(inputs, wanted),
-            ctl: Arc::new(RunControl::new()),
-            done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
-        };
-        scheduler.submit(job).js()
-    }
-
     /// Validates and queues many runs at once, one native call per event-loop
     /// turn: `list` is flat, `[id, feeds, outputs | null, timeoutMs, priority |
     /// undefined, ...]`. Returns `[id, encodedError, ...]` for the runs refused
