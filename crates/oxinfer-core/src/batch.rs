@@ -355,22 +355,7 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Job)>,
             // Not batchable after all: one by one.
             for (queued, job) in jobs {
                 let Job { id, work, ctl, done, .. } = job;
-                let r = if ctl.is_aborted() {
-                    Err(Error::Aborted("the run was aborted".into()))
-                } else {
-                    let t0 = Instant::now();
-                    match work {
-                        Work::Run { inputs, outputs } => catch_unwind(AssertUnwindSafe(|| backend.run(slot, &inputs, &outputs, &ctl)))
-                            .unwrap_or_else(|p| Err(Error::from_panic(p)))
-                            .map(|tensors| {
-                                let us = t0.elapsed().as_micros() as u64;
-                                let rows = layout.rows(&inputs).unwrap_or(0) as u32;
-                                let timing = Timing { queue_us: t0.saturating_duration_since(queued).as_micros() as u64, infer_us: us, batch_rows: rows, batch_requests: 1, ..Timing::default() };
-                                RunOutput { tensors, micros: us, timing }
-                            }),
-                        Work::Custom(_) => Err(Error::Backend("custom work cannot be batched".into())),
-                    }
-                };
+                let r = crate::scheduler::execute(backend, slot, work, &ctl, Some(queued), layout);
                 finished(id);
                 let _ = catch_unwind(AssertUnwindSafe(|| done(r)));
             }

@@ -139,7 +139,7 @@ fn disposed() -> Error {
 
 /// Runs one request, turning a panic anywhere in the work into `ERR_BACKEND`.
 /// `queued` is when it was submitted (None: run inline, never queued).
-fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl, queued: Option<Instant>, layout: &crate::batch::Layout) -> Result<RunOutput> {
+pub(crate) fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl, queued: Option<Instant>, layout: &crate::batch::Layout) -> Result<RunOutput> {
     if ctl.is_aborted() {
         return Err(Error::Aborted("the run was aborted".into()));
     }
