@@ -1,0 +1,77 @@
+// The shape of the TypeScript layer: modules under src/ import one way (no
+// cycles, in the compiled JS or in the sources), each is small enough to read
+// at a sitting and says what it is for, only src/native.ts loads the addon,
+// and index.ts only re-exports.
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+
+import { require, root } from './helpers'
+
+const madge = require('madge') as (
+  path: string | string[],
+  config: Record<string, unknown>,
+) => Promise<{ circular(): string[][]; obj(): Record<string, string[]> }>
+
+const MAX_LINES = 600
+
+function sources(dir: string): string[] {
+  const out: string[] = []
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) out.push(...sources(p))
+    else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) out.push(p)
+  }
+  return out.sort()
+}
+
+const src = sources(join(root, 'src'))
+const rel = (p: string): string => relative(root, p).split('\\').join('/')
+
+describe('module structure', () => {
+  it('finds the modules', () => {
+    expect(src.length).toBeGreaterThan(10)
+  })
+
+  it('the compiled JS has no import cycles, and reaches every module from index.js', async () => {
+    for (const f of src) expect(existsSync(f.replace(/\.ts$/, '.js')), `${rel(f)} is not compiled; run \`npx tsc -p tsconfig.json\``).toBe(true)
+    const graph = await madge(join(root, 'index.js'), { baseDir: root, fileExtensions: ['js'], excludeRegExp: [/^binding\.js$/] })
+    expect(graph.circular()).toEqual([])
+    const reached = new Set(Object.keys(graph.obj()))
+    expect(src.map(rel).filter((f) => !reached.has(f.replace(/\.ts$/, '.js')))).toEqual([])
+  })
+
+  it('the sources have no import cycles, type-only imports included', async () => {
+    const graph = await madge(join(root, 'index.ts'), {
+      baseDir: root,
+      fileExtensions: ['ts'],
+      tsConfig: join(root, 'tsconfig.json'),
+      detectiveOptions: { ts: { skipTypeImports: false } },
+    })
+    expect(graph.circular()).toEqual([])
+    expect(Object.keys(graph.obj()).length).toBe(src.length + 1)
+  })
+
+  it(`every module under src/ has at most ${MAX_LINES} lines and opens with a comment saying what it is for`, () => {
+    const bad: string[] = []
+    for (const f of src) {
+      const text = readFileSync(f, 'utf8')
+      const lines = text.split('\n').length - (text.endsWith('\n') ? 1 : 0)
+      if (lines > MAX_LINES) bad.push(`${rel(f)}: ${lines} lines`)
+      if (!/^(\/\/|\/\*)/.test(text)) bad.push(`${rel(f)}: no opening comment`)
+    }
+    expect(bad).toEqual([])
+  })
+
+  it('only src/native.ts loads the addon', () => {
+    const loaders = [...src, join(root, 'index.ts')].filter((f) => /require\(['"][./]*binding(\.js)?['"]\)/.test(readFileSync(f, 'utf8')))
+    expect(loaders.map(rel)).toEqual(['src/native.ts'])
+  })
+
+  it('index.ts only re-exports', () => {
+    const file = ts.createSourceFile('index.ts', readFileSync(join(root, 'index.ts'), 'utf8'), ts.ScriptTarget.ES2022)
+    const other = file.statements.filter((s) => !(ts.isExportDeclaration(s) && s.moduleSpecifier !== undefined))
+    expect(other.map((s) => s.getText(file))).toEqual([])
+  })
+})

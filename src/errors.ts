@@ -1,0 +1,88 @@
+// Errors: the one error class oxinfer raises or rejects with, its stable
+// codes, and the decoding of errors that the addon encodes
+// (crates/oxinfer-node/src/errors.rs).
+
+/** Stable error codes. See the README for when each one is used. */
+export type ErrorCode =
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_INVALID_INPUT'
+  | 'ERR_MODEL_LOAD'
+  | 'ERR_INVALID_SPEC'
+  | 'ERR_UNSUPPORTED'
+  | 'ERR_ABORTED'
+  | 'ERR_DISPOSED'
+  | 'ERR_OVERLOADED'
+  | 'ERR_TIMEOUT'
+  | 'ERR_BACKEND'
+
+const CODES: ReadonlySet<string> = new Set([
+  'ERR_INVALID_ARGUMENT',
+  'ERR_INVALID_INPUT',
+  'ERR_MODEL_LOAD',
+  'ERR_INVALID_SPEC',
+  'ERR_UNSUPPORTED',
+  'ERR_ABORTED',
+  'ERR_DISPOSED',
+  'ERR_OVERLOADED',
+  'ERR_TIMEOUT',
+  'ERR_BACKEND',
+])
+
+export interface OxinferErrorOptions {
+  /** The model input the error is about. */
+  input?: string
+  /** The record (row index within its batch) an input error is about. */
+  row?: number
+  /** The record field an input error is about. */
+  field?: string
+  /** The pipeline stage a spec error is about. */
+  stage?: string
+  cause?: unknown
+}
+
+/** Every error oxinfer raises or rejects with. One class for ESM and CJS. */
+export class OxinferError extends Error {
+  readonly code: ErrorCode
+  /** The model input the error is about, where one applies. */
+  readonly input?: string
+  /** The record (row within its batch) an input error is about. */
+  readonly row?: number
+  /** The record field an input error is about. */
+  readonly field?: string
+  /** The pipeline stage a spec error is about. */
+  readonly stage?: string
+
+  constructor(code: ErrorCode, message: string, options: OxinferErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'OxinferError'
+    this.code = code
+    if (options.input !== undefined) this.input = options.input
+    if (options.row !== undefined) this.row = options.row
+    if (options.field !== undefined) this.field = options.field
+    if (options.stage !== undefined) this.stage = options.stage
+  }
+}
+
+const SEP = '\u001f'
+
+/** Turns an error from the addon (encoded `CODE␟input␟message`) into an OxinferError. */
+export function fromNative(e: unknown): OxinferError {
+  if (e instanceof OxinferError) return e
+  const msg = typeof e === 'string' ? e : e instanceof Error ? e.message : String(e)
+  const parts = msg.split(SEP)
+  if (parts.length >= 3 && CODES.has(parts[0])) {
+    let details: OxinferErrorOptions = {}
+    try {
+      details = JSON.parse(parts[1]) as OxinferErrorOptions
+    } catch {
+      // Keep the code and message even if the details are unreadable.
+    }
+    return new OxinferError(parts[0] as ErrorCode, parts.slice(2).join(SEP), details)
+  }
+  return new OxinferError('ERR_BACKEND', msg, { cause: e })
+}
+
+/** An ERR_INVALID_ARGUMENT error. */
+export function invalidArg(message: string): OxinferError {
+  return new OxinferError('ERR_INVALID_ARGUMENT', message)
+}

@@ -1,0 +1,31 @@
+// Argument checks shared by the public classes: option objects and their
+// unknown keys, integer options, and how a bad value is named in a message.
+import { invalidArg } from './errors'
+
+export function checkKeys(what: string, options: object, allowed: readonly string[]): void {
+  // for-in rather than Object.keys: no array per call on the hot path.
+  for (const key in options) {
+    if (Object.hasOwn(options, key) && !allowed.includes(key)) {
+      throw invalidArg(`unknown ${what} option '${key}'; allowed: ${allowed.join(', ')}`)
+    }
+  }
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+export function intOption(options: Record<string, unknown>, key: string, fallback: number, min: number, max: number): number {
+  const v = options[key]
+  if (v === undefined) return fallback
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw invalidArg(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`)
+  }
+  return v
+}
+
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  return v === null ? 'null' : typeof v
+}

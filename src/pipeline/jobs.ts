@@ -1,0 +1,337 @@
+// Pipeline jobs: Pipeline.runJob over a CSV or JSONL file (driven natively)
+// or over an iterable of records, arrays of records or column chunks (driven
+// from JS through runBatch), and the JSONL writer of iterable jobs.
+import { createWriteStream, openSync, unlinkSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
+
+import { fromNative, invalidArg, OxinferError } from '../errors'
+import * as hub from '../hub'
+import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, progressOf, shiftRow, type JobOptions, type JobProgress, type ResultSink } from '../job'
+import type { NativeJob, NativeJobOptions, NativePipeline } from '../native'
+import { describeValue, intOption, isPlainObject } from '../options'
+import type { SessionInternals } from '../session/internal'
+import { columns as decodeColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
+import type { FieldSpec, OutputSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineResult, PipelineRowError } from './spec'
+
+/** Options of `Pipeline.runJob`. */
+export interface PipelineJobOptions extends JobOptions {
+  /** Rows per chunk read from a file or grouped from single records. Default 4096. */
+  chunkSize?: number
+  /** 'throw' (default): a bad row fails the job, naming its row (0-based in the whole input) and field. 'return': bad rows get an error beside the good rows. */
+  errors?: 'throw' | 'return'
+  /** The input file's format. Default: from its extension (.csv; .jsonl, .ndjson). */
+  format?: 'csv' | 'jsonl'
+  /** Write the results to this file (created or truncated) instead of yielding them: JSONL, or for file sources also CSV. */
+  output?: string
+  /** Default: from the output's extension (.csv, else JSONL). */
+  outputFormat?: 'csv' | 'jsonl'
+  /** What the iterator yields per chunk: 'objects' (default, {@link PipelineJobChunk}) or 'columns' ({@link PipelineJobColumns}, cheaper for large chunks). */
+  results?: 'objects' | 'columns'
+}
+
+/** A chunk of a pipeline job's results as columns (`results: 'columns'`), in input order. */
+export interface PipelineJobColumns {
+  /** Index of the chunk's first row in the whole input (0-based). */
+  firstRow: number
+  /** As `runBatch(…, { output: 'columns' })` returns them; `errors[i]` has `row` counted in the whole input. */
+  columns: PipelineColumns
+}
+
+/** A chunk of a pipeline job's results, in input order. */
+export interface PipelineJobChunk {
+  /** Index of the chunk's first row in the whole input (0-based). */
+  firstRow: number
+  /** One entry per row; a bad row's error has `row` counted in the whole input. */
+  results: (PipelineResult | PipelineRowError)[]
+}
+
+/** What a pipeline job needs of its pipeline (see Pipeline.runJob). */
+export interface JobHost {
+  readonly fields: readonly FieldSpec[]
+  readonly session: SessionInternals
+  /** The compiled pipeline (read when a file job starts). */
+  readonly native: NativePipeline
+  /** Why the spec cannot run yet (it needs `fit`), or null. */
+  readonly unfitted: string | null
+  /** The spec's output section (read when results are decoded). */
+  readonly output: OutputSpec
+  /** Pipeline.runBatch. */
+  runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions): Promise<unknown>
+}
+
+/**
+ * Writes pipeline results as JSON lines, in the native job writer's format
+ * (crates/oxinfer-core/src/job/write.rs), for iterable sources. The file is
+ * opened synchronously so that an unwritable path throws from `runJob`.
+ */
+function jsonlSink(path: string): ResultSink<PipelineJobChunk> {
+  let fd: number
+  try {
+    fd = openSync(path, 'w')
+  } catch (e) {
+    throw invalidArg(`cannot write the output file '${path}': ${(e as Error).message}`)
+  }
+  const stream = createWriteStream('', { fd })
+  let failed: Error | undefined
+  stream.on('error', (e) => (failed = e))
+  const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null')
+  const line = (row: number, r: PipelineResult | PipelineRowError): string => {
+    if ('error' in r) {
+      const e = r.error
+      return `{"row":${row},"error":{"code":${JSON.stringify(e.code)}${e.field ? `,"field":${JSON.stringify(e.field)}` : ''},"message":${JSON.stringify(e.message)}}}\n`
+    }
+    let o = `{"row":${row}`
+    if (r.labelIndex !== undefined) o += `,"label":${JSON.stringify(r.label ?? null)},"labelIndex":${r.labelIndex}`
+    if (r.score !== undefined) o += `,"score":${num(r.score)}`
+    if (r.value !== undefined) o += `,"value":${num(r.value)}`
+    if (r.top) o += `,"top":${JSON.stringify(r.top)}`
+    if (r.labels) o += `,"labels":${JSON.stringify(r.labels)}`
+    if (r.bucket !== undefined) o += `,"bucket":${JSON.stringify(r.bucket ?? null)}`
+    return o + `,"scores":[${Array.from(r.scores, num).join(',')}]}\n`
+  }
+  const check = (): void => {
+    if (failed) throw invalidArg(`cannot write the output file '${path}': ${failed.message}`)
+  }
+  return {
+    write(c) {
+      check()
+      let text = ''
+      for (let i = 0; i < c.results.length; i++) text += line(c.firstRow + i, c.results[i])
+      if (stream.write(text)) return Promise.resolve()
+      return new Promise((resolve) => {
+        const done = (): void => {
+          stream.off('drain', done)
+          stream.off('close', done)
+          resolve()
+        }
+        stream.on('drain', done)
+        stream.on('close', done)
+      })
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => stream.end(() => (failed ? reject(invalidArg(`cannot write the output file '${path}': ${failed.message}`)) : resolve())))
+    },
+    discard() {
+      stream.destroy()
+      try {
+        unlinkSync(path)
+      } catch {
+        // Already gone.
+      }
+    },
+  }
+}
+
+function shiftColumnErrors(c: PipelineColumns, firstRow: number): void {
+  if (firstRow === 0) return
+  for (let i = 0; i < c.errors.length; i++) if (c.errors[i]) c.errors[i] = shiftRow(c.errors[i], firstRow) as OxinferError
+}
+
+/** Pipeline.runJob: checks the options, then starts a file job or an iterable job. */
+export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+  const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results'])
+  const opts = options as Record<string, unknown>
+  const shape = opts.results ?? 'objects'
+  if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${JSON.stringify(shape)}`)
+  if (shape === 'columns' && opts.output !== undefined) throw invalidArg("runJob: results: 'columns' shapes what the iterator yields; a job with output yields nothing")
+  const chunkSize = intOption(opts, 'chunkSize', 4096, 1, 1 << 24)
+  const errors = opts.errors ?? 'throw'
+  if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
+  const formatOf = (key: string, path: string, fallback?: 'csv' | 'jsonl'): 'csv' | 'jsonl' => {
+    const f = opts[key] ?? (/\.csv$/i.test(path) ? 'csv' : /\.(jsonl|ndjson)$/i.test(path) ? 'jsonl' : fallback)
+    if (f !== 'csv' && f !== 'jsonl') throw invalidArg(`runJob: ${key} must be 'csv' or 'jsonl'${f === undefined ? ` (the extension of '${path}' does not say)` : `, got ${JSON.stringify(f)}`}`)
+    return f
+  }
+  if (opts.output !== undefined && (typeof opts.output !== 'string' || opts.output === '')) throw invalidArg('runJob: output must be a file path')
+  if (host.session.disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+  if (host.unfitted) throw new OxinferError('ERR_INVALID_SPEC', host.unfitted)
+  if (o.signal?.aborted) throw abortedJob(o.signal)
+  if (typeof source === 'string') {
+    if (source === '') throw invalidArg('runJob: the input path is empty')
+    const inputFormat = formatOf('format', source)
+    const output = opts.output as string | undefined
+    const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
+    return fileJob(host, resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o, shape === 'columns')
+  }
+  if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
+  const it = iteratorOf(source, 'runJob')
+  let sink: ResultSink<PipelineJobChunk> | undefined
+  if (opts.output !== undefined) {
+    if (formatOf('outputFormat', opts.output as string, 'jsonl') !== 'jsonl') throw invalidArg('runJob: iterable sources write JSONL output only; CSV output is written for file sources')
+    sink = jsonlSink(resolvePath(opts.output as string))
+  }
+  const inner = new AbortController()
+  const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
+  const isColumns = (v: Record<string, unknown>): boolean =>
+    host.fields.some((f) => f.type !== 'array' && f.type !== 'list' && f.type !== 'image' && (Array.isArray(v[f.name]) || ArrayBuffer.isView(v[f.name])))
+  const rowsOf = (c: Record<string, unknown>[] | PipelineColumnsInput): number => {
+    if (Array.isArray(c)) return c.length
+    for (const f of host.fields) {
+      const col = c[f.name]
+      if (col === undefined) continue
+      return f.type === 'array' && !Array.isArray(col[0]) && !ArrayBuffer.isView(col[0]) ? col.length / (f.size ?? 1) : col.length
+    }
+    return 0
+  }
+  async function* chunks(): AsyncGenerator<Record<string, unknown>[] | PipelineColumnsInput> {
+    let buf: Record<string, unknown>[] = []
+    let i = 0
+    try {
+      for (;;) {
+        const n = await it.next()
+        if (n.done) break
+        const v = n.value
+        if (Array.isArray(v)) {
+          if (buf.length) yield buf
+          buf = []
+          yield v as Record<string, unknown>[]
+        } else if (isPlainObject(v) && isColumns(v)) {
+          if (buf.length) yield buf
+          buf = []
+          yield v as PipelineColumnsInput
+        } else if (isPlainObject(v)) {
+          buf.push(v)
+          if (buf.length >= chunkSize) {
+            yield buf
+            buf = []
+          }
+        } else throw new OxinferError('ERR_INVALID_INPUT', `runJob: source item ${i} is not a record, an array of records or a column chunk (${describeValue(v)})`)
+        i++
+      }
+      if (buf.length) yield buf
+    } finally {
+      await it.return?.()
+    }
+  }
+  const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk | PipelineJobColumns> => {
+    if (shape === 'columns') {
+      let columns: PipelineColumns
+      try {
+        columns = (await host.runBatch(chunk, { signal, errors: errors as 'throw' | 'return', output: 'columns' })) as PipelineColumns
+      } catch (e) {
+        throw shiftRow(e, firstRow)
+      }
+      shiftColumnErrors(columns, firstRow)
+      return { firstRow, columns }
+    }
+    let results: (PipelineResult | PipelineRowError)[]
+    try {
+      results = (await host.runBatch(chunk, { signal, errors: errors as 'throw' | 'return' })) as (PipelineResult | PipelineRowError)[]
+    } catch (e) {
+      throw shiftRow(e, firstRow)
+    }
+    if (errors === 'return' && firstRow > 0) {
+      for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
+    }
+    return { firstRow, results }
+  }
+  const countErrors = (c: PipelineJobChunk | PipelineJobColumns): number => {
+    if (errors === 'throw') return 0
+    let n = 0
+    if ('columns' in c) for (const e of c.columns.errors) n += e ? 1 : 0
+    else for (const r of c.results) if ('error' in r) n++
+    return n
+  }
+  driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink as ResultSink<PipelineJobChunk | PipelineJobColumns> | undefined)
+  return job
+}
+
+/** A job over a file, driven natively (see crates/oxinfer-core/src/job). */
+function fileJob(
+  host: JobHost,
+  input: string,
+  n: Omit<NativeJobOptions, 'input'>,
+  o: { signal?: AbortSignal; onProgress?: (p: JobProgress) => void },
+  asColumns: boolean,
+): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+  const id = hub.nextId()
+  let handle: NativeJob | undefined
+  let abortRequested = false
+  const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(
+    n.concurrency,
+    () => handle?.release(1),
+    () => {
+      abortRequested = true
+      handle?.abort()
+    },
+    (raw) => {
+      const [firstRow, named] = raw as [number, Columns]
+      if (asColumns) {
+        const columns = decodeColumns(named, named.get('scores')!.dims[0], new Map(), host.output)
+        shiftColumnErrors(columns, firstRow)
+        return { firstRow, columns }
+      }
+      const results = decodeObjects(named, named.get('scores')!.dims[0], new Map(), host.output)
+      if (firstRow > 0 && named.has('error_row')) {
+        for (const r of results) if ('error' in r) r.error = shiftRow(r.error, firstRow) as OxinferError
+      }
+      return { firstRow, results }
+    },
+  )
+  const signal = o.signal
+  const onAbort = (): void => {
+    abortRequested = true
+    handle?.abort()
+  }
+  const session = host.session
+  const end = (): void => {
+    hub.cancel(id)
+    hub.track(-1)
+    session.hold(-1)
+    signal?.removeEventListener('abort', onAbort)
+  }
+  const progress = (p: unknown[], final: boolean): JobProgress =>
+    progressOf(p[1] as number, p[2] as number, p[5] as number, final ? (p[1] as number) : undefined, p[3] as number, p[4] as number)
+  const callProgress = (p: JobProgress): boolean => {
+    if (!o.onProgress || abortRequested) return true
+    try {
+      o.onProgress(p)
+      return true
+    } catch (e) {
+      onAbort()
+      job.fail(e)
+      return false
+    }
+  }
+  const onEvent = (payload: unknown): void => {
+    const ev = payload as unknown[]
+    hub.register(id, onEvent)
+    switch (ev[0]) {
+      case 0: {
+        const packed = ev[2]
+        if (typeof packed === 'string') {
+          onAbort()
+          job.fail(fromNative(packed))
+          return
+        }
+        job.push([ev[1] as number, readPacked(packed as unknown[])])
+        return
+      }
+      case 1:
+        callProgress(progress(ev, false))
+        return
+      case 2: {
+        end()
+        const p = progress(ev, true)
+        if (callProgress(p)) job.finish({ rows: p.rowsDone, errors: p.errors, seconds: p.seconds, rowsPerSecond: p.rowsPerSecond })
+        return
+      }
+      default: {
+        end()
+        const e = fromNative(ev[1])
+        job.fail(e.code === 'ERR_ABORTED' && signal?.aborted ? abortedJob(signal) : e)
+      }
+    }
+  }
+  hub.register(id, onEvent)
+  try {
+    handle = session.native.startJob(id, host.native, { input, ...n })
+  } catch (e) {
+    hub.cancel(id)
+    throw fromNative(e)
+  }
+  hub.track(1)
+  session.hold(1)
+  signal?.addEventListener('abort', onAbort, { once: true })
+  return job
+}

@@ -1,0 +1,292 @@
+// The Pipeline class: a spec compiled against its session, run per record
+// (optionally gathered into batches), per batch, over whole sources (jobs),
+// fitted, and saved.
+import { dirname, resolve as resolvePath } from 'node:path'
+
+import { disposeSymbol } from '../dispose'
+import { fromNative, invalidArg, OxinferError } from '../errors'
+import type { BatchJob } from '../job'
+import { native, type NativePipeline } from '../native'
+import { checkKeys, isPlainObject } from '../options'
+import type { RunTiming } from '../payload'
+import type { Estimate } from '../session/execute'
+import { internalsOf, type SessionInternals } from '../session/internal'
+import { checkRequestOptions } from '../session/options'
+import { Session } from '../session/session'
+import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
+import { fromColumns, fromRecords, layoutOf, type BatchLayout, type ColumnBatch } from './encode'
+import { Gatherer, gathererOptions } from './gatherer'
+import { runPipelineJob, type PipelineJobChunk, type PipelineJobColumns, type PipelineJobOptions } from './jobs'
+import type { FieldSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineOptions, PipelineResult, PipelineRowError, PipelineRunOptions, PipelineSpec, StageTimings } from './spec'
+
+const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching'] as const
+
+/**
+ * A tabular inference pipeline: pre-processing, feature assembly, the model and
+ * post-processing, all run natively with one crossing per request or batch.
+ */
+export class Pipeline {
+  #spec: PipelineSpec
+  #session: Session
+  #internals: SessionInternals
+  #native: NativePipeline
+  #baseDir: string
+  #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
+  #fields: FieldSpec[]
+  #batchLayout: BatchLayout
+  #unfitted: string | null
+  #gather: Gatherer | undefined
+
+  private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
+    this.#spec = spec
+    this.#session = session
+    this.#internals = internalsOf(session)
+    this.#native = n
+    this.#unfitted = n.unfitted
+    this.#baseDir = baseDir
+    this.#fields = spec.fields
+    this.#batchLayout = layoutOf(spec.fields)
+  }
+
+  /** Creates a pipeline from a spec object (or its JSON text). Rejects with ERR_INVALID_SPEC naming the stage. */
+  static async create(spec: PipelineSpec | string, options: PipelineOptions = {}): Promise<Pipeline> {
+    if (!isPlainObject(options)) throw invalidArg('Pipeline.create: options must be an object')
+    checkKeys('pipeline', options, PIPELINE_OPTION_KEYS)
+    let parsed: PipelineSpec
+    if (typeof spec === 'string') {
+      try {
+        parsed = JSON.parse(spec) as PipelineSpec
+      } catch (e) {
+        throw new OxinferError('ERR_INVALID_SPEC', `the spec is not valid JSON: ${(e as Error).message}`)
+      }
+    } else if (isPlainObject(spec)) {
+      parsed = JSON.parse(JSON.stringify(spec)) as PipelineSpec
+    } else {
+      throw invalidArg('Pipeline.create: spec must be an object or JSON text')
+    }
+    if (!isPlainObject(parsed)) throw new OxinferError('ERR_INVALID_SPEC', 'the spec must be a JSON object')
+    if (parsed.version !== 1) {
+      throw new OxinferError('ERR_INVALID_SPEC', `unsupported spec version ${JSON.stringify(parsed.version)}; this oxinfer reads version 1`, { stage: 'version' })
+    }
+    if (typeof parsed.model !== 'string' || parsed.model === '') {
+      throw new OxinferError('ERR_INVALID_SPEC', 'the spec needs a model path', { stage: 'model' })
+    }
+    const baseDir = options.baseDir ?? process.cwd()
+    if (typeof baseDir !== 'string') throw invalidArg('Pipeline.create: baseDir must be a path string')
+    const gather = options.batching === undefined ? undefined : gathererOptions(options.batching)
+    const sessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
+    const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
+    let n: NativePipeline
+    try {
+      n = await native.compilePipeline(internalsOf(session).native, JSON.stringify(parsed), resolvePath(baseDir))
+    } catch (e) {
+      await session.dispose()
+      throw fromNative(e)
+    }
+    const pipeline = new Pipeline(parsed, session, n, resolvePath(baseDir))
+    if (gather) pipeline.#gather = new Gatherer(gather, session.poolSize, (records, timings) => pipeline.#runGathered(records, timings))
+    return pipeline
+  }
+
+  /** Loads a spec file; its model path is resolved relative to the file. */
+  static async load(path: string, options: Omit<PipelineOptions, 'baseDir'> = {}): Promise<Pipeline> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('Pipeline.load: path must be a non-empty string')
+    const { readFile } = await import('node:fs/promises')
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (e) {
+      throw new OxinferError('ERR_INVALID_SPEC', `cannot read the spec '${path}': ${(e as Error).message}`, { cause: e })
+    }
+    return Pipeline.create(text, { ...options, baseDir: dirname(resolvePath(path)) })
+  }
+
+  /** A copy of the spec (with fitted parameters once `fit` has run). */
+  get spec(): PipelineSpec {
+    return JSON.parse(JSON.stringify(this.#spec)) as PipelineSpec
+  }
+
+  /** The session that runs the model. */
+  get session(): Session {
+    return this.#session
+  }
+
+  /** Runs one record. Rejects with ERR_INVALID_INPUT (row 0, field) for a bad record. */
+  run(record: Record<string, unknown>, options: PipelineRunOptions = {}): Promise<PipelineResult> {
+    let batch: ColumnBatch | undefined
+    const levels = this.#gather?.options.priorityLevels ?? this.#internals.priorityLevels
+    try {
+      if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
+      checkKeys('pipeline run', options, ['signal', 'timings', 'priority', 'timeoutMs', 'onTiming'])
+      checkRequestOptions('run', options, levels)
+      if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
+      // Batched records are checked with their batch, each caller getting its own error.
+      if (this.#gather === undefined) batch = fromRecords(this.#batchLayout, [record], true)
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const signal = options.signal as AbortSignal | undefined
+    const onTiming = options.onTiming as ((t: RunTiming) => void) | undefined
+    if (this.#gather !== undefined) return this.#gather.add(record, options, this.#session.disposed)
+    return this.#execute(batch!, true, signal, options.timings === true, onTiming, options.timeoutMs as number | undefined, options.priority as number | undefined).then((named) => {
+      const out = objects(named, 1, batch!.rejected, this.#spec.output)[0] as PipelineResult
+      if (options.timings) out.timings = timingsOf(named)
+      return out
+    })
+  }
+
+  /** Runs a gathered batch; each record's outcome in order, and the batch's timing. */
+  async #runGathered(records: Record<string, unknown>[], timings: boolean): Promise<{ results: (PipelineResult | PipelineRowError)[]; timing: RunTiming | undefined; stages: StageTimings | undefined }> {
+    const batch = fromRecords(this.#batchLayout, records, false)
+    let timing: RunTiming | undefined
+    const named = await this.#execute(batch, false, undefined, timings, (t) => (timing = t))
+    return { results: objects(named, batch.rows, batch.rejected, this.#spec.output), timing, stages: timings ? timingsOf(named) : undefined }
+  }
+
+  /** Runs a batch: an array of records, or columns (a typed array or array per field). */
+  runBatch(records: Record<string, unknown>[], options?: PipelineBatchOptions & { output?: 'objects' }): Promise<(PipelineResult | PipelineRowError)[] & { timings?: StageTimings }>
+  runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions & { output: 'columns' }): Promise<PipelineColumns>
+  runBatch(records: PipelineColumnsInput, options?: PipelineBatchOptions): Promise<(PipelineResult | PipelineRowError)[] & { timings?: StageTimings }>
+  runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions = {}): Promise<unknown> {
+    let batch: ColumnBatch
+    let failFast: boolean
+    try {
+      if (!isPlainObject(options)) throw invalidArg('runBatch: options must be an object')
+      checkKeys('pipeline runBatch', options, ['signal', 'timings', 'output', 'errors'])
+      const output = options.output ?? 'objects'
+      if (output !== 'objects' && output !== 'columns') throw invalidArg(`runBatch: output must be 'objects' or 'columns', got ${JSON.stringify(output)}`)
+      const errors = options.errors ?? 'throw'
+      if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runBatch: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
+      failFast = errors === 'throw'
+      if (Array.isArray(records)) batch = fromRecords(this.#batchLayout, records, failFast)
+      else if (isPlainObject(records)) batch = fromColumns(this.#batchLayout, records, failFast)
+      else throw invalidArg('runBatch: records must be an array of objects or an object of columns')
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const signal = options.signal as AbortSignal | undefined
+    if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('runBatch: options.signal must be an AbortSignal'))
+    return this.#execute(batch, failFast, signal, options.timings === true).then((named) => {
+      if (options.output === 'columns') {
+        const c = columns(named, batch.rows, batch.rejected, this.#spec.output)
+        if (options.timings) c.timings = timingsOf(named)
+        return c
+      }
+      const out = objects(named, batch.rows, batch.rejected, this.#spec.output) as (PipelineResult | PipelineRowError)[] & { timings?: StageTimings }
+      if (options.timings) out.timings = timingsOf(named)
+      return out
+    })
+  }
+
+  /**
+   * Runs the pipeline over a whole source, in bounded memory, and returns the
+   * running {@link BatchJob}. The source is
+   * - a CSV or JSONL file path: read, run and (with `output`) written natively,
+   *   `chunkSize` rows at a time, with at most `concurrency` chunks between
+   *   reading and writing and at most `concurrency` undelivered to the
+   *   iterator. CSV needs a header row naming the fields (other columns are
+   *   ignored; an empty cell is missing; array and list cells are JSON arrays);
+   *   JSONL has one object per line (blank lines skipped). Image fields cannot
+   *   come from files. A row that does not parse is a bad row like any other.
+   * - an (async) iterable of records (grouped into chunks of `chunkSize`),
+   *   of arrays of records, or of column chunks (an object whose number,
+   *   integer, boolean, category or text field holds an array or typed array);
+   *   each array or column chunk is one chunk. Runs through `runBatch`.
+   *
+   * Results come in input order, as {@link PipelineJobChunk}s, or go to
+   * `output`: JSONL lines `{"row", ...the result}` or `{"row", "error":
+   * {code, field, message}}` (any source), or CSV (file sources). On failure
+   * or abort the output file is removed. Bad options, a missing input file, an
+   * unwritable output, an unfitted spec or a disposed session throw at once.
+   */
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions & { results: 'columns' }): BatchJob<PipelineJobColumns>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options?: PipelineJobOptions): BatchJob<PipelineJobChunk>
+  runJob(source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions = {}): BatchJob<PipelineJobChunk | PipelineJobColumns> {
+    const pipeline = this
+    return runPipelineJob(
+      {
+        fields: this.#fields,
+        session: this.#internals,
+        get native() {
+          return pipeline.#native
+        },
+        get unfitted() {
+          return pipeline.#unfitted
+        },
+        get output() {
+          return pipeline.#spec.output
+        },
+        runBatch: (records, o) => this.runBatch(records as PipelineColumnsInput, o),
+      },
+      source,
+      options,
+    )
+  }
+
+  /**
+   * Learns every stage's parameters (imputation values, scaler statistics,
+   * category vocabularies) from sample records, in float64, each stage on the
+   * output of the ones before it. Resolves to the fitted spec, which this
+   * pipeline uses from then on.
+   */
+  async fit(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<PipelineSpec> {
+    let batch: ColumnBatch
+    if (Array.isArray(records)) batch = fromRecords(this.#batchLayout, records, true)
+    else if (isPlainObject(records)) batch = fromColumns(this.#batchLayout, records, true)
+    else throw invalidArg('fit: records must be an array of objects or an object of columns')
+    if (batch.rows === 0) throw invalidArg('fit: needs at least one record')
+    let fitted: string
+    try {
+      fitted = await native.fitPipeline(JSON.stringify(this.#spec), batch.flat)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const spec = JSON.parse(fitted) as PipelineSpec
+    try {
+      this.#native = await native.compilePipeline(this.#internals.native, fitted, this.#baseDir)
+      this.#unfitted = this.#native.unfitted
+    } catch (e) {
+      throw fromNative(e)
+    }
+    this.#spec = spec
+    this.#estimate = { micros: Number.POSITIVE_INFINITY }
+    return this.spec
+  }
+
+  /** Writes the spec as JSON; the model path is rewritten relative to the new file. */
+  async save(path: string): Promise<void> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('save: path must be a non-empty string')
+    const { writeFile } = await import('node:fs/promises')
+    const { relative } = await import('node:path')
+    const abs = resolvePath(path)
+    const spec = this.spec
+    spec.model = relative(dirname(abs), resolvePath(this.#baseDir, this.#spec.model)) || this.#spec.model
+    await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
+  }
+
+  /** Disposes the underlying session; records still gathered for a batch reject with ERR_DISPOSED. */
+  dispose(): Promise<void> {
+    this.#gather?.close()
+    return this.#session.dispose()
+  }
+
+  [disposeSymbol](): Promise<void> {
+    return this.dispose()
+  }
+
+  #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean, onTiming?: (t: RunTiming) => void, timeoutMs?: number, priority?: number): Promise<Columns> {
+    if (this.#unfitted) return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#unfitted))
+    const internals = this.#internals
+    const n = internals.native
+    const p = this.#native
+    return internals.execute(
+      this.#estimate,
+      (id) => n.submitPipeline(id, p, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority),
+      () => n.runPipelineSync(p, batch.flat, failFast, timings),
+      (payload) => readPacked(payload),
+      signal,
+      batch.flat,
+      onTiming,
+    )
+  }
+}

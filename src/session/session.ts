@@ -1,0 +1,479 @@
+// The Session class: a loaded model, its runs (inline or queued, one native
+// submission per event-loop turn), streams, jobs over chunk sources, and dispose.
+import { isAbsolute, resolve as resolvePath } from 'node:path'
+import { performance } from 'node:perf_hooks'
+
+import { disposeSymbol } from '../dispose'
+import { fromNative, invalidArg, OxinferError } from '../errors'
+import * as hub from '../hub'
+import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, type SessionJobOptions } from '../job'
+import { resolveLibrary } from '../library'
+import { native, type NativeSession, type NativeStream, type NativeValueInfo } from '../native'
+import { checkKeys, intOption, isPlainObject } from '../options'
+import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
+import { SessionStream, type StreamOptions } from '../stream'
+import { isTensorType, outputTensor, Tensor, TYPE_CODES, type TensorInputMap, type TensorLike } from '../tensor'
+import { chargeTurn, FLUSH_MAX, QueuedRun, withinTurnBudget, type Estimate } from './execute'
+import { registerInternals } from './internal'
+import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type ValueInfo } from './options'
+
+/** A loaded model. Any number of concurrent `run` calls is safe. */
+export class Session {
+  readonly inputs: readonly ValueInfo[]
+  readonly outputs: readonly ValueInfo[]
+  readonly metadata: ModelMetadata
+  #native: NativeSession
+  #inputNames: ReadonlySet<string>
+  #outputNames: readonly string[]
+  #threshold: number
+  #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
+  #timeoutMs = 0
+  #priorityLevels = 1
+  #poolSize = 1
+  #streams = new Set<SessionStream>()
+  /** Runs waiting for this turn's native submission, 5 values each (see #enqueue). */
+  #outbox: unknown[] = []
+  #active = 0
+  #disposed = false
+  #disposing: Promise<void> | undefined
+
+  private constructor(n: NativeSession, threshold: number) {
+    this.#native = n
+    this.#threshold = threshold
+    const session = this
+    registerInternals(this, {
+      native: n,
+      get priorityLevels() {
+        return session.#priorityLevels
+      },
+      get timeoutMs() {
+        return session.#timeoutMs
+      },
+      get disposed() {
+        return session.#disposed
+      },
+      execute(estimate, submit, sync, decode, signal, keepAlive, onTiming) {
+        return session.#execute(estimate, submit, sync, decode, signal, keepAlive, onTiming)
+      },
+      hold(delta) {
+        session.#hold(delta)
+      },
+    })
+    const info = (v: NativeValueInfo): ValueInfo => Object.freeze({ name: v.name, type: v.type, dims: Object.freeze(v.dims.slice()) })
+    this.inputs = Object.freeze(n.inputs.map(info))
+    this.outputs = Object.freeze(n.outputs.map(info))
+    const m = n.metadata
+    this.metadata = Object.freeze({ ...m, custom: Object.freeze({ ...m.custom }) })
+    this.#inputNames = new Set(this.inputs.map((i) => i.name))
+    this.#outputNames = this.outputs.map((o) => o.name)
+  }
+
+  /** Loads a model from a path or from its bytes, off the JS thread. */
+  static async create(model: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
+    if (typeof model !== 'string' && !(model instanceof Uint8Array)) {
+      throw invalidArg('Session.create: model must be a file path or a Uint8Array of model bytes')
+    }
+    const o = parseSessionOptions(options)
+    if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
+    const lib = resolveLibrary()
+    const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
+    let n: NativeSession
+    try {
+      n = await native.createSession(hub.nativeHub, source, o.native, lib)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const session = new Session(n, o.inline)
+    session.#timeoutMs = o.timeoutMs
+    session.#priorityLevels = o.priorityLevels
+    session.#poolSize = o.poolSize
+    return session
+  }
+
+  /** Runs the model. Rejects (never throws) with an OxinferError. */
+  run(feeds: Record<string, TensorLike>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
+    let flat: unknown[]
+    let outputs: string[] | undefined
+    let signal: AbortSignal | undefined
+    try {
+      if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
+      checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority', 'onTiming'])
+      checkRequestOptions('run', options as Record<string, unknown>, this.#priorityLevels)
+      if (options.outputs !== undefined) {
+        if (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string')) {
+          throw invalidArg('run: options.outputs must be an array of output names')
+        }
+        outputs = [...new Set(options.outputs)]
+      }
+      signal = options.signal as AbortSignal | undefined
+      flat = this.#flatten(feeds)
+    } catch (e) {
+      return Promise.reject(fromNative(e))
+    }
+    const names = outputs ?? this.#outputNames
+    const n = this.#native
+    const est = this.#estimate
+    // The common inline case without closures (see #execute for the rule).
+    if (!this.#disposed && signal === undefined && options.onTiming === undefined && this.#active === 0 && est.micros < this.#threshold && withinTurnBudget(est.micros)) {
+      const t0 = performance.now()
+      try {
+        const payload = n.runSync(flat, outputs ?? null)
+        if (typeof payload === 'string') return Promise.reject(fromNative(payload))
+        const micros = payloadMicros(payload)
+        est.micros = 0.8 * est.micros + 0.2 * micros
+        return Promise.resolve(this.#decode(payload, names))
+      } catch (e) {
+        return Promise.reject(fromNative(e))
+      } finally {
+        chargeTurn(performance.now() - t0)
+      }
+    }
+    const timeoutMs = (options.timeoutMs as number | undefined) ?? this.#timeoutMs
+    if (signal === undefined && options.onTiming === undefined && !this.#disposed) {
+      // The common queued case: one settler object instead of closures.
+      const id = hub.nextId()
+      const p = new Promise<Record<string, Tensor>>((resolve, reject) => hub.register(id, new QueuedRun(this.#settled, resolve, reject, names, flat)))
+      this.#active++
+      hub.track(1)
+      this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined)
+      return p
+    }
+    return this.#execute(
+      this.#estimate,
+      (id) => this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined),
+      () => n.runSync(flat, outputs ?? null),
+      (payload) => this.#decode(payload, names),
+      signal,
+      flat,
+      options.onTiming as ((t: RunTiming) => void) | undefined,
+    )
+  }
+
+  /** A queued run settled (see QueuedRun). */
+  #settled = (payload: unknown, names: readonly string[]): Record<string, Tensor> => {
+    this.#active--
+    hub.track(-1)
+    if (typeof payload === 'string') throw fromNative(payload)
+    const est = this.#estimate
+    const micros = payloadMicros(payload)
+    est.micros = est.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * est.micros + 0.2 * micros
+    return this.#decode(payload, names)
+  }
+
+  /**
+   * Queues a run for this turn's one native submission: every run made in a
+   * turn crosses into native code in a single call (and takes the queue's
+   * lock once), at the end of the turn's synchronous work.
+   */
+  #enqueue(id: number, flat: unknown[], outputs: string[] | null, timeoutMs: number, priority: number | undefined): void {
+    const q = this.#outbox
+    q.push(id, flat, outputs, timeoutMs, priority)
+    if (q.length === 5 && !this.#flushing) {
+      this.#flushing = true
+      queueMicrotask(this.#flushNow)
+    }
+  }
+
+  #flushing = false
+  #flushNow = (): void => {
+    this.#flushing = false
+    this.#flush()
+  }
+
+  #flush = (): void => {
+    let q = this.#outbox
+    if (q.length === 0) return
+    this.#outbox = []
+    if (q.length > FLUSH_MAX * 5) {
+      // Submitting costs about 1 µs a run: past the turn's 1 ms budget, the
+      // rest goes in the next turn, so a huge burst never holds the loop.
+      this.#outbox = q.slice(FLUSH_MAX * 5)
+      q = q.slice(0, FLUSH_MAX * 5)
+      setImmediate(this.#flush)
+    }
+    // Runs aborted meanwhile were settled already: leave them out.
+    for (let i = 0; i < q.length; i += 5) {
+      if (!hub.isPending(q[i] as number)) {
+        q = q.filter((_, k) => hub.isPending(q[k - (k % 5)] as number))
+        break
+      }
+    }
+    if (q.length === 0) return
+    let refused: (number | string)[] | null
+    try {
+      refused = this.#native.submitMany(q)
+    } catch (e) {
+      const err = String((e as Error)?.message ?? e)
+      refused = []
+      for (let i = 0; i < q.length; i += 5) refused.push(q[i] as number, err)
+    }
+    if (refused === null) return
+    for (let i = 0; i < refused.length; i += 2) hub.settleNow(refused[i] as number, refused[i + 1])
+  }
+
+  /**
+   * Runs the model over a whole source of feeds chunks (an async or sync
+   * iterable of `Record<string, TensorLike>`, batched along axis 0 by the
+   * caller): up to `concurrency` chunks run at once, results come out in input
+   * order, one `Record<string, Tensor>` per chunk, and a chunk is pulled only
+   * when there is room, so memory stays bounded. Progress counts rows (the
+   * first feed's dims[0]). Files are refused: a model has no record schema;
+   * use `Pipeline.runJob` for CSV or JSONL.
+   */
+  runJob(source: AsyncIterable<Record<string, TensorLike>> | Iterable<Record<string, TensorLike>>, options: SessionJobOptions = {}): BatchJob<Record<string, Tensor>> {
+    const o = jobOptions('session runJob', options, ['outputs'])
+    if (typeof source === 'string') throw invalidArg('Session.runJob: file sources need a record schema; use Pipeline.runJob for CSV or JSONL files')
+    const outputs = (options as SessionJobOptions).outputs
+    if (outputs !== undefined && (!Array.isArray(outputs) || outputs.some((x) => typeof x !== 'string'))) throw invalidArg('runJob: options.outputs must be an array of output names')
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    if (o.signal?.aborted) throw abortedJob(o.signal)
+    const it = iteratorOf(source, 'Session.runJob')
+    const inner = new AbortController()
+    const job = new BatchJob<Record<string, Tensor>>(o.concurrency, () => {}, () => inner.abort())
+    const rowsOf = (feeds: Record<string, TensorLike>): number => {
+      const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
+      return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
+    }
+    const run = (feeds: Record<string, TensorLike>, _firstRow: number, signal: AbortSignal): Promise<Record<string, Tensor>> =>
+      this.run(feeds, outputs === undefined ? { signal } : { signal, outputs })
+    const chunks: AsyncIterator<Record<string, TensorLike>> = {
+      next: async () => (await it.next()) as IteratorResult<Record<string, TensorLike>>,
+      return: async () => {
+        await it.return?.()
+        return { value: undefined, done: true }
+      },
+    }
+    driveChunks(job, chunks, run, rowsOf, () => 0, o, inner)
+    return job
+  }
+
+  #flatten(feeds: Record<string, TensorLike>): unknown[] {
+    if (!isPlainObject(feeds)) throw invalidArg('run: feeds must be an object mapping input names to tensors')
+    const flat: unknown[] = []
+    for (const name in feeds) {
+      if (!Object.hasOwn(feeds, name)) continue
+      const t = feeds[name]
+      if (t instanceof Tensor) {
+        flat.push(name, TYPE_CODES[(t as Tensor).type], t.data, t.dims)
+        continue
+      }
+      if (typeof t !== 'object' || t === null || !('type' in t) || !('data' in t) || !('dims' in t)) {
+        throw invalidArg(`run: feed '${name}' must be a Tensor or an object with type, data and dims`)
+      }
+      const type = (t as TensorLike).type
+      if (!isTensorType(type)) {
+        throw invalidArg(`run: feed '${name}' has unknown tensor type ${JSON.stringify(type)}`)
+      }
+      let tensor: Tensor
+      try {
+        tensor = new Tensor(type, (t as TensorLike).data as TensorInputMap[typeof type], (t as TensorLike).dims)
+      } catch (e) {
+        const err = e as OxinferError
+        throw new OxinferError(err.code, err.message.replace(/^Tensor:/, `run: feed '${name}':`), { input: name })
+      }
+      flat.push(name, TYPE_CODES[tensor.type], tensor.data, tensor.dims)
+    }
+    return flat
+  }
+
+  #decode(payload: unknown, names: readonly string[]): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {}
+    let k = 0
+    unpack(payload, (_id, type, data, dims) => {
+      out[names[k++]] = outputTensor(type, data, dims)
+    })
+    return out
+  }
+
+  /**
+   * Runs one unit of work (a model run or a pipeline run) under the inline
+   * rule: inline when measured-fast, the session idle and the turn's budget
+   * allows; otherwise on the native workers, with abort support.
+   */
+  #execute<R>(
+    estimate: Estimate,
+    submit: (id: number) => void,
+    sync: () => unknown,
+    decode: (payload: unknown) => R,
+    signal: AbortSignal | undefined,
+    keepAlive: unknown,
+    onTiming?: (t: RunTiming) => void,
+  ): Promise<R> {
+    if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
+    if (signal?.aborted) {
+      return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    }
+    const settle = (payload: unknown, inline: boolean): R => {
+      if (typeof payload === 'string') throw fromNative(payload)
+      const micros = payloadMicros(payload)
+      estimate.micros = estimate.micros === Number.POSITIVE_INFINITY ? micros : 0.8 * estimate.micros + 0.2 * micros
+      const result = decode(payload)
+      if (onTiming !== undefined) {
+        try {
+          onTiming(readTiming(payload, inline))
+        } catch {
+          // A throwing observer must not turn a good result into a failure.
+        }
+      }
+      return result
+    }
+    if (this.#active === 0 && estimate.micros < this.#threshold && withinTurnBudget(estimate.micros)) {
+      const t0 = performance.now()
+      try {
+        return Promise.resolve(settle(sync(), true))
+      } catch (e) {
+        return Promise.reject(fromNative(e))
+      } finally {
+        chargeTurn(performance.now() - t0)
+      }
+    }
+    const id = hub.nextId()
+    return new Promise<R>((resolve, reject) => {
+      let abortRequested = false
+      const finish = (): void => {
+        this.#active--
+        hub.track(-1)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const onAbort = (): void => {
+        abortRequested = true
+        const state = this.#native.abort(id)
+        if (state !== 2 && hub.cancel(id)) {
+          // Not executing (or already finished natively): settle now.
+          finish()
+          reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }))
+        }
+      }
+      hub.register(id, (payload) => {
+        finish()
+        // Referenced until here, so the input buffers outlive the native run.
+        void keepAlive
+        if (abortRequested) {
+          reject(new OxinferError('ERR_ABORTED', 'the run was aborted while executing', { cause: signal?.reason }))
+          return
+        }
+        try {
+          resolve(settle(payload, false))
+        } catch (e) {
+          reject(e)
+        }
+      })
+      try {
+        submit(id)
+      } catch (e) {
+        hub.cancel(id)
+        reject(fromNative(e))
+        return
+      }
+      this.#active++
+      hub.track(1)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /** Whether `dispose` has been called. */
+  get disposed(): boolean {
+    return this.#disposed
+  }
+
+  /**
+   * Opens a stateful stream: the model's state outputs are fed back as its
+   * state inputs from one call to the next, kept in native memory, and many
+   * streams' calls are batched together when the session has `batching`
+   * (declare each state input's and output's batch axis there). A stream's
+   * calls run in the order they are made. Close it with `close()`, or let it
+   * expire after `idleTimeoutMs` without calls; either frees its state.
+   */
+  stream(options: StreamOptions): SessionStream {
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    if (!isPlainObject(options)) throw invalidArg('stream: options must be an object')
+    checkKeys('stream', options, ['state', 'initialState', 'outputs', 'idleTimeoutMs', 'priority'])
+    const state = options.state
+    if (!isPlainObject(state) || Object.keys(state).length === 0 || Object.values(state).some((v) => typeof v !== 'string')) {
+      throw invalidArg("stream: options.state must map state outputs to the inputs they feed, e.g. { stateN: 'state' }")
+    }
+    if (options.outputs !== undefined && (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string'))) {
+      throw invalidArg('stream: options.outputs must be an array of output names')
+    }
+    const idle = intOption(options as Record<string, unknown>, 'idleTimeoutMs', 60_000, 0, 2 ** 31 - 1)
+    checkRequestOptions('stream', options as Record<string, unknown>, this.#priorityLevels)
+    let initial: unknown[] | null = null
+    if (options.initialState !== undefined) {
+      if (!isPlainObject(options.initialState)) throw invalidArg('stream: options.initialState must map state inputs to tensors')
+      initial = this.#flatten(options.initialState as Record<string, TensorLike>)
+    }
+    const outputs = options.outputs === undefined ? null : [...new Set(options.outputs)]
+    let n: NativeStream
+    try {
+      n = this.#native.openStream(Object.keys(state), Object.values(state), initial, outputs)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    const names = outputs ?? this.#outputNames.filter((o) => !(o in state))
+    const stream = new SessionStream(
+      n,
+      (payload) => this.#decode(payload, names),
+      (feeds) => this.#flatten(feeds),
+      idle,
+      options.priority,
+      () => this.#streams.delete(stream),
+      // Stream calls hold the session's slots: no run goes inline meanwhile.
+      (d) => this.#hold(d),
+    )
+    this.#streams.add(stream)
+    return stream
+  }
+
+  /** Streams open on this session (see {@link Session.stream}). */
+  get openStreams(): number {
+    return this.#disposed ? 0 : this.#native.openStreams
+  }
+
+  /** How many runs may execute at once (`poolSize`). */
+  get poolSize(): number {
+    return this.#poolSize
+  }
+
+  /**
+   * Counts native work that runs outside `#execute` (a file job, a stream's
+   * calls) as active, so no run goes inline while it holds the slots.
+   */
+  #hold(delta: 1 | -1): void {
+    this.#active += delta
+  }
+
+  /** Runs queued or executing on this session. */
+  get pendingRuns(): number {
+    return this.#active
+  }
+
+  /**
+   * Frees the model. Resolves once the runs already executing have finished;
+   * queued runs and every later run reject with ERR_DISPOSED.
+   */
+  dispose(): Promise<void> {
+    if (this.#disposed) return Promise.resolve()
+    this.#disposed = true
+    for (const s of this.#streams) void s.close()
+    const id = hub.nextId()
+    this.#disposing = new Promise<void>((resolve) => {
+      hub.register(id, () => {
+        hub.track(-1)
+        resolve()
+      })
+    })
+    hub.track(1)
+    let started = false
+    try {
+      started = this.#native.dispose(id)
+    } catch {
+      started = false
+    }
+    if (!started) hub.settleNow(id, undefined)
+    return this.#disposing
+  }
+
+  [disposeSymbol](): Promise<void> {
+    return this.dispose()
+  }
+}
