@@ -139,3 +139,34 @@ describe('bad images', () => {
     expect(t.dims[0]).toBe(0)
   })
 })
+
+describe('the addon itself (what the public API never lets through)', () => {
+  // The TS layer always passes an output array of the right kind; these
+  // reach the addon's checks directly, which must encode them like any other.
+  const native = require('../binding.js')
+  const { fromNative } = require('../src/errors.js')
+  const options = { resize: 'exact', width: 8, height: 8, shorter: 0, filter: 'bilinear', color: 'rgb', scale: 1 / 255, layout: 'chw', output: 'float32', maxPixels: 1e8 }
+  const image = bytesOf('flower.jpg')
+
+  it.each([
+    ['a plain array', [0, 1, 2], /out must be a typed array/],
+    ['a typed array of the wrong kind', new Int32Array(3 * 8 * 8), /out must be a Float32Array/],
+  ])('refuses %s as the output buffer with ERR_INVALID_ARGUMENT', (_what, out, message) => {
+    let thrown: unknown
+    try {
+      native.processImages([image], options, 'img', out)
+    } catch (e) {
+      thrown = e
+    }
+    expect(String((thrown as Error).message)).toMatch(/^ERR_INVALID_ARGUMENT\u001f/)
+    const e = fromNative(thrown)
+    expect(e).toBeInstanceOf(OxinferError)
+    expect(e.code).toBe('ERR_INVALID_ARGUMENT')
+    expect(e.message).toMatch(message)
+  })
+
+  it('refuses an option name outside the declared enum before any work', () => {
+    expect(() => native.processImages([image], { ...options, filter: 'bicubic' }, 'img')).toThrow(/bicubic|ImageFilter/)
+    expect(() => new ImageProcessor({ filter: 'bicubic' as never })).toThrow(/filter must be one of 'bilinear', 'nearest', got "bicubic"/)
+  })
+})

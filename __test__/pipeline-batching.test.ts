@@ -89,6 +89,26 @@ describe('pipelines with dynamic batching', () => {
     await rejectsWith(p.run(records[0]), 'ERR_DISPOSED')
   })
 
+  it('merges runs made in different event-loop turns while a batch is held open (maxDelayMicros in µs, natively)', async () => {
+    const p = await Pipeline.load(specPath, { batching: { maxBatchSize: 8, maxDelayMicros: 300 } })
+    // Each attempt: one run in this turn, one in the next (a setImmediate
+    // later), each crossing into native code on its own. The worker holds
+    // the first one's batch open for 300 µs, so the second joins it. Turns on
+    // a loaded machine can take longer than that, hence a few attempts.
+    let merged = 0
+    for (let attempt = 0; attempt < 10 && merged === 0; attempt++) {
+      const timings: RunTiming[] = []
+      const first = p.run(records[attempt], { onTiming: (t) => timings.push(t) })
+      await new Promise((r) => setImmediate(r))
+      const second = p.run(records[attempt + 1], { onTiming: (t) => timings.push(t) })
+      const [a, b] = await Promise.all([first, second])
+      expect([a.label, b.label]).toEqual([(await p.run(records[attempt])).label, (await p.run(records[attempt + 1])).label])
+      if (timings.every((t) => t.batchRequests === 2 && t.batchSize === 2)) merged++
+    }
+    expect(merged).toBe(1)
+    await p.dispose()
+  })
+
   it('refuses bad batching options', async () => {
     await expect(Pipeline.load(specPath, { batching: { maxBatchSize: 0 } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(Pipeline.load(specPath, { batching: { inputs: {} } as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/inputs/) })

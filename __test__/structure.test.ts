@@ -50,7 +50,8 @@ describe('module structure', () => {
       detectiveOptions: { ts: { skipTypeImports: false } },
     })
     expect(graph.circular()).toEqual([])
-    expect(Object.keys(graph.obj()).length).toBe(src.length + 1)
+    // Every source module, index.ts and the addon's generated types (binding.d.ts).
+    expect(Object.keys(graph.obj()).filter((f) => f !== 'binding.d.ts').length).toBe(src.length + 1)
   })
 
   it(`every module under src/ has at most ${MAX_LINES} lines and opens with a comment saying what it is for`, () => {

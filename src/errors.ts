@@ -2,31 +2,16 @@
 // codes, and the decoding of errors that the addon encodes
 // (crates/oxinfer-node/src/errors.rs).
 
-/** Stable error codes. See the README for when each one is used. */
-export type ErrorCode =
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_INVALID_INPUT'
-  | 'ERR_MODEL_LOAD'
-  | 'ERR_INVALID_SPEC'
-  | 'ERR_UNSUPPORTED'
-  | 'ERR_ABORTED'
-  | 'ERR_DISPOSED'
-  | 'ERR_OVERLOADED'
-  | 'ERR_TIMEOUT'
-  | 'ERR_BACKEND'
+import { native, type ErrorCodeName } from './native'
 
-const CODES: ReadonlySet<string> = new Set([
-  'ERR_INVALID_ARGUMENT',
-  'ERR_INVALID_INPUT',
-  'ERR_MODEL_LOAD',
-  'ERR_INVALID_SPEC',
-  'ERR_UNSUPPORTED',
-  'ERR_ABORTED',
-  'ERR_DISPOSED',
-  'ERR_OVERLOADED',
-  'ERR_TIMEOUT',
-  'ERR_BACKEND',
-])
+/**
+ * Stable error codes, as the core defines them (one per variant of its error
+ * enum; see crates/oxinfer-node/src/options.rs). See the README for when each
+ * one is used.
+ */
+export type ErrorCode = ErrorCodeName
+
+const CODES: ReadonlySet<string> = new Set(Object.values(native.ErrorCode))
 
 export interface OxinferErrorOptions {
   /** The model input the error is about. */

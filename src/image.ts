@@ -1,8 +1,8 @@
 // Images: decoding and transforming batches of images natively, in
 // parallel, into a model-ready tensor.
 import { fromNative, invalidArg, OxinferError } from './errors'
-import { native } from './native'
-import { checkKeys, describeValue, isPlainObject } from './options'
+import { native, type NameOf } from './native'
+import { checkKeys, describeValue, isPlainObject, oneOf } from './options'
 import { outputTensor, type Tensor } from './tensor'
 
 /** ImageNet's per-channel mean and std (on 0–1 values). */
@@ -12,19 +12,19 @@ export interface ImageOptions {
   /** Resize to an exact size, or the shorter side to a length (aspect kept, torchvision). Default: no resize. */
   resize?: { width: number; height: number } | { shorter: number }
   /** 'bilinear' (default; Pillow's, antialiased when downscaling) or 'nearest' (Pillow's). */
-  filter?: 'bilinear' | 'nearest'
+  filter?: NameOf<'ImageFilter'>
   /** Crop the centre (offsets rounded half to even, as torchvision). Default: no crop. */
   centerCrop?: { width: number; height: number }
   /** 'rgb' (default) or 'gray' (Pillow's convert('L')). */
-  color?: 'rgb' | 'gray'
+  color?: NameOf<'ImageColor'>
   /** Per-channel mean and std applied after `scale`, or 'imagenet'. Default: none. */
   normalize?: { mean: readonly number[]; std: readonly number[] } | 'imagenet'
   /** Multiplies pixel values before normalising. Default 1/255. */
   scale?: number
   /** 'chw' (default) or 'hwc'. */
-  layout?: 'chw' | 'hwc'
+  layout?: NameOf<'ImageLayout'>
   /** 'float32' (default) or 'uint8' (raw pixels; no scale or normalize). */
-  output?: 'float32' | 'uint8'
+  output?: NameOf<'ImageOutput'>
   /** Images with more pixels are input errors. Default 100,000,000. */
   maxPixels?: number
 }
@@ -75,12 +75,7 @@ export class ImageProcessor {
       cropWidth = posInt(o.centerCrop.width, 'centerCrop.width')
       cropHeight = posInt(o.centerCrop.height, 'centerCrop.height')
     }
-    const pick = <T extends string>(v: unknown, allowed: readonly T[], fallback: T, what: string): T => {
-      const x = v ?? fallback
-      if (!allowed.includes(x as T)) throw invalidArg(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(x)}`)
-      return x as T
-    }
-    const color = pick(o.color, ['rgb', 'gray'], 'rgb', 'color')
+    const color = oneOf('color', o.color, native.ImageColor, 'rgb')
     const channels = color === 'gray' ? 1 : 3
     let mean: number[] | undefined
     let std: number[] | undefined
@@ -102,15 +97,15 @@ export class ImageProcessor {
       width,
       height,
       shorter,
-      filter: pick(o.filter, ['bilinear', 'nearest'], 'bilinear', 'filter'),
+      filter: oneOf('filter', o.filter, native.ImageFilter, 'bilinear'),
       cropWidth,
       cropHeight,
       color,
       mean,
       std,
       scale,
-      layout: pick(o.layout, ['chw', 'hwc'], 'chw', 'layout'),
-      uint8: pick(o.output, ['float32', 'uint8'], 'float32', 'output') === 'uint8',
+      layout: oneOf('layout', o.layout, native.ImageLayout, 'chw'),
+      output: oneOf('output', o.output, native.ImageOutput, 'float32'),
       maxPixels,
     }
     this.options = Object.freeze({ ...options })
@@ -130,7 +125,7 @@ export class ImageProcessor {
     const o = this.#native
     const fixed = o.cropWidth !== undefined ? [o.cropWidth, o.cropHeight] : o.resize === 'exact' ? [o.width, o.height] : undefined
     const channels = o.color === 'gray' ? 1 : 3
-    const out = fixed ? (o.uint8 ? new Uint8Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number)) : new Float32Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number))) : undefined
+    const out = fixed ? (o.output === 'uint8' ? new Uint8Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number)) : new Float32Array(list.length * channels * (fixed[0] as number) * (fixed[1] as number))) : undefined
     let p: unknown[]
     try {
       p = await native.processImages(list, o, field, out)

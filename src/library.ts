@@ -4,15 +4,15 @@ import { existsSync } from 'node:fs'
 import { dirname, join, resolve as resolvePath } from 'node:path'
 
 import { fromNative, invalidArg, OxinferError } from './errors'
-import { native } from './native'
-import { checkKeys, isPlainObject } from './options'
+import { native, type NameOf } from './native'
+import { checkKeys, isPlainObject, oneOf } from './options'
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
   /** Absolute path of the ONNX Runtime shared library to load. Default: found automatically (see README). */
   ortLibrary?: string
   /** ONNX Runtime's log level. Default: 'error'. */
-  logLevel?: 'verbose' | 'info' | 'warning' | 'error' | 'fatal'
+  logLevel?: NameOf<'LogLevel'>
 }
 
 let configuredLibrary: string | undefined
@@ -94,11 +94,9 @@ export function configure(options: ConfigureOptions = {}): void {
     configuredLibrary = abs
   }
   if (logLevel !== undefined) {
-    if (!['verbose', 'info', 'warning', 'error', 'fatal'].includes(logLevel as string)) {
-      throw invalidArg(`configure: logLevel must be 'verbose', 'info', 'warning', 'error' or 'fatal', got ${JSON.stringify(logLevel)}`)
-    }
+    const level = oneOf('configure: logLevel', logLevel, native.LogLevel)
     try {
-      native.ortSetLogLevel(logLevel as string)
+      native.ortSetLogLevel(level)
     } catch (e) {
       throw fromNative(e)
     }

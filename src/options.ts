@@ -1,6 +1,7 @@
 // Argument checks shared by the public classes: option objects and their
 // unknown keys, integer options, and how a bad value is named in a message.
 import { invalidArg } from './errors'
+import type { NativeEnum } from './native'
 
 export function checkKeys(what: string, options: object, allowed: readonly string[]): void {
   // for-in rather than Object.keys: no array per call on the hot path.
@@ -28,4 +29,17 @@ export function describeValue(v: unknown): string {
   if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`
   if (Array.isArray(v)) return `an array of ${v.length}`
   return v === null ? 'null' : typeof v
+}
+
+/**
+ * `value` (or `fallback` when it is undefined) checked against one of the
+ * addon's string enums, which are the only list of the allowed names.
+ */
+export function oneOf<V extends string>(what: string, value: unknown, table: NativeEnum<V>, fallback?: V): V {
+  const v = value === undefined ? fallback : value
+  const allowed = Object.values(table)
+  if (!allowed.includes(v as V)) {
+    throw invalidArg(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v) ?? typeof v}`)
+  }
+  return v as V
 }

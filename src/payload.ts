@@ -1,7 +1,11 @@
 // Payload decoding: reads what a finished run sends back (its engine time,
 // packed outputs and timing; see crates/oxinfer-node/src/payload.rs) as views
 // into its buffer, without objects made per result.
+import { native } from './native'
 import { ARRAY_CTORS, TYPE_BY_CODE, type TensorType } from './tensor'
+
+/** How many numbers of timing end each run's header (see readTiming). */
+const TIMING_LEN = native.TIMING_LEN
 
 /**
  * Where one request's time went, in microseconds, and the batch it ran in
@@ -79,10 +83,10 @@ export function unpack(payload: unknown, each: (nameId: number, type: TensorType
   const strings = pStrings
   const base = pBase
   const count = h[base + 1]
-  // The entries, then the request's timing (6 values; see readTiming); data follows.
+  // The entries, then the request's timing (TIMING_LEN values; see readTiming); data follows.
   let end = base + 2
   for (let k = 0; k < count; k++) end += 4 + h[end + 3]
-  const head = (end + 6) * 8
+  const head = (end + TIMING_LEN) * 8
   let i = base + 2
   for (let k = 0; k < count; k++) {
     const rank = h[i + 3]

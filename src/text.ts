@@ -3,8 +3,8 @@
 import { resolve as resolvePath } from 'node:path'
 
 import { fromNative, invalidArg, OxinferError } from './errors'
-import { native, type NativeTokenizer } from './native'
-import { checkKeys, describeValue, isPlainObject } from './options'
+import { native, type NameOf, type NativeTokenizer } from './native'
+import { checkKeys, describeValue, isPlainObject, oneOf } from './options'
 import { Tensor } from './tensor'
 
 export interface EncodeOptions {
@@ -13,18 +13,18 @@ export interface EncodeOptions {
   /** Truncate to this many tokens, special tokens included. Default: no truncation. */
   maxLength?: number
   /** Which side of a pair loses tokens first. Default 'longest_first'. */
-  truncation?: 'longest_first' | 'only_first' | 'only_second'
+  truncation?: NameOf<'Truncation'>
   /** Overlap kept between overflowing windows. Default 0. */
   stride?: number
   /** false (default), 'longest' (the longest row of the batch) or 'max_length' (needs maxLength). */
-  padding?: false | 'longest' | 'max_length'
+  padding?: false | Exclude<NameOf<'TextPadding'>, 'none'>
   padToMultipleOf?: number
   /** Return token offsets, counted in 'utf16' code units (JS string indices), 'chars' or 'bytes'. Default false. */
-  offsets?: false | 'utf16' | 'chars' | 'bytes'
+  offsets?: false | NameOf<'Offsets'>
   /** Return token type ids (segment ids of pairs). Default false. */
   typeIds?: boolean
   /** Element type of `ids`. Default 'int32'; 'int64' gives a BigInt64Array, as models want. */
-  ids?: 'int32' | 'int64'
+  ids?: NameOf<'IdType'>
   /** Texts longer than this (in UTF-16 units) are input errors. Default 1,000,000. */
   maxChars?: number
 }
@@ -104,31 +104,28 @@ function encodeOptions(o: Record<string, unknown>): { native: object; maxChars: 
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw invalidArg(`${k} must be an integer of at least ${min}`)
     return v
   }
-  const pick = <T extends string>(k: string, allowed: readonly T[], fallback: T): T => {
-    const v = o[k] ?? fallback
-    if (!allowed.includes(v as T)) throw invalidArg(`${k} must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(v)}`)
-    return v as T
-  }
   const bool = (k: string, fallback: boolean): boolean => {
     const v = o[k] ?? fallback
     if (typeof v !== 'boolean') throw invalidArg(`${k} must be a boolean`)
     return v
   }
-  const padding = o.padding === false || o.padding === undefined ? 'none' : pick('padding', ['longest', 'max_length'], 'longest')
-  const offsets = o.offsets === false || o.offsets === undefined ? undefined : pick('offsets', ['utf16', 'chars', 'bytes'], 'utf16')
+  // `padding: false` is the addon's 'none', which is not spelled out in JS.
+  if (o.padding === 'none') throw invalidArg("padding must be false, 'longest' or 'max_length', got \"none\"")
+  const padding = o.padding === false || o.padding === undefined ? 'none' : oneOf('padding', o.padding, native.TextPadding)
+  const offsets = o.offsets === false || o.offsets === undefined ? undefined : oneOf('offsets', o.offsets, native.Offsets)
   const maxLength = int('maxLength', 1)
   if (padding === 'max_length' && maxLength === undefined) throw invalidArg("padding 'max_length' needs maxLength")
   return {
     native: {
       addSpecialTokens: bool('addSpecialTokens', true),
       maxLength,
-      truncation: pick('truncation', ['longest_first', 'only_first', 'only_second'], 'longest_first'),
+      truncation: oneOf('truncation', o.truncation, native.Truncation, 'longest_first'),
       stride: int('stride', 0) ?? 0,
       padding,
       padToMultipleOf: int('padToMultipleOf', 1),
       offsets,
       typeIds: bool('typeIds', false),
-      ids: pick('ids', ['int32', 'int64'], 'int32'),
+      ids: oneOf('ids', o.ids, native.IdType, 'int32'),
     },
     maxChars: int('maxChars', 1) ?? 1_000_000,
   }

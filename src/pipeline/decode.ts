@@ -2,11 +2,12 @@
 // crates/oxinfer-node/src/payload.rs) read as views, and turned into the
 // results callers get, as objects or as columns, with each row's error.
 import { OxinferError, type ErrorCode } from '../errors'
+import { native } from '../native'
 import { unpack } from '../payload'
 import type { OutputSpec, PipelineColumns, PipelineResult, PipelineRowError, StageTimings } from './spec'
 
-/** Pipeline result column names, indexed as the addon packs them. */
-export const PACKED_NAMES = ['scores', 'label', 'score', 'top_index', 'top_score', 'above', 'bucket', 'error_row', 'error_field', 'error_code', 'error_message', 'timings', 'other']
+/** Result column names, indexed by the name ids of packed payloads (from the addon). */
+export const PACKED_NAMES: readonly string[] = native.pipelineColumnNames()
 
 /** A pipeline run's result columns by name. */
 export type Columns = Map<string, { data: unknown; dims: number[] }>

@@ -7,8 +7,8 @@ import { resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
 import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, progressOf, shiftRow, type JobOptions, type JobProgress, type ResultSink } from '../job'
-import type { NativeJob, NativeJobOptions, NativePipeline } from '../native'
-import { describeValue, intOption, isPlainObject } from '../options'
+import { native, type NameOf, type NativeJob, type NativeJobOptions, type NativePipeline } from '../native'
+import { describeValue, intOption, isPlainObject, oneOf } from '../options'
 import type { SessionInternals } from '../session/internal'
 import { columns as decodeColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
 import type { FieldSpec, OutputSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineResult, PipelineRowError } from './spec'
@@ -20,11 +20,11 @@ export interface PipelineJobOptions extends JobOptions {
   /** 'throw' (default): a bad row fails the job, naming its row (0-based in the whole input) and field. 'return': bad rows get an error beside the good rows. */
   errors?: 'throw' | 'return'
   /** The input file's format. Default: from its extension (.csv; .jsonl, .ndjson). */
-  format?: 'csv' | 'jsonl'
+  format?: NameOf<'FileFormat'>
   /** Write the results to this file (created or truncated) instead of yielding them: JSONL, or for file sources also CSV. */
   output?: string
   /** Default: from the output's extension (.csv, else JSONL). */
-  outputFormat?: 'csv' | 'jsonl'
+  outputFormat?: NameOf<'FileFormat'>
   /** What the iterator yields per chunk: 'objects' (default, {@link PipelineJobChunk}) or 'columns' ({@link PipelineJobColumns}, cheaper for large chunks). */
   results?: 'objects' | 'columns'
 }
@@ -137,10 +137,10 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
   const chunkSize = intOption(opts, 'chunkSize', 4096, 1, 1 << 24)
   const errors = opts.errors ?? 'throw'
   if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
-  const formatOf = (key: string, path: string, fallback?: 'csv' | 'jsonl'): 'csv' | 'jsonl' => {
+  const formatOf = (key: string, path: string, fallback?: NameOf<'FileFormat'>): NameOf<'FileFormat'> => {
     const f = opts[key] ?? (/\.csv$/i.test(path) ? 'csv' : /\.(jsonl|ndjson)$/i.test(path) ? 'jsonl' : fallback)
-    if (f !== 'csv' && f !== 'jsonl') throw invalidArg(`runJob: ${key} must be 'csv' or 'jsonl'${f === undefined ? ` (the extension of '${path}' does not say)` : `, got ${JSON.stringify(f)}`}`)
-    return f
+    if (f === undefined) throw invalidArg(`runJob: ${key} must be given: the extension of '${path}' does not say`)
+    return oneOf(`runJob: ${key}`, f, native.FileFormat)
   }
   if (opts.output !== undefined && (typeof opts.output !== 'string' || opts.output === '')) throw invalidArg('runJob: output must be a file path')
   if (host.session.disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
@@ -325,7 +325,7 @@ function fileJob(
   }
   hub.register(id, onEvent)
   try {
-    handle = session.native.startJob(id, host.native, { input, ...n })
+    handle = host.native.startJob(session.native, id, { input, ...n })
   } catch (e) {
     hub.cancel(id)
     throw fromNative(e)

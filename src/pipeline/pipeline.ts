@@ -1,6 +1,6 @@
 // The Pipeline class: a spec compiled against its session, run per record
-// (optionally gathered into batches), per batch, over whole sources (jobs),
-// fitted, and saved.
+// or per batch (merged with other runs by the session's native scheduler
+// when batching is on), over whole sources (jobs), fitted, and saved.
 import { dirname, resolve as resolvePath } from 'node:path'
 
 import { disposeSymbol } from '../dispose'
@@ -11,15 +11,16 @@ import { checkKeys, isPlainObject } from '../options'
 import type { RunTiming } from '../payload'
 import type { Estimate } from '../session/execute'
 import { internalsOf, type SessionInternals } from '../session/internal'
-import { checkRequestOptions } from '../session/options'
+import { checkRequestOptions, type SessionOptions } from '../session/options'
+import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
 import { fromColumns, fromRecords, layoutOf, type BatchLayout, type ColumnBatch } from './encode'
-import { Gatherer, gathererOptions } from './gatherer'
 import { runPipelineJob, type PipelineJobChunk, type PipelineJobColumns, type PipelineJobOptions } from './jobs'
 import type { FieldSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineOptions, PipelineResult, PipelineRowError, PipelineRunOptions, PipelineSpec, StageTimings } from './spec'
 
 const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching'] as const
+const PIPELINE_BATCHING_KEYS = ['maxBatchSize', 'maxDelayMicros', 'preferredBatchSizes', 'maxQueue', 'timeoutMs', 'priorityLevels'] as const
 
 /**
  * A tabular inference pipeline: pre-processing, feature assembly, the model and
@@ -35,7 +36,8 @@ export class Pipeline {
   #fields: FieldSpec[]
   #batchLayout: BatchLayout
   #unfitted: string | null
-  #gather: Gatherer | undefined
+  /** This turn's queued runs, submitted in one native call. */
+  #outbox: Outbox
 
   private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
     this.#spec = spec
@@ -46,6 +48,8 @@ export class Pipeline {
     this.#baseDir = baseDir
     this.#fields = spec.fields
     this.#batchLayout = layoutOf(spec.fields)
+    const internals = this.#internals
+    this.#outbox = new Outbox(6, (list) => this.#native.submitMany(internals.native, list))
   }
 
   /** Creates a pipeline from a spec object (or its JSON text). Rejects with ERR_INVALID_SPEC naming the stage. */
@@ -73,8 +77,13 @@ export class Pipeline {
     }
     const baseDir = options.baseDir ?? process.cwd()
     if (typeof baseDir !== 'string') throw invalidArg('Pipeline.create: baseDir must be a path string')
-    const gather = options.batching === undefined ? undefined : gathererOptions(options.batching)
-    const sessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
+    const sessionOptions: SessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
+    if (options.batching !== undefined) {
+      // Pipeline runs batch in the session's scheduler, under its one policy.
+      if (!isPlainObject(options.batching)) throw invalidArg('Pipeline.create: batching must be an object')
+      checkKeys('pipeline batching', options.batching, PIPELINE_BATCHING_KEYS)
+      sessionOptions.batching = { maxBatchSize: 64, ...(sessionOptions.batching ?? {}), ...options.batching }
+    }
     const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
     let n: NativePipeline
     try {
@@ -83,9 +92,7 @@ export class Pipeline {
       await session.dispose()
       throw fromNative(e)
     }
-    const pipeline = new Pipeline(parsed, session, n, resolvePath(baseDir))
-    if (gather) pipeline.#gather = new Gatherer(gather, session.poolSize, (records, timings) => pipeline.#runGathered(records, timings))
-    return pipeline
+    return new Pipeline(parsed, session, n, resolvePath(baseDir))
   }
 
   /** Loads a spec file; its model path is resolved relative to the file. */
@@ -113,34 +120,23 @@ export class Pipeline {
 
   /** Runs one record. Rejects with ERR_INVALID_INPUT (row 0, field) for a bad record. */
   run(record: Record<string, unknown>, options: PipelineRunOptions = {}): Promise<PipelineResult> {
-    let batch: ColumnBatch | undefined
-    const levels = this.#gather?.options.priorityLevels ?? this.#internals.priorityLevels
+    let batch: ColumnBatch
     try {
       if (!isPlainObject(options)) throw invalidArg('run: options must be an object')
       checkKeys('pipeline run', options, ['signal', 'timings', 'priority', 'timeoutMs', 'onTiming'])
-      checkRequestOptions('run', options, levels)
+      checkRequestOptions('run', options, this.#internals.priorityLevels)
       if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
-      // Batched records are checked with their batch, each caller getting its own error.
-      if (this.#gather === undefined) batch = fromRecords(this.#batchLayout, [record], true)
+      batch = fromRecords(this.#batchLayout, [record], true)
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
     const signal = options.signal as AbortSignal | undefined
     const onTiming = options.onTiming as ((t: RunTiming) => void) | undefined
-    if (this.#gather !== undefined) return this.#gather.add(record, options, this.#session.disposed)
-    return this.#execute(batch!, true, signal, options.timings === true, onTiming, options.timeoutMs as number | undefined, options.priority as number | undefined).then((named) => {
-      const out = objects(named, 1, batch!.rejected, this.#spec.output)[0] as PipelineResult
+    return this.#execute(batch, true, signal, options.timings === true, onTiming, options.timeoutMs as number | undefined, options.priority as number | undefined).then((named) => {
+      const out = objects(named, 1, batch.rejected, this.#spec.output)[0] as PipelineResult
       if (options.timings) out.timings = timingsOf(named)
       return out
     })
-  }
-
-  /** Runs a gathered batch; each record's outcome in order, and the batch's timing. */
-  async #runGathered(records: Record<string, unknown>[], timings: boolean): Promise<{ results: (PipelineResult | PipelineRowError)[]; timing: RunTiming | undefined; stages: StageTimings | undefined }> {
-    const batch = fromRecords(this.#batchLayout, records, false)
-    let timing: RunTiming | undefined
-    const named = await this.#execute(batch, false, undefined, timings, (t) => (timing = t))
-    return { results: objects(named, batch.rows, batch.rejected, this.#spec.output), timing, stages: timings ? timingsOf(named) : undefined }
   }
 
   /** Runs a batch: an array of records, or columns (a typed array or array per field). */
@@ -264,9 +260,8 @@ export class Pipeline {
     await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
   }
 
-  /** Disposes the underlying session; records still gathered for a batch reject with ERR_DISPOSED. */
+  /** Disposes the underlying session; runs still queued reject with ERR_DISPOSED. */
   dispose(): Promise<void> {
-    this.#gather?.close()
     return this.#session.dispose()
   }
 
@@ -277,16 +272,15 @@ export class Pipeline {
   #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean, onTiming?: (t: RunTiming) => void, timeoutMs?: number, priority?: number): Promise<Columns> {
     if (this.#unfitted) return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#unfitted))
     const internals = this.#internals
-    const n = internals.native
     const p = this.#native
-    return internals.execute(
-      this.#estimate,
-      (id) => n.submitPipeline(id, p, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority),
-      () => n.runPipelineSync(p, batch.flat, failFast, timings),
-      (payload) => readPacked(payload),
+    return internals.execute({
+      estimate: this.#estimate,
+      submit: (id) => this.#outbox.push(id, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority),
+      sync: () => p.runSync(internals.native, batch.flat, failFast, timings),
+      decode: readPacked,
       signal,
-      batch.flat,
+      keepAlive: batch.flat,
       onTiming,
-    )
+    })
   }
 }

@@ -228,22 +228,26 @@ export interface PipelineOptions {
   batching?: PipelineBatchingOptions
 }
 
-/** Dynamic batching of {@link Pipeline.run} calls (see {@link PipelineOptions.batching}). */
+/**
+ * Dynamic batching of pipeline runs (see {@link PipelineOptions.batching}):
+ * the session's native scheduler merges queued runs of this pipeline into one
+ * batch of records, runs the stages, the model and post-processing once, and
+ * splits the rows back, each caller keeping its own bad rows. These options
+ * are the session's {@link BatchingOptions}, with a larger default batch.
+ */
 export interface PipelineBatchingOptions {
   /** Records per batch at most. Default 64. */
   maxBatchSize?: number
   /**
-   * How long a batch that is not full may wait for more records, from its
-   * first record's call, in µs. 0 (default) cuts a batch as soon as a slot is
-   * free. Pipelines gather on the JS side, where timers have millisecond
-   * resolution, so values are rounded up to whole milliseconds.
+   * How long a batch that is not full may wait for more runs, from its first
+   * run's arrival, in µs. 0 (default) cuts a batch as soon as a worker is free.
    */
   maxDelayMicros?: number
   /** Batch sizes to cut at when more records wait than fit (see {@link BatchingOptions.preferredBatchSizes}). */
   preferredBatchSizes?: readonly number[]
-  /** Records that may wait; more are refused at once with ERR_OVERLOADED. Default 0 (no limit). */
+  /** Runs that may wait; more are refused at once with ERR_OVERLOADED. Default 0 (no limit). */
   maxQueue?: number
-  /** Default bound on a record's wait for its batch, in ms (ERR_TIMEOUT past it). Default 0 (none). */
+  /** Default bound on a run's time in the queue (a held batch included), in ms (ERR_TIMEOUT past it). Default 0 (none). */
   timeoutMs?: number
   /** Priority levels for `run(record, { priority })`; 1 is the most urgent, the default the least. Default 1. */
   priorityLevels?: number

@@ -5,6 +5,21 @@ import type { NativeSession } from '../native'
 import type { RunTiming } from '../payload'
 import type { Estimate } from './execute'
 
+/** One unit of work for `execute`: how to queue it, run it inline, and read its result. */
+export interface Unit<R> {
+  /** The running estimate of its engine time, which the inline rule reads and updates. */
+  estimate: Estimate
+  /** Queues it natively under the hub id given (throws, or settles through the hub, on refusal). */
+  submit: (id: number) => void
+  /** Runs it on the JS thread; returns its payload or an encoded error. */
+  sync: () => unknown
+  decode: (payload: unknown) => R
+  signal: AbortSignal | undefined
+  /** Kept referenced until it settles, so the input buffers outlive the native run. */
+  keepAlive: unknown
+  onTiming?: (t: RunTiming) => void
+}
+
 export interface SessionInternals {
   /** The native session. */
   readonly native: NativeSession
@@ -19,15 +34,7 @@ export interface SessionInternals {
    * rule: inline when measured-fast, the session idle and the turn's budget
    * allows; otherwise on the native workers, with abort support.
    */
-  execute<R>(
-    estimate: Estimate,
-    submit: (id: number) => void,
-    sync: () => unknown,
-    decode: (payload: unknown) => R,
-    signal: AbortSignal | undefined,
-    keepAlive: unknown,
-    onTiming?: (t: RunTiming) => void,
-  ): Promise<R>
+  execute<R>(unit: Unit<R>): Promise<R>
   /**
    * Counts native work that runs outside `execute` (a file job, a stream's
    * calls) as active, so no run goes inline while it holds the slots.

@@ -4,8 +4,8 @@
 import { availableParallelism } from 'node:os'
 
 import { invalidArg } from '../errors'
-import type { NativeSessionOptions } from '../native'
-import { checkKeys, intOption, isPlainObject } from '../options'
+import { native, type NameOf, type NativeSessionOptions } from '../native'
+import { checkKeys, intOption, isPlainObject, oneOf } from '../options'
 import type { RunTiming } from '../payload'
 import type { TensorType } from '../tensor'
 
@@ -16,7 +16,7 @@ export interface SessionOptions {
   /** Threads across independent operators. Default: 1 (sequential execution). */
   interOpThreads?: number
   /** Graph optimisation level. Default: 'all'. */
-  graphOptimization?: 'none' | 'basic' | 'extended' | 'all'
+  graphOptimization?: NameOf<'GraphOptimization'>
   /** Execution device. Default: 'cpu'. An unavailable device rejects with ERR_UNSUPPORTED. */
   device?: 'cpu' | 'cuda' | `cuda:${number}`
   /** How many runs of this session may execute at once (engine sessions sharing pre-packed weights). Default: 1. */
@@ -36,7 +36,7 @@ export interface SessionOptions {
    * model yields the CPU to the event loop and to V8's GC; 'normal' keeps the
    * default priority, for processes that do nothing but inference.
    */
-  workerPriority?: 'low' | 'normal'
+  workerPriority?: NameOf<'WorkerPriority'>
   /**
    * Dynamic batching (off by default). Queued runs with compatible shapes are
    * merged along axis 0, run once, and split back to their callers; a batch is
@@ -166,18 +166,14 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   const cores = availableParallelism()
   const intraOpThreads = intOption(o, 'intraOpThreads', Math.max(1, Math.floor(cores / poolSize)), 0, 1024)
   const interOpThreads = intOption(o, 'interOpThreads', 1, 0, 1024)
-  const graphOptimization = o.graphOptimization ?? 'all'
-  if (!['none', 'basic', 'extended', 'all'].includes(graphOptimization as string)) {
-    throw invalidArg(`graphOptimization must be 'none', 'basic', 'extended' or 'all', got ${JSON.stringify(graphOptimization)}`)
-  }
+  const graphOptimization = oneOf('graphOptimization', o.graphOptimization, native.GraphOptimization, 'all')
   const device = o.device ?? 'cpu'
   if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
     throw invalidArg(`device must be 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`)
   }
   const spinning = o.intraOpSpinning ?? false
   if (typeof spinning !== 'boolean') throw invalidArg('intraOpSpinning must be a boolean')
-  const workerPriority = o.workerPriority ?? 'low'
-  if (workerPriority !== 'low' && workerPriority !== 'normal') throw invalidArg(`workerPriority must be 'low' or 'normal', got ${JSON.stringify(workerPriority)}`)
+  const workerPriority = oneOf('workerPriority', o.workerPriority, native.WorkerPriority, 'low')
   let maxBatchSize = 0
   let maxQueue = 0
   let timeoutMs = 0
@@ -244,7 +240,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   // an inline run would bypass it: no inlining then, unless asked for.
   const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
   return {
-    native: { intraOpThreads, interOpThreads, graphOptimization: graphOptimization as string, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste },
+    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste },
     inline,
     timeoutMs,
     priorityLevels,

@@ -13,8 +13,9 @@ import { checkKeys, intOption, isPlainObject } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
 import { SessionStream, type StreamOptions } from '../stream'
 import { isTensorType, outputTensor, Tensor, TYPE_CODES, type TensorInputMap, type TensorLike } from '../tensor'
-import { chargeTurn, FLUSH_MAX, QueuedRun, withinTurnBudget, type Estimate } from './execute'
-import { registerInternals } from './internal'
+import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
+import { Outbox } from './outbox'
+import { registerInternals, type Unit } from './internal'
 import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type ValueInfo } from './options'
 
 /** A loaded model. Any number of concurrent `run` calls is safe. */
@@ -32,7 +33,7 @@ export class Session {
   #poolSize = 1
   #streams = new Set<SessionStream>()
   /** Runs waiting for this turn's native submission, 5 values each (see #enqueue). */
-  #outbox: unknown[] = []
+  #outbox: Outbox
   #active = 0
   #disposed = false
   #disposing: Promise<void> | undefined
@@ -40,6 +41,7 @@ export class Session {
   private constructor(n: NativeSession, threshold: number) {
     this.#native = n
     this.#threshold = threshold
+    this.#outbox = new Outbox(5, (list) => n.submitMany(list))
     const session = this
     registerInternals(this, {
       native: n,
@@ -52,8 +54,8 @@ export class Session {
       get disposed() {
         return session.#disposed
       },
-      execute(estimate, submit, sync, decode, signal, keepAlive, onTiming) {
-        return session.#execute(estimate, submit, sync, decode, signal, keepAlive, onTiming)
+      execute(unit) {
+        return session.#execute(unit)
       },
       hold(delta) {
         session.#hold(delta)
@@ -138,15 +140,15 @@ export class Session {
       this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined)
       return p
     }
-    return this.#execute(
-      this.#estimate,
-      (id) => this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined),
-      () => n.runSync(flat, outputs ?? null),
-      (payload) => this.#decode(payload, names),
+    return this.#execute({
+      estimate: this.#estimate,
+      submit: (id) => this.#enqueue(id, flat, outputs ?? null, timeoutMs, options.priority as number | undefined),
+      sync: () => n.runSync(flat, outputs ?? null),
+      decode: (payload) => this.#decode(payload, names),
       signal,
-      flat,
-      options.onTiming as ((t: RunTiming) => void) | undefined,
-    )
+      keepAlive: flat,
+      onTiming: options.onTiming as ((t: RunTiming) => void) | undefined,
+    })
   }
 
   /** A queued run settled (see QueuedRun). */
@@ -160,55 +162,9 @@ export class Session {
     return this.#decode(payload, names)
   }
 
-  /**
-   * Queues a run for this turn's one native submission: every run made in a
-   * turn crosses into native code in a single call (and takes the queue's
-   * lock once), at the end of the turn's synchronous work.
-   */
+  /** Queues a run for this turn's one native submission (see Outbox). */
   #enqueue(id: number, flat: unknown[], outputs: string[] | null, timeoutMs: number, priority: number | undefined): void {
-    const q = this.#outbox
-    q.push(id, flat, outputs, timeoutMs, priority)
-    if (q.length === 5 && !this.#flushing) {
-      this.#flushing = true
-      queueMicrotask(this.#flushNow)
-    }
-  }
-
-  #flushing = false
-  #flushNow = (): void => {
-    this.#flushing = false
-    this.#flush()
-  }
-
-  #flush = (): void => {
-    let q = this.#outbox
-    if (q.length === 0) return
-    this.#outbox = []
-    if (q.length > FLUSH_MAX * 5) {
-      // Submitting costs about 1 µs a run: past the turn's 1 ms budget, the
-      // rest goes in the next turn, so a huge burst never holds the loop.
-      this.#outbox = q.slice(FLUSH_MAX * 5)
-      q = q.slice(0, FLUSH_MAX * 5)
-      setImmediate(this.#flush)
-    }
-    // Runs aborted meanwhile were settled already: leave them out.
-    for (let i = 0; i < q.length; i += 5) {
-      if (!hub.isPending(q[i] as number)) {
-        q = q.filter((_, k) => hub.isPending(q[k - (k % 5)] as number))
-        break
-      }
-    }
-    if (q.length === 0) return
-    let refused: (number | string)[] | null
-    try {
-      refused = this.#native.submitMany(q)
-    } catch (e) {
-      const err = String((e as Error)?.message ?? e)
-      refused = []
-      for (let i = 0; i < q.length; i += 5) refused.push(q[i] as number, err)
-    }
-    if (refused === null) return
-    for (let i = 0; i < refused.length; i += 2) hub.settleNow(refused[i] as number, refused[i + 1])
+    this.#outbox.push(id, flat, outputs, timeoutMs, priority)
   }
 
   /**
@@ -290,15 +246,7 @@ export class Session {
    * rule: inline when measured-fast, the session idle and the turn's budget
    * allows; otherwise on the native workers, with abort support.
    */
-  #execute<R>(
-    estimate: Estimate,
-    submit: (id: number) => void,
-    sync: () => unknown,
-    decode: (payload: unknown) => R,
-    signal: AbortSignal | undefined,
-    keepAlive: unknown,
-    onTiming?: (t: RunTiming) => void,
-  ): Promise<R> {
+  #execute<R>({ estimate, submit, sync, decode, signal, keepAlive, onTiming }: Unit<R>): Promise<R> {
     if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
     if (signal?.aborted) {
       return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))

@@ -1,106 +1,25 @@
-//! Dynamic batching: compatible single runs merged along their batch axes,
-//! run once, and split back, each caller getting its own rows (axis-0 rows are
-//! views of one shared engine buffer, so nothing is copied twice).
-//! Variable-length inputs are padded to the batch's longest request, and
-//! outputs declared so are cropped back to each caller's length.
+//! Dynamic batching: compatible requests merged, run once, and split back,
+//! each caller getting its own rows.
+//! - Model runs merge along their batch axes (axis-0 rows are views of one
+//!   shared engine buffer, so nothing is copied twice). Variable-length
+//!   inputs are padded to the batch's longest request, and outputs declared
+//!   so are cropped back to each caller's length.
+//! - Pipeline runs of one pipeline merge by concatenating their records: the
+//!   stages, the model and post-processing run once, and each caller gets its
+//!   rows and its own bad rows back.
 
-use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::backend::{Backend, RunControl};
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::layout::{strings, Layout};
 use crate::padding;
-use crate::scheduler::{Job, RunOutput, Timing, Work};
+use crate::pipeline::merge;
+use crate::request::{aborted, execute, Request, RunOutput, Work};
 use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputBuffer, OutputData, OutputTensor};
-
-/// Which axis of each input and output is the batch axis (default 0), which
-/// inputs are shared (equal across a batch and passed once), and which are
-/// variable-length (padded).
-#[derive(Clone, Debug, Default)]
-pub struct Layout {
-    pub input_axes: HashMap<String, usize>,
-    pub output_axes: HashMap<String, usize>,
-    pub shared: HashSet<String>,
-    /// Variable-length inputs: the axis padded to the batch's longest
-    /// request, and the pad value (strings pad with "").
-    pub pad: HashMap<String, (usize, f64)>,
-    /// Outputs cropped back to each caller's length along this axis.
-    pub output_pad: HashMap<String, usize>,
-    /// Largest share of padding a merged batch may hold, from 0 to 1.
-    pub max_pad_waste: f64,
-}
-
-impl Layout {
-    fn input_axis(&self, name: &str) -> usize {
-        self.input_axes.get(name).copied().unwrap_or(0)
-    }
-
-    fn output_axis(&self, name: &str) -> usize {
-        self.output_axes.get(name).copied().unwrap_or(0)
-    }
-
-    /// Rows along the batch axes, if every batched input has one and they agree.
-    pub fn rows(&self, inputs: &[InputTensor]) -> Option<usize> {
-        let mut n = None;
-        for t in inputs.iter().filter(|t| !self.shared.contains(&t.name)) {
-            let d = *t.dims.get(self.input_axis(&t.name))? as usize;
-            match n {
-                None => n = Some(d),
-                Some(m) if m != d => return None,
-                _ => {}
-            }
-        }
-        n.filter(|&r| r > 0)
-    }
-
-    /// A request's length: the longest of its padded inputs along their pad
-    /// axes (0 when no input is padded).
-    pub fn length(&self, inputs: &[InputTensor]) -> usize {
-        inputs
-            .iter()
-            .filter_map(|t| self.pad.get(&t.name).and_then(|(axis, _)| t.dims.get(*axis)).map(|&d| d as usize))
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Whether requests of these (rows, length) would stay within the padding
-    /// waste cap once padded to the longest.
-    pub fn waste_ok(&self, parts: impl Iterator<Item = (usize, usize)> + Clone) -> bool {
-        if self.pad.is_empty() {
-            return true;
-        }
-        let longest = parts.clone().map(|(_, l)| l).max().unwrap_or(0);
-        let (rows, used) = parts.fold((0usize, 0usize), |(r, u), (n, l)| (r + n, u + n * l));
-        let padded = rows * longest;
-        padded == 0 || (padded - used) as f64 <= self.max_pad_waste * padded as f64
-    }
-
-    /// Same inputs in the same order and types, the same dims off the batch
-    /// axis (and off the pad axis of padded inputs), and equal shared inputs.
-    pub fn compatible(&self, a: &[InputTensor], b: &[InputTensor]) -> bool {
-        a.len() == b.len()
-            && a.iter().zip(b).all(|(x, y)| {
-                if x.name != y.name || x.dtype != y.dtype || x.dims.len() != y.dims.len() {
-                    return false;
-                }
-                if self.shared.contains(&x.name) {
-                    return x.dims == y.dims && x.bytes() == y.bytes() && strings(x) == strings(y);
-                }
-                let axis = self.input_axis(&x.name);
-                let pad = self.pad.get(&x.name).map(|(a, _)| *a);
-                x.dims.iter().zip(&y.dims).enumerate().all(|(i, (p, q))| i == axis || Some(i) == pad || p == q)
-            })
-    }
-}
-
-fn strings(t: &InputTensor) -> Option<&[String]> {
-    match &t.data {
-        InputData::Strings(s) => Some(s),
-        _ => None,
-    }
-}
+use crate::timing::Timing;
 
 /// Sizes for moving blocks along `axis`: (outer count, inner elements per index).
 fn blocks(dims: &[i64], axis: usize) -> (usize, usize) {
@@ -268,12 +187,28 @@ fn split(outputs: Vec<OutputTensor>, counts: &[usize], layout: &Layout) -> Optio
     Some(per)
 }
 
-/// Runs `jobs` (all `Work::Run`, compatible; each with the instant it was
-/// queued) as one batch and settles each. A job aborted meanwhile gets
-/// `ERR_ABORTED` and its rows are dropped; the others are unaffected. If the
-/// model's outputs do not carry the batch's rows on their batch axes, the jobs
-/// run one by one instead.
-pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Job)>, layout: &Layout, finished: &dyn Fn(u64)) {
+/// Runs `reqs` (compatible, as `Work::joins` says; each with the instant it
+/// was queued) as one batch and settles each, calling `finished` with each
+/// id just before its completion. A request aborted meanwhile gets
+/// `ERR_ABORTED` and its rows are dropped; the others are unaffected.
+pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
+    match reqs.first().map(|(_, r)| &r.work) {
+        Some(Work::Pipeline(_)) => run_pipelines(backend, slot, reqs, finished),
+        Some(Work::Run { .. }) => run_models(backend, slot, reqs, layout, finished),
+        None => {}
+    }
+}
+
+/// Settles `req` with `r` (or `ERR_ABORTED` if its caller gave up meanwhile).
+fn settle(req: Request, r: Result<RunOutput>, finished: &dyn Fn(u64)) {
+    let r = if req.ctl.is_aborted() { Err(aborted()) } else { r };
+    finished(req.id);
+    let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(r)));
+}
+
+/// Model runs merged along their batch axes. If the model's outputs do not
+/// carry the batch's rows on their batch axes, they run one by one instead.
+fn run_models(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
     let start = Instant::now();
     let mut parts = Vec::with_capacity(jobs.len());
     let mut counts = Vec::with_capacity(jobs.len());
@@ -338,26 +273,93 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Job)>,
     match split {
         Ok(per) => {
             let timings: Vec<Timing> = jobs.iter().map(|(q, _)| timing(*q)).collect();
-            for (((_, job), tensors), timing) in jobs.into_iter().zip(per).zip(timings) {
-                let r = if job.ctl.is_aborted() { Err(Error::Aborted("the run was aborted".into())) } else { Ok(RunOutput { tensors, micros, timing }) };
-                finished(job.id);
-                let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(r)));
+            for (((_, req), tensors), timing) in jobs.into_iter().zip(per).zip(timings) {
+                settle(req, Ok(RunOutput { tensors, micros, timing }), finished);
             }
         }
         Err(Some(e)) => {
-            for (_, job) in jobs {
-                finished(job.id);
-                let r = if job.ctl.is_aborted() { Err(Error::Aborted("the run was aborted".into())) } else { Err(e.clone()) };
-                let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(r)));
+            for (_, req) in jobs {
+                settle(req, Err(e.clone()), finished);
             }
         }
         Err(None) => {
             // Not batchable after all: one by one.
-            for (queued, job) in jobs {
-                let Job { id, work, ctl, done, .. } = job;
-                let r = crate::scheduler::execute(backend, slot, work, &ctl, Some(queued), layout);
+            for (queued, req) in jobs {
+                let Request { id, work, ctl, done, .. } = req;
+                let r = execute(backend, slot, work, &ctl, Some(queued), layout);
                 finished(id);
                 let _ = catch_unwind(AssertUnwindSafe(|| done(r)));
+            }
+        }
+    }
+}
+
+/// Pipeline runs of one pipeline merged into one batch of records. Bad rows
+/// stay with their own request: a `fail_fast` request with one fails alone.
+fn run_pipelines(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, finished: &dyn Fn(u64)) {
+    let start = Instant::now();
+    let Some(pipeline) = reqs.iter().find_map(|(_, r)| match &r.work {
+        Work::Pipeline(p) => Some(Arc::clone(&p.pipeline)),
+        Work::Run { .. } => None,
+    }) else {
+        return;
+    };
+    // A request whose batch cannot be read fails alone; the rest merge.
+    let mut members = Vec::with_capacity(reqs.len());
+    let mut parts = Vec::with_capacity(reqs.len());
+    for (queued, req) in reqs {
+        let read = match &req.work {
+            Work::Pipeline(p) => catch_unwind(AssertUnwindSafe(|| merge::read(p.pipeline.spec(), &p.batch))).unwrap_or_else(|p| Err(Error::from_panic(p))),
+            Work::Run { .. } => Err(Error::Backend("a model run was merged with pipeline runs".into())),
+        };
+        match read {
+            Ok(part) => {
+                parts.push(part);
+                members.push((queued, req));
+            }
+            Err(e) => settle(req, Err(e), finished),
+        }
+    }
+    if members.is_empty() {
+        return;
+    }
+    let counts: Vec<usize> = parts.iter().map(|p| p.rows()).collect();
+    let rows: usize = counts.iter().sum();
+    let merged = merge::merge(pipeline.spec(), parts);
+    // A fresh control: aborting one caller must not terminate the others' run.
+    let ctl = RunControl::new();
+    let mut timing = Timing::default();
+    let engine = Instant::now();
+    let result = catch_unwind(AssertUnwindSafe(|| pipeline.evaluate(&merged, false, backend, slot, &ctl, &mut timing))).unwrap_or_else(|p| Err(Error::from_panic(p)));
+    drop(merged);
+    let n = members.len();
+    let micros = engine.elapsed().as_micros() as u64 / n as u64;
+    let merge_us = engine.duration_since(start).as_micros() as u64;
+    let timing_of = |queued: Instant| Timing {
+        queue_us: start.saturating_duration_since(queued).as_micros() as u64,
+        pre_us: timing.pre_us + merge_us,
+        infer_us: timing.infer_us,
+        post_us: timing.post_us,
+        batch_rows: rows as u32,
+        batch_requests: n as u32,
+    };
+    match result {
+        Ok(outcome) => {
+            for ((queued, req), share) in members.into_iter().zip(outcome.split(&counts)) {
+                let opts = match &req.work {
+                    Work::Pipeline(p) => p.opts,
+                    Work::Run { .. } => Default::default(),
+                };
+                let r = match share.first_error() {
+                    Some(e) if opts.fail_fast => Err(e.clone()),
+                    _ => Ok(RunOutput { tensors: share.finish(opts.timings), micros, timing: timing_of(queued) }),
+                };
+                settle(req, r, finished);
+            }
+        }
+        Err(e) => {
+            for (_, req) in members {
+                settle(req, Err(e.clone()), finished);
             }
         }
     }

@@ -1,6 +1,53 @@
 //! The one error type of the core. Each variant maps to a stable `ERR_*` code
 //! that the bindings surface unchanged.
 
+/// The stable codes, one per variant of `Error`. Bindings list them from here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    InvalidArgument,
+    InvalidInput,
+    ModelLoad,
+    InvalidSpec,
+    Unsupported,
+    Aborted,
+    Disposed,
+    Overloaded,
+    Timeout,
+    Backend,
+}
+
+impl ErrorCode {
+    /// Every code, in a fixed order.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::InvalidInput,
+        ErrorCode::ModelLoad,
+        ErrorCode::InvalidSpec,
+        ErrorCode::Unsupported,
+        ErrorCode::Aborted,
+        ErrorCode::Disposed,
+        ErrorCode::Overloaded,
+        ErrorCode::Timeout,
+        ErrorCode::Backend,
+    ];
+
+    /// The code as bindings and HTTP bodies spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "ERR_INVALID_ARGUMENT",
+            ErrorCode::InvalidInput => "ERR_INVALID_INPUT",
+            ErrorCode::ModelLoad => "ERR_MODEL_LOAD",
+            ErrorCode::InvalidSpec => "ERR_INVALID_SPEC",
+            ErrorCode::Unsupported => "ERR_UNSUPPORTED",
+            ErrorCode::Aborted => "ERR_ABORTED",
+            ErrorCode::Disposed => "ERR_DISPOSED",
+            ErrorCode::Overloaded => "ERR_OVERLOADED",
+            ErrorCode::Timeout => "ERR_TIMEOUT",
+            ErrorCode::Backend => "ERR_BACKEND",
+        }
+    }
+}
+
 /// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -42,17 +89,22 @@ pub enum Error {
 impl Error {
     /// The stable code that bindings expose (`error.code` in JS).
     pub fn code(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which of the stable codes this error carries.
+    pub fn kind(&self) -> ErrorCode {
         match self {
-            Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
-            Error::InvalidInput { .. } => "ERR_INVALID_INPUT",
-            Error::InvalidSpec { .. } => "ERR_INVALID_SPEC",
-            Error::ModelLoad(_) => "ERR_MODEL_LOAD",
-            Error::Unsupported(_) => "ERR_UNSUPPORTED",
-            Error::Aborted(_) => "ERR_ABORTED",
-            Error::Disposed(_) => "ERR_DISPOSED",
-            Error::Overloaded(_) => "ERR_OVERLOADED",
-            Error::Timeout(_) => "ERR_TIMEOUT",
-            Error::Backend(_) => "ERR_BACKEND",
+            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::InvalidInput { .. } => ErrorCode::InvalidInput,
+            Error::InvalidSpec { .. } => ErrorCode::InvalidSpec,
+            Error::ModelLoad(_) => ErrorCode::ModelLoad,
+            Error::Unsupported(_) => ErrorCode::Unsupported,
+            Error::Aborted(_) => ErrorCode::Aborted,
+            Error::Disposed(_) => ErrorCode::Disposed,
+            Error::Overloaded(_) => ErrorCode::Overloaded,
+            Error::Timeout(_) => ErrorCode::Timeout,
+            Error::Backend(_) => ErrorCode::Backend,
         }
     }
 
@@ -99,6 +151,23 @@ impl Error {
 
     pub fn invalid_spec(stage: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidSpec { message: message.into(), stage: Some(stage.into()) }
+    }
+
+    /// The same error about record `row` instead, for a record moved between
+    /// a merged batch and its caller's own batch; a message that starts
+    /// "row N" follows the move. Other errors are returned as they are.
+    pub fn at_row(&self, row: usize) -> Error {
+        match self {
+            Error::InvalidInput { message, input, row: Some(old), field } => {
+                let prefix = format!("row {old}");
+                let message = match message.strip_prefix(&prefix) {
+                    Some(rest) if !rest.starts_with(|c: char| c.is_ascii_digit()) => format!("row {row}{rest}"),
+                    _ => message.clone(),
+                };
+                Error::InvalidInput { message, input: input.clone(), row: Some(row), field: field.clone() }
+            }
+            other => other.clone(),
+        }
     }
 
     /// Turns a caught panic payload into `ERR_BACKEND`.

@@ -6,20 +6,26 @@ pub mod batch;
 pub mod error;
 pub mod image;
 pub mod job;
+pub mod layout;
 pub mod onnx;
 pub mod padding;
 pub mod pipeline;
 pub mod priority;
 pub mod queue;
+pub mod request;
 pub mod scheduler;
 pub mod stream;
 pub mod tensor;
 pub mod text;
+pub mod timing;
 pub mod validate;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
-pub use error::{Error, Result};
-pub use scheduler::{model_run, Completion, Job, RunOutput, Scheduler, SchedulerOptions, Timing, Work};
+pub use error::{Error, ErrorCode, Result};
+pub use layout::Layout;
+pub use request::{model_run, pipeline_run, Completion, Request, RunOutput, Work};
+pub use scheduler::{Scheduler, SchedulerOptions};
+pub use timing::Timing;
 pub use tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
 
 /// The version of this crate (reported as `versions().oxinfer`).

@@ -6,13 +6,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::scheduler::Job;
+use crate::request::Request;
 
 /// A request of a lower level that has waited this long goes next.
 pub const AGING: Duration = Duration::from_millis(200);
 
 pub struct Queue {
-    levels: Vec<VecDeque<(Instant, Job)>>,
+    levels: Vec<VecDeque<(Instant, Request)>>,
     len: usize,
 }
 
@@ -33,15 +33,15 @@ impl Queue {
         self.levels.len()
     }
 
-    /// Queues `job` at `level` (clamped to the lowest level).
-    pub fn push(&mut self, level: usize, job: Job) {
+    /// Queues `req` at `level` (clamped to the lowest level).
+    pub fn push(&mut self, level: usize, req: Request) {
         let l = level.min(self.levels.len() - 1);
-        self.levels[l].push_back((Instant::now(), job));
+        self.levels[l].push_back((Instant::now(), req));
         self.len += 1;
     }
 
     /// The next request to run, with the time it was queued.
-    pub fn pop(&mut self) -> Option<(Instant, Job)> {
+    pub fn pop(&mut self) -> Option<(Instant, Request)> {
         let now = Instant::now();
         let urgent = self.levels.iter().position(|q| !q.is_empty())?;
         // A lower level's oldest request that has waited past the limit goes first.
@@ -58,7 +58,7 @@ impl Queue {
     }
 
     /// Removes the queued request `id`.
-    pub fn remove(&mut self, id: u64) -> Option<Job> {
+    pub fn remove(&mut self, id: u64) -> Option<Request> {
         for q in &mut self.levels {
             if let Some(pos) = q.iter().position(|(_, j)| j.id == id) {
                 self.len -= 1;
@@ -68,23 +68,23 @@ impl Queue {
         None
     }
 
-    pub fn drain(&mut self) -> Vec<Job> {
+    pub fn drain(&mut self) -> Vec<Request> {
         self.len = 0;
         self.levels.iter_mut().flat_map(|q| q.drain(..).map(|(_, j)| j)).collect()
     }
 
     /// Puts a request taken earlier back at the head of its level, keeping
     /// the instant it was first queued.
-    pub fn unshift(&mut self, level: usize, at: Instant, job: Job) {
+    pub fn unshift(&mut self, level: usize, at: Instant, req: Request) {
         let l = level.min(self.levels.len() - 1);
-        self.levels[l].push_front((at, job));
+        self.levels[l].push_front((at, req));
         self.len += 1;
     }
 
     /// Removes, in priority then arrival order, the requests that `take`
     /// accepts, until it says stop (`None`); each comes with its level and
     /// the instant it was queued.
-    pub fn take_while_some(&mut self, mut take: impl FnMut(&Job) -> Option<bool>) -> Vec<(usize, Instant, Job)> {
+    pub fn take_while_some(&mut self, mut take: impl FnMut(&Request) -> Option<bool>) -> Vec<(usize, Instant, Request)> {
         let mut out = Vec::new();
         for (level, q) in self.levels.iter_mut().enumerate() {
             let mut i = 0;
@@ -92,8 +92,8 @@ impl Queue {
                 match take(&q[i].1) {
                     None => return self.finish(out),
                     Some(true) => {
-                        let (at, job) = q.remove(i).expect("index is in range");
-                        out.push((level, at, job));
+                        let (at, req) = q.remove(i).expect("index is in range");
+                        out.push((level, at, req));
                     }
                     Some(false) => i += 1,
                 }

@@ -1,5 +1,6 @@
-//! Runs requests for one backend on its own worker threads, one per slot,
-//! from a FIFO queue. Nothing here ever blocks the caller's thread on a run.
+//! The worker loop: runs requests for one backend on its own worker threads,
+//! one per slot, from the priority queue, cutting merged batches as workers
+//! free up. Nothing here ever blocks the caller's thread on a run.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -7,70 +8,15 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crate::backend::{Backend, RunControl};
-use crate::queue::Queue;
 use crate::error::{Error, Result};
-use crate::tensor::{InputTensor, OutputTensor};
+use crate::layout::Layout;
+use crate::queue::Queue;
+use crate::request::{execute, Request, RunOutput, Work};
 
-
-/// Where a request's time went, in microseconds, and the batch it ran in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Timing {
-    /// From submission until its batch started (including any hold for more requests).
-    pub queue_us: u64,
-    /// Merging a batch's inputs, or a pipeline's pre-processing and feature assembly.
-    pub pre_us: u64,
-    /// The engine's run of the whole batch.
-    pub infer_us: u64,
-    /// Splitting a batch's outputs, or a pipeline's post-processing.
-    pub post_us: u64,
-    /// Rows along the batch axis in the batch the request ran in.
-    pub batch_rows: u32,
-    /// Requests merged into that batch.
-    pub batch_requests: u32,
-}
-
-/// What a finished run hands back.
-pub struct RunOutput {
-    pub tensors: Vec<OutputTensor>,
-    /// Engine time charged to this request (its share of a merged batch), in
-    /// microseconds: what the inline estimate learns from.
-    pub micros: u64,
-    pub timing: Timing,
-}
-
-/// Called exactly once with the outcome of a job, on a worker thread.
-pub type Completion = Box<dyn FnOnce(Result<RunOutput>) + Send>;
-
-/// What a job does with the slot it is given.
-pub enum Work {
-    /// A plain model run of validated inputs: the scheduler may merge it with
-    /// other compatible runs along the batch axis (dynamic batching).
-    Run { inputs: Vec<InputTensor>, outputs: Vec<usize> },
-    /// Anything else, such as a whole pipeline (pre-processing, the model,
-    /// post-processing), which reports its own phases in the `Timing`.
-    Custom(Box<dyn FnOnce(&dyn Backend, usize, &RunControl, &mut Timing) -> Result<Vec<OutputTensor>> + Send>),
-}
-
-/// The work of a plain model run of validated `inputs`.
-pub fn model_run(inputs: Vec<InputTensor>, outputs: Vec<usize>) -> Work {
-    Work::Run { inputs, outputs }
-}
-
-pub struct Job {
-    pub id: u64,
-    pub work: Work,
-    /// A job still queued at this instant is settled with `ERR_TIMEOUT` instead of run.
-    pub deadline: Option<Instant>,
-    /// Priority level, 0 the most urgent (clamped to the scheduler's levels).
-    pub priority: usize,
-    pub ctl: Arc<RunControl>,
-    pub done: Completion,
-}
-
-/// Where a job stood when its caller aborted it.
+/// Where a request stood when its caller aborted it.
 pub enum Aborted {
     /// Still queued: removed, and handed back so the caller can settle it now.
-    Dequeued(Job),
+    Dequeued(Request),
     /// Executing: the engine was asked to stop; its completion reports `ERR_ABORTED`.
     Signalled,
     /// Already finished, or never known.
@@ -93,7 +39,7 @@ struct Shared {
     max_queue: usize,
     max_delay: std::time::Duration,
     preferred: Vec<usize>,
-    layout: crate::batch::Layout,
+    layout: Layout,
     state: Mutex<State>,
     ready: Condvar,
 }
@@ -130,34 +76,11 @@ pub struct SchedulerOptions {
     /// is held open (`max_delay`), reaching one of them cuts it early.
     pub preferred_batch_rows: Vec<usize>,
     /// Batch axes, shared and padded inputs.
-    pub layout: crate::batch::Layout,
+    pub layout: Layout,
 }
 
 fn disposed() -> Error {
     Error::Disposed("the session was disposed".into())
-}
-
-/// Runs one request, turning a panic anywhere in the work into `ERR_BACKEND`.
-/// `queued` is when it was submitted (None: run inline, never queued).
-pub(crate) fn execute(backend: &dyn Backend, slot: usize, work: Work, ctl: &RunControl, queued: Option<Instant>, layout: &crate::batch::Layout) -> Result<RunOutput> {
-    if ctl.is_aborted() {
-        return Err(Error::Aborted("the run was aborted".into()));
-    }
-    let start = Instant::now();
-    let mut timing = Timing { queue_us: queued.map_or(0, |q| start.saturating_duration_since(q).as_micros() as u64), batch_requests: 1, ..Timing::default() };
-    let tensors = catch_unwind(AssertUnwindSafe(|| match work {
-        Work::Run { inputs, outputs } => {
-            timing.batch_rows = layout.rows(&inputs).unwrap_or(0) as u32;
-            backend.run(slot, &inputs, &outputs, ctl)
-        }
-        Work::Custom(f) => f(backend, slot, ctl, &mut timing),
-    }))
-    .unwrap_or_else(|p| Err(Error::from_panic(p)))?;
-    let micros = start.elapsed().as_micros() as u64;
-    if timing.infer_us == 0 {
-        timing.infer_us = micros.saturating_sub(timing.pre_us + timing.post_us);
-    }
-    Ok(RunOutput { tensors, micros, timing })
 }
 
 impl Scheduler {
@@ -211,29 +134,29 @@ impl Scheduler {
         Ok(Scheduler { shared, workers: Mutex::new(workers) })
     }
 
-    /// Queues a job. Fails with `ERR_DISPOSED` (dropping the job) once
+    /// Queues a request. Fails with `ERR_DISPOSED` (dropping the request) once
     /// disposed, or `ERR_OVERLOADED` past `max_queue`.
-    pub fn submit(&self, job: Job) -> Result<()> {
-        match self.submit_many(vec![job]).pop() {
+    pub fn submit(&self, req: Request) -> Result<()> {
+        match self.submit_many(vec![req]).pop() {
             Some((_, e)) => Err(e),
             None => Ok(()),
         }
     }
 
-    /// Queues many jobs under one lock, with one wake-up. Returns the ids of
-    /// the jobs refused (dropped) and why: all of them once disposed, and
+    /// Queues many requests under one lock, with one wake-up. Returns the ids of
+    /// the requests refused (dropped) and why: all of them once disposed, and
     /// those past `max_queue`.
-    pub fn submit_many(&self, jobs: Vec<Job>) -> Vec<(u64, Error)> {
+    pub fn submit_many(&self, requests: Vec<Request>) -> Vec<(u64, Error)> {
         let mut refused = Vec::new();
         let mut st = self.shared.lock();
-        for job in jobs {
+        for req in requests {
             if st.disposed {
-                refused.push((job.id, disposed()));
+                refused.push((req.id, disposed()));
             } else if self.shared.max_queue > 0 && st.queue.len() >= self.shared.max_queue {
-                refused.push((job.id, Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len()))));
+                refused.push((req.id, Error::Overloaded(format!("the queue is full ({} requests waiting); try again later", st.queue.len()))));
             } else {
-                let level = job.priority;
-                st.queue.push(level, job);
+                let level = req.priority;
+                st.queue.push(level, req);
             }
         }
         let (idle, gathering) = (st.idle, st.gathering);
@@ -258,11 +181,11 @@ impl Scheduler {
 
     pub fn abort(&self, id: u64) -> Aborted {
         let mut st = self.shared.lock();
-        if let Some(job) = st.queue.remove(id) {
-            job.ctl.abort();
-            return Aborted::Dequeued(job);
+        if let Some(req) = st.queue.remove(id) {
+            req.ctl.abort();
+            return Aborted::Dequeued(req);
         }
-        if let Some((_, ctl)) = st.running.iter().find(|(jid, _)| *jid == id) {
+        if let Some((_, ctl)) = st.running.iter().find(|(rid, _)| *rid == id) {
             ctl.abort();
             return Aborted::Signalled;
         }
@@ -275,11 +198,11 @@ impl Scheduler {
         st.queue.len() + st.running.len()
     }
 
-    /// Refuses new work, settles queued jobs with `ERR_DISPOSED`, and calls
+    /// Refuses new work, settles queued requests with `ERR_DISPOSED`, and calls
     /// `finished` on another thread once the executing runs have ended.
     /// Returns false if it was already disposed.
     pub fn dispose(&self, finished: Box<dyn FnOnce() + Send>) -> bool {
-        let drained: Vec<Job> = {
+        let drained: Vec<Request> = {
             let mut st = self.shared.lock();
             if st.disposed {
                 drop(st);
@@ -290,8 +213,8 @@ impl Scheduler {
             st.queue.drain()
         };
         self.shared.ready.notify_all();
-        for job in drained {
-            let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(disposed()))));
+        for req in drained {
+            let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(Err(disposed()))));
         }
         let workers: Vec<JoinHandle<()>> = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
         let wait = move || {
@@ -323,93 +246,110 @@ impl Drop for Scheduler {
         let mut st = self.shared.lock();
         if !st.disposed {
             st.disposed = true;
-            let drained: Vec<Job> = st.queue.drain();
+            let drained: Vec<Request> = st.queue.drain();
             drop(st);
             self.shared.ready.notify_all();
-            for job in drained {
-                let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(disposed()))));
+            for req in drained {
+                let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(Err(disposed()))));
             }
         }
     }
 }
 
 fn worker(shared: Arc<Shared>, slot: usize) {
+    let finished = |id: u64| {
+        let mut st = shared.lock();
+        forget(&mut st, id);
+    };
+    let mut st = shared.lock();
     loop {
-        let (queued_at, job) = {
-            let mut st = shared.lock();
-            loop {
-                if let Some((queued_at, job)) = st.queue.pop() {
-                    if job.deadline.is_some_and(|d| Instant::now() >= d) {
-                        drop(st);
-                        let _ = catch_unwind(AssertUnwindSafe(|| (job.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
-                        st = shared.lock();
-                        continue;
-                    }
-                    st.running.push((job.id, Arc::clone(&job.ctl)));
-                    let mut more = take_compatible(&mut st, &job, &[], &shared);
-                    // Not full yet: hold the batch open until the first request has waited max_delay.
-                    if !shared.max_delay.is_zero() && !batch_done(&shared, &job, &more) && shared.layout.rows(job_inputs(&job)).is_some() {
-                        let until = queued_at + shared.max_delay;
-                        st.gathering += 1;
-                        while !st.disposed && !batch_done(&shared, &job, &more) {
-                            let now = Instant::now();
-                            if now >= until {
-                                break;
-                            }
-                            st = shared.ready.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
-                            let got = take_compatible(&mut st, &job, &more, &shared);
-                            more.extend(got);
-                        }
-                        st.gathering -= 1;
-                    }
-                    trim_to_preferred(&mut st, &shared, &job, &mut more);
-                    if !more.is_empty() {
-                        drop(st);
-                        let mut batch = vec![(queued_at, job)];
-                        batch.extend(more.into_iter().map(|(_, at, j)| (at, j)));
-                        crate::batch::run_merged(&*shared.backend, slot, batch, &shared.layout, &|id| {
-                            let mut st = shared.lock();
-                            if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
-                                st.running.swap_remove(pos);
-                            }
-                        });
-                        st = shared.lock();
-                        continue;
-                    }
-                    break (queued_at, job);
-                }
-                if st.disposed {
-                    return;
-                }
-                st.idle += 1;
-                st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
-                st.idle -= 1;
+        let Some((queued_at, req)) = st.queue.pop() else {
+            if st.disposed {
+                return;
             }
+            st.idle += 1;
+            st = shared.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.idle -= 1;
+            continue;
         };
-        let Job { id, work, ctl, done, .. } = job;
-        let result = execute(&*shared.backend, slot, work, &ctl, Some(queued_at), &shared.layout);
-        {
-            let mut st = shared.lock();
-            if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == id) {
-                st.running.swap_remove(pos);
-            }
+        if req.deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(st);
+            time_out(req);
+            st = shared.lock();
+            continue;
         }
-        let _ = catch_unwind(AssertUnwindSafe(|| done(result)));
+        st.running.push((req.id, Arc::clone(&req.ctl)));
+        let mut more = take_compatible(&mut st, &req, &[], &shared);
+        let held = !shared.max_delay.is_zero() && !batch_done(&shared, &req, &more) && req.work.rows(&shared.layout).is_some();
+        // Not full yet: hold the batch open until the first request has waited max_delay.
+        if held {
+            let until = queued_at + shared.max_delay;
+            st.gathering += 1;
+            while !st.disposed && !batch_done(&shared, &req, &more) {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                st = shared.ready.wait_timeout(st, until - now).unwrap_or_else(|e| e.into_inner()).0;
+                let got = take_compatible(&mut st, &req, &more, &shared);
+                more.extend(got);
+            }
+            st.gathering -= 1;
+        }
+        trim_to_preferred(&mut st, &shared, &req, &mut more);
+        let mut batch = Vec::with_capacity(1 + more.len());
+        batch.push((queued_at, req));
+        batch.extend(more.into_iter().map(|(_, at, r)| (at, r)));
+        // A hold counts as time in the queue: whoever's deadline passed meanwhile times out.
+        let mut expired = Vec::new();
+        if held {
+            let now = Instant::now();
+            let (late, live): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(_, r)| r.deadline.is_some_and(|d| now >= d));
+            for (_, r) in &late {
+                forget(&mut st, r.id);
+            }
+            expired = late;
+            batch = live;
+        }
+        drop(st);
+        for (_, r) in expired {
+            time_out(r);
+        }
+        if batch.len() > 1 {
+            crate::batch::run_merged(&*shared.backend, slot, batch, &shared.layout, &finished);
+        } else if let Some((queued_at, req)) = batch.pop() {
+            let Request { id, work, ctl, done, .. } = req;
+            let result = execute(&*shared.backend, slot, work, &ctl, Some(queued_at), &shared.layout);
+            finished(id);
+            let _ = catch_unwind(AssertUnwindSafe(|| done(result)));
+        }
+        st = shared.lock();
     }
 }
 
-/// A job taken from the queue with its level and the instant it was queued.
-type Taken = (usize, Instant, Job);
+/// No longer counts `id` as executing.
+fn forget(st: &mut State, id: u64) {
+    if let Some(pos) = st.running.iter().position(|(rid, _)| *rid == id) {
+        st.running.swap_remove(pos);
+    }
+}
+
+fn time_out(req: Request) {
+    let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
+}
+
+/// A request taken from the queue with its level and the instant it was queued.
+type Taken = (usize, Instant, Request);
 
 /// Whether a held-open batch should stop waiting: full, or at a preferred size.
-fn batch_done(shared: &Shared, first: &Job, more: &[Taken]) -> bool {
+fn batch_done(shared: &Shared, first: &Request, more: &[Taken]) -> bool {
     let rows = batch_rows(first, more, &shared.layout);
     rows >= shared.max_batch_rows || shared.preferred.contains(&rows) || shared.preferred.last().is_some_and(|&p| rows >= p)
 }
 
 /// Cuts a batch at the largest preferred size it reaches, putting the rest
 /// back at the head of their queues, in order.
-fn trim_to_preferred(st: &mut State, shared: &Shared, first: &Job, more: &mut Vec<Taken>) {
+fn trim_to_preferred(st: &mut State, shared: &Shared, first: &Request, more: &mut Vec<Taken>) {
     // Disposed meanwhile: the queue is drained for good, so nothing goes back.
     if st.disposed {
         return;
@@ -419,34 +359,31 @@ fn trim_to_preferred(st: &mut State, shared: &Shared, first: &Job, more: &mut Ve
     let mut back = Vec::new();
     while rows > target {
         let Some(last) = more.pop() else { break };
-        rows -= shared.layout.rows(job_inputs(&last.2)).unwrap_or(0);
+        rows -= last.2.work.rows(&shared.layout).unwrap_or(0);
         back.push(last);
     }
     if back.is_empty() {
         return;
     }
-    for (_, _, job) in &back {
-        if let Some(pos) = st.running.iter().position(|(jid, _)| *jid == job.id) {
-            st.running.swap_remove(pos);
-        }
+    for (_, _, req) in &back {
+        forget(st, req.id);
     }
     // Popped last-first, so pushing each to the front restores arrival order.
-    for (level, at, job) in back {
-        st.queue.unshift(level, at, job);
+    for (level, at, req) in back {
+        st.queue.unshift(level, at, req);
     }
     if st.idle > 0 {
         shared.ready.notify_one();
     }
 }
 
-/// Removes from the queue the runs that can join `first` in one batch
-/// (compatible shapes, same outputs, within the padding cap), up to
-/// `max_batch_rows` rows in all, in priority then arrival order. They are
-/// marked running.
-fn take_compatible(st: &mut State, first: &Job, already: &[Taken], shared: &Shared) -> Vec<Taken> {
+/// Removes from the queue the requests that can join `first` in one batch
+/// (the same kind, compatible shapes or the same pipeline, within the padding
+/// cap), up to `max_batch_rows` rows in all, in priority then arrival order.
+/// They are marked running.
+fn take_compatible(st: &mut State, first: &Request, already: &[Taken], shared: &Shared) -> Vec<Taken> {
     let (max_rows, layout) = (shared.max_batch_rows, &shared.layout);
-    let Work::Run { inputs, outputs } = &first.work else { return Vec::new() };
-    if layout.rows(inputs).is_none() {
+    if first.work.rows(layout).is_none() {
         return Vec::new();
     }
     let mut rows = batch_rows(first, already, layout);
@@ -454,41 +391,30 @@ fn take_compatible(st: &mut State, first: &Job, already: &[Taken], shared: &Shar
         return Vec::new();
     }
     // (rows, length) of each member so far, for the padding cap.
-    let mut shape: Vec<(usize, usize)> = std::iter::once(first).chain(already.iter().map(|t| &t.2)).map(|j| (layout.rows(job_inputs(j)).unwrap_or(0), layout.length(job_inputs(j)))).collect();
+    let mut shape: Vec<(usize, usize)> = std::iter::once(first).chain(already.iter().map(|t| &t.2)).map(|r| (r.work.rows(layout).unwrap_or(0), r.work.length(layout))).collect();
     let now = Instant::now();
-    let taken = st.queue.take_while_some(|job| {
+    let taken = st.queue.take_while_some(|req| {
         if rows >= max_rows {
             return None;
         }
-        let expired = job.deadline.is_some_and(|d| now >= d);
-        let fits = match &job.work {
-            Work::Run { inputs: other, outputs: o } if !expired && o == outputs && layout.compatible(inputs, other) => layout
-                .rows(other)
-                .filter(|r| rows + r <= max_rows)
-                .map(|r| (r, layout.length(other)))
-                .filter(|&(r, l)| layout.waste_ok(shape.iter().copied().chain(std::iter::once((r, l))))),
-            _ => None,
-        };
+        let expired = req.deadline.is_some_and(|d| now >= d);
+        let fits = Some(&req.work)
+            .filter(|w| !expired && first.work.joins(w, layout))
+            .and_then(|w| w.rows(layout).map(|r| (r, w.length(layout))))
+            .filter(|&(r, l)| rows + r <= max_rows && layout.waste_ok(shape.iter().copied().chain(std::iter::once((r, l)))));
         if let Some((r, l)) = fits {
             rows += r;
             shape.push((r, l));
         }
         Some(fits.is_some())
     });
-    for (_, _, job) in &taken {
-        st.running.push((job.id, Arc::clone(&job.ctl)));
+    for (_, _, req) in &taken {
+        st.running.push((req.id, Arc::clone(&req.ctl)));
     }
     taken
 }
 
-fn job_inputs(job: &Job) -> &[InputTensor] {
-    match &job.work {
-        Work::Run { inputs, .. } => inputs,
-        Work::Custom(_) => &[],
-    }
-}
-
 /// Rows of `first` plus `more` along their batch axes.
-fn batch_rows(first: &Job, more: &[Taken], layout: &crate::batch::Layout) -> usize {
-    std::iter::once(first).chain(more.iter().map(|t| &t.2)).map(|j| layout.rows(job_inputs(j)).unwrap_or(0)).sum()
+fn batch_rows(first: &Request, more: &[Taken], layout: &Layout) -> usize {
+    std::iter::once(first).chain(more.iter().map(|t| &t.2)).map(|r| r.work.rows(layout).unwrap_or(0)).sum()
 }

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backend::{Dim, ModelInfo, RunControl, ValueKind};
 use crate::error::{Error, Result};
-use crate::scheduler::{Completion, Job, RunOutput, Scheduler};
+use crate::request::{model_run, Completion, Request, RunOutput};
+use crate::scheduler::Scheduler;
 use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputData, OutputTensor};
 use crate::validate;
 
@@ -285,9 +286,9 @@ fn submit(s: &Arc<Shared>, call: Call) -> Handed {
     // Reachable from here too, so a refused submission still settles the call.
     let done = Arc::new(Mutex::new(Some(done)));
     let theirs = Arc::clone(&done);
-    let job = Job {
+    let job = Request {
         id,
-        work: crate::scheduler::model_run(inputs, wanted),
+        work: model_run(inputs, wanted),
         deadline: None,
         priority,
         ctl,

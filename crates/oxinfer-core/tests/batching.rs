@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use oxinfer_core::batch::Layout;
+use oxinfer_core::layout::Layout;
 use oxinfer_core::tensor::AlignedBytes;
-use oxinfer_core::{Backend, DType, InputTensor, Job, ModelInfo, OutputData, OutputTensor, RunControl, RunOutput, Scheduler, SchedulerOptions};
+use oxinfer_core::{Backend, DType, InputTensor, Request, ModelInfo, OutputData, OutputTensor, RunControl, RunOutput, Scheduler, SchedulerOptions};
 
 /// Returns `tok` = ids as f32 ([rows, len]) and `sum` = each row's sum ([rows]),
 /// and records the dims of every `ids` it is given.
@@ -47,10 +47,10 @@ type Done = (u64, oxinfer_core::Result<RunOutput>);
 
 /// A request of `rows` rows of length `len`, valued id*100 + position + 1
 /// (never 0, the pad value, so padding that leaks would show).
-fn request(id: u64, rows: usize, len: usize, tx: &mpsc::Sender<Done>) -> Job {
+fn request(id: u64, rows: usize, len: usize, tx: &mpsc::Sender<Done>) -> Request {
     let vals: Vec<i64> = (0..rows * len).map(|k| id as i64 * 100 + k as i64 + 1).collect();
     let tx = tx.clone();
-    Job {
+    Request {
         id,
         deadline: None,
         priority: 0,

@@ -1,21 +1,15 @@
 //! Pipelines in the core, without JS: the penguins spec on its real model.
 
-use std::path::{Path, PathBuf};
-
-use oxinfer_core::onnx::{library, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::onnx::OnnxBackend;
 use oxinfer_core::pipeline::{self, Batch, InColumn, Pipeline, RunOptions};
 use oxinfer_core::{Backend, RunControl};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+mod common;
+
+use common::root;
 
 fn backend() -> OnnxBackend {
-    let lib = std::env::var_os("OXINFER_ORT_DYLIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"));
-    let rt = library::runtime(&lib).expect("ONNX Runtime (npm install first)");
-    OnnxBackend::load(rt, ModelSource::Path(root().join("__test__/fixtures/penguins/penguins.onnx")), &OnnxOptions::default()).unwrap()
+    common::penguins_backend()
 }
 
 fn spec(name: &str) -> pipeline::Spec {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use oxinfer_core::scheduler::Aborted;
 use oxinfer_core::tensor::AlignedBytes;
-use oxinfer_core::{Backend, DType, Error, InputTensor, Job, ModelInfo, OutputData, OutputTensor, RunControl, RunOutput, Scheduler};
+use oxinfer_core::{Backend, DType, Error, InputTensor, Request, ModelInfo, OutputData, OutputTensor, RunControl, RunOutput, Scheduler};
 
 /// Echoes the first input; sleeps `value` ms; panics when value is negative.
 struct Scripted {
@@ -66,10 +66,10 @@ impl<F: FnMut()> Drop for Defer<F> {
 
 type Done = (u64, oxinfer_core::Result<RunOutput>);
 
-fn job(id: u64, value: f32, tx: &mpsc::Sender<Done>) -> (Job, Arc<RunControl>) {
+fn job(id: u64, value: f32, tx: &mpsc::Sender<Done>) -> (Request, Arc<RunControl>) {
     let tx = tx.clone();
     let ctl = Arc::new(RunControl::new());
-    let j = Job {
+    let j = Request {
         id,
         deadline: None,
         priority: 0,

@@ -205,7 +205,7 @@ impl NativeHub {
         };
         if status != sys::Status::napi_ok {
             unsafe { drop(Arc::from_raw(context as *const Hub)) };
-            return Err(Error::from_reason("cannot create the completion channel"));
+            return Err(crate::errors::to_napi(oxinfer_core::Error::Backend("cannot create the completion channel".into())));
         }
         // Idle by default: JS refs it only while runs are in flight.
         unsafe { sys::napi_unref_threadsafe_function(raw_env, tsfn) };

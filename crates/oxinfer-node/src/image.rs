@@ -2,68 +2,52 @@
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use oxinfer_core::image::{process_batch, process_batch_into, Color, Filter, ImageInput, ImageOptions, Layout, Processed, Resize, Target};
+use oxinfer_core::image::{process_batch, process_batch_into, ImageInput, ImageOptions, Processed, Resize, Target};
 use oxinfer_core::tensor::BorrowedBytes;
 use oxinfer_core::{DType, Error as CoreError, Result as CoreResult};
 
 use crate::errors::IntoNapi;
 use crate::js::{self, Env as RawEnv, Val};
+use crate::options::{ImageColor, ImageFilter, ImageLayout, ImageOutput, ImageResize};
 use crate::text::Raw;
 
 #[napi(object)]
 pub struct NativeImageOptions {
-    /// 'none' | 'exact' | 'shorter'
-    pub resize: String,
+    pub resize: ImageResize,
     pub width: u32,
     pub height: u32,
     pub shorter: u32,
-    /// 'bilinear' | 'nearest'
-    pub filter: String,
+    pub filter: ImageFilter,
     pub crop_width: Option<u32>,
     pub crop_height: Option<u32>,
-    /// 'rgb' | 'gray'
-    pub color: String,
+    pub color: ImageColor,
     pub mean: Option<Vec<f64>>,
     pub std: Option<Vec<f64>>,
     pub scale: f64,
-    /// 'chw' | 'hwc'
-    pub layout: String,
-    pub uint8: bool,
+    pub layout: ImageLayout,
+    pub output: ImageOutput,
     pub max_pixels: f64,
 }
 
 fn options(o: &NativeImageOptions) -> CoreResult<ImageOptions> {
     let bad = |m: String| CoreError::InvalidArgument(m);
     Ok(ImageOptions {
-        resize: match o.resize.as_str() {
-            "none" => Resize::None,
-            "exact" => Resize::Exact(o.width as usize, o.height as usize),
-            "shorter" => Resize::Shorter(o.shorter as usize),
-            r => return Err(bad(format!("unknown resize '{r}'"))),
+        resize: match o.resize {
+            ImageResize::None => Resize::None,
+            ImageResize::Exact => Resize::Exact(o.width as usize, o.height as usize),
+            ImageResize::Shorter => Resize::Shorter(o.shorter as usize),
         },
-        filter: match o.filter.as_str() {
-            "bilinear" => Filter::Bilinear,
-            "nearest" => Filter::Nearest,
-            f => return Err(bad(format!("filter must be 'bilinear' or 'nearest', got '{f}'"))),
-        },
+        filter: o.filter.into(),
         crop: o.crop_width.zip(o.crop_height).map(|(w, h)| (w as usize, h as usize)),
-        color: match o.color.as_str() {
-            "rgb" => Color::Rgb,
-            "gray" => Color::Gray,
-            c => return Err(bad(format!("color must be 'rgb' or 'gray', got '{c}'"))),
-        },
+        color: o.color.into(),
         normalize: match (&o.mean, &o.std) {
             (Some(m), Some(s)) => Some((m.iter().map(|&x| x as f32).collect(), s.iter().map(|&x| x as f32).collect())),
             (None, None) => None,
             _ => return Err(bad("normalize needs both mean and std".into())),
         },
         scale: o.scale as f32,
-        layout: match o.layout.as_str() {
-            "chw" => Layout::Chw,
-            "hwc" => Layout::Hwc,
-            l => return Err(bad(format!("layout must be 'chw' or 'hwc', got '{l}'"))),
-        },
-        uint8: o.uint8,
+        layout: o.layout.into(),
+        uint8: o.output == ImageOutput::Uint8,
         max_pixels: o.max_pixels as usize,
     })
 }
@@ -164,10 +148,11 @@ pub fn process_images(env: Env, images: Unknown, options: NativeImageOptions, fi
     let inputs = inputs(env.raw(), images.value().value, &field).js()?;
     let out = match out {
         Some(u) => {
-            let view = js::typed_array(env.raw(), u.value().value).js()?.ok_or_else(|| Error::from_reason("out must be a typed array"))?;
+            let bad = |m: &str| crate::errors::to_napi(CoreError::InvalidArgument(m.into()));
+            let view = js::typed_array(env.raw(), u.value().value).js()?.ok_or_else(|| bad("out must be a typed array"))?;
             let (kind, size) = if o.uint8 { (js::UINT8, 1) } else { (js::FLOAT32, 4) };
             if view.kind != kind {
-                return Err(Error::from_reason("out has the wrong typed array kind"));
+                return Err(bad(if o.uint8 { "out must be a Uint8Array for uint8 output" } else { "out must be a Float32Array for float32 output" }));
             }
             Some((view.data as *mut u8, view.len * size))
         }

@@ -4,20 +4,19 @@
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
-use oxinfer_core::job::{self, Control, InputFormat, JobOptions, OutputFormat};
-use oxinfer_core::Error as CoreError;
+use oxinfer_core::job::{self, Control, JobOptions};
 
 use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub};
+use crate::options::FileFormat;
 
 #[napi(object)]
 pub struct NativeJobOptions {
     pub input: String,
-    /// 'csv' or 'jsonl'.
-    pub input_format: String,
+    pub input_format: FileFormat,
     pub output: Option<String>,
-    /// 'csv' or 'jsonl'.
-    pub output_format: Option<String>,
+    /// Default: JSONL.
+    pub output_format: Option<FileFormat>,
     pub chunk_size: u32,
     pub concurrency: u32,
     pub fail_fast: bool,
@@ -49,30 +48,17 @@ pub fn active_jobs() -> u32 {
     job::active() as u32
 }
 
-/// Reads a format name: true for CSV, false for JSONL.
-fn is_csv(f: &str) -> std::result::Result<bool, CoreError> {
-    match f {
-        "csv" => Ok(true),
-        "jsonl" => Ok(false),
-        f => Err(CoreError::InvalidArgument(format!("format must be 'csv' or 'jsonl', got '{f}'"))),
-    }
-}
-
-fn options(o: &NativeJobOptions) -> std::result::Result<JobOptions, CoreError> {
-    let input_format = if is_csv(&o.input_format)? { InputFormat::Csv } else { InputFormat::Jsonl };
-    let output = match &o.output {
-        Some(path) => Some((path.into(), if is_csv(o.output_format.as_deref().unwrap_or("jsonl"))? { OutputFormat::Csv } else { OutputFormat::Jsonl })),
-        None => None,
-    };
-    Ok(JobOptions {
-        input: o.input.clone().into(),
-        input_format,
+fn options(o: NativeJobOptions) -> JobOptions {
+    let output = o.output.map(|path| (path.into(), o.output_format.unwrap_or(FileFormat::Jsonl).into()));
+    JobOptions {
+        input: o.input.into(),
+        input_format: o.input_format.into(),
         output,
         chunk_rows: o.chunk_size as usize,
         concurrency: o.concurrency as usize,
         fail_fast: o.fail_fast,
         progress_every: std::time::Duration::from_millis(o.progress_interval_ms as u64),
-    })
+    }
 }
 
 /// Starts a job; its events arrive through the hub under `id`.
@@ -81,9 +67,9 @@ pub fn start(
     pipeline: Arc<oxinfer_core::pipeline::Pipeline>,
     hub: Arc<Hub>,
     id: u64,
-    o: &NativeJobOptions,
+    o: NativeJobOptions,
 ) -> Result<NativeJob> {
-    let opts = options(o).js()?;
+    let opts = options(o);
     // JS may hold as many undelivered chunks as run at once.
     let ctl = Arc::new(Control::new(opts.concurrency));
     job::start(pipeline, scheduler, opts, Arc::clone(&ctl), Box::new(move |ev| hub.push(Event::Job(id, ev)))).js()?;

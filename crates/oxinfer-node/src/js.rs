@@ -87,6 +87,16 @@ pub fn number(env: Env, v: Val) -> Result<Option<f64>> {
     Ok(Some(x))
 }
 
+/// True only for the JS value `true`.
+pub fn boolean(env: Env, v: Val) -> Result<bool> {
+    if type_of(env, v)? != sys::ValueType::napi_boolean {
+        return Ok(false);
+    }
+    let mut b = false;
+    call!("get_value_bool", sys::napi_get_value_bool(env, v, &mut b));
+    Ok(b)
+}
+
 /// A typed array's kind (Node-API's numbering), element count and data.
 pub struct TypedView {
     pub kind: i32,

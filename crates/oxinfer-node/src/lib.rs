@@ -4,16 +4,19 @@
 #[macro_use]
 extern crate napi_derive;
 
+mod columns;
 mod errors;
 mod feeds;
 mod hub;
 pub(crate) mod image;
 mod job;
 mod js;
+mod options;
 mod payload;
 mod pipeline;
 mod session;
 mod stream;
+mod submit;
 mod text;
 
 use std::path::PathBuf;
@@ -50,13 +53,19 @@ pub fn ort_already_mapped() -> Option<String> {
 }
 
 #[napi]
-pub fn ort_set_log_level(level: String) -> Result<()> {
-    let l = library::parse_log_level(&level)
-        .ok_or_else(|| oxinfer_core::Error::InvalidArgument(format!("logLevel must be 'verbose', 'info', 'warning', 'error' or 'fatal', got '{level}'")))
-        .js()?;
-    library::set_log_level(l);
-    Ok(())
+pub fn ort_set_log_level(level: options::LogLevel) {
+    library::set_log_level(level.into());
 }
+
+/// Result column names of pipelines, in the order their packed name ids count.
+#[napi]
+pub fn pipeline_column_names() -> Vec<&'static str> {
+    payload::PACKED_NAMES.to_vec()
+}
+
+/// How many numbers of timing end each run's packed header.
+#[napi]
+pub const TIMING_LEN: u32 = oxinfer_core::Timing::LEN as u32;
 
 
 /// Panics on purpose, so tests can show that a Rust panic becomes a JS error

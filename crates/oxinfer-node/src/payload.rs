@@ -23,6 +23,20 @@ use oxinfer_core::{Error, Result, RunOutput};
 use crate::errors::encode;
 use crate::js::{self, Env, Val};
 
+/// `[id, encodedError, ...]` for requests refused at submission, or null
+/// when none was.
+pub fn refusals(env: Env, failed: &[(u64, Error)]) -> Result<Val> {
+    if failed.is_empty() {
+        return js::null(env);
+    }
+    let out = js::new_array(env, failed.len() * 2)?;
+    for (i, (id, e)) in failed.iter().enumerate() {
+        js::set(env, out, 2 * i as u32, js::new_number(env, *id as f64)?)?;
+        js::set(env, out, 2 * i as u32 + 1, failure(env, e)?)?;
+    }
+    Ok(out)
+}
+
 /// Which names a run's outputs are reported under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -32,13 +46,12 @@ pub enum Format {
     Packed,
 }
 
-/// Result column names of pipelines, indexed as `index.ts` expects.
+/// Result column names of pipelines, in name-id order (exported to JS by
+/// `pipelineColumnNames`).
 pub const PACKED_NAMES: [&str; 13] = [
     "scores", "label", "score", "top_index", "top_score", "above", "bucket", "error_row", "error_field", "error_code", "error_message", "timings", "other",
 ];
 
-/// f64s of timing at the end of the header.
-pub const TIMING_LEN: usize = 6;
 
 /// Where a run's block of bytes goes: its header, and each numeric output's
 /// data offset (relative to the end of the header).
@@ -73,9 +86,7 @@ impl Layout {
             header.extend_from_slice(&[id, t.dtype as u8 as f64, place, t.dims.len() as f64]);
             header.extend(t.dims.iter().map(|&d| d as f64));
         }
-        let t = &out.timing;
-        let timing: [f64; TIMING_LEN] = [t.queue_us as f64, t.pre_us as f64, t.infer_us as f64, t.post_us as f64, t.batch_rows as f64, t.batch_requests as f64];
-        header.extend_from_slice(&timing);
+        header.extend_from_slice(&out.timing.as_array());
         Layout { header, offsets, data_len: at, has_strings: n_strings > 0 }
     }
 

@@ -1,4 +1,5 @@
-//! `NativeSession`: a loaded model and its scheduler, driven by `index.ts`.
+//! `NativeSession`: a loaded model and its scheduler: model runs, inline
+//! runs, streams, abort and dispose. Pipelines build on it (see `pipeline`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -6,15 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
-use oxinfer_core::onnx::{library, Device, GraphOptimization, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::onnx::{library, Device, ModelSource, OnnxBackend, OnnxOptions};
 use oxinfer_core::scheduler::Aborted;
-use oxinfer_core::{validate, Backend, Dim, Error as CoreError, Job, ModelInfo, RunControl, Scheduler};
+use oxinfer_core::{validate, Backend, Dim, Error as CoreError, Layout, ModelInfo, Scheduler};
 
 use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub, NativeHub};
-use crate::pipeline::NativePipeline;
 use crate::stream::NativeStream;
-use oxinfer_core::pipeline::RunOptions;
 use crate::payload::Format;
 use crate::{feeds, payload};
 
@@ -22,12 +21,11 @@ use crate::{feeds, payload};
 pub struct NativeSessionOptions {
     pub intra_op_threads: u32,
     pub inter_op_threads: u32,
-    pub graph_optimization: String,
+    pub graph_optimization: crate::options::GraphOptimization,
     pub device: String,
     pub pool_size: u32,
     pub intra_op_spinning: bool,
-    /// 'low' (default) or 'normal'.
-    pub worker_priority: String,
+    pub worker_priority: crate::options::WorkerPriority,
     /// Dynamic batching: merge queued runs into batches of up to this many rows (0: off).
     pub max_batch_size: u32,
     /// Refuse runs with ERR_OVERLOADED while this many are queued (0: no limit).
@@ -74,13 +72,6 @@ pub struct NativeMetadata {
 
 fn parse_options(o: &NativeSessionOptions) -> std::result::Result<OnnxOptions, CoreError> {
     let bad = |m: String| CoreError::InvalidArgument(m);
-    let graph_optimization = match o.graph_optimization.as_str() {
-        "none" => GraphOptimization::None,
-        "basic" => GraphOptimization::Basic,
-        "extended" => GraphOptimization::Extended,
-        "all" => GraphOptimization::All,
-        g => return Err(bad(format!("graphOptimization must be 'none', 'basic', 'extended' or 'all', got '{g}'"))),
-    };
     let device = match o.device.as_str() {
         "cpu" => Device::Cpu,
         "cuda" => Device::Cuda(0),
@@ -92,7 +83,7 @@ fn parse_options(o: &NativeSessionOptions) -> std::result::Result<OnnxOptions, C
     Ok(OnnxOptions {
         intra_op_threads: o.intra_op_threads as usize,
         inter_op_threads: o.inter_op_threads as usize,
-        graph_optimization,
+        graph_optimization: o.graph_optimization.into(),
         device,
         pool_size: o.pool_size.max(1) as usize,
         intra_op_spinning: o.intra_op_spinning,
@@ -113,7 +104,7 @@ pub struct CreateTask {
     levels: usize,
     max_delay: std::time::Duration,
     preferred: Vec<usize>,
-    layout: oxinfer_core::batch::Layout,
+    layout: Layout,
     library: String,
     hub: Arc<Hub>,
 }
@@ -123,7 +114,7 @@ impl Task for CreateTask {
     type JsValue = NativeSession;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let source = self.source.take().ok_or_else(|| Error::from_reason("create ran twice"))?;
+        let source = self.source.take().ok_or_else(|| crate::errors::to_napi(CoreError::Backend("create ran twice".into())))?;
         let options = self.options.clone();
         let library = self.library.clone();
         let low = self.low_priority;
@@ -147,7 +138,7 @@ impl Task for CreateTask {
             };
             let info = backend.info().clone();
             if max_batch > 1 {
-                check_layout(&info, &layout)?;
+                layout.check(&info)?;
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
             let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, preferred_batch_rows, layout };
@@ -170,16 +161,12 @@ pub fn create_session(
     options: NativeSessionOptions,
     library: String,
 ) -> Result<AsyncTask<CreateTask>> {
-    let low_priority = match options.worker_priority.as_str() {
-        "low" => true,
-        "normal" => false,
-        p => return Err(crate::errors::to_napi(CoreError::InvalidArgument(format!("workerPriority must be 'low' or 'normal', got '{p}'")))),
-    };
+    let low_priority = matches!(options.worker_priority, crate::options::WorkerPriority::Low);
     let max_batch = options.max_batch_size as usize;
     let max_queue = options.max_queue as usize;
     let levels = options.priority_levels.max(1) as usize;
     let max_delay = std::time::Duration::from_micros(options.max_delay_micros as u64);
-    let layout = oxinfer_core::batch::Layout {
+    let layout = Layout {
         input_axes: options.batch_input_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
         output_axes: options.batch_output_axes.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v as usize)).collect(),
         shared: options.batch_shared.clone().unwrap_or_default().into_iter().collect(),
@@ -234,7 +221,12 @@ impl NativeSession {
         &self.info
     }
 
-    fn scheduler(&self) -> std::result::Result<Arc<Scheduler>, CoreError> {
+    /// The completion channel runs of this session report through.
+    pub(crate) fn hub(&self) -> Arc<Hub> {
+        Arc::clone(&self.hub)
+    }
+
+    pub(crate) fn scheduler(&self) -> std::result::Result<Arc<Scheduler>, CoreError> {
         self.scheduler
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -282,48 +274,13 @@ impl NativeSession {
     #[napi(catch_unwind, ts_return_type = "Array<number | string> | null")]
     pub fn submit_many(&self, env: Env, list: Unknown) -> Result<Unknown<'_>> {
         let raw = env.raw();
-        let v = list.value().value;
-        let n = crate::js::array_len(raw, v).js()?;
-        let mut failed: Vec<(u64, CoreError)> = Vec::new();
-        let mut jobs = Vec::with_capacity(n as usize / 5);
-        let scheduler = self.scheduler();
-        for k in (0..n).step_by(5) {
-            let at = |i: u32| crate::js::element(raw, v, k + i);
-            let id = crate::js::number(raw, at(0).js()?).js()?.unwrap_or(0.0) as u64;
-            let parsed = (|| -> std::result::Result<Job, CoreError> {
-                // Disposed: every run is refused alike.
-                scheduler.as_ref().map_err(Clone::clone)?;
-                let inputs = feeds::parse(raw, at(1)?)?;
-                let outputs = crate::js::strings_or_null(raw, at(2)?)?;
-                let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
-                let timeout = crate::js::number(raw, at(3)?)?;
-                let priority = crate::js::number(raw, at(4)?)?.map(|p| p as u32);
-                let hub = Arc::clone(&self.hub);
-                Ok(Job {
-                    id,
-                    deadline: deadline(timeout),
-                    priority: level(priority),
-                    work: oxinfer_core::model_run(inputs, wanted),
-                    ctl: Arc::new(RunControl::new()),
-                    done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain))),
-                })
-            })();
-            match parsed {
-                Ok(job) => jobs.push(job),
-                Err(e) => failed.push((id, e)),
-            }
-        }
-        if let Ok(s) = &scheduler {
-            failed.extend(s.submit_many(jobs));
-        }
-        if failed.is_empty() {
-            return unsafe { Unknown::from_napi_value(raw, crate::js::null(raw).js()?) };
-        }
-        let out = crate::js::new_array(raw, failed.len() * 2).js()?;
-        for (i, (id, e)) in failed.iter().enumerate() {
-            crate::js::set(raw, out, 2 * i as u32, crate::js::new_number(raw, *id as f64).js()?).js()?;
-            crate::js::set(raw, out, 2 * i as u32 + 1, crate::payload::failure(raw, e).js()?).js()?;
-        }
+        let out = crate::submit::submit_list(raw, list.value().value, 5, self.scheduler(), &self.hub, Format::Plain, |at| {
+            let inputs = feeds::parse(raw, at(1)?)?;
+            let outputs = crate::js::strings_or_null(raw, at(2)?)?;
+            let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
+            Ok(oxinfer_core::model_run(inputs, wanted))
+        })
+        .js()?;
         unsafe { Unknown::from_napi_value(raw, out) }
     }
 
@@ -334,38 +291,6 @@ impl NativeSession {
         let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;
         let r = scheduler.run_now(oxinfer_core::model_run(inputs, wanted));
         let v = payload::outcome(env.raw(), &r, Format::Plain).js()?;
-        unsafe { Unknown::from_napi_value(env.raw(), v) }
-    }
-
-    /// Queues a pipeline run over a columnar batch; results arrive named, under `id`.
-    #[napi(catch_unwind)]
-    pub fn submit_pipeline(&self, env: Env, id: f64, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool, timeout_ms: Option<f64>, priority: Option<u32>) -> Result<()> {
-        let scheduler = self.scheduler().js()?;
-        let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
-        let p = Arc::clone(&pipeline.inner);
-        let hub = Arc::clone(&self.hub);
-        let id = id as u64;
-        let opts = RunOptions { fail_fast, timings };
-        let job = Job {
-            id,
-            deadline: deadline(timeout_ms),
-            priority: level(priority),
-            work: oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl, timing| p.run(&batch, opts, backend, slot, ctl, timing))),
-            ctl: Arc::new(RunControl::new()),
-            done: Box::new(move |r| hub.push(Event::Run(id, r, Format::Packed))),
-        };
-        scheduler.submit(job).js()
-    }
-
-    /// A pipeline run on the calling thread (the inline rule applies, as for `runSync`).
-    #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
-    pub fn run_pipeline_sync(&self, env: Env, pipeline: &NativePipeline, batch: Unknown, fail_fast: bool, timings: bool) -> Result<Unknown<'_>> {
-        let scheduler = self.scheduler().js()?;
-        let batch = crate::pipeline::parse_batch(env.raw(), pipeline.inner.spec(), batch.value().value).js()?;
-        let p = Arc::clone(&pipeline.inner);
-        let opts = RunOptions { fail_fast, timings };
-        let r = scheduler.run_now(oxinfer_core::Work::Custom(Box::new(move |backend, slot, ctl, timing| p.run(&batch, opts, backend, slot, ctl, timing))));
-        let v = payload::outcome(env.raw(), &r, Format::Packed).js()?;
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
 
@@ -408,14 +333,6 @@ impl NativeSession {
         self.streams.load(Ordering::SeqCst) as u32
     }
 
-    /// Starts a batch job of `pipeline` over a file; its events arrive
-    /// through the hub under `id` (see `payload::job_event`).
-    #[napi(catch_unwind)]
-    pub fn start_job(&self, id: f64, pipeline: &NativePipeline, options: crate::job::NativeJobOptions) -> Result<crate::job::NativeJob> {
-        let scheduler = self.scheduler().js()?;
-        crate::job::start(scheduler, Arc::clone(&pipeline.inner), Arc::clone(&self.hub), id as u64, &options)
-    }
-
     /// 0: unknown or finished; 1: removed from the queue (settle now);
     /// 2: executing, asked to stop (its completion follows).
     #[napi]
@@ -453,67 +370,4 @@ impl NativeSession {
 
 fn names(list: &[oxinfer_core::ValueInfo]) -> String {
     list.iter().map(|v| format!("'{}'", v.name)).collect::<Vec<_>>().join(", ")
-}
-
-/// A queue deadline `timeout_ms` from now (none when absent or 0).
-fn deadline(timeout_ms: Option<f64>) -> Option<std::time::Instant> {
-    timeout_ms.filter(|t| *t > 0.0).map(|t| std::time::Instant::now() + std::time::Duration::from_secs_f64(t / 1000.0))
-}
-
-/// JS counts priority levels from 1 (Triton's convention); the default is the least urgent.
-fn level(priority: Option<u32>) -> usize {
-    priority.map(|p| p.saturating_sub(1) as usize).unwrap_or(usize::MAX)
-}
-
-/// Batching needs a dynamic dim on every batched input's batch axis, and
-/// names that exist.
-fn check_layout(info: &ModelInfo, layout: &oxinfer_core::batch::Layout) -> std::result::Result<(), CoreError> {
-    let bad = |m: String| Err(CoreError::InvalidArgument(m));
-    for name in layout.input_axes.keys().chain(layout.shared.iter()) {
-        if !info.inputs.iter().any(|i| &i.name == name) {
-            return bad(format!("batching names an unknown input '{name}'"));
-        }
-    }
-    for name in layout.output_axes.keys().chain(layout.output_pad.keys()) {
-        if !info.outputs.iter().any(|o| &o.name == name) {
-            return bad(format!("batching names an unknown output '{name}'"));
-        }
-    }
-    for (name, &(pad_axis, _)) in &layout.pad {
-        let Some(i) = info.inputs.iter().find(|i| &i.name == name) else {
-            return bad(format!("batching names an unknown input '{name}'"));
-        };
-        let axis = layout.input_axes.get(name).copied().unwrap_or(0);
-        if layout.shared.contains(name) {
-            return bad(format!("batching: input '{name}' cannot be both shared and padded"));
-        }
-        if pad_axis == axis {
-            return bad(format!("batching: input '{name}' pads axis {pad_axis}, which is its batch axis"));
-        }
-        if !matches!(i.dims.get(pad_axis), Some(Dim::Symbolic(_) | Dim::Dynamic)) {
-            return bad(format!(
-                "batching: input '{name}' pads axis {pad_axis}, but that dim is not dynamic (dims {})",
-                validate::show_dims(&i.dims)
-            ));
-        }
-    }
-    for (name, &pad_axis) in &layout.output_pad {
-        if layout.output_axes.get(name).copied().unwrap_or(0) == pad_axis {
-            return bad(format!("batching: output '{name}' crops axis {pad_axis}, which is its batch axis"));
-        }
-    }
-    if !layout.output_pad.is_empty() && layout.pad.is_empty() {
-        return bad("batching: outputs crop to the request's length, but no input is padded".into());
-    }
-    for i in info.inputs.iter().filter(|i| !layout.shared.contains(&i.name)) {
-        let axis = layout.input_axes.get(&i.name).copied().unwrap_or(0);
-        if !matches!(i.dims.get(axis), Some(Dim::Symbolic(_) | Dim::Dynamic)) {
-            return bad(format!(
-                "batching needs a dynamic batch dim on every input, but input '{}' has dims {} (batch axis {axis}); declare its axis, or mark it shared",
-                i.name,
-                validate::show_dims(&i.dims)
-            ));
-        }
-    }
-    Ok(())
 }

@@ -28,7 +28,7 @@ impl NativeStream {
         let inputs = feeds::parse(env.raw(), feeds.value().value).js()?;
         let hub = Arc::clone(&self.hub);
         let id = id as u64;
-        let level = priority.map(|p| p.saturating_sub(1) as usize).unwrap_or(usize::MAX);
+        let level = oxinfer_core::request::level(priority);
         self.inner.call(id, inputs, self.outputs.clone(), level, Box::new(move |r| hub.push(Event::Run(id, r, Format::Plain)))).js()
     }
 

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi::sys;
-use oxinfer_core::text::{EncodeOptions, Encoded, OffsetUnit, Padding, TextTokenizer};
+use oxinfer_core::text::{EncodeOptions, Encoded, TextTokenizer};
 use oxinfer_core::{DType, Error as CoreError};
 
 use crate::errors::IntoNapi;
 use crate::js;
+use crate::options::{IdType, Offsets, TextPadding, Truncation};
 
 /// A raw JS value built on the JS thread, handed back from a task.
 pub struct Raw(pub sys::napi_value);
@@ -33,45 +34,21 @@ impl ToNapiValue for Raw {
 pub struct NativeEncodeOptions {
     pub add_special_tokens: bool,
     pub max_length: Option<u32>,
-    /// 'longest_first' | 'only_first' | 'only_second'
-    pub truncation: String,
+    pub truncation: Truncation,
     pub stride: u32,
-    /// 'none' | 'longest' | 'max_length'
-    pub padding: String,
+    pub padding: TextPadding,
     pub pad_to_multiple_of: Option<u32>,
-    /// null, or 'utf16' | 'chars' | 'bytes'
-    pub offsets: Option<String>,
+    /// Null: no offsets.
+    pub offsets: Option<Offsets>,
     pub type_ids: bool,
-    /// 'int32' | 'int64'
-    pub ids: String,
+    pub ids: IdType,
 }
 
 fn options(o: &NativeEncodeOptions) -> std::result::Result<(EncodeOptions, bool), CoreError> {
-    let bad = |m: String| CoreError::InvalidArgument(m);
-    let truncation = match o.truncation.as_str() {
-        "longest_first" => oxinfer_core::text::TruncationStrategy::LongestFirst,
-        "only_first" => oxinfer_core::text::TruncationStrategy::OnlyFirst,
-        "only_second" => oxinfer_core::text::TruncationStrategy::OnlySecond,
-        t => return Err(bad(format!("truncation must be 'longest_first', 'only_first' or 'only_second', got '{t}'"))),
-    };
-    let padding = match o.padding.as_str() {
-        "none" => Padding::None,
-        "longest" => Padding::Longest,
-        "max_length" => Padding::MaxLength,
-        p => return Err(bad(format!("padding must be false, 'longest' or 'max_length', got '{p}'"))),
-    };
-    let offsets = match o.offsets.as_deref() {
-        None => None,
-        Some("utf16") => Some(OffsetUnit::Utf16),
-        Some("chars") => Some(OffsetUnit::Chars),
-        Some("bytes") => Some(OffsetUnit::Bytes),
-        Some(u) => return Err(bad(format!("offsets must be 'utf16', 'chars' or 'bytes', got '{u}'"))),
-    };
-    let wide = match o.ids.as_str() {
-        "int32" => false,
-        "int64" => true,
-        i => return Err(bad(format!("ids must be 'int32' or 'int64', got '{i}'"))),
-    };
+    let truncation = o.truncation.into();
+    let padding = o.padding.into();
+    let offsets = o.offsets.map(Into::into);
+    let wide = matches!(o.ids, IdType::Int64);
     Ok((
         EncodeOptions {
             add_special_tokens: o.add_special_tokens,
@@ -96,7 +73,7 @@ impl Task for LoadTask {
     type JsValue = NativeTokenizer;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let src = self.source.take().ok_or_else(|| Error::from_reason("load ran twice"))?;
+        let src = self.source.take().ok_or_else(|| crate::errors::to_napi(oxinfer_core::Error::Backend("load ran twice".into())))?;
         match src {
             Either::A(path) => TextTokenizer::from_file(std::path::Path::new(&path)).js(),
             Either::B(bytes) => TextTokenizer::from_bytes(&bytes).js(),

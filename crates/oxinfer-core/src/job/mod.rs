@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use crate::backend::RunControl;
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, RunOptions};
-use crate::scheduler::{Job, RunOutput, Scheduler, Work};
+use crate::request::{pipeline_run, Request, RunOutput};
+use crate::scheduler::Scheduler;
 
 pub use read::{InputFormat, Reader};
 pub use write::{OutputFormat, Writer};
@@ -286,9 +287,9 @@ impl Driver<'_> {
                         let tx = tx.clone();
                         let batch = chunk.batch;
                         let opts = RunOptions { fail_fast: self.opts.fail_fast, timings: false };
-                        let job = Job {
+                        let job = Request {
                             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-                            work: Work::Custom(Box::new(move |backend, slot, c, timing| p.run(&batch, opts, backend, slot, c, timing))),
+                            work: pipeline_run(p, batch, opts),
                             deadline: None,
                             priority: usize::MAX,
                             ctl: run_ctl,

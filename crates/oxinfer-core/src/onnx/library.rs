@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
-use ort::logging::LogLevel;
+pub use ort::logging::LogLevel;
 
 use crate::error::{Error, Result};
 
@@ -19,18 +19,6 @@ pub struct Runtime {
 static RUNTIME: OnceLock<std::result::Result<Runtime, Error>> = OnceLock::new();
 static ATTEMPTED: OnceLock<PathBuf> = OnceLock::new();
 static LOG_LEVEL: Mutex<Option<LogLevel>> = Mutex::new(None);
-
-/// Parses a log level name as the JS API spells it.
-pub fn parse_log_level(name: &str) -> Option<LogLevel> {
-    Some(match name {
-        "verbose" => LogLevel::Verbose,
-        "info" => LogLevel::Info,
-        "warning" => LogLevel::Warning,
-        "error" => LogLevel::Error,
-        "fatal" => LogLevel::Fatal,
-        _ => return None,
-    })
-}
 
 /// Sets the ORT log level used when the environment is built (or applies it now).
 pub fn set_log_level(level: LogLevel) {

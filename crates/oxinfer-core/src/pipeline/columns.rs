@@ -1,6 +1,7 @@
 //! Records as columns: the form in which a batch crosses from JS and moves
 //! through the stages. Missing numbers are NaN; missing categories are code -1.
 
+use super::spec::{Field, FieldType};
 use crate::error::{Error, Result};
 use crate::tensor::BorrowedBytes;
 
@@ -32,6 +33,25 @@ pub struct Batch {
     pub columns: Vec<(String, InColumn)>,
     /// Rows to skip, with the error found while reading them (JS-side checks).
     pub rejected: Vec<(usize, Error)>,
+}
+
+impl Batch {
+    /// Field `f` read into working memory: its column, checked, or all
+    /// missing when the batch has none.
+    pub fn column(&self, f: &Field) -> Result<Col> {
+        let rows = self.rows;
+        Ok(match self.columns.iter().find(|(n, _)| *n == f.name) {
+            Some((_, c)) => c.to_col(&f.name, rows, f.size)?,
+            None => match f.kind {
+                FieldType::Category => Col::Cat { codes: vec![-1; rows], vocab: vec![] },
+                FieldType::Array => Col::Arr { data: vec![f64::NAN; rows * f.size.unwrap_or(1)], size: f.size.unwrap_or(1) },
+                FieldType::List => Col::List { offsets: vec![0; rows + 1], values: vec![] },
+                FieldType::Text => Col::Text(vec![None; rows]),
+                FieldType::Image => Col::Images(std::sync::Arc::new((0..rows).map(|_| None).collect())),
+                _ => Col::Num(vec![f64::NAN; rows]),
+            },
+        })
+    }
 }
 
 fn f64s(b: &BorrowedBytes) -> Vec<f64> {

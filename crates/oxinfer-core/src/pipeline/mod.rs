@@ -3,6 +3,8 @@
 
 pub mod columns;
 pub mod features;
+pub mod merge;
+pub mod outcome;
 mod plan;
 pub mod post;
 pub mod spec;
@@ -10,5 +12,6 @@ pub mod stages;
 pub mod stats;
 
 pub use columns::{Batch, Col, InColumn};
+pub use outcome::Outcome;
 pub use plan::{Pipeline, RunOptions, StageTimings};
 pub use spec::{parse, Spec};

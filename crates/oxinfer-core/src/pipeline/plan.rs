@@ -11,8 +11,9 @@ use super::spec::{FieldType, Missing, Post, Spec, Stage, Strategy};
 use super::stages::{self, Frame, PARALLEL_ROWS};
 use crate::backend::{Backend, Dim, ModelInfo, RunControl, ValueKind};
 use crate::error::{Error, Result};
-use crate::scheduler::Timing;
-use crate::tensor::{AlignedBytes, DType, InputTensor, OutputBuffer, OutputData, OutputTensor};
+use crate::timing::Timing;
+use super::outcome::{tensor, Outcome};
+use crate::tensor::{AlignedBytes, DType, InputTensor, OutputTensor};
 
 /// Native time spent per stage of one run, in nanoseconds.
 #[derive(Clone, Copy, Debug, Default)]
@@ -483,17 +484,7 @@ impl Pipeline {
             }
         }
         for f in &self.spec.fields {
-            let col = match batch.columns.iter().find(|(n, _)| *n == f.name) {
-                Some((_, c)) => c.to_col(&f.name, batch.rows, f.size)?,
-                None => match f.kind {
-                    FieldType::Category => Col::Cat { codes: vec![-1; batch.rows], vocab: vec![] },
-                    FieldType::Array => Col::Arr { data: vec![f64::NAN; batch.rows * f.size.unwrap_or(1)], size: f.size.unwrap_or(1) },
-                    FieldType::List => Col::List { offsets: vec![0; batch.rows + 1], values: vec![] },
-                    FieldType::Text => Col::Text(vec![None; batch.rows]),
-                    FieldType::Image => Col::Images(std::sync::Arc::new((0..batch.rows).map(|_| None).collect())),
-                    _ => Col::Num(vec![f64::NAN; batch.rows]),
-                },
-            };
+            let col = batch.column(f)?;
             if f.required {
                 for row in 0..batch.rows {
                     let missing = match &col {
@@ -515,9 +506,15 @@ impl Pipeline {
     }
 
     /// Runs a batch through every stage on `slot` of `backend`, recording its
-    /// phases in `timing`. Returns named result columns (see `index.ts` for
-    /// how they become objects).
+    /// phases in `timing`. Returns named result columns (see the binding's
+    /// `columns` for how they reach JS).
     pub fn run(&self, batch: &Batch, opts: RunOptions, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Vec<OutputTensor>> {
+        Ok(self.evaluate(batch, opts.fail_fast, backend, slot, ctl, timing)?.finish(opts.timings))
+    }
+
+    /// Runs a batch through every stage, keeping bad rows apart from the
+    /// results (`fail_fast`: stop at the first bad row, before the model).
+    pub fn evaluate(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Outcome> {
         if let Some(why) = &self.unfitted {
             return Err(Error::InvalidSpec { message: why.clone(), stage: None });
         }
@@ -554,7 +551,7 @@ impl Pipeline {
                 }
             }
         }
-        if opts.fail_fast {
+        if fail_fast {
             if let Some(e) = frame.row_errors.iter().flatten().next() {
                 return Err(e.clone());
             }
@@ -589,13 +586,15 @@ impl Pipeline {
 
         let clock = Instant::now();
         let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
-        let out = self.results(&frame, &good, &scores, k, d, t, clock, opts.timings);
+        let columns = self.results(&frame, &good, &scores, k, d);
+        t.postprocess = clock.elapsed().as_nanos() as u64;
         timing.pre_us = (t.preprocess + t.assemble) / 1000;
         timing.infer_us = t.inference / 1000;
-        timing.post_us = clock.elapsed().as_micros() as u64;
+        timing.post_us = t.postprocess / 1000;
         timing.batch_rows = rows as u32;
         timing.batch_requests = 1;
-        Ok(out)
+        let errors = frame.row_errors.iter().enumerate().filter_map(|(r, e)| e.clone().map(|e| (r, e))).collect();
+        Ok(Outcome { rows, columns, errors, stages: t })
     }
 
     fn assemble(&self, frame: &Frame, good: &[usize]) -> Result<Vec<InputTensor>> {
@@ -664,8 +663,9 @@ impl Pipeline {
         Ok(tensors)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn results(&self, frame: &Frame, good: &[usize], scores: &[f64], k: usize, d: post::Decisions, mut t: StageTimings, clock: Instant, timings: bool) -> Vec<OutputTensor> {
+    /// The row-aligned result columns (dim 0 is the batch's rows); rows
+    /// that failed hold NaN, -1 or 0.
+    fn results(&self, frame: &Frame, good: &[usize], scores: &[f64], k: usize, d: post::Decisions) -> Vec<OutputTensor> {
         let rows = frame.rows;
         let mut out = Vec::new();
         // Scores for every row; rows that failed stay NaN.
@@ -711,19 +711,6 @@ impl Pipeline {
         }
         if let Some(b) = &d.bucket {
             out.push(tensor("bucket", DType::Int32, vec![rows as i64], scatter_i32(b, 1, -1)));
-        }
-        // Error columns only when some row failed: every output costs a JS allocation.
-        let errors: Vec<(usize, &Error)> = frame.row_errors.iter().enumerate().filter_map(|(r, e)| e.as_ref().map(|e| (r, e))).collect();
-        if !errors.is_empty() {
-            out.push(tensor("error_row", DType::Int32, vec![errors.len() as i64], errors.iter().map(|(r, _)| *r as i32).collect::<Vec<i32>>()));
-            let strings = |name: &str, v: Vec<String>| OutputTensor { name: name.into(), dtype: DType::String, dims: vec![v.len() as i64], data: OutputData::Strings(v) };
-            out.push(strings("error_field", errors.iter().map(|(_, e)| e.field().unwrap_or("").to_string()).collect()));
-            out.push(strings("error_code", errors.iter().map(|(_, e)| e.code().to_string()).collect()));
-            out.push(strings("error_message", errors.iter().map(|(_, e)| e.to_string()).collect()));
-        }
-        t.postprocess = clock.elapsed().as_nanos() as u64;
-        if timings {
-            out.push(tensor("timings", DType::Float64, vec![4], vec![t.preprocess as f64, t.assemble as f64, t.inference as f64, t.postprocess as f64]));
         }
         out
     }
@@ -774,19 +761,4 @@ fn numeric_params(label: &str, fields: &[String], kinds: &HashMap<String, Kind>,
         }
     }
     Ok(())
-}
-
-/// Owns a result column's elements until they are copied into JS.
-struct VecBuffer<T>(Vec<T>);
-
-impl<T: Copy + Send + Sync + 'static> OutputBuffer for VecBuffer<T> {
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: plain numeric elements viewed as their bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr() as *const u8, std::mem::size_of_val(self.0.as_slice())) }
-    }
-}
-
-fn tensor<T: Copy + Send + Sync + 'static>(name: &str, dtype: DType, dims: Vec<i64>, v: Vec<T>) -> OutputTensor {
-    let data: Box<dyn OutputBuffer> = if v.is_empty() { Box::new(AlignedBytes::default()) } else { Box::new(VecBuffer(v)) };
-    OutputTensor { name: name.into(), dtype, dims, data: OutputData::Buffer(data) }
 }

@@ -1,0 +1,69 @@
+// A turn's queued submissions: every request made in one event-loop turn
+// crosses into native code in a single call (taking the queue's lock once),
+// at the end of the turn's synchronous work, so that the native scheduler
+// sees them together and can batch them. Sessions and pipelines each own one.
+import * as hub from '../hub'
+import { FLUSH_MAX } from './execute'
+
+/** Submits a flat list of entries; returns `[id, encodedError, ...]` for the refused ones, or null. */
+export type SubmitMany = (list: unknown[]) => (number | string)[] | null
+
+export class Outbox {
+  #queue: unknown[] = []
+  #scheduled = false
+  readonly #stride: number
+  readonly #submit: SubmitMany
+
+  /** Entries are `stride` values long and start with the request's hub id. */
+  constructor(stride: number, submit: SubmitMany) {
+    this.#stride = stride
+    this.#submit = submit
+  }
+
+  /** Queues one entry (`stride` values, the id first) for this turn's submission. */
+  push(...entry: unknown[]): void {
+    const q = this.#queue
+    for (let i = 0; i < entry.length; i++) q.push(entry[i])
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      queueMicrotask(this.#flushNow)
+    }
+  }
+
+  #flushNow = (): void => {
+    this.#scheduled = false
+    this.#flush()
+  }
+
+  #flush = (): void => {
+    const stride = this.#stride
+    let q = this.#queue
+    if (q.length === 0) return
+    this.#queue = []
+    if (q.length > FLUSH_MAX * stride) {
+      // Submitting costs about 1 µs a request: past the turn's 1 ms budget,
+      // the rest goes in the next turn, so a huge burst never holds the loop.
+      this.#queue = q.slice(FLUSH_MAX * stride)
+      q = q.slice(0, FLUSH_MAX * stride)
+      setImmediate(this.#flush)
+    }
+    // Requests aborted meanwhile were settled already: leave them out.
+    for (let i = 0; i < q.length; i += stride) {
+      if (!hub.isPending(q[i] as number)) {
+        q = q.filter((_, k) => hub.isPending(q[k - (k % stride)] as number))
+        break
+      }
+    }
+    if (q.length === 0) return
+    let refused: (number | string)[] | null
+    try {
+      refused = this.#submit(q)
+    } catch (e) {
+      const err = String((e as Error)?.message ?? e)
+      refused = []
+      for (let i = 0; i < q.length; i += stride) refused.push(q[i] as number, err)
+    }
+    if (refused === null) return
+    for (let i = 0; i < refused.length; i += 2) hub.settleNow(refused[i] as number, refused[i + 1])
+  }
+}
