@@ -12,6 +12,6 @@ pub mod stages;
 pub mod stats;
 
 pub use columns::{Batch, Col, InColumn};
-pub use outcome::Outcome;
-pub use plan::{Pipeline, RunOptions, StageTimings};
+pub use outcome::{Outcome, StageTimings};
+pub use plan::{Pipeline, RunOptions};
 pub use spec::{parse, Spec};

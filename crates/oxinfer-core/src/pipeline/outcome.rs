@@ -5,7 +5,14 @@
 use crate::error::Error;
 use crate::tensor::{AlignedBytes, DType, OutputBuffer, OutputData, OutputTensor};
 
-use super::plan::StageTimings;
+/// Native time spent per stage of one run, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StageTimings {
+    pub preprocess: u64,
+    pub assemble: u64,
+    pub inference: u64,
+    pub postprocess: u64,
+}
 
 /// The result of running a batch through a pipeline.
 pub struct Outcome {

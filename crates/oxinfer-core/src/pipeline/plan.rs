@@ -12,17 +12,8 @@ use super::stages::{self, Frame, PARALLEL_ROWS};
 use crate::backend::{Backend, Dim, ModelInfo, RunControl, ValueKind};
 use crate::error::{Error, Result};
 use crate::timing::Timing;
-use super::outcome::{tensor, Outcome};
+use super::outcome::{tensor, Outcome, StageTimings};
 use crate::tensor::{AlignedBytes, DType, InputTensor, OutputTensor};
-
-/// Native time spent per stage of one run, in nanoseconds.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StageTimings {
-    pub preprocess: u64,
-    pub assemble: u64,
-    pub inference: u64,
-    pub postprocess: u64,
-}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunOptions {
