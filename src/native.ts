@@ -86,6 +86,15 @@ export interface NativePipeline {
   submitMany(session: NativeSession, list: unknown[]): (number | string)[] | null
   runSync(session: NativeSession, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
   startJob(session: NativeSession, id: number, options: NativeJobOptions): NativeJob
+  /** Creates (or truncates) a results file in the job writer's format; throws if it cannot. */
+  openResultFile(path: string, format: NameOf<'FileFormat'>): NativeResultFile
+}
+/** A results file written off the JS thread, chunk by chunk, in input order. */
+export interface NativeResultFile {
+  /** Writes a chunk's result columns (flat feeds) whose rows start at `firstRow` in the input. */
+  write(firstRow: number, columns: unknown[]): Promise<void>
+  finish(): Promise<void>
+  discard(): void
 }
 /** The options of `createSession`, as Session.create resolves them. */
 export interface NativeSessionOptions {

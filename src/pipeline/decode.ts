@@ -4,19 +4,27 @@
 import { OxinferError, type ErrorCode } from '../errors'
 import { native } from '../native'
 import { unpack } from '../payload'
+import { TYPE_CODES, type TensorType } from '../tensor'
 import type { OutputSpec, PipelineColumns, PipelineResult, PipelineRowError, StageTimings } from './spec'
 
 /** Result column names, indexed by the name ids of packed payloads (from the addon). */
 export const PACKED_NAMES: readonly string[] = native.pipelineColumnNames()
 
 /** A pipeline run's result columns by name. */
-export type Columns = Map<string, { data: unknown; dims: number[] }>
+export type Columns = Map<string, { data: unknown; dims: number[]; type: TensorType }>
 
 /** Unpacks `[micros, buffer, strings]` into views over the run's one buffer (see payload.rs). */
 export function readPacked(payload: unknown): Columns {
   const m: Columns = new Map()
-  unpack(payload, (id, _type, data, dims) => m.set(PACKED_NAMES[id], { data, dims }))
+  unpack(payload, (id, type, data, dims) => m.set(PACKED_NAMES[id], { data, dims, type }))
   return m
+}
+
+/** The columns as flat feeds (`[name, typeCode, data, dims, ...]`), to hand back to the addon. */
+export function flatColumns(named: Columns): unknown[] {
+  const flat: unknown[] = []
+  for (const [name, c] of named) flat.push(name, TYPE_CODES[c.type], c.data, c.dims)
+  return flat
 }
 
 export function timingsOf(named: Columns): StageTimings {

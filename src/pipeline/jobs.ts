@@ -1,16 +1,15 @@
 // Pipeline jobs: Pipeline.runJob over a CSV or JSONL file (driven natively)
 // or over an iterable of records, arrays of records or column chunks (driven
-// from JS through runBatch), and the JSONL writer of iterable jobs.
-import { createWriteStream, openSync, unlinkSync } from 'node:fs'
+// from JS through runBatch, or runColumns when the results go to a file).
 import { resolve as resolvePath } from 'node:path'
 
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
 import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, progressOf, shiftRow, type JobOptions, type JobProgress, type ResultSink } from '../job'
-import { native, type NameOf, type NativeJob, type NativeJobOptions, type NativePipeline } from '../native'
+import { native, type NameOf, type NativeJob, type NativeJobOptions, type NativePipeline, type NativeResultFile } from '../native'
 import { describeValue, intOption, isPlainObject, oneOf } from '../options'
 import type { SessionInternals } from '../session/internal'
-import { columns as decodeColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
+import { columns as decodeColumns, flatColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
 import type { FieldSpec, OutputSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineResult, PipelineRowError } from './spec'
 
 /** Options of `Pipeline.runJob`. */
@@ -57,68 +56,33 @@ export interface JobHost {
   readonly output: OutputSpec
   /** Pipeline.runBatch. */
   runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions): Promise<unknown>
+  /** Runs a chunk as runBatch does, resolving to its raw result columns. */
+  runColumns(records: Record<string, unknown>[] | PipelineColumnsInput, failFast: boolean, signal: AbortSignal): Promise<Columns>
+}
+
+/** A chunk's raw result columns, on their way to a results file. */
+interface RawChunk {
+  firstRow: number
+  named: Columns
 }
 
 /**
- * Writes pipeline results as JSON lines, in the native job writer's format
- * (crates/oxinfer-core/src/job/write.rs), for iterable sources. The file is
- * opened synchronously so that an unwritable path throws from `runJob`.
+ * Where an iterable job's results go with `output`: the native job writer
+ * (crates/oxinfer-core/src/job/write.rs), the same as for file jobs, fed one
+ * chunk's result columns at a time and writing off the JS thread. The file
+ * is created at once, so that an unwritable path throws from `runJob`.
  */
-function jsonlSink(path: string): ResultSink<PipelineJobChunk> {
-  let fd: number
+function resultFile(pipeline: NativePipeline, path: string, format: NameOf<'FileFormat'>): ResultSink<RawChunk> {
+  let file: NativeResultFile
   try {
-    fd = openSync(path, 'w')
+    file = pipeline.openResultFile(path, format)
   } catch (e) {
-    throw invalidArg(`cannot write the output file '${path}': ${(e as Error).message}`)
-  }
-  const stream = createWriteStream('', { fd })
-  let failed: Error | undefined
-  stream.on('error', (e) => (failed = e))
-  const num = (x: number): string => (Number.isFinite(x) ? String(x) : 'null')
-  const line = (row: number, r: PipelineResult | PipelineRowError): string => {
-    if ('error' in r) {
-      const e = r.error
-      return `{"row":${row},"error":{"code":${JSON.stringify(e.code)}${e.field ? `,"field":${JSON.stringify(e.field)}` : ''},"message":${JSON.stringify(e.message)}}}\n`
-    }
-    let o = `{"row":${row}`
-    if (r.labelIndex !== undefined) o += `,"label":${JSON.stringify(r.label ?? null)},"labelIndex":${r.labelIndex}`
-    if (r.score !== undefined) o += `,"score":${num(r.score)}`
-    if (r.value !== undefined) o += `,"value":${num(r.value)}`
-    if (r.top) o += `,"top":${JSON.stringify(r.top)}`
-    if (r.labels) o += `,"labels":${JSON.stringify(r.labels)}`
-    if (r.bucket !== undefined) o += `,"bucket":${JSON.stringify(r.bucket ?? null)}`
-    return o + `,"scores":[${Array.from(r.scores, num).join(',')}]}\n`
-  }
-  const check = (): void => {
-    if (failed) throw invalidArg(`cannot write the output file '${path}': ${failed.message}`)
+    throw fromNative(e)
   }
   return {
-    write(c) {
-      check()
-      let text = ''
-      for (let i = 0; i < c.results.length; i++) text += line(c.firstRow + i, c.results[i])
-      if (stream.write(text)) return Promise.resolve()
-      return new Promise((resolve) => {
-        const done = (): void => {
-          stream.off('drain', done)
-          stream.off('close', done)
-          resolve()
-        }
-        stream.on('drain', done)
-        stream.on('close', done)
-      })
-    },
-    close() {
-      return new Promise<void>((resolve, reject) => stream.end(() => (failed ? reject(invalidArg(`cannot write the output file '${path}': ${failed.message}`)) : resolve())))
-    },
-    discard() {
-      stream.destroy()
-      try {
-        unlinkSync(path)
-      } catch {
-        // Already gone.
-      }
-    },
+    write: (c) => file.write(c.firstRow, flatColumns(c.named)).catch((e: unknown) => Promise.reject(fromNative(e))),
+    close: () => file.finish().catch((e: unknown) => Promise.reject(fromNative(e))),
+    discard: () => file.discard(),
   }
 }
 
@@ -155,10 +119,10 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
   }
   if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
   const it = iteratorOf(source, 'runJob')
-  let sink: ResultSink<PipelineJobChunk> | undefined
+  let sink: ResultSink<RawChunk> | undefined
   if (opts.output !== undefined) {
     if (formatOf('outputFormat', opts.output as string, 'jsonl') !== 'jsonl') throw invalidArg('runJob: iterable sources write JSONL output only; CSV output is written for file sources')
-    sink = jsonlSink(resolvePath(opts.output as string))
+    sink = resultFile(host.native, resolvePath(opts.output as string), 'jsonl')
   }
   const inner = new AbortController()
   const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
@@ -203,7 +167,14 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
       await it.return?.()
     }
   }
-  const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk | PipelineJobColumns> => {
+  const run = async (chunk: Record<string, unknown>[] | PipelineColumnsInput, firstRow: number, signal: AbortSignal): Promise<PipelineJobChunk | PipelineJobColumns | RawChunk> => {
+    if (sink) {
+      try {
+        return { firstRow, named: await host.runColumns(chunk, errors === 'throw', signal) }
+      } catch (e) {
+        throw shiftRow(e, firstRow)
+      }
+    }
     if (shape === 'columns') {
       let columns: PipelineColumns
       try {
@@ -225,14 +196,15 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
     }
     return { firstRow, results }
   }
-  const countErrors = (c: PipelineJobChunk | PipelineJobColumns): number => {
+  const countErrors = (c: PipelineJobChunk | PipelineJobColumns | RawChunk): number => {
     if (errors === 'throw') return 0
     let n = 0
-    if ('columns' in c) for (const e of c.columns.errors) n += e ? 1 : 0
+    if ('named' in c) n = c.named.get('error_row')?.dims[0] ?? 0
+    else if ('columns' in c) for (const e of c.columns.errors) n += e ? 1 : 0
     else for (const r of c.results) if ('error' in r) n++
     return n
   }
-  driveChunks(job, chunks(), run, rowsOf, countErrors, o, inner, sink as ResultSink<PipelineJobChunk | PipelineJobColumns> | undefined)
+  driveChunks(job as BatchJob<PipelineJobChunk | PipelineJobColumns | RawChunk>, chunks(), run, rowsOf, countErrors, o, inner, sink as ResultSink<PipelineJobChunk | PipelineJobColumns | RawChunk> | undefined)
   return job
 }
 

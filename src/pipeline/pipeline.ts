@@ -213,6 +213,15 @@ export class Pipeline {
           return pipeline.#spec.output
         },
         runBatch: (records, o) => this.runBatch(records as PipelineColumnsInput, o),
+        runColumns: (records, failFast, signal) => {
+          let batch: ColumnBatch
+          try {
+            batch = Array.isArray(records) ? fromRecords(this.#batchLayout, records, failFast) : fromColumns(this.#batchLayout, records, failFast)
+          } catch (e) {
+            return Promise.reject(fromNative(e))
+          }
+          return this.#execute(batch, failFast, signal, false)
+        },
       },
       source,
       options,

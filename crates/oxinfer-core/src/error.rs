@@ -48,6 +48,15 @@ impl ErrorCode {
     }
 }
 
+/// `message` with a leading "row `old`" (as record errors start) made
+/// "row `new`"; any other message as it is.
+pub fn renumber_row(message: &str, old: usize, new: usize) -> String {
+    match message.strip_prefix(&format!("row {old}")) {
+        Some(rest) if !rest.starts_with(|c: char| c.is_ascii_digit()) => format!("row {new}{rest}"),
+        _ => message.to_string(),
+    }
+}
+
 /// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -159,12 +168,7 @@ impl Error {
     pub fn at_row(&self, row: usize) -> Error {
         match self {
             Error::InvalidInput { message, input, row: Some(old), field } => {
-                let prefix = format!("row {old}");
-                let message = match message.strip_prefix(&prefix) {
-                    Some(rest) if !rest.starts_with(|c: char| c.is_ascii_digit()) => format!("row {row}{rest}"),
-                    _ => message.clone(),
-                };
-                Error::InvalidInput { message, input: input.clone(), row: Some(row), field: field.clone() }
+                Error::InvalidInput { message: renumber_row(message, *old, row), input: input.clone(), row: Some(row), field: field.clone() }
             }
             other => other.clone(),
         }

@@ -188,6 +188,15 @@ impl InputTensor {
     }
 
     /// The same tensor holding its own copy of borrowed data, to keep beyond a call.
+    /// A copy as an output tensor (results that come back from JS).
+    pub fn to_output(&self) -> OutputTensor {
+        let data = match &self.data {
+            InputData::Strings(s) => OutputData::Strings(s.clone()),
+            _ => OutputData::Buffer(Box::new(AlignedBytes::from_slice(self.bytes()))),
+        };
+        OutputTensor { name: self.name.clone(), dtype: self.dtype, dims: self.dims.clone(), data }
+    }
+
     pub fn into_owned(self) -> InputTensor {
         match self.data {
             InputData::Borrowed(b) => InputTensor { data: InputData::Owned(AlignedBytes::from_slice(b.as_slice())), ..self },

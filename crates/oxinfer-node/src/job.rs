@@ -1,10 +1,12 @@
-//! Batch jobs over files (see oxinfer_core::job): starting one on a session,
-//! and the handle JS aborts it and hands back delivery credits through.
+//! Batch jobs (see oxinfer_core::job): starting one over a file on a session,
+//! the handle JS aborts it and hands back delivery credits through, and the
+//! results file that jobs over JS sources write through the same writer.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
-use oxinfer_core::job::{self, Control, JobOptions};
+use oxinfer_core::job::{self, Control, JobOptions, Writer};
+use oxinfer_core::{Error as CoreError, OutputTensor};
 
 use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub};
@@ -74,4 +76,69 @@ pub fn start(
     let ctl = Arc::new(Control::new(opts.concurrency));
     job::start(pipeline, scheduler, opts, Arc::clone(&ctl), Box::new(move |ev| hub.push(Event::Job(id, ev)))).js()?;
     Ok(NativeJob { ctl })
+}
+
+/// A results file that JS feeds chunk by chunk (jobs over iterable sources):
+/// written by the same writer as file jobs, off the JS thread.
+#[napi]
+pub struct NativeResultFile {
+    writer: Arc<Mutex<Option<Writer>>>,
+}
+
+impl NativeResultFile {
+    /// Creates (or truncates) `path` for the results of a pipeline of `spec`.
+    pub fn create(spec: &oxinfer_core::pipeline::Spec, path: &str, format: FileFormat) -> Result<Self> {
+        let writer = Writer::create(std::path::Path::new(path), format.into(), spec).js()?;
+        Ok(NativeResultFile { writer: Arc::new(Mutex::new(Some(writer))) })
+    }
+}
+
+pub struct WriteTask {
+    writer: Arc<Mutex<Option<Writer>>>,
+    first_row: usize,
+    /// None: flush and close.
+    columns: Option<Vec<OutputTensor>>,
+}
+
+impl Task for WriteTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let closed = || CoreError::InvalidArgument("the results file is closed".into());
+        match self.columns.take() {
+            Some(columns) => slot.as_mut().ok_or_else(closed).and_then(|w| w.write_chunk(self.first_row, &columns)).js(),
+            None => slot.take().ok_or_else(closed).and_then(Writer::finish).js(),
+        }
+    }
+
+    fn resolve(&mut self, _env: Env, _output: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[napi]
+impl NativeResultFile {
+    /// Writes a chunk's result columns (flat feeds: `[name, typeCode, data,
+    /// dims, ...]`, copied here), whose rows start at `firstRow` in the input.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn write(&self, env: Env, first_row: f64, columns: Unknown) -> Result<AsyncTask<WriteTask>> {
+        let columns = crate::feeds::parse(env.raw(), columns.value().value).js()?.iter().map(|t| t.to_output()).collect();
+        Ok(AsyncTask::new(WriteTask { writer: Arc::clone(&self.writer), first_row: first_row as usize, columns: Some(columns) }))
+    }
+
+    /// Flushes and closes the file.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn finish(&self) -> AsyncTask<WriteTask> {
+        AsyncTask::new(WriteTask { writer: Arc::clone(&self.writer), first_row: 0, columns: None })
+    }
+
+    /// Closes and removes the partial file (the job failed or was aborted).
+    #[napi]
+    pub fn discard(&self) {
+        if let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.discard();
+        }
+    }
 }

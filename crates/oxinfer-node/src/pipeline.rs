@@ -57,6 +57,13 @@ impl NativePipeline {
         unsafe { Unknown::from_napi_value(env.raw(), v) }
     }
 
+    /// Creates (or truncates) `path` for this pipeline's results, which a job
+    /// over a JS source writes chunk by chunk.
+    #[napi(catch_unwind)]
+    pub fn open_result_file(&self, path: String, format: crate::options::FileFormat) -> Result<crate::job::NativeResultFile> {
+        crate::job::NativeResultFile::create(self.inner.spec(), &path, format)
+    }
+
     /// Starts a batch job of this pipeline over a file on `session`; its
     /// events arrive through the hub under `id` (see `payload::job_event`).
     #[napi(catch_unwind)]

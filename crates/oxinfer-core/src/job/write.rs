@@ -121,6 +121,22 @@ impl Writer {
     /// Writes one chunk's results; `first_row` numbers its rows in the input.
     pub fn write(&mut self, first_row: usize, tensors: &[OutputTensor]) -> Result<()> {
         let r = Results::read(tensors)?;
+        self.write_results(first_row, r)
+    }
+
+    /// Writes a chunk whose error messages name rows within the chunk (as a
+    /// chunk run on its own does): they name the input's rows in the file.
+    pub fn write_chunk(&mut self, first_row: usize, tensors: &[OutputTensor]) -> Result<()> {
+        let mut r = Results::read(tensors)?;
+        for (i, e) in r.errors.iter_mut().enumerate() {
+            if let Some((_, _, message)) = e {
+                *message = crate::error::renumber_row(message, i, first_row + i);
+            }
+        }
+        self.write_results(first_row, r)
+    }
+
+    fn write_results(&mut self, first_row: usize, r: Results) -> Result<()> {
         match self.format {
             OutputFormat::Jsonl => self.jsonl(first_row, &r),
             OutputFormat::Csv => self.csv(first_row, &r),
