@@ -7,7 +7,7 @@ import { describeValue, isPlainObject } from '../options'
 import type { FieldSpec, PipelineColumnsInput } from './spec'
 
 /** The spec's fields grouped by how they cross. */
-export interface BatchLayout {
+export interface FieldGroups {
   /** Every field, in spec order. */
   fields: readonly FieldSpec[]
   nums: FieldSpec[]
@@ -26,8 +26,8 @@ export interface ColumnBatch {
   rejected: Map<number, OxinferError>
 }
 
-/** The spec's fields grouped as the batch layout wants them (fixed by the spec, so computed once). */
-export function layoutOf(fields: readonly FieldSpec[]): BatchLayout {
+/** The spec's fields grouped by how they cross in a batch (fixed by the spec, so computed once). */
+export function groupFields(fields: readonly FieldSpec[]): FieldGroups {
   const nums: FieldSpec[] = []
   const cats: FieldSpec[] = []
   const arrs: FieldSpec[] = []
@@ -48,8 +48,8 @@ export function layoutOf(fields: readonly FieldSpec[]): BatchLayout {
   return { fields, nums, cats, arrs, arrWidth, lists, texts, images }
 }
 
-/** Transposes records into the batch layout, checking each value against its field's type. */
-export function fromRecords(L: BatchLayout, records: Record<string, unknown>[], failFast: boolean): ColumnBatch {
+/** Transposes records into the batch format (see crates/oxinfer-node/src/columns.rs), checking each value against its field's type. */
+export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], failFast: boolean): ColumnBatch {
   const rows = records.length
   const rejected = new Map<number, OxinferError>()
   const reject = (row: number, field: string, message: string): void => {
@@ -140,7 +140,7 @@ export function fromRecords(L: BatchLayout, records: Record<string, unknown>[], 
 }
 
 /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
-export function fromColumns(L: BatchLayout, columns: PipelineColumnsInput, failFast: boolean): ColumnBatch {
+export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failFast: boolean): ColumnBatch {
   const known = new Set(L.fields.map((f) => f.name))
   for (const k of Object.keys(columns)) {
     if (!known.has(k)) throw new OxinferError('ERR_INVALID_INPUT', `unknown column '${k}'`, { field: k })
@@ -244,7 +244,7 @@ export function fromColumns(L: BatchLayout, columns: PipelineColumnsInput, failF
 
 /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */
 function allocBatch(
-  L: BatchLayout,
+  L: FieldGroups,
   rows: number,
   listValues = 0,
 ): { data: Float64Array; nums: Float64Array; codes: Float64Array; counts: Float64Array; arrs: Float64Array; lens: Float64Array; vals: Float64Array } {
@@ -259,7 +259,7 @@ function allocBatch(
 }
 
 /** Reads list fields (arrays of numbers, or null) into the batch's tail. */
-function readLists(L: BatchLayout, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): number[][][] {
+function readLists(L: FieldGroups, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): number[][][] {
   return L.lists.map((f) => {
     const out: number[][] = new Array(rows)
     for (let r = 0; r < rows; r++) {
@@ -287,7 +287,7 @@ function readLists(L: BatchLayout, rows: number, get: (r: number, name: string) 
 }
 
 /** Text and image fields: validated per row, passed through as they are. */
-function readMedia(L: BatchLayout, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): [unknown[][], unknown[][]] {
+function readMedia(L: FieldGroups, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): [unknown[][], unknown[][]] {
   const texts = L.texts.map((f) => {
     const out: (string | null)[] = new Array(rows)
     for (let r = 0; r < rows; r++) {

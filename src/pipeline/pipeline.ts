@@ -15,7 +15,7 @@ import { checkRequestOptions, type SessionOptions } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
-import { fromColumns, fromRecords, layoutOf, type BatchLayout, type ColumnBatch } from './encode'
+import { fromColumns, fromRecords, groupFields, type ColumnBatch, type FieldGroups } from './encode'
 import { runPipelineJob, type PipelineJobChunk, type PipelineJobColumns, type PipelineJobOptions } from './jobs'
 import type { FieldSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineOptions, PipelineResult, PipelineRowError, PipelineRunOptions, PipelineSpec, StageTimings } from './spec'
 
@@ -34,7 +34,7 @@ export class Pipeline {
   #baseDir: string
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #fields: FieldSpec[]
-  #batchLayout: BatchLayout
+  #groups: FieldGroups
   #unfitted: string | null
   /** This turn's queued runs, submitted in one native call. */
   #outbox: Outbox
@@ -47,7 +47,7 @@ export class Pipeline {
     this.#unfitted = n.unfitted
     this.#baseDir = baseDir
     this.#fields = spec.fields
-    this.#batchLayout = layoutOf(spec.fields)
+    this.#groups = groupFields(spec.fields)
     const internals = this.#internals
     this.#outbox = new Outbox(6, (list) => this.#native.submitMany(internals.native, list))
   }
@@ -126,7 +126,7 @@ export class Pipeline {
       checkKeys('pipeline run', options, ['signal', 'timings', 'priority', 'timeoutMs', 'onTiming'])
       checkRequestOptions('run', options, this.#internals.priorityLevels)
       if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
-      batch = fromRecords(this.#batchLayout, [record], true)
+      batch = fromRecords(this.#groups, [record], true)
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
@@ -154,8 +154,8 @@ export class Pipeline {
       const errors = options.errors ?? 'throw'
       if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runBatch: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
       failFast = errors === 'throw'
-      if (Array.isArray(records)) batch = fromRecords(this.#batchLayout, records, failFast)
-      else if (isPlainObject(records)) batch = fromColumns(this.#batchLayout, records, failFast)
+      if (Array.isArray(records)) batch = fromRecords(this.#groups, records, failFast)
+      else if (isPlainObject(records)) batch = fromColumns(this.#groups, records, failFast)
       else throw invalidArg('runBatch: records must be an array of objects or an object of columns')
     } catch (e) {
       return Promise.reject(fromNative(e))
@@ -216,7 +216,7 @@ export class Pipeline {
         runColumns: (records, failFast, signal) => {
           let batch: ColumnBatch
           try {
-            batch = Array.isArray(records) ? fromRecords(this.#batchLayout, records, failFast) : fromColumns(this.#batchLayout, records, failFast)
+            batch = Array.isArray(records) ? fromRecords(this.#groups, records, failFast) : fromColumns(this.#groups, records, failFast)
           } catch (e) {
             return Promise.reject(fromNative(e))
           }
@@ -236,8 +236,8 @@ export class Pipeline {
    */
   async fit(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<PipelineSpec> {
     let batch: ColumnBatch
-    if (Array.isArray(records)) batch = fromRecords(this.#batchLayout, records, true)
-    else if (isPlainObject(records)) batch = fromColumns(this.#batchLayout, records, true)
+    if (Array.isArray(records)) batch = fromRecords(this.#groups, records, true)
+    else if (isPlainObject(records)) batch = fromColumns(this.#groups, records, true)
     else throw invalidArg('fit: records must be an array of objects or an object of columns')
     if (batch.rows === 0) throw invalidArg('fit: needs at least one record')
     let fitted: string

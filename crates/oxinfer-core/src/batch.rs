@@ -208,14 +208,14 @@ fn settle(req: Request, r: Result<RunOutput>, finished: &dyn Fn(u64)) {
 
 /// Model runs merged along their batch axes. If the model's outputs do not
 /// carry the batch's rows on their batch axes, they run one by one instead.
-fn run_models(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
+fn run_models(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
     let start = Instant::now();
-    let mut parts = Vec::with_capacity(jobs.len());
-    let mut counts = Vec::with_capacity(jobs.len());
-    let mut lengths = Vec::with_capacity(jobs.len());
+    let mut parts = Vec::with_capacity(reqs.len());
+    let mut counts = Vec::with_capacity(reqs.len());
+    let mut lengths = Vec::with_capacity(reqs.len());
     let mut outputs = Vec::new();
-    for (_, j) in &jobs {
-        if let Work::Run { inputs, outputs: o } = &j.work {
+    for (_, r) in &reqs {
+        if let Work::Run { inputs, outputs: o } = &r.work {
             counts.push(layout.rows(inputs).unwrap_or(0));
             lengths.push(layout.length(inputs));
             parts.push(inputs);
@@ -241,7 +241,7 @@ fn run_models(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Request)>,
     drop(merged);
     let infer_us = engine.elapsed().as_micros() as u64;
     // Each caller is charged its share, which is what the inline estimate wants.
-    let micros = infer_us / jobs.len().max(1) as u64;
+    let micros = infer_us / reqs.len().max(1) as u64;
     let post = Instant::now();
     let split = match result {
         Ok(out) => match split(out, &counts, layout) {
@@ -268,23 +268,23 @@ fn run_models(backend: &dyn Backend, slot: usize, jobs: Vec<(Instant, Request)>,
         infer_us,
         post_us: post.elapsed().as_micros() as u64,
         batch_rows: counts.iter().sum::<usize>() as u32,
-        batch_requests: jobs.len() as u32,
+        batch_requests: reqs.len() as u32,
     };
     match split {
         Ok(per) => {
-            let timings: Vec<Timing> = jobs.iter().map(|(q, _)| timing(*q)).collect();
-            for (((_, req), tensors), timing) in jobs.into_iter().zip(per).zip(timings) {
+            let timings: Vec<Timing> = reqs.iter().map(|(q, _)| timing(*q)).collect();
+            for (((_, req), tensors), timing) in reqs.into_iter().zip(per).zip(timings) {
                 settle(req, Ok(RunOutput { tensors, micros, timing }), finished);
             }
         }
         Err(Some(e)) => {
-            for (_, req) in jobs {
+            for (_, req) in reqs {
                 settle(req, Err(e.clone()), finished);
             }
         }
         Err(None) => {
             // Not batchable after all: one by one.
-            for (queued, req) in jobs {
+            for (queued, req) in reqs {
                 let Request { id, work, ctl, done, .. } = req;
                 let r = execute(backend, slot, work, &ctl, Some(queued), layout);
                 finished(id);

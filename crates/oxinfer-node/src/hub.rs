@@ -103,11 +103,11 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
     let start = std::time::Instant::now();
     // Small results without strings go into one shared buffer, at these offsets.
     let mut shared_len = 0usize;
-    let mut places: Vec<Option<(usize, payload::Layout)>> = events
+    let mut places: Vec<Option<(usize, payload::Block)>> = events
         .iter()
         .map(|ev| match ev {
             Event::Run(_, Ok(out), format) => {
-                let layout = payload::Layout::of(out, *format);
+                let layout = payload::Block::of(out, *format);
                 (!layout.has_strings() && layout.len() <= SHARED_MAX_RESULT && shared_len + layout.len() <= SHARED_MAX).then(|| {
                     let at = shared_len;
                     shared_len += layout.len();

@@ -3,7 +3,7 @@
 //! generated `binding.d.ts` gives TS their string unions, and the TS layer
 //! lists the allowed names in its messages from the same objects at run time.
 
-use oxinfer_core::image::{Color, Filter, Layout};
+use oxinfer_core::image::{ChannelOrder, Color, Filter};
 use oxinfer_core::job::{InputFormat, OutputFormat};
 use oxinfer_core::onnx::library::LogLevel as OrtLogLevel;
 use oxinfer_core::onnx::GraphOptimization as OrtGraphOptimization;
@@ -190,11 +190,11 @@ pub enum ImageLayout {
     Hwc,
 }
 
-impl From<ImageLayout> for Layout {
+impl From<ImageLayout> for ChannelOrder {
     fn from(l: ImageLayout) -> Self {
         match l {
-            ImageLayout::Chw => Layout::Chw,
-            ImageLayout::Hwc => Layout::Hwc,
+            ImageLayout::Chw => ChannelOrder::Chw,
+            ImageLayout::Hwc => ChannelOrder::Hwc,
         }
     }
 }

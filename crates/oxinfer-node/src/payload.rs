@@ -55,15 +55,15 @@ pub const PACKED_NAMES: [&str; 13] = [
 
 /// Where a run's block of bytes goes: its header, and each numeric output's
 /// data offset (relative to the end of the header).
-pub struct Layout {
+pub struct Block {
     header: Vec<f64>,
     offsets: Vec<usize>,
     data_len: usize,
     has_strings: bool,
 }
 
-impl Layout {
-    pub fn of(out: &RunOutput, format: Format) -> Layout {
+impl Block {
+    pub fn of(out: &RunOutput, format: Format) -> Block {
         let mut header: Vec<f64> = vec![out.micros as f64, out.tensors.len() as f64];
         let mut at = 0usize;
         let mut n_strings = 0usize;
@@ -87,7 +87,7 @@ impl Layout {
             header.extend(t.dims.iter().map(|&d| d as f64));
         }
         header.extend_from_slice(&out.timing.as_array());
-        Layout { header, offsets, data_len: at, has_strings: n_strings > 0 }
+        Block { header, offsets, data_len: at, has_strings: n_strings > 0 }
     }
 
     /// Bytes of the whole block, rounded up to 8 so blocks can follow each other.
@@ -121,7 +121,7 @@ impl Layout {
 
 /// `[0, ArrayBuffer, strings]`: a result in a buffer of its own.
 pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
-    let layout = Layout::of(out, format);
+    let layout = Block::of(out, format);
     let (ab, data) = js::new_arraybuffer(env, layout.len())?;
     // SAFETY: `data` has layout.len() writable bytes, and V8 aligns ArrayBuffer storage.
     unsafe { layout.write(out, data) };

@@ -66,7 +66,7 @@ pub enum Color {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
+pub enum ChannelOrder {
     Chw,
     Hwc,
 }
@@ -80,7 +80,7 @@ pub struct ImageOptions {
     /// Per-channel mean and std applied after `scale`; None leaves values scaled only.
     pub normalize: Option<(Vec<f32>, Vec<f32>)>,
     pub scale: f32,
-    pub layout: Layout,
+    pub layout: ChannelOrder,
     /// Return uint8 pixels instead of floats (no scaling or normalisation).
     pub uint8: bool,
     /// Refuse images with more pixels than this.
@@ -96,7 +96,7 @@ impl Default for ImageOptions {
             color: Color::Rgb,
             normalize: None,
             scale: 1.0 / 255.0,
-            layout: Layout::Chw,
+            layout: ChannelOrder::Chw,
             uint8: false,
             max_pixels: 100_000_000,
         }
@@ -109,7 +109,7 @@ pub struct Processed {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
-    pub layout: Layout,
+    pub layout: ChannelOrder,
     pub floats: Vec<f32>,
     pub bytes: Vec<u8>,
 }
@@ -318,8 +318,8 @@ pub fn process_batch(inputs: &[ImageInput], o: &ImageOptions, field: &str) -> Re
 pub fn write_bytes(r: &Raster, o: &ImageOptions, dst: &mut [u8]) {
     let (c, plane) = (r.channels, r.width * r.height);
     match o.layout {
-        Layout::Hwc => dst.copy_from_slice(&r.data),
-        Layout::Chw => {
+        ChannelOrder::Hwc => dst.copy_from_slice(&r.data),
+        ChannelOrder::Chw => {
             for (i, px) in r.data.chunks_exact(c).enumerate() {
                 for (ch, &v) in px.iter().enumerate() {
                     dst[ch * plane + i] = v;
@@ -339,8 +339,8 @@ pub fn write_floats(r: &Raster, o: &ImageOptions, dst: &mut [f32]) {
             // Same float32 operation order as numpy's (x / 255 - mean) / std.
             let x = (v as f32 * o.scale - mean[ch]) / std[ch];
             match o.layout {
-                Layout::Chw => dst[ch * plane + i] = x,
-                Layout::Hwc => dst[i * c + ch] = x,
+                ChannelOrder::Chw => dst[ch * plane + i] = x,
+                ChannelOrder::Hwc => dst[i * c + ch] = x,
             }
         }
     }

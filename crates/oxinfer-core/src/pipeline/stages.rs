@@ -120,7 +120,7 @@ pub fn tokenize_options(stage: &Stage) -> crate::text::EncodeOptions {
 
 /// The image stage's options, checked.
 pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOptions> {
-    use crate::image::{Color, Filter, ImageOptions, Layout, Resize};
+    use crate::image::{ChannelOrder, Color, Filter, ImageOptions, Resize};
     let Stage::Image { resize, filter, center_crop, color, normalize, layout, .. } = stage else {
         return Ok(ImageOptions::default());
     };
@@ -155,8 +155,8 @@ pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOp
             Some(_) => return Err(bad("normalize needs a mean and a non-zero std per channel")),
         },
         layout: match layout.as_deref().unwrap_or("chw") {
-            "chw" => Layout::Chw,
-            "hwc" => Layout::Hwc,
+            "chw" => ChannelOrder::Chw,
+            "hwc" => ChannelOrder::Hwc,
             _ => return Err(bad("layout must be 'chw' or 'hwc'")),
         },
         ..ImageOptions::default()
@@ -478,8 +478,8 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
                 }
             }
             let dims: Vec<i64> = match o.layout {
-                crate::image::Layout::Chw => vec![frame.rows as i64, c as i64, h as i64, w as i64],
-                crate::image::Layout::Hwc => vec![frame.rows as i64, h as i64, w as i64, c as i64],
+                crate::image::ChannelOrder::Chw => vec![frame.rows as i64, c as i64, h as i64, w as i64],
+                crate::image::ChannelOrder::Hwc => vec![frame.rows as i64, h as i64, w as i64, c as i64],
             };
             let t = crate::tensor::InputTensor::from_values(&prepared.names[0], crate::tensor::DType::Float32, &dims, &data)?;
             frame.insert(&prepared.names[0], Col::Tensor(t));
