@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { OxinferError, Session, Tensor, configure } from '../index.js'
-import { fixture, rejectsWith, throwsWith } from './helpers'
+import { fixture, rejectsWith, require, throwsWith } from './helpers'
 
 describe('Tensor construction', () => {
   it('infers types from typed arrays', () => {
@@ -175,5 +175,33 @@ describe('configure', () => {
     expect(e).toBeInstanceOf(Error)
     expect(e.name).toBe('OxinferError')
     expect([e.code, e.input, e.cause]).toEqual(['ERR_BACKEND', 'i', 1])
+  })
+})
+
+describe('error codes', () => {
+  // The codes are declared once, in the core; the addon exports them as an
+  // enum and TS derives ErrorCode from it. Each must survive the one encoder
+  // and the decoder as itself (an unknown code would decode as ERR_BACKEND).
+  const native = require('./binding.js')
+  const { fromNative } = require('./src/errors.js')
+
+  it('every code the addon declares decodes to itself, with its details', () => {
+    const codes = Object.values(native.ErrorCode) as string[]
+    expect(codes).toHaveLength(10)
+    expect(new Set(codes).size).toBe(codes.length)
+    for (const code of codes) {
+      let thrown: unknown
+      try {
+        native.debugError(code)
+      } catch (e) {
+        thrown = e
+      }
+      const e = fromNative(thrown)
+      expect(e).toBeInstanceOf(OxinferError)
+      expect([e.code, e.message]).toEqual([code, 'deliberate error for testing'])
+      if (code === 'ERR_INVALID_INPUT') expect(e.input).toBe('x')
+      if (code === 'ERR_INVALID_SPEC') expect(e.stage).toBe('stage')
+    }
+    expect(() => native.debugError('ERR_NOPE')).toThrow()
   })
 })

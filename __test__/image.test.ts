@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 
 import { IMAGENET, ImageProcessor, OxinferError } from '../index.js'
-import { fixture, readJson, rejectsWith } from './helpers'
+import { fixture, readJson, rejectsWith, require } from './helpers'
 
 const ref = readJson('images/reference.json')
 const images: any[] = ref.images
@@ -143,8 +143,8 @@ describe('bad images', () => {
 describe('the addon itself (what the public API never lets through)', () => {
   // The TS layer always passes an output array of the right kind; these
   // reach the addon's checks directly, which must encode them like any other.
-  const native = require('../binding.js')
-  const { fromNative } = require('../src/errors.js')
+  const native = require('./binding.js')
+  const { fromNative } = require('./src/errors.js')
   const options = { resize: 'exact', width: 8, height: 8, shorter: 0, filter: 'bilinear', color: 'rgb', scale: 1 / 255, layout: 'chw', output: 'float32', maxPixels: 1e8 }
   const image = bytesOf('flower.jpg')
 

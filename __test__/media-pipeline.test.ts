@@ -77,4 +77,21 @@ describe('the image stage in a pipeline spec', () => {
     for (const i of [1, 2, 3]) expect((mixed[i] as PipelineRowError).error.field).toBe('photo')
     await p.dispose()
   })
+
+  it('with batching, merges runs when the stage makes a fixed size, and runs each alone when it does not', async () => {
+    const imgs = ['china.jpg', 'gray_40x30.png'].map((f) => new Uint8Array(readFileSync(fixture(`images/${f}`))))
+    const batching = { maxBatchSize: 8, maxDelayMicros: 20_000 }
+    const fixed = await Pipeline.create(spec, { baseDir: join(root, 'examples/image'), batching })
+    const free = await Pipeline.create({ ...spec, preprocess: [{ op: 'image' as const, field: 'photo' }] }, { baseDir: join(root, 'examples/image'), batching })
+    for (const [p, merged] of [[fixed, 2], [free, 1]] as const) {
+      const sizes: number[] = []
+      // Both in one turn: the first holds its batch open for the second.
+      const out = await Promise.all(imgs.map((photo) => p.run({ photo }, { onTiming: (t) => sizes.push(t.batchRequests) })))
+      expect(sizes).toEqual([merged, merged])
+      // Each image's own result, whether it ran merged or alone.
+      const alone = await Promise.all(imgs.map((photo) => p.runBatch([{ photo }])))
+      out.forEach((r, i) => r.scores.forEach((x, j) => expect(x).toBeCloseTo((alone[i][0] as PipelineResult).scores[j], 5)))
+    }
+    await Promise.all([fixed.dispose(), free.dispose()])
+  })
 })

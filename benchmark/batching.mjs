@@ -319,10 +319,11 @@ async function deliveryDiagnostic(lib) {
       const list = []
       for (let i = 0; i < RUNS; i++) list.push(id++, ['x', 1, x, [1, 16]], null, 0, undefined)
       const t0 = now()
-      const refused = s.submitMany(list)
+      // Refused runs would come back through the hub as error strings.
+      s.submitMany(list)
       const submitUs = ((now() - t0) * 1000) / RUNS
-      if (refused !== null) throw new Error(`submitMany refused runs: ${refused.slice(0, 2)}`)
       await finished
+      if (calls.flat().length !== RUNS) throw new Error(`submitMany: ${RUNS - calls.flat().length} runs refused`)
       const ms = now() - t0
       const sizes = calls.flat()
       const batches = sizes.reduce((a, n) => a + 1 / n, 0)

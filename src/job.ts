@@ -289,8 +289,7 @@ export function driveChunks<C, R>(
       job.finish({ rows: rowsDone, errors, seconds, rowsPerSecond: seconds > 0 ? rowsDone / seconds : 0 })
     } catch (e) {
       inner.abort()
-      sink?.discard()
-      await Promise.allSettled(flight.map((f) => f.p))
+      await Promise.allSettled([...flight.map((f) => f.p), sink?.discard()])
       job.fail(inner.signal.aborted && o.signal?.aborted ? abortedJob(o.signal) : e)
       void chunks.return?.()
     } finally {
@@ -305,7 +304,7 @@ export interface ResultSink<R> {
   write(r: R): Promise<void>
   close(): Promise<void>
   /** Drops the partial file. */
-  discard(): void
+  discard(): Promise<void>
 }
 
 export function iteratorOf(source: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {

@@ -48,7 +48,8 @@ export interface NativeSession {
     custom: Record<string, string>
   }
   readonly pending: number
-  submitMany(list: unknown[]): (number | string)[] | null
+  /** Queues `[id, feeds, outputs | null, timeoutMs, priority, ...]`; refused runs settle through the hub. Throws only when it queued none. */
+  submitMany(list: unknown[]): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
   abort(id: number): number
   dispose(id: number): boolean
@@ -80,10 +81,10 @@ export interface NativePipeline {
   /**
    * Queues runs on `session` in one call, where its scheduler may merge them
    * with other runs of this pipeline: `list` is flat, `[id, batch, failFast,
-   * timings, timeoutMs, priority | undefined, ...]`. Returns `[id,
-   * encodedError, ...]` for the runs refused, or null.
+   * timings, timeoutMs, priority | undefined, ...]`. Refused runs settle
+   * through the hub with their error; throws only when it queued none.
    */
-  submitMany(session: NativeSession, list: unknown[]): (number | string)[] | null
+  submitMany(session: NativeSession, list: unknown[]): void
   runSync(session: NativeSession, batch: unknown[], failFast: boolean, timings: boolean): unknown[] | string
   startJob(session: NativeSession, id: number, options: NativeJobOptions): NativeJob
   /** Creates (or truncates) a results file in the job writer's format; throws if it cannot. */
@@ -94,7 +95,8 @@ export interface NativeResultFile {
   /** Writes a chunk's result columns (flat feeds) whose rows start at `firstRow` in the input. */
   write(firstRow: number, columns: unknown[]): Promise<void>
   finish(): Promise<void>
-  discard(): void
+  /** Closes and removes the partial file. */
+  discard(): Promise<void>
 }
 /** The options of `createSession`, as Session.create resolves them. */
 export interface NativeSessionOptions {

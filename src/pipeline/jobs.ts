@@ -82,7 +82,7 @@ function resultFile(pipeline: NativePipeline, path: string, format: NameOf<'File
   return {
     write: (c) => file.write(c.firstRow, flatColumns(c.named)).catch((e: unknown) => Promise.reject(fromNative(e))),
     close: () => file.finish().catch((e: unknown) => Promise.reject(fromNative(e))),
-    discard: () => file.discard(),
+    discard: () => file.discard().catch(() => {}),
   }
 }
 

@@ -83,6 +83,8 @@ export class Pipeline {
       if (!isPlainObject(options.batching)) throw invalidArg('Pipeline.create: batching must be an object')
       checkKeys('pipeline batching', options.batching, PIPELINE_BATCHING_KEYS)
       sessionOptions.batching = { maxBatchSize: 64, ...(sessionOptions.batching ?? {}), ...options.batching }
+      // A run inline on the JS thread would bypass the batch: asked for only.
+      sessionOptions.inlineThresholdMicros ??= 0
     }
     const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
     let n: NativePipeline

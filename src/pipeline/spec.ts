@@ -2,6 +2,7 @@
 // schema/pipeline.schema.json): fields, pre- and post-processing stages,
 // the spec itself, and the options and results of pipeline runs.
 import type { OxinferError } from '../errors'
+import type { NameOf } from '../native'
 import type { RunTiming } from '../payload'
 import type { SessionOptions } from '../session/options'
 
@@ -136,7 +137,7 @@ export interface TokenizeStage extends StageBase {
   tokenizer: string
   max_length: number
   /** Default 'longest'. */
-  padding?: 'longest' | 'max_length'
+  padding?: Exclude<NameOf<'TextPadding'>, 'none'>
   /** Default true. */
   add_special_tokens?: boolean
 }
@@ -145,11 +146,11 @@ export interface ImageStage extends StageBase {
   op: 'image'
   field: string
   resize?: { width: number; height: number } | { shorter: number }
-  filter?: 'bilinear' | 'nearest'
+  filter?: NameOf<'ImageFilter'>
   center_crop?: { width: number; height: number }
-  color?: 'rgb' | 'gray'
+  color?: NameOf<'ImageColor'>
   normalize?: { mean: number[]; std: number[] }
-  layout?: 'chw' | 'hwc'
+  layout?: NameOf<'ImageLayout'>
 }
 export type PreprocessStage =
   | TokenizeStage
@@ -219,11 +220,16 @@ export interface PipelineOptions {
   /** Session options; override the spec's `session`. */
   session?: SessionOptions
   /**
-   * Dynamic batching of `run` calls (off by default). Concurrent `run` calls
-   * are gathered and sent through the whole pipeline (pre-processing, the
-   * model, post-processing) as one batch, and each caller gets its own result
-   * or its own error, exactly as without batching. A batch is cut as soon as
+   * Dynamic batching of pipeline runs (off by default): the session's
+   * `batching`, for this pipeline. Queued runs are merged natively and sent
+   * through the whole pipeline (pre-processing, the model, post-processing)
+   * as one batch, and each caller gets its own rows, or its own error, as
+   * without batching (scores up to float rounding). A batch is cut as soon as
    * one of the session's `poolSize` slots is free, so batches grow with load.
+   * As these are the session's options, `maxQueue` and `timeoutMs` bound
+   * every run of the pipeline (`runBatch` and job chunks too). Pipelines with
+   * an image stage of no fixed output size run each request alone. Runs do
+   * not go inline unless `session.inlineThresholdMicros` asks for it.
    */
   batching?: PipelineBatchingOptions
 }

@@ -5,8 +5,11 @@
 import * as hub from '../hub'
 import { FLUSH_MAX } from './execute'
 
-/** Submits a flat list of entries; returns `[id, encodedError, ...]` for the refused ones, or null. */
-export type SubmitMany = (list: unknown[]) => (number | string)[] | null
+/**
+ * Submits a flat list of entries. The refused ones settle through the hub
+ * with their error; it throws only when it queued none.
+ */
+export type SubmitMany = (list: unknown[]) => void
 
 export class Outbox {
   #queue: unknown[] = []
@@ -55,15 +58,12 @@ export class Outbox {
       }
     }
     if (q.length === 0) return
-    let refused: (number | string)[] | null
     try {
-      refused = this.#submit(q)
+      this.#submit(q)
     } catch (e) {
+      // Nothing was queued: every entry fails with the error.
       const err = String((e as Error)?.message ?? e)
-      refused = []
-      for (let i = 0; i < q.length; i += stride) refused.push(q[i] as number, err)
+      for (let i = 0; i < q.length; i += stride) hub.settleNow(q[i] as number, err)
     }
-    if (refused === null) return
-    for (let i = 0; i < refused.length; i += 2) hub.settleNow(refused[i] as number, refused[i + 1])
   }
 }

@@ -187,15 +187,39 @@ fn split(outputs: Vec<OutputTensor>, counts: &[usize], layout: &Layout) -> Optio
     Some(per)
 }
 
+/// What one member of a merged batch gets.
+enum Share {
+    Done(RunOutput),
+    Failed(Error),
+    /// The batch failed in a way that may be one member's doing: run it alone.
+    Alone,
+}
+
 /// Runs `reqs` (compatible, as `Work::joins` says; each with the instant it
 /// was queued) as one batch and settles each, calling `finished` with each
 /// id just before its completion. A request aborted meanwhile gets
-/// `ERR_ABORTED` and its rows are dropped; the others are unaffected.
+/// `ERR_ABORTED` and its rows are dropped; the others are unaffected. Every
+/// request is settled exactly once, even if merging or splitting panics.
 pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
-    match reqs.first().map(|(_, r)| &r.work) {
-        Some(Work::Pipeline(_)) => run_pipelines(backend, slot, reqs, finished),
-        Some(Work::Run { .. }) => run_models(backend, slot, reqs, layout, finished),
-        None => {}
+    let shares = catch_unwind(AssertUnwindSafe(|| match reqs.first().map(|(_, r)| &r.work) {
+        Some(Work::Pipeline(_)) => pipeline_shares(backend, slot, &reqs),
+        _ => model_shares(backend, slot, &reqs, layout),
+    }))
+    .unwrap_or_else(|p| {
+        let e = Error::from_panic(p);
+        reqs.iter().map(|_| Share::Failed(e.clone())).collect()
+    });
+    for ((queued, req), share) in reqs.into_iter().zip(shares) {
+        match share {
+            Share::Done(out) => settle(req, Ok(out), finished),
+            Share::Failed(e) => settle(req, Err(e), finished),
+            Share::Alone => {
+                let Request { id, work, ctl, done, .. } = req;
+                let r = execute(backend, slot, work, &ctl, Some(queued), layout);
+                finished(id);
+                let _ = catch_unwind(AssertUnwindSafe(|| done(r)));
+            }
+        }
     }
 }
 
@@ -208,18 +232,21 @@ fn settle(req: Request, r: Result<RunOutput>, finished: &dyn Fn(u64)) {
 
 /// Model runs merged along their batch axes. If the model's outputs do not
 /// carry the batch's rows on their batch axes, they run one by one instead.
-fn run_models(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
+fn model_shares(backend: &dyn Backend, slot: usize, reqs: &[(Instant, Request)], layout: &Layout) -> Vec<Share> {
     let start = Instant::now();
     let mut parts = Vec::with_capacity(reqs.len());
     let mut counts = Vec::with_capacity(reqs.len());
     let mut lengths = Vec::with_capacity(reqs.len());
     let mut outputs = Vec::new();
-    for (_, r) in &reqs {
-        if let Work::Run { inputs, outputs: o } = &r.work {
-            counts.push(layout.rows(inputs).unwrap_or(0));
-            lengths.push(layout.length(inputs));
-            parts.push(inputs);
-            outputs = o.clone();
+    for (_, r) in reqs {
+        match &r.work {
+            Work::Run { inputs, outputs: o } => {
+                counts.push(layout.rows(inputs).unwrap_or(0));
+                lengths.push(layout.length(inputs));
+                parts.push(inputs);
+                outputs = o.clone();
+            }
+            Work::Pipeline(_) => return reqs.iter().map(|_| Share::Alone).collect(),
         }
     }
     let merged: Vec<InputTensor> = (0..parts[0].len())
@@ -243,124 +270,99 @@ fn run_models(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>,
     // Each caller is charged its share, which is what the inline estimate wants.
     let micros = infer_us / reqs.len().max(1) as u64;
     let post = Instant::now();
-    let split = match result {
-        Ok(out) => match split(out, &counts, layout) {
-            Some(per) => Ok(per
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => return reqs.iter().map(|_| Share::Failed(e.clone())).collect(),
+    };
+    // Not batchable after all: one by one.
+    let Some(per) = split(out, &counts, layout) else { return reqs.iter().map(|_| Share::Alone).collect() };
+    let post_us = post.elapsed().as_micros() as u64;
+    per.into_iter()
+        .zip(&lengths)
+        .zip(reqs)
+        .map(|((tensors, &len), (queued, _))| {
+            let tensors = tensors
                 .into_iter()
-                .zip(&lengths)
-                .map(|(tensors, &len)| {
-                    tensors
-                        .into_iter()
-                        .map(|t| match layout.output_pad.get(&t.name) {
-                            Some(&axis) => crop_output(t, axis, len),
-                            None => t,
-                        })
-                        .collect::<Vec<_>>()
+                .map(|t| match layout.output_pad.get(&t.name) {
+                    Some(&axis) => crop_output(t, axis, len),
+                    None => t,
                 })
-                .collect::<Vec<_>>()),
-            None => Err(None),
-        },
-        Err(e) => Err(Some(e)),
-    };
-    let timing = |queued: Instant| Timing {
-        queue_us: start.saturating_duration_since(queued).as_micros() as u64,
-        pre_us: engine.duration_since(start).as_micros() as u64,
-        infer_us,
-        post_us: post.elapsed().as_micros() as u64,
-        batch_rows: counts.iter().sum::<usize>() as u32,
-        batch_requests: reqs.len() as u32,
-    };
-    match split {
-        Ok(per) => {
-            let timings: Vec<Timing> = reqs.iter().map(|(q, _)| timing(*q)).collect();
-            for (((_, req), tensors), timing) in reqs.into_iter().zip(per).zip(timings) {
-                settle(req, Ok(RunOutput { tensors, micros, timing }), finished);
-            }
-        }
-        Err(Some(e)) => {
-            for (_, req) in reqs {
-                settle(req, Err(e.clone()), finished);
-            }
-        }
-        Err(None) => {
-            // Not batchable after all: one by one.
-            for (queued, req) in reqs {
-                let Request { id, work, ctl, done, .. } = req;
-                let r = execute(backend, slot, work, &ctl, Some(queued), layout);
-                finished(id);
-                let _ = catch_unwind(AssertUnwindSafe(|| done(r)));
-            }
-        }
-    }
+                .collect();
+            let timing = Timing {
+                queue_us: start.saturating_duration_since(*queued).as_micros() as u64,
+                pre_us: engine.duration_since(start).as_micros() as u64,
+                infer_us,
+                post_us,
+                batch_rows: counts.iter().sum::<usize>() as u32,
+                batch_requests: reqs.len() as u32,
+            };
+            Share::Done(RunOutput { tensors, micros, timing })
+        })
+        .collect()
 }
 
 /// Pipeline runs of one pipeline merged into one batch of records. Bad rows
-/// stay with their own request: a `fail_fast` request with one fails alone.
-fn run_pipelines(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, finished: &dyn Fn(u64)) {
+/// stay with their own request: a `fail_fast` request with one fails alone,
+/// and a request whose batch cannot be read fails alone. Should the merged
+/// run fail as a whole (a tokenizer or engine error that one request's data
+/// may cause), each request runs again on its own.
+fn pipeline_shares(backend: &dyn Backend, slot: usize, reqs: &[(Instant, Request)]) -> Vec<Share> {
     let start = Instant::now();
-    let Some(pipeline) = reqs.iter().find_map(|(_, r)| match &r.work {
-        Work::Pipeline(p) => Some(Arc::clone(&p.pipeline)),
-        Work::Run { .. } => None,
-    }) else {
-        return;
-    };
-    // A request whose batch cannot be read fails alone; the rest merge.
-    let mut members = Vec::with_capacity(reqs.len());
+    let mut shares: Vec<Option<Share>> = reqs.iter().map(|_| None).collect();
     let mut parts = Vec::with_capacity(reqs.len());
-    for (queued, req) in reqs {
-        let read = match &req.work {
-            Work::Pipeline(p) => catch_unwind(AssertUnwindSafe(|| merge::read(p.pipeline.spec(), &p.batch))).unwrap_or_else(|p| Err(Error::from_panic(p))),
-            Work::Run { .. } => Err(Error::Backend("a model run was merged with pipeline runs".into())),
+    let mut members = Vec::with_capacity(reqs.len());
+    let mut pipeline = None;
+    for (i, (_, req)) in reqs.iter().enumerate() {
+        let Work::Pipeline(p) = &req.work else {
+            shares[i] = Some(Share::Alone);
+            continue;
         };
-        match read {
+        match merge::read(p.pipeline.spec(), &p.batch) {
             Ok(part) => {
+                pipeline.get_or_insert_with(|| Arc::clone(&p.pipeline));
                 parts.push(part);
-                members.push((queued, req));
+                members.push((i, p.opts));
             }
-            Err(e) => settle(req, Err(e), finished),
+            Err(e) => shares[i] = Some(Share::Failed(e)),
         }
     }
-    if members.is_empty() {
-        return;
-    }
-    let counts: Vec<usize> = parts.iter().map(|p| p.rows()).collect();
-    let rows: usize = counts.iter().sum();
-    let merged = merge::merge(pipeline.spec(), parts);
-    // A fresh control: aborting one caller must not terminate the others' run.
-    let ctl = RunControl::new();
-    let mut timing = Timing::default();
-    let engine = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| pipeline.evaluate(&merged, false, backend, slot, &ctl, &mut timing))).unwrap_or_else(|p| Err(Error::from_panic(p)));
-    drop(merged);
-    let n = members.len();
-    let micros = engine.elapsed().as_micros() as u64 / n as u64;
-    let merge_us = engine.duration_since(start).as_micros() as u64;
-    let timing_of = |queued: Instant| Timing {
-        queue_us: start.saturating_duration_since(queued).as_micros() as u64,
-        pre_us: timing.pre_us + merge_us,
-        infer_us: timing.infer_us,
-        post_us: timing.post_us,
-        batch_rows: rows as u32,
-        batch_requests: n as u32,
-    };
-    match result {
-        Ok(outcome) => {
-            for ((queued, req), share) in members.into_iter().zip(outcome.split(&counts)) {
-                let opts = match &req.work {
-                    Work::Pipeline(p) => p.opts,
-                    Work::Run { .. } => Default::default(),
-                };
-                let r = match share.first_error() {
-                    Some(e) if opts.fail_fast => Err(e.clone()),
-                    _ => Ok(RunOutput { tensors: share.finish(opts.timings), micros, timing: timing_of(queued) }),
-                };
-                settle(req, r, finished);
+    if let Some(pipeline) = pipeline {
+        let counts: Vec<usize> = parts.iter().map(|p| p.rows()).collect();
+        let rows: usize = counts.iter().sum();
+        let merged = merge::merge(pipeline.spec(), parts);
+        // A fresh control: aborting one caller must not terminate the others' run.
+        let ctl = RunControl::new();
+        let mut timing = Timing::default();
+        let engine = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| pipeline.evaluate(&merged, false, backend, slot, &ctl, &mut timing))).unwrap_or_else(|p| Err(Error::from_panic(p)));
+        drop(merged);
+        let n = members.len();
+        let micros = engine.elapsed().as_micros() as u64 / n as u64;
+        let merge_us = engine.duration_since(start).as_micros() as u64;
+        match result {
+            Ok(outcome) => {
+                for (&(i, opts), share) in members.iter().zip(outcome.split(&counts)) {
+                    let timing = Timing {
+                        queue_us: start.saturating_duration_since(reqs[i].0).as_micros() as u64,
+                        pre_us: timing.pre_us + merge_us,
+                        infer_us: timing.infer_us,
+                        post_us: timing.post_us,
+                        batch_rows: rows as u32,
+                        batch_requests: n as u32,
+                    };
+                    shares[i] = Some(match share.first_error() {
+                        Some(e) if opts.fail_fast => Share::Failed(e.clone()),
+                        _ => Share::Done(RunOutput { tensors: share.finish(opts.timings), micros, timing }),
+                    });
+                }
             }
-        }
-        Err(e) => {
-            for (_, req) in members {
-                settle(req, Err(e.clone()), finished);
+            Err(e) => {
+                let alone = n > 1 && !matches!(e, Error::Aborted(_) | Error::Disposed(_) | Error::InvalidSpec { .. });
+                for &(i, _) in &members {
+                    shares[i] = Some(if alone { Share::Alone } else { Share::Failed(e.clone()) });
+                }
             }
         }
     }
+    shares.into_iter().map(|s| s.unwrap_or(Share::Alone)).collect()
 }

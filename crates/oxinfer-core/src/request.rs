@@ -73,7 +73,7 @@ impl Work {
     pub fn joins(&self, other: &Work, layout: &Layout) -> bool {
         match (self, other) {
             (Work::Run { inputs: a, outputs: oa }, Work::Run { inputs: b, outputs: ob }) => oa == ob && layout.compatible(a, b),
-            (Work::Pipeline(a), Work::Pipeline(b)) => Arc::ptr_eq(&a.pipeline, &b.pipeline),
+            (Work::Pipeline(a), Work::Pipeline(b)) => Arc::ptr_eq(&a.pipeline, &b.pipeline) && a.pipeline.mergeable(),
             _ => false,
         }
     }

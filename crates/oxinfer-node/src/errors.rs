@@ -6,7 +6,7 @@ use oxinfer_core::Error;
 /// Separator between code, input name and message; never in a message.
 pub const SEP: char = '\u{1f}';
 
-/// `CODE<SEP>details<SEP>message`, parsed by `index.ts`; details is a JSON
+/// `CODE<SEP>details<SEP>message`, parsed by `src/errors.ts`; details is a JSON
 /// object with `input`, `row`, `field` and `stage` where they apply.
 pub fn encode(e: &Error) -> String {
     let mut details = serde_json::Map::new();
@@ -37,4 +37,25 @@ impl<T> IntoNapi<T> for Result<T, Error> {
     fn js(self) -> napi::Result<T> {
         self.map_err(to_napi)
     }
+}
+
+/// Throws an error of `code`, encoded like every other, so tests can check
+/// that each code the addon declares decodes to itself. Not part of the
+/// public API.
+#[napi(catch_unwind)]
+pub fn debug_error(code: crate::options::ErrorCode) -> napi::Result<()> {
+    use oxinfer_core::ErrorCode as C;
+    let m = "deliberate error for testing".to_string();
+    Err(to_napi(match oxinfer_core::ErrorCode::from(code) {
+        C::InvalidArgument => Error::InvalidArgument(m),
+        C::InvalidInput => Error::invalid_input("x", m),
+        C::ModelLoad => Error::ModelLoad(m),
+        C::InvalidSpec => Error::invalid_spec("stage", m),
+        C::Unsupported => Error::Unsupported(m),
+        C::Aborted => Error::Aborted(m),
+        C::Disposed => Error::Disposed(m),
+        C::Overloaded => Error::Overloaded(m),
+        C::Timeout => Error::Timeout(m),
+        C::Backend => Error::Backend(m),
+    }))
 }

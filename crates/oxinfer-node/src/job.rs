@@ -93,23 +93,39 @@ impl NativeResultFile {
     }
 }
 
-pub struct WriteTask {
-    writer: Arc<Mutex<Option<Writer>>>,
-    first_row: usize,
-    /// None: flush and close.
-    columns: Option<Vec<OutputTensor>>,
+/// What a `FileTask` does with the results file.
+pub enum FileOp {
+    /// Writes a chunk whose rows start at this row of the input.
+    Write(usize, Vec<OutputTensor>),
+    /// Flushes and closes it (removing it if that fails).
+    Finish,
+    /// Closes and removes it.
+    Discard,
 }
 
-impl Task for WriteTask {
+/// One operation on a results file, off the JS thread (a write in progress
+/// holds the file, so even a discard must not wait for it on the JS thread).
+pub struct FileTask {
+    writer: Arc<Mutex<Option<Writer>>>,
+    op: Option<FileOp>,
+}
+
+impl Task for FileTask {
     type Output = ();
     type JsValue = ();
 
     fn compute(&mut self) -> Result<()> {
         let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let closed = || CoreError::InvalidArgument("the results file is closed".into());
-        match self.columns.take() {
-            Some(columns) => slot.as_mut().ok_or_else(closed).and_then(|w| w.write_chunk(self.first_row, &columns)).js(),
-            None => slot.take().ok_or_else(closed).and_then(Writer::finish).js(),
+        match self.op.take() {
+            Some(FileOp::Write(first_row, columns)) => slot.as_mut().ok_or_else(closed).and_then(|w| w.write_chunk(first_row, &columns)).js(),
+            Some(FileOp::Finish) => slot.take().ok_or_else(closed).and_then(Writer::finish).js(),
+            Some(FileOp::Discard) | None => {
+                if let Some(w) = slot.take() {
+                    w.discard();
+                }
+                Ok(())
+            }
         }
     }
 
@@ -123,22 +139,26 @@ impl NativeResultFile {
     /// Writes a chunk's result columns (flat feeds: `[name, typeCode, data,
     /// dims, ...]`, copied here), whose rows start at `firstRow` in the input.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn write(&self, env: Env, first_row: f64, columns: Unknown) -> Result<AsyncTask<WriteTask>> {
+    pub fn write(&self, env: Env, first_row: f64, columns: Unknown) -> Result<AsyncTask<FileTask>> {
         let columns = crate::feeds::parse(env.raw(), columns.value().value).js()?.iter().map(|t| t.to_output()).collect();
-        Ok(AsyncTask::new(WriteTask { writer: Arc::clone(&self.writer), first_row: first_row as usize, columns: Some(columns) }))
+        Ok(self.task(FileOp::Write(first_row as usize, columns)))
     }
 
     /// Flushes and closes the file.
     #[napi(catch_unwind, ts_return_type = "Promise<void>")]
-    pub fn finish(&self) -> AsyncTask<WriteTask> {
-        AsyncTask::new(WriteTask { writer: Arc::clone(&self.writer), first_row: 0, columns: None })
+    pub fn finish(&self) -> AsyncTask<FileTask> {
+        self.task(FileOp::Finish)
     }
 
     /// Closes and removes the partial file (the job failed or was aborted).
-    #[napi]
-    pub fn discard(&self) {
-        if let Some(w) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            w.discard();
-        }
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn discard(&self) -> AsyncTask<FileTask> {
+        self.task(FileOp::Discard)
+    }
+}
+
+impl NativeResultFile {
+    fn task(&self, op: FileOp) -> AsyncTask<FileTask> {
+        AsyncTask::new(FileTask { writer: Arc::clone(&self.writer), op: Some(op) })
     }
 }

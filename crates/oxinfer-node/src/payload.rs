@@ -23,20 +23,6 @@ use oxinfer_core::{Error, Result, RunOutput};
 use crate::errors::encode;
 use crate::js::{self, Env, Val};
 
-/// `[id, encodedError, ...]` for requests refused at submission, or null
-/// when none was.
-pub fn refusals(env: Env, failed: &[(u64, Error)]) -> Result<Val> {
-    if failed.is_empty() {
-        return js::null(env);
-    }
-    let out = js::new_array(env, failed.len() * 2)?;
-    for (i, (id, e)) in failed.iter().enumerate() {
-        js::set(env, out, 2 * i as u32, js::new_number(env, *id as f64)?)?;
-        js::set(env, out, 2 * i as u32 + 1, failure(env, e)?)?;
-    }
-    Ok(out)
-}
-
 /// Which names a run's outputs are reported under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

@@ -30,21 +30,20 @@ impl NativePipeline {
     }
 
     /// Queues many runs over columnar batches on `session` in one call (one
-    /// per event-loop turn), where its scheduler may merge them with each
-    /// other and with other runs of this pipeline. `list` is flat: `[id,
-    /// batch, failFast, timings, timeoutMs, priority | undefined, ...]`.
-    /// Results arrive named, under each id. Returns `[id, encodedError, ...]`
-    /// for the runs refused (malformed, overloaded or disposed), or null.
-    #[napi(catch_unwind, ts_return_type = "Array<number | string> | null")]
-    pub fn submit_many(&self, env: Env, session: &NativeSession, list: Unknown) -> Result<Unknown<'_>> {
+    /// per event-loop turn; see `submit`), where its scheduler may merge them
+    /// with each other and with other runs of this pipeline. `list` is flat:
+    /// `[id, batch, failFast, timings, timeoutMs, priority | undefined, ...]`.
+    /// Results arrive named, under each id; runs refused (malformed,
+    /// overloaded or disposed) settle through the hub with their error.
+    #[napi(catch_unwind)]
+    pub fn submit_many(&self, env: Env, session: &NativeSession, list: Unknown) -> Result<()> {
         let raw = env.raw();
-        let out = crate::submit::submit_list(raw, list.value().value, 6, session.scheduler(), &session.hub(), Format::Packed, |at| {
+        crate::submit::submit_list(raw, list.value().value, 6, session.scheduler(), &session.hub(), Format::Packed, |at| {
             let batch = parse_batch(raw, self.inner.spec(), at(1)?)?;
             let opts = RunOptions { fail_fast: js::boolean(raw, at(2)?)?, timings: js::boolean(raw, at(3)?)? };
             Ok(pipeline_run(Arc::clone(&self.inner), batch, opts))
         })
-        .js()?;
-        unsafe { Unknown::from_napi_value(raw, out) }
+        .js()
     }
 
     /// A run on the calling thread (the inline rule applies, as for `runSync`).

@@ -268,24 +268,23 @@ impl NativeSession {
     }
 
     /// Validates and queues many runs at once, one native call per event-loop
-    /// turn: `list` is flat, `[id, feeds, outputs | null, timeoutMs, priority |
-    /// undefined, ...]`. Returns `[id, encodedError, ...]` for the runs refused
-    /// (invalid, overloaded or disposed), or null when all were queued.
-    #[napi(catch_unwind, ts_return_type = "Array<number | string> | null")]
-    pub fn submit_many(&self, env: Env, list: Unknown) -> Result<Unknown<'_>> {
+    /// turn (see `submit`): `list` is flat, `[id, feeds, outputs | null,
+    /// timeoutMs, priority | undefined, ...]`. Runs refused (invalid,
+    /// overloaded or disposed) settle through the hub with their error.
+    #[napi(catch_unwind)]
+    pub fn submit_many(&self, env: Env, list: Unknown) -> Result<()> {
         let raw = env.raw();
-        let out = crate::submit::submit_list(raw, list.value().value, 5, self.scheduler(), &self.hub, Format::Plain, |at| {
+        crate::submit::submit_list(raw, list.value().value, 5, self.scheduler(), &self.hub, Format::Plain, |at| {
             let inputs = feeds::parse(raw, at(1)?)?;
             let outputs = crate::js::strings_or_null(raw, at(2)?)?;
             let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
             Ok(oxinfer_core::model_run(inputs, wanted))
         })
-        .js()?;
-        unsafe { Unknown::from_napi_value(raw, out) }
+        .js()
     }
 
     /// Runs on the calling (JS) thread. Only for runs measured shorter than a
-    /// thread hop, on an idle session: `index.ts` enforces that rule.
+    /// thread hop, on an idle session: the TS layer (src/session) enforces that rule.
     #[napi(catch_unwind, ts_return_type = "Array<unknown> | string")]
     pub fn run_sync(&self, env: Env, feeds: Unknown, outputs: Option<Vec<String>>) -> Result<Unknown<'_>> {
         let (scheduler, inputs, wanted) = self.request(&env, &feeds, outputs).js()?;

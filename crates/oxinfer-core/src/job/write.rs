@@ -285,9 +285,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Flushes the file to disk.
+    /// Flushes the file to disk; a file that cannot be completed is removed.
     pub fn finish(mut self) -> Result<()> {
-        self.out.flush().map_err(|e| io(&self.path, e))
+        if let Err(e) = self.out.flush() {
+            let e = io(&self.path, e);
+            self.discard();
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Removes the partial file (the job failed or was aborted).

@@ -55,6 +55,8 @@ pub struct Pipeline {
     prepared: Vec<stages::Prepared>,
     /// Every column name a run produces, with its frame slot.
     slots: stages::Slots,
+    /// Whether runs may be merged (see `mergeable`).
+    mergeable: bool,
 }
 
 /// What a name can resolve to while the stages are simulated.
@@ -454,11 +456,24 @@ impl Pipeline {
             let n = slots.len();
             slots.entry(name).or_insert(n);
         }
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots })
+        // An image stage without a fixed output size makes every image of a
+        // batch match the first one, so merged requests would reject each
+        // other's rows: such pipelines run each request alone.
+        let mergeable = spec.preprocess.iter().all(|s| match s {
+            Stage::Image { resize, center_crop, .. } => center_crop.is_some() || resize.as_ref().is_some_and(|r| r.width.is_some() && r.height.is_some()),
+            _ => true,
+        });
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable })
     }
 
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// Whether the dynamic batcher may merge runs of this pipeline: each
+    /// run's rows then come out as they would alone (up to float rounding).
+    pub fn mergeable(&self) -> bool {
+        self.mergeable
     }
 
     /// Why the pipeline cannot run yet, if it needs `fit`.
@@ -722,6 +737,7 @@ impl Pipeline {
             stage_labels: vec![],
             prepared: vec![],
             slots: stages::Slots::new(),
+            mergeable: false,
         };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {

@@ -224,15 +224,15 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resize: Option<ImageResize>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        filter: Option<String>,
+        filter: Option<crate::image::Filter>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         center_crop: Option<Size>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        color: Option<String>,
+        color: Option<crate::image::Color>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         normalize: Option<Normalize>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        layout: Option<String>,
+        layout: Option<crate::image::ChannelOrder>,
     },
     /// Principal component projection of numeric fields: features
     /// '<prefix>0' .. '<prefix><components-1>'.

@@ -120,16 +120,13 @@ pub fn tokenize_options(stage: &Stage) -> crate::text::EncodeOptions {
 
 /// The image stage's options, checked.
 pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOptions> {
-    use crate::image::{ChannelOrder, Color, Filter, ImageOptions, Resize};
+    use crate::image::{Color, ImageOptions, Resize};
     let Stage::Image { resize, filter, center_crop, color, normalize, layout, .. } = stage else {
         return Ok(ImageOptions::default());
     };
     let bad = |m: &str| Error::invalid_spec(label, m.to_string());
-    let color = match color.as_deref().unwrap_or("rgb") {
-        "rgb" => Color::Rgb,
-        "gray" => Color::Gray,
-        _ => return Err(bad("color must be 'rgb' or 'gray'")),
-    };
+    // Filter, color and layout names were checked when the spec was parsed.
+    let color = color.unwrap_or_default();
     let channels = if color == Color::Gray { 1 } else { 3 };
     Ok(ImageOptions {
         resize: match resize {
@@ -140,11 +137,7 @@ pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOp
                 _ => return Err(bad("resize must be { width, height } or { shorter }, with positive sizes")),
             },
         },
-        filter: match filter.as_deref().unwrap_or("bilinear") {
-            "bilinear" => Filter::Bilinear,
-            "nearest" => Filter::Nearest,
-            _ => return Err(bad("filter must be 'bilinear' or 'nearest'")),
-        },
+        filter: filter.unwrap_or_default(),
         crop: center_crop.as_ref().map(|c| (c.width, c.height)),
         color,
         normalize: match normalize {
@@ -154,11 +147,7 @@ pub fn image_options(stage: &Stage, label: &str) -> Result<crate::image::ImageOp
             }
             Some(_) => return Err(bad("normalize needs a mean and a non-zero std per channel")),
         },
-        layout: match layout.as_deref().unwrap_or("chw") {
-            "chw" => ChannelOrder::Chw,
-            "hwc" => ChannelOrder::Hwc,
-            _ => return Err(bad("layout must be 'chw' or 'hwc'")),
-        },
+        layout: layout.unwrap_or_default(),
         ..ImageOptions::default()
     })
 }
