@@ -286,7 +286,12 @@ export class Pipeline {
     const p = this.#native
     return internals.execute({
       estimate: this.#estimate,
-      submit: (id) => this.#outbox.push(id, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority),
+      // A run nothing could join (no batching, or a batch already full) is
+      // submitted at once, so it starts while the turn encodes the next one.
+      submit:
+        batch.rows < internals.maxBatchSize
+          ? (id) => this.#outbox.push(id, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority)
+          : (id) => this.#outbox.pushNow(id, batch.flat, failFast, timings, timeoutMs ?? internals.timeoutMs, priority),
       sync: () => p.runSync(internals.native, batch.flat, failFast, timings),
       decode: readPacked,
       signal,

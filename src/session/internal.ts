@@ -27,6 +27,8 @@ export interface SessionInternals {
   readonly priorityLevels: number
   /** `batching.timeoutMs`: the default bound on a request's time in the queue. */
   readonly timeoutMs: number
+  /** `batching.maxBatchSize` (0: the session does not batch). */
+  readonly maxBatchSize: number
   /** Whether dispose() was called. */
   readonly disposed: boolean
   /**

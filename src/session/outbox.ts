@@ -33,6 +33,17 @@ export class Outbox {
     }
   }
 
+  /**
+   * Submits one entry at once, after those queued before it: for requests
+   * that nothing else in the turn could join, so their run starts while the
+   * turn goes on.
+   */
+  pushNow(...entry: unknown[]): void {
+    const q = this.#queue
+    for (let i = 0; i < entry.length; i++) q.push(entry[i])
+    this.#flush()
+  }
+
   #flushNow = (): void => {
     this.#scheduled = false
     this.#flush()

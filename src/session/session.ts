@@ -30,6 +30,7 @@ export class Session {
   #estimate: Estimate = { micros: Number.POSITIVE_INFINITY }
   #timeoutMs = 0
   #priorityLevels = 1
+  #maxBatchSize = 0
   #poolSize = 1
   #streams = new Set<SessionStream>()
   /** Runs waiting for this turn's native submission, 5 values each (see #enqueue). */
@@ -50,6 +51,9 @@ export class Session {
       },
       get timeoutMs() {
         return session.#timeoutMs
+      },
+      get maxBatchSize() {
+        return session.#maxBatchSize
       },
       get disposed() {
         return session.#disposed
@@ -88,6 +92,7 @@ export class Session {
     const session = new Session(n, o.inline)
     session.#timeoutMs = o.timeoutMs
     session.#priorityLevels = o.priorityLevels
+    session.#maxBatchSize = o.native.maxBatchSize
     session.#poolSize = o.poolSize
     return session
   }
