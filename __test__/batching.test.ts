@@ -114,8 +114,12 @@ describe('priorities', () => {
   it('more urgent requests run first, and the default is the least urgent level', async () => {
     const s = await Session.create(fixture('slow_loop.onnx'), { intraOpThreads: 1, inlineThresholdMicros: 0, batching: { maxBatchSize: 1, priorityLevels: 3 } })
     const order: string[] = []
-    const blocker = s.run(slow(300n))
-    await new Promise((r) => setTimeout(r, 20))
+    // Long enough to queue the four behind it, short enough that none waits
+    // past the 200 ms aging limit (which would let a lower level go first)
+    // even on a loaded machine.
+    // (about 1.2 ms an iteration when quiet, 3.6 ms while a build runs).
+    const blocker = s.run(slow(20n))
+    await new Promise((r) => setTimeout(r, 5))
     const runs = [
       s.run(slow(1n)).then(() => order.push('default')),
       s.run(slow(1n), { priority: 2 }).then(() => order.push('p2')),

@@ -1,6 +1,7 @@
 // Completion delivery: one native wake-up settles a whole batch of runs. The
 // one NativeHub, the table of requests waiting for their payload (by id), and
 // the count of native work in flight that keeps the process alive.
+import { fromNative } from './errors'
 import { native } from './native'
 import { setShared } from './payload'
 
@@ -44,6 +45,24 @@ export function nextId(): number {
 /** Waits for request `id`'s payload: `settle` gets it once, when it arrives. */
 export function register(id: number, settle: Settle): void {
   pending.set(id, settle)
+}
+
+/**
+ * Waits for `id` with `settle` and sends it (`send` crosses into native code),
+ * counting it in flight. If `send` throws, `id` is forgotten and `reject`
+ * gets the error. Returns whether it was sent.
+ */
+export function submit(id: number, settle: Settle, send: () => void, reject: (e: unknown) => void): boolean {
+  pending.set(id, settle)
+  try {
+    send()
+  } catch (e) {
+    pending.delete(id)
+    reject(fromNative(e))
+    return false
+  }
+  track(1)
+  return true
 }
 
 /** Stops waiting for `id`; whether it was still waiting (false once settled). */

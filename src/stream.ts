@@ -112,7 +112,7 @@ export class SessionStream {
           reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }))
         }
       }
-      hub.register(id, (payload) => {
+      const settled = (payload: unknown): void => {
         finish()
         void flat
         if (typeof payload === 'string') {
@@ -132,16 +132,9 @@ export class SessionStream {
         } catch (e) {
           reject(fromNative(e))
         }
-      })
-      try {
-        this.#native.call(id, flat, this.#priority)
-      } catch (e) {
-        hub.cancel(id)
-        reject(fromNative(e))
-        return
       }
+      if (!hub.submit(id, settled, () => this.#native.call(id, flat, this.#priority), reject)) return
       this.#active++
-      hub.track(1)
       this.#hold(1)
       signal?.addEventListener('abort', onAbort, { once: true })
     })

@@ -88,26 +88,7 @@ export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], 
       }
     }
   })
-  L.cats.forEach((f, j) => {
-    const name = f.name
-    const base = j * rows
-    const dict = new Map<string, number>()
-    for (let r = 0; r < rows; r++) {
-      const v = get(r, name)
-      if (typeof v === 'string') {
-        let c = dict.get(v)
-        if (c === undefined) {
-          dict.set(v, (c = dict.size))
-          uniques.push(v)
-        }
-        codes[base + r] = c
-      } else {
-        if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
-        codes[base + r] = -1
-      }
-    }
-    counts[j] = dict.size
-  })
+  encodeCategories(L, rows, get, missing, codes, counts, uniques, reject)
   let base = 0
   for (const f of L.arrs) {
     const name = f.name
@@ -194,26 +175,7 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
       }
     }
   })
-  L.cats.forEach((f, j) => {
-    const c = columns[f.name] as ArrayLike<unknown> | undefined
-    const name = f.name
-    const base = j * rows
-    const dict = new Map<string, number>()
-    if (c) {
-      for (let r = 0; r < rows; r++) {
-        const v = c[r]
-        if (typeof v === 'string') {
-          let code = dict.get(v)
-          if (code === undefined) {
-            dict.set(v, (code = dict.size))
-            uniques.push(v)
-          }
-          codes[base + r] = code
-        } else if (v !== null && v !== undefined) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
-      }
-    }
-    counts[j] = dict.size
-  })
+  encodeCategories(L, rows, getCol, (v) => v === null || v === undefined, codes, counts, uniques, reject)
   let base = 0
   for (const f of L.arrs) {
     const c = columns[f.name] as ArrayLike<unknown> | undefined
@@ -240,6 +202,43 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
     base += rows * size
   }
   return { flat: flatBatch(rows, rejected, data, uniques, texts, images), rows, rejected }
+}
+
+/**
+ * Dictionary-codes the category fields: `codes` indexes each field's
+ * batch-local dictionary, appended to `uniques` (-1: missing), and `counts`
+ * says how long each dictionary is.
+ */
+function encodeCategories(
+  L: FieldGroups,
+  rows: number,
+  get: (r: number, name: string) => unknown,
+  missing: (v: unknown) => boolean,
+  codes: Float64Array,
+  counts: Float64Array,
+  uniques: string[],
+  reject: (r: number, f: string, m: string) => void,
+): void {
+  L.cats.forEach((f, j) => {
+    const name = f.name
+    const base = j * rows
+    const dict = new Map<string, number>()
+    for (let r = 0; r < rows; r++) {
+      const v = get(r, name)
+      if (typeof v === 'string') {
+        let c = dict.get(v)
+        if (c === undefined) {
+          dict.set(v, (c = dict.size))
+          uniques.push(v)
+        }
+        codes[base + r] = c
+      } else {
+        if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
+        codes[base + r] = -1
+      }
+    }
+    counts[j] = dict.size
+  })
 }
 
 /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */

@@ -297,7 +297,7 @@ export class Session {
           reject(new OxinferError('ERR_ABORTED', 'the run was aborted', { cause: signal?.reason }))
         }
       }
-      hub.register(id, (payload) => {
+      const settled = (payload: unknown): void => {
         finish()
         // Referenced until here, so the input buffers outlive the native run.
         void keepAlive
@@ -310,16 +310,9 @@ export class Session {
         } catch (e) {
           reject(e)
         }
-      })
-      try {
-        submit(id)
-      } catch (e) {
-        hub.cancel(id)
-        reject(fromNative(e))
-        return
       }
+      if (!hub.submit(id, settled, () => submit(id), reject)) return
       this.#active++
-      hub.track(1)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
