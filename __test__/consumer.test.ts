@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -8,10 +8,9 @@ import { fixture, root } from './helpers'
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
 
-/** `npm pack` into `dest` without running lifecycle scripts; returns the tarball path. */
-function pack(dir: string, dest: string): string {
-  const out = execFileSync(npm, ['pack', '--ignore-scripts', '--silent', '--pack-destination', dest], { cwd: dir, encoding: 'utf8' })
-  return join(dest, out.trim().split('\n').pop()!)
+/** The published tarballs, as `npm run pack` makes them (scripts/pack.mjs). */
+function packAll(): { main: string; platforms: Record<string, string> } {
+  return JSON.parse(execFileSync(process.execPath, [join(root, 'scripts', 'pack.mjs')], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!)
 }
 
 describe('consumer install', () => {
@@ -19,15 +18,23 @@ describe('consumer install', () => {
     const platformDir = join(root, 'packages', 'linux-x64-gnu')
     expect(existsSync(join(platformDir, 'libonnxruntime.so.1')), 'run `npm run build` first').toBe(true)
     const work = mkdtempSync(join(tmpdir(), 'oxinfer-consumer-'))
-    const main = pack(root, work)
-    const platform = pack(platformDir, work)
+    const packed = packAll()
+    const main = packed.main
+    const platform = packed.platforms['oxinfer-linux-x64-gnu']
+    // As published: no build on install, and the platform package as an optional dependency.
+    const manifest = JSON.parse(execFileSync('tar', ['-xOzf', main, 'package/package.json'], { encoding: 'utf8' }))
+    expect(manifest.scripts).toBeUndefined()
+    expect(manifest.devDependencies).toBeUndefined()
+    expect(manifest.optionalDependencies).toEqual({ 'oxinfer-linux-x64-gnu': manifest.version })
     const app = join(work, 'app')
     execFileSync('mkdir', ['-p', app])
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
     // A PATH without cargo/rustc shows that nothing is compiled at install.
     const path = (process.env.PATH ?? '').split(':').filter((p) => !p.includes('.cargo')).join(':')
     const env = { ...process.env, PATH: path, OXINFER_ORT_DYLIB: '', ORT_DYLIB_PATH: '' }
-    execFileSync(npm, ['install', '--no-audit', '--no-fund', '--offline', main, platform], { cwd: app, env, encoding: 'utf8' })
+    const install = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--offline', main, platform], { cwd: app, env, encoding: 'utf8' })
+    expect(install.status, install.stderr).toBe(0)
+    expect(install.stdout + install.stderr).not.toMatch(/install-scripts|prepare/)
     expect(readdirSync(join(app, 'node_modules')).filter((f) => !f.startsWith('.')).sort()).toEqual(['oxinfer', 'oxinfer-linux-x64-gnu'])
     copyFileSync(fixture('tiny_mlp.onnx'), join(app, 'model.onnx'))
     writeFileSync(
@@ -44,5 +51,12 @@ describe('consumer install', () => {
     expect(out.dims).toEqual([1, 2])
     expect(out.v.onnxruntime).toMatch(/^1\./)
     expect(out.lib).toBe(join(app, 'node_modules', 'oxinfer-linux-x64-gnu', 'libonnxruntime.so.1'))
+
+    // Without its platform package, loading says which package to install.
+    rmSync(join(app, 'node_modules', 'oxinfer-linux-x64-gnu'), { recursive: true })
+    const missing = spawnSync(process.execPath, ['-e', "try { require('oxinfer') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }"], { cwd: app, env, encoding: 'utf8' })
+    const err = JSON.parse(missing.stdout.trim())
+    expect(err.code).toBe('ERR_UNSUPPORTED')
+    expect(err.message).toMatch(new RegExp(`needs the package oxinfer-linux-x64-gnu@${manifest.version}.*npm install oxinfer-linux-x64-gnu@${manifest.version}`))
   })
 })

@@ -9,13 +9,10 @@ import { fileURLToPath } from 'node:url'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(join(root, 'package.json'))
 
-const platforms = {
-  'linux-x64': { dir: 'linux-x64-gnu', ort: 'linux/x64', lib: 'libonnxruntime.so.1' },
-  'linux-arm64': { dir: 'linux-arm64-gnu', ort: 'linux/arm64', lib: 'libonnxruntime.so.1' },
-  'darwin-arm64': { dir: 'darwin-arm64', ort: 'darwin/arm64', lib: 'libonnxruntime.1.30.0.dylib' },
-  'win32-x64': { dir: 'win32-x64-msvc', ort: 'win32/x64', lib: 'onnxruntime.dll' },
-}
-const p = platforms[`${process.platform}-${process.arch}`]
+// The one platform table (src/platform.ts), compiled by build:ts before this runs.
+const { currentPlatform } = require('./src/platform.js')
+const { platform } = currentPlatform()
+const p = platform && { dir: platform.dir, ort: platform.ortDir, lib: platform.ortLibrary }
 if (!p) {
   console.warn(`stage-platform: no platform package for ${process.platform}-${process.arch}; skipped`)
   process.exit(0)

@@ -6,6 +6,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from './errors'
 import { native, type NameOf } from './native'
 import { checkKeys, isPlainObject, oneOf } from './options'
+import { currentPlatform } from './platform'
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
@@ -18,17 +19,6 @@ export interface ConfigureOptions {
 let configuredLibrary: string | undefined
 let resolveFailure: OxinferError | undefined
 
-const LIB_NAMES: Record<string, string> = {
-  linux: 'libonnxruntime.so.1',
-  darwin: 'libonnxruntime.1.30.0.dylib',
-  win32: 'onnxruntime.dll',
-}
-const PLATFORM_PACKAGES: Record<string, string> = {
-  'linux-x64': 'oxinfer-linux-x64-gnu',
-  'linux-arm64': 'oxinfer-linux-arm64-gnu',
-  'darwin-arm64': 'oxinfer-darwin-arm64',
-  'win32-x64': 'oxinfer-win32-x64-msvc',
-}
 
 function packageDir(name: string): string | undefined {
   try {
@@ -53,17 +43,17 @@ export function resolveLibrary(): string {
   }
   const mapped = native.ortAlreadyMapped()
   if (mapped) return mapped
-  const file = LIB_NAMES[process.platform] ?? 'libonnxruntime.so.1'
+  const { platform } = currentPlatform()
+  const file = platform?.ortLibrary ?? 'libonnxruntime.so.1'
   const tried: string[] = []
-  const platformPkg = PLATFORM_PACKAGES[`${process.platform}-${process.arch}`]
   const candidates: string[] = []
-  if (platformPkg) {
-    const dir = packageDir(platformPkg)
+  if (platform) {
+    const dir = packageDir(platform.package)
     if (dir) candidates.push(join(dir, file))
-    else tried.push(`${platformPkg} (not installed)`)
+    else tried.push(`${platform.package} (not installed)`)
   }
   const ortNode = packageDir('onnxruntime-node')
-  if (ortNode) candidates.push(join(ortNode, 'bin', 'napi-v6', process.platform, process.arch, file))
+  if (ortNode) candidates.push(join(ortNode, 'bin', 'napi-v6', platform?.ortDir ?? `${process.platform}/${process.arch}`, file))
   else tried.push('onnxruntime-node (not installed)')
   for (const c of candidates) {
     if (existsSync(c)) return c

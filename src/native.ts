@@ -6,6 +6,7 @@
 // generated types, and their values at run time from the addon.
 
 import type * as Binding from '../binding'
+import { currentPlatform, PLATFORMS } from './platform'
 
 /** The binding's string enums, by the name the addon exports each under. */
 interface Enums {
@@ -161,5 +162,37 @@ export interface NativeTokenizer {
   idToToken(id: number): string | null
 }
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const native: NativeBinding = require('../binding.js')
+/**
+ * Loads the addon. When it cannot be loaded, says what to do about it: which
+ * platform package to install (npm installs it as an optional dependency),
+ * or that the platform has none; napi-rs's own message points elsewhere.
+ */
+function load(): NativeBinding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../binding.js') as NativeBinding
+  } catch (e) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const version = (require('../package.json') as { version: string }).version
+    const { key, platform, musl } = currentPlatform()
+    let message: string
+    if (platform === undefined) {
+      const supported = Object.keys(PLATFORMS).join(', ')
+      message = `oxinfer has no native package for ${key}${musl ? ' with musl libc' : ''}; it is published for ${supported} (glibc on Linux)`
+    } else {
+      let installed = false
+      try {
+        require.resolve(`${platform.package}/package.json`)
+        installed = true
+      } catch {
+        // Not installed: the usual case.
+      }
+      message = installed
+        ? `oxinfer's native addon in ${platform.package} could not be loaded: ${(e as Error)?.message ?? e}`
+        : `oxinfer needs the package ${platform.package}@${version} on ${key}, and it is not installed. npm installs it as an optional dependency of oxinfer: install it with \`npm install ${platform.package}@${version}\`, or install oxinfer again without omitting optional dependencies (--omit=optional, --no-optional)`
+    }
+    throw Object.assign(new Error(message, { cause: e }), { code: 'ERR_UNSUPPORTED' })
+  }
+}
+
+export const native: NativeBinding = load()

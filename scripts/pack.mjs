@@ -1,0 +1,66 @@
+// Packs what is published, as a registry would receive it, into dist/: the
+// main package and each platform package built here (`npm run build` first).
+// The main package.json loses what only the repository needs (the `prepare`
+// build, devDependencies) and gains `optionalDependencies` on the platform
+// packages at its own version, as napi-rs packages publish, so that
+// `npm install oxinfer` installs the one for the user's platform and no
+// install script runs. Prints the tarball paths as JSON.
+import { execFileSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const require = createRequire(join(root, 'package.json'))
+const { PLATFORMS } = require('./src/platform.js')
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
+const dist = join(root, 'dist')
+const readJson = (p) => JSON.parse(readFileSync(p, 'utf8'))
+
+/** `npm pack` of `dir` into dist/, without lifecycle scripts; the tarball's path. */
+function pack(dir) {
+  const out = execFileSync(npm, ['pack', '--ignore-scripts', '--silent', '--pack-destination', dist], { cwd: dir, encoding: 'utf8' })
+  return join(dist, out.trim().split('\n').pop())
+}
+
+/** Copies `dir`'s packed files (as its `files` lists them) into `stage`, with `manifest` as package.json. */
+function stage(dir, stageDir, manifest) {
+  rmSync(stageDir, { recursive: true, force: true })
+  const listing = JSON.parse(execFileSync(npm, ['pack', '--dry-run', '--json', '--ignore-scripts', '--silent'], { cwd: dir, encoding: 'utf8' }))
+  for (const { path } of listing[0].files) {
+    if (path === 'package.json') continue
+    mkdirSync(dirname(join(stageDir, path)), { recursive: true })
+    copyFileSync(join(dir, path), join(stageDir, path))
+  }
+  writeFileSync(join(stageDir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n')
+}
+
+rmSync(dist, { recursive: true, force: true })
+mkdirSync(dist, { recursive: true })
+const main = readJson(join(root, 'package.json'))
+const tarballs = { platforms: {} }
+const optional = {}
+for (const p of Object.values(PLATFORMS)) {
+  const dir = join(root, 'packages', p.dir)
+  if (!existsSync(join(dir, 'package.json'))) continue
+  const manifest = { ...readJson(join(dir, 'package.json')), version: main.version }
+  const missing = manifest.files.filter((f) => !existsSync(join(dir, f)))
+  // A platform package is published only when it was built here.
+  if (missing.length > 0) {
+    console.error(`pack: ${p.package} not built here (missing ${missing.join(', ')}); left out`)
+    continue
+  }
+  const stageDir = join(dist, 'stage', p.dir)
+  stage(dir, stageDir, manifest)
+  tarballs.platforms[p.package] = pack(stageDir)
+  optional[p.package] = main.version
+}
+const { scripts, devDependencies, ...published } = main
+void scripts
+void devDependencies
+const stageDir = join(dist, 'stage', 'oxinfer')
+stage(root, stageDir, { ...published, optionalDependencies: { ...(main.optionalDependencies ?? {}), ...optional } })
+tarballs.main = pack(stageDir)
+rmSync(join(dist, 'stage'), { recursive: true, force: true })
+console.log(JSON.stringify(tarballs))
