@@ -170,3 +170,9 @@ describe('the addon itself (what the public API never lets through)', () => {
     expect(() => new ImageProcessor({ filter: 'bicubic' as never })).toThrow(/filter must be one of 'bilinear', 'nearest', got "bicubic"/)
   })
 })
+
+describe('option messages', () => {
+  it('a misspelt resize key is named with every allowed key', () => {
+    expect(() => new ImageProcessor({ resize: { shortest: 224 } as never })).toThrow(/unknown resize option 'shortest'; allowed: width, height, shorter/)
+  })
+})

@@ -298,6 +298,8 @@ describe('spec validation', () => {
   it('a wrong version, a missing model, bad JSON and an unreadable file', async () => {
     await rejectsWith(Pipeline.create({ ...fittedSpec(), version: 2 as 1 }, { baseDir: dir }), 'ERR_INVALID_SPEC')
     await rejectsWith(Pipeline.create('{ not json', { baseDir: dir }), 'ERR_INVALID_SPEC')
+    // A value JSON cannot hold is a spec error too, not a bare TypeError.
+    expect((await rejectsWith(Pipeline.create({ ...fittedSpec(), session: { poolSize: 1n } } as never, { baseDir: dir }), 'ERR_INVALID_SPEC')).message).toMatch(/BigInt/)
     await rejectsWith(Pipeline.load(join(dir, 'missing.json')), 'ERR_INVALID_SPEC')
     await rejectsWith(Pipeline.create({ ...fittedSpec(), model: 'missing.onnx' }, { baseDir: dir }), 'ERR_MODEL_LOAD')
     await rejectsWith(Pipeline.create(fittedSpec(), { basedir: dir } as never), 'ERR_INVALID_ARGUMENT')

@@ -56,6 +56,8 @@ export class ImageProcessor {
     let shorter = 0
     if (o.resize !== undefined) {
       if (!isPlainObject(o.resize)) throw invalidArg('resize must be { width, height } or { shorter }')
+      // Every key either form allows, so a misspelt one is named with all of them.
+      checkKeys('resize', o.resize, ['width', 'height', 'shorter'])
       if ('shorter' in o.resize) {
         checkKeys('resize', o.resize, ['shorter'])
         resize = 'shorter'

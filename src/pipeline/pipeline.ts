@@ -64,7 +64,12 @@ export class Pipeline {
         throw new OxinferError('ERR_INVALID_SPEC', `the spec is not valid JSON: ${(e as Error).message}`)
       }
     } else if (isPlainObject(spec)) {
-      parsed = JSON.parse(JSON.stringify(spec)) as PipelineSpec
+      try {
+        parsed = JSON.parse(JSON.stringify(spec)) as PipelineSpec
+      } catch (e) {
+        // A value JSON cannot hold (a BigInt, a cycle) is a spec error like any other.
+        throw new OxinferError('ERR_INVALID_SPEC', `the spec cannot be read as JSON: ${(e as Error).message}`, { cause: e })
+      }
     } else {
       throw invalidArg('Pipeline.create: spec must be an object or JSON text')
     }
