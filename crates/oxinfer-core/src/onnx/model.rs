@@ -174,9 +174,29 @@ fn builder(rt: &Runtime, opts: &OnnxOptions, weights: &PrepackedWeights) -> Resu
     if let Device::Cuda(id) = opts.device {
         b = b
             .with_execution_providers([ort::ep::CUDA::default().with_device_id(id).build().error_on_failure()])
-            .map_err(|e| Error::Unsupported(format!("CUDA execution provider failed: {}", e.message())))?;
+            .map_err(|e| cuda_unavailable(id, rt, e.message()))?;
     }
     Ok(b)
+}
+
+/// Why CUDA cannot be used, as a sentence on what is missing, from ONNX
+/// Runtime's own report (a source location, then the reason).
+fn cuda_unavailable(id: i32, rt: &Runtime, raw: &str) -> Error {
+    let reason = raw.rsplit(" : ").next().unwrap_or(raw).trim();
+    let missing = reason
+        .strip_prefix("Failed to load library ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|lib| std::path::Path::new(lib).file_name())
+        .map(|f| f.to_string_lossy().into_owned());
+    let what = match missing {
+        Some(file) => format!("it cannot load {file} (missing, or its CUDA and cuDNN libraries are)"),
+        None => format!("ONNX Runtime reports: {reason}"),
+    };
+    Error::Unsupported(format!(
+        "device 'cuda:{id}' needs ONNX Runtime's CUDA execution provider beside the library at '{}', and {what}. \
+         Point OXINFER_ORT_DYLIB or configure({{ ortLibrary }}) at an ONNX Runtime build with the CUDA provider, or use device 'cpu'",
+        rt.path.display()
+    ))
 }
 
 impl Backend for OnnxBackend {
