@@ -2,6 +2,7 @@
 //! model's tensors, inference, post-processing, results out, all in Rust.
 
 pub mod columns;
+mod compile;
 pub mod features;
 pub mod merge;
 pub mod outcome;

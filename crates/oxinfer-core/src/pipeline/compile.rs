@@ -1,0 +1,438 @@
+//! Compiling a pipeline: the spec checked against its model by simulating
+//! the stages (which names exist, with which kinds), the feature assembly
+//! planned, and the stages' lookups prepared.
+
+use std::collections::{HashMap, HashSet};
+
+use super::plan::{Pipeline, Planned, Source};
+use super::spec::{FieldType, Post, Spec, Stage, Strategy};
+use super::stages;
+use crate::backend::{Dim, ModelInfo, ValueKind};
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// What a name can resolve to while the stages are simulated.
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    Num,
+    Cat,
+    Arr(usize),
+    List,
+    Text,
+    Image,
+    /// A tensor made by a stage: element type and rank.
+    Tensor(DType, usize),
+}
+
+fn spec_err(stage: &str, msg: impl Into<String>) -> Error {
+    Error::invalid_spec(stage, msg)
+}
+
+impl Pipeline {
+    /// Checks `spec` against the model and plans its execution.
+    pub fn compile(spec: Spec, model: &ModelInfo) -> Result<Self> {
+        Self::compile_in(spec, model, None)
+    }
+
+    /// Compiles with files (tokenizers) resolved relative to `base`.
+    pub fn compile_in(spec: Spec, model: &ModelInfo, base: Option<&std::path::Path>) -> Result<Self> {
+        if spec.version != 1 {
+            return Err(spec_err("version", format!("unsupported spec version {}; this oxinfer reads version 1", spec.version)));
+        }
+        let mut kinds: HashMap<String, Kind> = HashMap::new();
+        let mut origin: HashMap<String, String> = HashMap::new();
+        for (i, f) in spec.fields.iter().enumerate() {
+            let label = format!("fields[{i}] ('{}')", f.name);
+            let kind = match f.kind {
+                FieldType::Number | FieldType::Integer | FieldType::Boolean => Kind::Num,
+                FieldType::Category => Kind::Cat,
+                FieldType::Array => Kind::Arr(f.size.filter(|s| *s > 0).ok_or_else(|| spec_err(&label, "an array field needs a positive size"))?),
+                FieldType::List => Kind::List,
+                FieldType::Text => Kind::Text,
+                FieldType::Image => Kind::Image,
+            };
+            if f.size.is_some() && f.kind != FieldType::Array {
+                return Err(spec_err(&label, "only array fields take a size"));
+            }
+            if f.name.contains('=') || f.name.contains('[') {
+                return Err(spec_err(&label, "field names may not contain '=' or '['"));
+            }
+            if kinds.insert(f.name.clone(), kind).is_some() {
+                return Err(spec_err(&label, format!("field '{}' is declared twice", f.name)));
+            }
+            origin.insert(f.name.clone(), f.name.clone());
+        }
+        // Simulate the stages to learn which names exist, and of what kind.
+        let mut unfitted = None;
+        let mut open_one_hot: HashSet<String> = HashSet::new();
+        for (i, stage) in spec.preprocess.iter().enumerate() {
+            let label = stage.label(i);
+            if unfitted.is_none() {
+                if let Some(what) = stages::unfitted(stage) {
+                    unfitted = Some(format!("{label} has no {what}; fit the pipeline first"));
+                }
+            }
+            let field_kind = |f: &str| kinds.get(f).cloned().ok_or_else(|| spec_err(&label, format!("unknown field '{f}'")));
+            match stage {
+                Stage::Impute { fields, strategy, value, values, .. } => {
+                    for f in fields {
+                        let k = field_kind(f)?;
+                        if k == Kind::Cat && matches!(strategy, Strategy::Mean | Strategy::Median) {
+                            return Err(spec_err(&label, format!("category field '{f}' can only be imputed with most_frequent or constant")));
+                        }
+                        let wrong_fill = |v: &super::spec::Scalar| match v {
+                            super::spec::Scalar::Number(_) => k == Kind::Cat,
+                            super::spec::Scalar::Text(_) => k != Kind::Cat,
+                        };
+                        if value.as_ref().is_some_and(wrong_fill) {
+                            return Err(spec_err(&label, format!("the fill value does not suit field '{f}'")));
+                        }
+                        if let Some(vs) = values {
+                            match vs.get(f) {
+                                Some(v) if wrong_fill(v) => return Err(spec_err(&label, format!("the fill value of '{f}' does not suit its type"))),
+                                None => return Err(spec_err(&label, format!("values has no entry for field '{f}'"))),
+                                _ => {}
+                            }
+                        }
+                    }
+                    if *strategy == Strategy::Constant && value.is_none() {
+                        return Err(spec_err(&label, "the constant strategy needs a value"));
+                    }
+                }
+                Stage::Clip { fields, min, max, .. } => {
+                    for f in fields {
+                        if field_kind(f)? == Kind::Cat {
+                            return Err(spec_err(&label, format!("'{f}' is a category field")));
+                        }
+                    }
+                    if let (Some(a), Some(b)) = (min, max) {
+                        if a > b {
+                            return Err(spec_err(&label, "min is greater than max"));
+                        }
+                    }
+                }
+                Stage::StandardScale { fields, mean, scale, .. } => numeric_params(&label, fields, &kinds, &[mean, scale])?,
+                Stage::MinmaxScale { fields, data_min, data_max, range, .. } => {
+                    numeric_params(&label, fields, &kinds, &[data_min, data_max])?;
+                    if range[0] >= range[1] {
+                        return Err(spec_err(&label, "range must be increasing"));
+                    }
+                }
+                Stage::RobustScale { fields, center, scale, quantile_range, .. } => {
+                    numeric_params(&label, fields, &kinds, &[center, scale])?;
+                    if !(0.0 <= quantile_range[0] && quantile_range[0] < quantile_range[1] && quantile_range[1] <= 100.0) {
+                        return Err(spec_err(&label, "quantile_range must be increasing within [0, 100]"));
+                    }
+                }
+                Stage::OneHot { field, categories, .. } => {
+                    if field_kind(field)? != Kind::Cat {
+                        return Err(spec_err(&label, format!("'{field}' is not a category field")));
+                    }
+                    match categories {
+                        Some(cats) => {
+                            for c in cats {
+                                let name = format!("{field}={c}");
+                                kinds.insert(name.clone(), Kind::Num);
+                                origin.insert(name, field.clone());
+                            }
+                        }
+                        None => {
+                            open_one_hot.insert(field.clone());
+                        }
+                    }
+                }
+                Stage::Ordinal { field, .. } => {
+                    if field_kind(field)? != Kind::Cat {
+                        return Err(spec_err(&label, format!("'{field}' is not a category field")));
+                    }
+                    kinds.insert(field.clone(), Kind::Num);
+                }
+                Stage::Log { fields, offset, .. } => {
+                    for f in fields {
+                        if !matches!(field_kind(f)?, Kind::Num | Kind::Arr(_)) {
+                            return Err(spec_err(&label, format!("'{f}' is not numeric")));
+                        }
+                    }
+                    if !offset.is_finite() {
+                        return Err(spec_err(&label, "offset must be finite"));
+                    }
+                }
+                Stage::Bucketize { field, edges, output, .. } => {
+                    if field_kind(field)? != Kind::Num {
+                        return Err(spec_err(&label, format!("'{field}' is not a numeric field")));
+                    }
+                    if edges.is_empty() || edges.windows(2).any(|w| !(w[0] < w[1])) || edges.iter().any(|e| !e.is_finite()) {
+                        return Err(spec_err(&label, "edges must be finite and strictly increasing"));
+                    }
+                    if *output == super::spec::BucketOutput::OneHot {
+                        for i in 0..=edges.len() {
+                            let n = format!("{field}=b{i}");
+                            kinds.insert(n.clone(), Kind::Num);
+                            origin.insert(n, field.clone());
+                        }
+                    }
+                }
+                Stage::Hash { field, buckets, .. } => {
+                    if field_kind(field)? != Kind::Cat {
+                        return Err(spec_err(&label, format!("'{field}' is not a category field")));
+                    }
+                    if *buckets == 0 || *buckets > 1 << 20 {
+                        return Err(spec_err(&label, "buckets must be from 1 to 1048576"));
+                    }
+                    for i in 0..*buckets {
+                        let n = format!("{field}#{i}");
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, field.clone());
+                    }
+                }
+                Stage::Interaction { fields, .. } => {
+                    if fields.len() < 2 {
+                        return Err(spec_err(&label, "an interaction needs at least two fields"));
+                    }
+                    for f in fields {
+                        if field_kind(f)? != Kind::Num {
+                            return Err(spec_err(&label, format!("'{f}' is not a numeric field")));
+                        }
+                    }
+                    for (i, a) in fields.iter().enumerate() {
+                        for b in &fields[i + 1..] {
+                            let n = format!("{a}*{b}");
+                            kinds.insert(n.clone(), Kind::Num);
+                            origin.insert(n, a.clone());
+                        }
+                    }
+                }
+                Stage::Aggregate { field, functions, .. } => {
+                    if field_kind(field)? != Kind::List {
+                        return Err(spec_err(&label, format!("'{field}' is not a list field")));
+                    }
+                    if functions.is_empty() {
+                        return Err(spec_err(&label, "name at least one function"));
+                    }
+                    for f in functions {
+                        let n = format!("{field}.{}", f.name());
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, field.clone());
+                    }
+                }
+                Stage::Tokenize { field, pair_field, max_length, .. } => {
+                    for f in std::iter::once(field).chain(pair_field.as_ref()) {
+                        if field_kind(f)? != Kind::Text {
+                            return Err(spec_err(&label, format!("'{f}' is not a text field")));
+                        }
+                    }
+                    if *max_length == 0 {
+                        return Err(spec_err(&label, "max_length must be at least 1"));
+                    }
+                    for n in ["input_ids", "attention_mask", "token_type_ids"] {
+                        let name = format!("{field}.{n}");
+                        kinds.insert(name.clone(), Kind::Tensor(DType::Int64, 2));
+                        origin.insert(name, field.clone());
+                    }
+                }
+                Stage::Image { field, .. } => {
+                    if field_kind(field)? != Kind::Image {
+                        return Err(spec_err(&label, format!("'{field}' is not an image field")));
+                    }
+                    stages::image_options(stage, &label)?;
+                    let name = format!("{field}.pixels");
+                    kinds.insert(name.clone(), Kind::Tensor(DType::Float32, 4));
+                    origin.insert(name, field.clone());
+                }
+                Stage::Pca { fields, components, prefix, mean, matrix, .. } => {
+                    for f in fields {
+                        if field_kind(f)? != Kind::Num {
+                            return Err(spec_err(&label, format!("'{f}' is not a numeric field")));
+                        }
+                    }
+                    if *components == 0 || *components > fields.len() {
+                        return Err(spec_err(&label, format!("components must be from 1 to {} (the number of fields)", fields.len())));
+                    }
+                    if let Some(m) = mean {
+                        if m.len() != fields.len() {
+                            return Err(spec_err(&label, "mean needs one value per field"));
+                        }
+                    }
+                    if let Some(w) = matrix {
+                        if w.len() != *components || w.iter().any(|r| r.len() != fields.len()) {
+                            return Err(spec_err(&label, format!("matrix must be {components} rows of {} values", fields.len())));
+                        }
+                    }
+                    for i in 0..*components {
+                        let n = format!("{prefix}{i}");
+                        kinds.insert(n.clone(), Kind::Num);
+                        origin.insert(n, fields[0].clone());
+                    }
+                }
+            }
+        }
+        // Feature assembly against the model's inputs.
+        let mut assemblies = Vec::new();
+        for (i, a) in spec.features.iter().enumerate() {
+            let label = format!("features[{i}] ('{}')", a.input);
+            let Some(decl) = model.inputs.iter().find(|d| d.name == a.input) else {
+                let names: Vec<&str> = model.inputs.iter().map(|d| d.name.as_str()).collect();
+                return Err(spec_err(&label, format!("the model has no input '{}' (inputs: {})", a.input, names.join(", "))));
+            };
+            if spec.features[..i].iter().any(|b| b.input == a.input) {
+                return Err(spec_err(&label, format!("input '{}' is assembled twice", a.input)));
+            }
+            if let Some(t) = &a.tensor {
+                if !a.names.is_empty() {
+                    return Err(spec_err(&label, "give either names or tensor, not both"));
+                }
+                let Some(Kind::Tensor(dt, rank)) = kinds.get(t).cloned() else {
+                    return Err(spec_err(&label, format!("no stage makes a tensor '{t}'")));
+                };
+                match decl.kind {
+                    ValueKind::Tensor(d) if d == dt => {}
+                    ref other => return Err(spec_err(&label, format!("'{t}' is {} but input '{}' is {}", dt.name(), a.input, other.type_name()))),
+                }
+                if decl.dims.len() != rank {
+                    return Err(spec_err(&label, format!("'{t}' has rank {rank} but input '{}' has rank {}", a.input, decl.dims.len())));
+                }
+                let o = origin.get(t).cloned().unwrap_or_else(|| t.clone());
+                assemblies.push(Planned { input: a.input.clone(), dtype: dt, sources: vec![], origins: vec![o], missing: a.missing, tensor: Some(t.clone()) });
+                continue;
+            }
+            if a.names.is_empty() {
+                return Err(spec_err(&label, "give the feature names, or a tensor"));
+            }
+            let dtype = match decl.kind {
+                ValueKind::Tensor(d @ (DType::Float32 | DType::Float64)) => d,
+                ref other => return Err(spec_err(&label, format!("input '{}' is {}, but features assemble into float32 or float64 tensors", a.input, other.type_name()))),
+            };
+            let mut sources = Vec::new();
+            let mut origins = Vec::new();
+            let mut deferred = false;
+            for n in &a.names {
+                if let Some(k) = kinds.get(n) {
+                    match k {
+                        Kind::Num => sources.push(Source::Num(n.clone())),
+                        Kind::Arr(size) => (0..*size).for_each(|j| sources.push(Source::Elem(n.clone(), j))),
+                        Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot, ordinal or hash first"))),
+                        Kind::List => return Err(spec_err(&label, format!("'{n}' is a list; aggregate it first"))),
+                        Kind::Text | Kind::Image => return Err(spec_err(&label, format!("'{n}' needs its tokenize or image stage, whose tensor is assembled with 'tensor'"))),
+                        Kind::Tensor(..) => return Err(spec_err(&label, format!("'{n}' is a tensor; assemble it with {{ \"input\", \"tensor\" }}"))),
+                    }
+                    let o = origin.get(n).cloned().unwrap_or_else(|| n.clone());
+                    while origins.len() < sources.len() {
+                        origins.push(o.clone());
+                    }
+                    continue;
+                }
+                if let Some((base, idx)) = n.strip_suffix(']').and_then(|s| s.split_once('[')) {
+                    if let (Some(Kind::Arr(size)), Ok(j)) = (kinds.get(base), idx.parse::<usize>()) {
+                        if j < *size {
+                            sources.push(Source::Elem(base.to_string(), j));
+                            origins.push(base.to_string());
+                            continue;
+                        }
+                        return Err(spec_err(&label, format!("'{n}' is out of range: '{base}' has {size} elements")));
+                    }
+                }
+                if let Some((base, _)) = n.split_once('=') {
+                    if open_one_hot.contains(base) {
+                        // Resolved once the one_hot stage is fitted.
+                        deferred = true;
+                        sources.push(Source::Num(n.clone()));
+                        origins.push(base.to_string());
+                        continue;
+                    }
+                }
+                return Err(spec_err(&label, format!("unknown feature '{n}'")));
+            }
+            if decl.dims.len() != 2 {
+                return Err(spec_err(&label, format!("input '{}' has rank {}, but features assemble into [batch, features] tensors", a.input, decl.dims.len())));
+            }
+            if let Dim::Fixed(n) = decl.dims[0] {
+                if n != 1 {
+                    return Err(spec_err(&label, format!("input '{}' has a fixed batch size of {n}; pipelines need a dynamic batch dim", a.input)));
+                }
+            }
+            if let (Dim::Fixed(n), false) = (&decl.dims[1], deferred) {
+                if *n as usize != sources.len() {
+                    return Err(spec_err(&label, format!("{} features do not fit input '{}', which takes {n}", sources.len(), a.input)));
+                }
+            }
+            assemblies.push(Planned { input: a.input.clone(), dtype, sources, origins, missing: a.missing, tensor: None });
+        }
+        for d in &model.inputs {
+            if !spec.features.iter().any(|a| a.input == d.name) {
+                return Err(spec_err("features", format!("no features assemble the model input '{}'", d.name)));
+            }
+        }
+        // The scores output.
+        let label = "output";
+        let Some(output) = model.outputs.iter().position(|o| o.name == spec.output.tensor) else {
+            let names: Vec<&str> = model.outputs.iter().map(|d| d.name.as_str()).collect();
+            return Err(spec_err(label, format!("the model has no output '{}' (outputs: {})", spec.output.tensor, names.join(", "))));
+        };
+        let decl = &model.outputs[output];
+        let output_dtype = match decl.kind {
+            ValueKind::Tensor(d @ (DType::Float32 | DType::Float64)) => d,
+            ref other => return Err(spec_err(label, format!("output '{}' is {}; scores must be float32 or float64", decl.name, other.type_name()))),
+        };
+        let k = match decl.dims.as_slice() {
+            [_] => Some(1),
+            [_, Dim::Fixed(k)] => Some(*k as usize),
+            [_, _] => None,
+            _ => return Err(spec_err(label, format!("output '{}' must be [batch] or [batch, k]", decl.name))),
+        };
+        if let (Some(k), Some(labels)) = (k, &spec.output.labels) {
+            if labels.len() != k {
+                return Err(spec_err(label, format!("{} labels for {k} scores", labels.len())));
+            }
+        }
+        for (i, p) in spec.output.postprocess.iter().enumerate() {
+            let l = p.label(i);
+            match p {
+                Post::TopK { k: 0, .. } => return Err(spec_err(&l, "k must be at least 1")),
+                Post::Bucket { edges, names, .. } => {
+                    if names.len() != edges.len() + 1 {
+                        return Err(spec_err(&l, format!("{} edges need {} names", edges.len(), edges.len() + 1)));
+                    }
+                    if edges.windows(2).any(|w| w[0] >= w[1]) {
+                        return Err(spec_err(&l, "edges must be increasing"));
+                    }
+                }
+                Post::InverseScale { scale, .. } if *scale == 0.0 => return Err(spec_err(&l, "scale must not be 0")),
+                Post::Platt { a, b, .. } if !(a.is_finite() && b.is_finite()) => return Err(spec_err(&l, "a and b must be finite")),
+                _ => {}
+            }
+        }
+        let stage_labels = spec.preprocess.iter().enumerate().map(|(i, s)| s.label(i)).collect();
+        let prepared = spec.preprocess.iter().enumerate().map(|(i, st)| stages::Prepared::load(st, &st.label(i), base)).collect::<Result<Vec<_>>>()?;
+        let mut slots = stages::Slots::new();
+        for name in spec.fields.iter().map(|f| f.name.clone()).chain(kinds.keys().cloned()) {
+            let n = slots.len();
+            slots.entry(name).or_insert(n);
+        }
+        // An image stage without a fixed output size makes every image of a
+        // batch match the first one, so merged requests would reject each
+        // other's rows: such pipelines run each request alone.
+        let mergeable = spec.preprocess.iter().all(|s| match s {
+            Stage::Image { resize, center_crop, .. } => center_crop.is_some() || resize.as_ref().is_some_and(|r| r.width.is_some() && r.height.is_some()),
+            _ => true,
+        });
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable })
+    }
+}
+
+fn numeric_params(label: &str, fields: &[String], kinds: &HashMap<String, Kind>, params: &[&Option<super::spec::PerField>]) -> Result<()> {
+    for f in fields {
+        match kinds.get(f) {
+            None => return Err(spec_err(label, format!("unknown field '{f}'"))),
+            Some(Kind::Cat) => return Err(spec_err(label, format!("'{f}' is a category field"))),
+            _ => {}
+        }
+        for p in params.iter().copied().flatten() {
+            match p.get(f) {
+                None => return Err(spec_err(label, format!("no fitted value for field '{f}'"))),
+                Some(x) if !x.is_finite() => return Err(spec_err(label, format!("the fitted value for '{f}' is not finite"))),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
