@@ -14,19 +14,22 @@ export type SubmitMany = (list: unknown[]) => void
 export class Outbox {
   #queue: unknown[] = []
   #scheduled = false
-  readonly #stride: number
+  readonly #stride: 5 | 6
   readonly #submit: SubmitMany
 
-  /** Entries are `stride` values long and start with the request's hub id. */
-  constructor(stride: number, submit: SubmitMany) {
+  /** Entries are `stride` values long (5 or 6) and start with the request's hub id. */
+  constructor(stride: 5 | 6, submit: SubmitMany) {
     this.#stride = stride
     this.#submit = submit
   }
 
-  /** Queues one entry (`stride` values, the id first) for this turn's submission. */
-  push(...entry: unknown[]): void {
-    const q = this.#queue
-    for (let i = 0; i < entry.length; i++) q.push(entry[i])
+  /**
+   * Queues one entry for this turn's submission: the id, then `stride - 1`
+   * values (`e` only when the stride is 6). Plain parameters, not a rest
+   * array: this runs once per queued request.
+   */
+  push(id: number, a: unknown, b: unknown, c: unknown, d: unknown, e?: unknown): void {
+    this.#add(id, a, b, c, d, e)
     if (!this.#scheduled) {
       this.#scheduled = true
       queueMicrotask(this.#flushNow)
@@ -38,10 +41,15 @@ export class Outbox {
    * that nothing else in the turn could join, so their run starts while the
    * turn goes on.
    */
-  pushNow(...entry: unknown[]): void {
-    const q = this.#queue
-    for (let i = 0; i < entry.length; i++) q.push(entry[i])
+  pushNow(id: number, a: unknown, b: unknown, c: unknown, d: unknown, e?: unknown): void {
+    this.#add(id, a, b, c, d, e)
     this.#flush()
+  }
+
+  #add(id: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
+    const q = this.#queue
+    q.push(id, a, b, c, d)
+    if (this.#stride === 6) q.push(e)
   }
 
   #flushNow = (): void => {
