@@ -132,8 +132,7 @@ impl Pipeline {
                         Some(cats) => {
                             for c in cats {
                                 let name = format!("{field}={c}");
-                                kinds.insert(name.clone(), Kind::Num);
-                                origin.insert(name, field.clone());
+                                derive(&mut kinds, &mut origin, name, Kind::Num, field);
                             }
                         }
                         None => {
@@ -167,8 +166,7 @@ impl Pipeline {
                     if *output == super::spec::BucketOutput::OneHot {
                         for i in 0..=edges.len() {
                             let n = format!("{field}=b{i}");
-                            kinds.insert(n.clone(), Kind::Num);
-                            origin.insert(n, field.clone());
+                            derive(&mut kinds, &mut origin, n, Kind::Num, field);
                         }
                     }
                 }
@@ -181,8 +179,7 @@ impl Pipeline {
                     }
                     for i in 0..*buckets {
                         let n = format!("{field}#{i}");
-                        kinds.insert(n.clone(), Kind::Num);
-                        origin.insert(n, field.clone());
+                        derive(&mut kinds, &mut origin, n, Kind::Num, field);
                     }
                 }
                 Stage::Interaction { fields, .. } => {
@@ -197,8 +194,7 @@ impl Pipeline {
                     for (i, a) in fields.iter().enumerate() {
                         for b in &fields[i + 1..] {
                             let n = format!("{a}*{b}");
-                            kinds.insert(n.clone(), Kind::Num);
-                            origin.insert(n, a.clone());
+                            derive(&mut kinds, &mut origin, n, Kind::Num, a);
                         }
                     }
                 }
@@ -211,8 +207,7 @@ impl Pipeline {
                     }
                     for f in functions {
                         let n = format!("{field}.{}", f.name());
-                        kinds.insert(n.clone(), Kind::Num);
-                        origin.insert(n, field.clone());
+                        derive(&mut kinds, &mut origin, n, Kind::Num, field);
                     }
                 }
                 Stage::Tokenize { field, pair_field, max_length, .. } => {
@@ -226,8 +221,7 @@ impl Pipeline {
                     }
                     for n in ["input_ids", "attention_mask", "token_type_ids"] {
                         let name = format!("{field}.{n}");
-                        kinds.insert(name.clone(), Kind::Tensor(DType::Int64, 2));
-                        origin.insert(name, field.clone());
+                        derive(&mut kinds, &mut origin, name, Kind::Tensor(DType::Int64, 2), field);
                     }
                 }
                 Stage::Image { field, .. } => {
@@ -236,8 +230,7 @@ impl Pipeline {
                     }
                     stages::image_options(stage, &label)?;
                     let name = format!("{field}.pixels");
-                    kinds.insert(name.clone(), Kind::Tensor(DType::Float32, 4));
-                    origin.insert(name, field.clone());
+                    derive(&mut kinds, &mut origin, name, Kind::Tensor(DType::Float32, 4), field);
                 }
                 Stage::Pca { fields, components, prefix, mean, matrix, .. } => {
                     for f in fields {
@@ -260,8 +253,7 @@ impl Pipeline {
                     }
                     for i in 0..*components {
                         let n = format!("{prefix}{i}");
-                        kinds.insert(n.clone(), Kind::Num);
-                        origin.insert(n, fields[0].clone());
+                        derive(&mut kinds, &mut origin, n, Kind::Num, &fields[0]);
                     }
                 }
             }
@@ -417,6 +409,13 @@ impl Pipeline {
         });
         Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable })
     }
+}
+
+/// Records a name a stage makes: its kind, and the input field it derives
+/// from (for error messages).
+fn derive(kinds: &mut HashMap<String, Kind>, origin: &mut HashMap<String, String>, name: String, kind: Kind, from: &str) {
+    origin.insert(name.clone(), from.to_string());
+    kinds.insert(name, kind);
 }
 
 fn numeric_params(label: &str, fields: &[String], kinds: &HashMap<String, Kind>, params: &[&Option<super::spec::PerField>]) -> Result<()> {
