@@ -161,9 +161,7 @@ export class Pipeline {
       const errors = options.errors ?? 'throw'
       if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runBatch: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
       failFast = errors === 'throw'
-      if (Array.isArray(records)) batch = fromRecords(this.#groups, records, failFast)
-      else if (isPlainObject(records)) batch = fromColumns(this.#groups, records, failFast)
-      else throw invalidArg('runBatch: records must be an array of objects or an object of columns')
+      batch = this.#encode('runBatch', records, failFast)
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
@@ -223,7 +221,7 @@ export class Pipeline {
         runColumns: (records, failFast, signal) => {
           let batch: ColumnBatch
           try {
-            batch = Array.isArray(records) ? fromRecords(this.#groups, records, failFast) : fromColumns(this.#groups, records, failFast)
+            batch = this.#encode('runJob', records, failFast)
           } catch (e) {
             return Promise.reject(fromNative(e))
           }
@@ -242,10 +240,7 @@ export class Pipeline {
    * pipeline uses from then on.
    */
   async fit(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<PipelineSpec> {
-    let batch: ColumnBatch
-    if (Array.isArray(records)) batch = fromRecords(this.#groups, records, true)
-    else if (isPlainObject(records)) batch = fromColumns(this.#groups, records, true)
-    else throw invalidArg('fit: records must be an array of objects or an object of columns')
+    const batch = this.#encode('fit', records, true)
     if (batch.rows === 0) throw invalidArg('fit: needs at least one record')
     let fitted: string
     try {
@@ -283,6 +278,13 @@ export class Pipeline {
 
   [disposeSymbol](): Promise<void> {
     return this.dispose()
+  }
+
+  /** Records (an array of objects) or columns (an object of arrays) as one batch; throws on a bad record with `failFast`. */
+  #encode(what: string, records: Record<string, unknown>[] | PipelineColumnsInput, failFast: boolean): ColumnBatch {
+    if (Array.isArray(records)) return fromRecords(this.#groups, records, failFast)
+    if (isPlainObject(records)) return fromColumns(this.#groups, records, failFast)
+    throw invalidArg(`${what}: records must be an array of objects or an object of columns`)
   }
 
   #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean, onTiming?: (t: RunTiming) => void, timeoutMs?: number, priority?: number): Promise<Columns> {
