@@ -13,7 +13,7 @@ export { OxinferError } from './src/errors'
 export type { ErrorCode, OxinferErrorOptions } from './src/errors'
 
 export { Tensor } from './src/tensor'
-export type { TensorDataMap, TensorInputMap, TensorLike, TensorType } from './src/tensor'
+export type { TensorConstructor, TensorDataMap, TensorInputMap, TensorLike, TensorType, TypedTensor } from './src/tensor'
 
 export { activeJobs, configure, versions } from './src/library'
 export type { ConfigureOptions } from './src/library'
@@ -67,9 +67,9 @@ export type { PipelineJobChunk, PipelineJobColumns, PipelineJobOptions } from '.
 export { Pipeline } from './src/pipeline/pipeline'
 
 export { BatchEncoding, Tokenizer } from './src/text'
-export type { EncodeBatchOptions, EncodeOptions, Encoding } from './src/text'
+export type { EncodeBatchOptions, EncodeOptions, Encoding, IdArrayMap, IdType } from './src/text'
 
 export { IMAGENET, ImageProcessor } from './src/image'
-export type { ImageOptions, ImageSource } from './src/image'
+export type { ImageOptions, ImageOutputType, ImageProcessorConstructor, ImageSource } from './src/image'
 
 export { fitPlatt } from './src/calibration'

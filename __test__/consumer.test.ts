@@ -2,27 +2,21 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 
 import { fixture, root } from './helpers'
+import { cargoFreeEnv, npm, onPath, packAll } from './install-helpers'
 
-const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-
-/** The published tarballs, as `npm run pack` makes them (scripts/pack.mjs). */
-function packAll(): { main: string; platforms: Record<string, string> } {
-  return JSON.parse(execFileSync(process.execPath, [join(root, 'scripts', 'pack.mjs')], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!)
-}
+const work = mkdtempSync(join(tmpdir(), 'oxinfer-consumer-'))
+afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 describe('consumer install', () => {
   it('packs the main and platform packages, installs them elsewhere and runs a model without Rust or onnxruntime-node', () => {
     const platformDir = join(root, 'packages', 'linux-x64-gnu')
     expect(existsSync(join(platformDir, 'libonnxruntime.so.1')), 'run `npm run build` first').toBe(true)
-    const work = mkdtempSync(join(tmpdir(), 'oxinfer-consumer-'))
-    const packed = packAll()
-    const main = packed.main
-    const platform = packed.platforms['oxinfer-linux-x64-gnu']
+    const { main, platforms, manifest } = packAll(work)
+    const platform = platforms['oxinfer-linux-x64-gnu']
     // As published: no build on install, and the platform package as an optional dependency.
-    const manifest = JSON.parse(execFileSync('tar', ['-xOzf', main, 'package/package.json'], { encoding: 'utf8' }))
     expect(manifest.scripts).toBeUndefined()
     expect(manifest.devDependencies).toBeUndefined()
     expect(manifest.optionalDependencies).toEqual({ 'oxinfer-linux-x64-gnu': manifest.version })
@@ -30,8 +24,8 @@ describe('consumer install', () => {
     execFileSync('mkdir', ['-p', app])
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
     // A PATH without cargo/rustc shows that nothing is compiled at install.
-    const path = (process.env.PATH ?? '').split(':').filter((p) => !p.includes('.cargo')).join(':')
-    const env = { ...process.env, PATH: path, OXINFER_ORT_DYLIB: '', ORT_DYLIB_PATH: '' }
+    const env = cargoFreeEnv()
+    expect(onPath('cargo', env.PATH)).toBe(false)
     const install = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--offline', main, platform], { cwd: app, env, encoding: 'utf8' })
     expect(install.status, install.stderr).toBe(0)
     expect(install.stdout + install.stderr).not.toMatch(/install-scripts|prepare/)

@@ -106,10 +106,11 @@ describe('run errors', () => {
 
 describe('load errors', () => {
   it('a path that does not exist', async () => {
-    const e = await rejectsWith(Session.create(fixture('missing.onnx')), 'ERR_MODEL_LOAD')
-    expect(e.message).toContain('missing.onnx')
-    await rejectsWith(Session.create(''), 'ERR_MODEL_LOAD')
-    await rejectsWith(Session.create(fixture('.')), 'ERR_MODEL_LOAD')
+    // A file that cannot be opened is ERR_FILE with its path; only bytes ONNX Runtime cannot parse are ERR_MODEL_LOAD.
+    const e = await rejectsWith(Session.create(fixture('missing.onnx')), 'ERR_FILE')
+    expect([e.message.includes('missing.onnx'), e.path]).toEqual([true, fixture('missing.onnx')])
+    await rejectsWith(Session.create(''), 'ERR_INVALID_ARGUMENT')
+    expect((await rejectsWith(Session.create(fixture('.')), 'ERR_FILE')).message).toMatch(/not a regular file/)
   })
 
   it('empty, truncated and random model bytes', async () => {
@@ -189,7 +190,7 @@ describe('error codes', () => {
 
   it('every code the addon declares decodes to itself, with its details', () => {
     const codes = Object.values(native.ErrorCode) as string[]
-    expect(codes).toHaveLength(10)
+    expect(codes).toHaveLength(11)
     expect(new Set(codes).size).toBe(codes.length)
     for (const code of codes) {
       let thrown: unknown
@@ -202,6 +203,7 @@ describe('error codes', () => {
       expect(e).toBeInstanceOf(OxinferError)
       expect([e.code, e.message]).toEqual([code, 'deliberate error for testing'])
       if (code === 'ERR_INVALID_INPUT') expect(e.input).toBe('x')
+      if (code === 'ERR_FILE') expect(e.path).toBe('/nonexistent')
       if (code === 'ERR_INVALID_SPEC') expect(e.stage).toBe('stage')
     }
     expect(() => native.debugError('ERR_NOPE')).toThrow()

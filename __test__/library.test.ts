@@ -25,7 +25,7 @@ const catchCode = `const code = (f) => { try { f(); return 'ok' } catch (e) { re
 const codeAsync = async (p) => { try { await p; return 'ok' } catch (e) { return e.code + ': ' + e.message } }`
 
 describe('finding and loading the ONNX Runtime library', () => {
-  it('a missing library fails with ERR_UNSUPPORTED naming the path, and is never retried', () => {
+  it('a missing library fails with ERR_FILE naming the path, and is never retried', () => {
     const out = child(
       `import { createRequire } from 'node:module'
       const { versions, Session, configure } = createRequire(import.meta.url)(${ox})
@@ -37,7 +37,7 @@ describe('finding and loading the ONNX Runtime library', () => {
       console.log(JSON.stringify({ first, second, switchLib, third }))`,
       { OXINFER_ORT_DYLIB: '/nonexistent/libonnxruntime.so.1' },
     )
-    expect(out.first).toMatch(/^ERR_UNSUPPORTED: .*\/nonexistent\/libonnxruntime\.so\.1/)
+    expect(out.first).toMatch(/^ERR_FILE: .*\/nonexistent\/libonnxruntime\.so\.1/)
     expect(out.second).toBe(out.first)
     expect(out.switchLib).toMatch(/^ERR_INVALID_ARGUMENT/)
     expect(out.third).toBe(out.first)

@@ -35,11 +35,14 @@ describe('the tokenize stage in a pipeline spec (examples/text)', () => {
     await p.dispose()
   })
 
-  it('a missing tokenizer file or a wrong tensor assembly is a spec error naming the stage', async () => {
+  it('a missing tokenizer file is ERR_FILE with its path; a wrong tensor assembly is a spec error naming the stage', async () => {
     const spec = JSON.parse(readFileSync(join(root, 'examples/text/pipeline.json'), 'utf8'))
     spec.preprocess[0].tokenizer = 'missing.json'
-    let e = await rejectsWith(Pipeline.create(spec, { baseDir: join(root, 'examples/text') }), 'ERR_INVALID_SPEC')
-    expect(e.stage).toMatch(/preprocess\[0\] \(tokenize\)/)
+    let e = await rejectsWith(Pipeline.create(spec, { baseDir: join(root, 'examples/text') }), 'ERR_FILE')
+    expect(e.path).toBe(join(root, 'examples/text/missing.json'))
+    spec.preprocess[0].tokenizer = 'pipeline.json'
+    e = await rejectsWith(Pipeline.create(spec, { baseDir: join(root, 'examples/text') }), 'ERR_INVALID_SPEC')
+    expect([e.stage, e.jsonPath]).toEqual(['preprocess[0] (tokenize)', 'preprocess[0].tokenizer'])
     const spec2 = JSON.parse(readFileSync(join(root, 'examples/text/pipeline.json'), 'utf8'))
     spec2.features[0].tensor = 'text.nope'
     e = await rejectsWith(Pipeline.create(spec2, { baseDir: join(root, 'examples/text') }), 'ERR_INVALID_SPEC')

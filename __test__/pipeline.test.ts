@@ -300,8 +300,8 @@ describe('spec validation', () => {
     await rejectsWith(Pipeline.create('{ not json', { baseDir: dir }), 'ERR_INVALID_SPEC')
     // A value JSON cannot hold is a spec error too, not a bare TypeError.
     expect((await rejectsWith(Pipeline.create({ ...fittedSpec(), session: { poolSize: 1n } } as never, { baseDir: dir }), 'ERR_INVALID_SPEC')).message).toMatch(/BigInt/)
-    await rejectsWith(Pipeline.load(join(dir, 'missing.json')), 'ERR_INVALID_SPEC')
-    await rejectsWith(Pipeline.create({ ...fittedSpec(), model: 'missing.onnx' }, { baseDir: dir }), 'ERR_MODEL_LOAD')
+    expect((await rejectsWith(Pipeline.load(join(dir, 'missing.json')), 'ERR_FILE')).path).toBe(join(dir, 'missing.json'))
+    await rejectsWith(Pipeline.create({ ...fittedSpec(), model: 'missing.onnx' }, { baseDir: dir }), 'ERR_FILE')
     await rejectsWith(Pipeline.create(fittedSpec(), { basedir: dir } as never), 'ERR_INVALID_ARGUMENT')
   })
 })

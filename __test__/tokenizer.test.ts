@@ -111,7 +111,7 @@ describe('tokenizer parity with Python tokenizers (Qwen3 tokenizer.json)', () =>
     await rejectsWith(tok.encodeBatch(['a'], { padding: 'max_length' }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(tok.encodeBatch(['a'], { padd: true } as never), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(tok.encodeBatch(['a'], { maxLength: 0 }), 'ERR_INVALID_ARGUMENT')
-    await rejectsWith(Tokenizer.fromFile(fixture('missing.json')), 'ERR_MODEL_LOAD')
+    expect((await rejectsWith(Tokenizer.fromFile(fixture('missing.json')), 'ERR_FILE')).path).toBe(fixture('missing.json'))
     await rejectsWith(Tokenizer.fromJSON('{"not": "a tokenizer"}'), 'ERR_MODEL_LOAD')
     await rejectsWith(Tokenizer.fromJSON(new Uint8Array(readFileSync(fixture('tiny_mlp.onnx')))), 'ERR_MODEL_LOAD')
     expect(() => tok.decode([-1])).toThrow(OxinferError)

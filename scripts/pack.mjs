@@ -5,20 +5,29 @@
 // packages at its own version, as napi-rs packages publish, so that
 // `npm install oxinfer` installs the one for the user's platform and no
 // install script runs. Prints the tarball paths as JSON.
+//
+// Usage: node scripts/pack.mjs [outDir]. outDir (empty or new) defaults to
+// dist/; tests pass a temp folder of their own, so that test files packing in
+// parallel do not delete each other's tarballs.
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(join(root, 'package.json'))
 const { PLATFORMS } = require('./src/platform.js')
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm'
-const dist = join(root, 'dist')
+const dist = process.argv[2] ? resolve(process.argv[2]) : join(root, 'dist')
 const readJson = (p) => JSON.parse(readFileSync(p, 'utf8'))
+// dist/ is emptied below; a folder named on the command line must already be.
+if (process.argv[2] && existsSync(dist) && readdirSync(dist).length > 0) {
+  console.error(`pack: ${dist} is not empty`)
+  process.exit(1)
+}
 
-/** `npm pack` of `dir` into dist/, without lifecycle scripts; the tarball's path. */
+/** `npm pack` of `dir` into the output folder, without lifecycle scripts; the tarball's path. */
 function pack(dir) {
   const out = execFileSync(npm, ['pack', '--ignore-scripts', '--silent', '--pack-destination', dist], { cwd: dir, encoding: 'utf8' })
   return join(dist, out.trim().split('\n').pop())

@@ -22,6 +22,14 @@ export interface OxinferErrorOptions {
   field?: string
   /** The pipeline stage a spec error is about. */
   stage?: string
+  /** The file an ERR_FILE error is about, or the spec file a spec error was read from. */
+  path?: string
+  /** The JSON path, within the spec, of the value a spec error is about (`preprocess[2].fields[1]`). */
+  jsonPath?: string
+  /** The 1-based line of that value in the spec file (specs read from a file). */
+  line?: number
+  /** The 1-based column of that value in the spec file. */
+  column?: number
   cause?: unknown
 }
 
@@ -36,6 +44,14 @@ export class OxinferError extends Error {
   readonly field?: string
   /** The pipeline stage a spec error is about. */
   readonly stage?: string
+  /** ERR_FILE: the file that could not be opened; spec errors: the spec file. */
+  readonly path?: string
+  /** The JSON path, within the spec, of the value a spec error is about (`preprocess[2].fields[1]`). */
+  readonly jsonPath?: string
+  /** The 1-based line of that value in its spec file (specs read from a file). */
+  readonly line?: number
+  /** The 1-based column of that value in its spec file. */
+  readonly column?: number
 
   constructor(code: ErrorCode, message: string, options: OxinferErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -45,6 +61,10 @@ export class OxinferError extends Error {
     if (options.row !== undefined) this.row = options.row
     if (options.field !== undefined) this.field = options.field
     if (options.stage !== undefined) this.stage = options.stage
+    if (options.path !== undefined) this.path = options.path
+    if (options.jsonPath !== undefined) this.jsonPath = options.jsonPath
+    if (options.line !== undefined) this.line = options.line
+    if (options.column !== undefined) this.column = options.column
   }
 }
 

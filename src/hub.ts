@@ -34,7 +34,7 @@ function onCompletions(events: unknown[], shared: ArrayBuffer | null): void {
   setShared(null)
 }
 
-/** The one hub: passed to every native session, which delivers through it. */
+/** @internal The one hub: passed to every native session, which delivers through it. */
 export const nativeHub = new native.NativeHub(onCompletions)
 
 /** A fresh request id (ids are process-wide: requests of every kind share the table). */

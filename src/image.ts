@@ -8,7 +8,14 @@ import { outputTensor, type Tensor } from './tensor'
 /** ImageNet's per-channel mean and std (on 0–1 values). */
 export const IMAGENET = Object.freeze({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] })
 
-export interface ImageOptions {
+/** The element types an ImageProcessor's tensor may have (the `output` option). */
+export type ImageOutputType = NameOf<'ImageOutput'>
+
+/**
+ * Options of {@link ImageProcessor}. `O` is the `output` option's type, so
+ * that `{ output: 'uint8' }` makes `Tensor<'uint8'>`s.
+ */
+export interface ImageOptions<O extends ImageOutputType = ImageOutputType> {
   /** Resize to an exact size, or the shorter side to a length (aspect kept, torchvision). Default: no resize. */
   resize?: { width: number; height: number } | { shorter: number }
   /** 'bilinear' (default; Pillow's, antialiased when downscaling) or 'nearest' (Pillow's). */
@@ -24,7 +31,7 @@ export interface ImageOptions {
   /** 'chw' (default) or 'hwc'. */
   layout?: NameOf<'ImageLayout'>
   /** 'float32' (default) or 'uint8' (raw pixels; no scale or normalize). */
-  output?: NameOf<'ImageOutput'>
+  output?: O
   /** Images with more pixels are input errors. Default 100,000,000. */
   maxPixels?: number
 }
@@ -36,9 +43,25 @@ const IMAGE_KEYS = ['resize', 'filter', 'centerCrop', 'color', 'normalize', 'sca
 
 /**
  * Decodes and transforms batches of images natively and in parallel, off the
- * JS thread, into a model-ready tensor ([n, C, H, W] by default).
+ * JS thread, into a model-ready tensor ([n, C, H, W] by default): a
+ * `Tensor<'float32'>`, or a `Tensor<'uint8'>` with `output: 'uint8'`.
  */
-export class ImageProcessor {
+export interface ImageProcessor<O extends ImageOutputType = ImageOutputType> {
+  /** The options it was made with (frozen). */
+  readonly options: Readonly<ImageOptions<O>>
+  /** Processes a batch into one tensor. A bad image rejects with ERR_INVALID_INPUT naming its row. */
+  run(images: readonly ImageSource[], options?: { field?: string }): Promise<Tensor<O>>
+}
+
+/** The `ImageProcessor` constructor: without `output`, the processor makes float32 tensors. */
+export interface ImageProcessorConstructor {
+  /** Checks the options; a bad one throws ERR_INVALID_ARGUMENT. */
+  new <O extends ImageOutputType = 'float32'>(options?: ImageOptions<O>): ImageProcessor<O>
+  readonly prototype: ImageProcessor
+}
+
+/** The class behind `ImageProcessor` (named ImageProcessor at run time); typed by {@link ImageProcessorConstructor}. */
+const ImageProcessorClass = class ImageProcessor {
   readonly options: Readonly<ImageOptions>
   #native: Record<string, unknown>
 
@@ -113,8 +136,7 @@ export class ImageProcessor {
     this.options = Object.freeze({ ...options })
   }
 
-  /** Processes a batch into one tensor. A bad image rejects with ERR_INVALID_INPUT naming its row. */
-  async run(images: readonly ImageSource[], options: { field?: string } = {}): Promise<Tensor> {
+  async run(images: readonly ImageSource[], options: { field?: string } = {}): Promise<Tensor<ImageOutputType>> {
     if (!Array.isArray(images)) throw invalidArg('ImageProcessor.run: pass an array of images')
     const field = options.field ?? 'image'
     const list: unknown[] = images.map((img, i) => {
@@ -140,3 +162,6 @@ export class ImageProcessor {
     return outputTensor(data instanceof Float32Array ? 'float32' : 'uint8', data, dims)
   }
 }
+
+/** Decodes and transforms batches of images; see {@link ImageProcessor} and {@link ImageProcessorConstructor}. */
+export const ImageProcessor = ImageProcessorClass as ImageProcessorConstructor

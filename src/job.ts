@@ -54,6 +54,18 @@ export interface SessionJobOptions extends JobOptions {
   outputs?: string[]
 }
 
+/** Makes a BatchJob (set once, by the class); see {@link newBatchJob}. */
+let makeJob: <T>(limit: number, taken: () => void, cancel: () => void, materialize?: (raw: unknown) => T) => BatchJob<T>
+
+/**
+ * @internal A new BatchJob: its consumer may hold `limit` items not yet taken;
+ * `taken` is called as each is taken, `cancel` when the consumer stops early,
+ * and `materialize` builds an item from what was pushed, when it is taken.
+ */
+export function newBatchJob<T>(limit: number, taken: () => void, cancel: () => void, materialize?: (raw: unknown) => T): BatchJob<T> {
+  return makeJob(limit, taken, cancel, materialize)
+}
+
 /**
  * A running batch job. Iterate it (once) for its results, in input order; or,
  * when it writes a file, await `done`. Breaking out of the iteration aborts the
@@ -61,6 +73,10 @@ export interface SessionJobOptions extends JobOptions {
  * so an ignored `done` does not crash the process).
  */
 export class BatchJob<T> implements AsyncIterable<T> {
+  static {
+    makeJob = (limit, taken, cancel, materialize) => new BatchJob(limit, taken, cancel, materialize)
+  }
+
   /** Resolves when every row is done (and any output file is flushed). */
   readonly done: Promise<JobSummary>
   #queue: unknown[] = []
@@ -76,8 +92,8 @@ export class BatchJob<T> implements AsyncIterable<T> {
   #cancel: () => void
   #settle!: [(s: JobSummary) => void, (e: unknown) => void]
 
-  /** @internal */
-  constructor(limit: number, taken: () => void, cancel: () => void, materialize: (raw: unknown) => T = (x) => x as T) {
+  /** Made by Session.runJob and Pipeline.runJob. */
+  private constructor(limit: number, taken: () => void, cancel: () => void, materialize: (raw: unknown) => T = (x) => x as T) {
     this.#materialize = materialize
     this.#limit = limit
     this.#taken = taken
@@ -170,7 +186,7 @@ export class BatchJob<T> implements AsyncIterable<T> {
   }
 }
 
-/** The common job options, read. */
+/** @internal The common job options, read. */
 export interface ResolvedJobOptions {
   signal?: AbortSignal
   onProgress?: (p: JobProgress) => void
@@ -179,7 +195,7 @@ export interface ResolvedJobOptions {
   total?: number
 }
 
-/** Reads the common job options; throws ERR_INVALID_ARGUMENT. */
+/** @internal Reads the common job options; throws ERR_INVALID_ARGUMENT. */
 export function jobOptions(what: string, options: unknown, extra: readonly string[]): ResolvedJobOptions {
   if (!isPlainObject(options)) throw invalidArg(`${what}: options must be an object`)
   checkKeys(what, options, ['signal', 'onProgress', 'progressIntervalMs', 'concurrency', 'total', ...extra])
@@ -196,6 +212,7 @@ export function jobOptions(what: string, options: unknown, extra: readonly strin
   }
 }
 
+/** @internal A job's progress report. */
 export function progressOf(rowsDone: number, errors: number, seconds: number, total?: number, bytesDone?: number, bytesTotal?: number): JobProgress {
   const p: JobProgress = { rowsDone, errors, seconds, rowsPerSecond: seconds > 0 ? rowsDone / seconds : 0 }
   if (bytesTotal !== undefined) {
@@ -210,11 +227,12 @@ export function progressOf(rowsDone: number, errors: number, seconds: number, to
   return p
 }
 
+/** @internal The error of a job aborted through its signal. */
 export function abortedJob(signal: AbortSignal | undefined): OxinferError {
   return new OxinferError('ERR_ABORTED', 'the job was aborted', { cause: signal?.reason })
 }
 
-/** Moves an error's row from its chunk into the whole input. */
+/** @internal Moves an error's row from its chunk into the whole input. */
 export function shiftRow(e: unknown, firstRow: number): unknown {
   if (!(e instanceof OxinferError) || e.row === undefined || firstRow === 0) return e
   const row = e.row + firstRow
@@ -223,7 +241,7 @@ export function shiftRow(e: unknown, firstRow: number): unknown {
 }
 
 /**
- * Drives a job whose chunks come from JS: up to `concurrency` chunks run at
+ * @internal Drives a job whose chunks come from JS: up to `concurrency` chunks run at
  * once, results are pushed in input order, and a chunk is only pulled when the
  * consumer has room, so memory stays bounded whatever the source's length.
  */
@@ -298,7 +316,7 @@ export function driveChunks<C, R>(
   })()
 }
 
-/** Where an iterable job's results go instead of the iterator. */
+/** @internal Where an iterable job's results go instead of the iterator. */
 export interface ResultSink<R> {
   /** Resolves once the stream takes more (backpressure). */
   write(r: R): Promise<void>
@@ -307,6 +325,7 @@ export interface ResultSink<R> {
   discard(): Promise<void>
 }
 
+/** @internal The iterator of an (async) iterable source; throws ERR_INVALID_ARGUMENT for anything else. */
 export function iteratorOf(source: unknown, what: string): AsyncIterator<unknown> | Iterator<unknown> {
   const s = source as { [Symbol.asyncIterator]?: () => AsyncIterator<unknown>; [Symbol.iterator]?: () => Iterator<unknown> }
   if (s !== null && typeof s === 'object' && typeof s[Symbol.asyncIterator] === 'function') return s[Symbol.asyncIterator]!()

@@ -12,7 +12,7 @@ import { currentPlatform } from './platform'
 export interface ConfigureOptions {
   /** Absolute path of the ONNX Runtime shared library to load. Default: found automatically (see README). */
   ortLibrary?: string
-  /** ONNX Runtime's log level. Default: 'error'. */
+  /** ONNX Runtime's log level. Default: 'fatal', so that ONNX Runtime prints nothing on stderr (its errors reach you as OxinferErrors). */
   logLevel?: NameOf<'LogLevel'>
 }
 

@@ -23,6 +23,7 @@ interface Enums {
   TextPadding: Binding.TextPadding
   Offsets: Binding.Offsets
   IdType: Binding.IdType
+  UnknownFields: Binding.UnknownFields
 }
 
 /** The names one of the binding's string enums allows, as a string union. */
@@ -32,11 +33,13 @@ export type ErrorCodeName = NameOf<'ErrorCode'>
 /** A string enum object as the addon exports it: variant name to value. */
 export type NativeEnum<V extends string> = Readonly<Record<string, V>>
 
+/** @internal */
 export interface NativeValueInfo {
   name: string
   type: string
   dims: Array<number | string>
 }
+/** @internal */
 export interface NativeSession {
   readonly inputs: NativeValueInfo[]
   readonly outputs: NativeValueInfo[]
@@ -57,12 +60,14 @@ export interface NativeSession {
   openStream(stateOutputs: string[], stateInputs: string[], initial: unknown[] | null, outputs: string[] | null): NativeStream
   readonly openStreams: number
 }
+/** @internal */
 export interface NativeStream {
   call(id: number, feeds: unknown[], priority?: number): void
   abort(id: number): boolean
   close(): boolean
   readonly pending: number
 }
+/** @internal */
 export interface NativeJobOptions {
   input: string
   inputFormat: NameOf<'FileFormat'>
@@ -72,13 +77,18 @@ export interface NativeJobOptions {
   concurrency: number
   failFast: boolean
   progressIntervalMs: number
+  unknownFields: NameOf<'UnknownFields'>
 }
+/** @internal */
 export interface NativeJob {
   abort(): void
   release(n: number): void
 }
+/** @internal */
 export interface NativePipeline {
   readonly unfitted: string | null
+  /** Throws the spec error (naming the stage) that keeps an unfitted pipeline from running. */
+  checkFitted(): void
   /**
    * Queues runs on `session` in one call, where its scheduler may merge them
    * with other runs of this pipeline: `list` is flat, `[id, batch, failFast,
@@ -91,7 +101,7 @@ export interface NativePipeline {
   /** Creates (or truncates) a results file in the job writer's format; throws if it cannot. */
   openResultFile(path: string, format: NameOf<'FileFormat'>): NativeResultFile
 }
-/** A results file written off the JS thread, chunk by chunk, in input order. */
+/** @internal A results file written off the JS thread, chunk by chunk, in input order. */
 export interface NativeResultFile {
   /** Writes a chunk's result columns (flat feeds) whose rows start at `firstRow` in the input. */
   write(firstRow: number, columns: unknown[]): Promise<void>
@@ -99,7 +109,7 @@ export interface NativeResultFile {
   /** Closes and removes the partial file. */
   discard(): Promise<void>
 }
-/** The options of `createSession`, as Session.create resolves them. */
+/** @internal The options of `createSession`, as Session.create resolves them. */
 export interface NativeSessionOptions {
   intraOpThreads: number
   interOpThreads: number
@@ -121,7 +131,7 @@ export interface NativeSessionOptions {
   batchOutputPadAxes?: Record<string, number>
   maxPaddingWaste: number
 }
-/** Delivers completions to JS; referenced while native work is in flight. */
+/** @internal Delivers completions to JS; referenced while native work is in flight. */
 export interface NativeHub {
   ref(): void
   unref(): void
@@ -129,11 +139,16 @@ export interface NativeHub {
 /** Each string enum object, as the addon exports it. */
 type NativeEnums = { readonly [K in keyof Enums]: NativeEnum<NameOf<K>> }
 
+/** @internal */
 export interface NativeBinding extends NativeEnums {
   fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
   processImages(images: unknown[], options: Record<string, unknown>, field: string, out?: Float32Array | Uint8Array): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
-  compilePipeline(session: NativeSession, spec: string, base?: string): Promise<NativePipeline>
+  /** Parses `spec` as a spec this build reads (throws ERR_INVALID_SPEC, located in `file` when given). */
+  checkSpec(spec: string, file?: string | null): void
+  /** Reads a spec file's text (rejects with ERR_FILE). */
+  readSpec(path: string): Promise<string>
+  compilePipeline(session: NativeSession, spec: string, base?: string | null, file?: string | null): Promise<NativePipeline>
   fitPipeline(spec: string, batch: unknown[]): Promise<string>
   NativeHub: new (handler: (events: unknown[], shared: ArrayBuffer | null) => void) => NativeHub
   createSession(
@@ -153,6 +168,7 @@ export interface NativeBinding extends NativeEnums {
   readonly TIMING_LEN: number
 }
 
+/** @internal */
 export interface NativeTokenizer {
   readonly vocabSize: number
   encodeBatch(texts: string[], pairs: string[] | undefined, options: object): Promise<unknown[]>
@@ -195,4 +211,5 @@ function load(): NativeBinding {
   }
 }
 
+/** @internal */
 export const native: NativeBinding = load()

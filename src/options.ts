@@ -20,9 +20,26 @@ export function intOption(options: Record<string, unknown>, key: string, fallbac
   const v = options[key]
   if (v === undefined) return fallback
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw invalidArg(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(v) ?? typeof v}`)
+    throw invalidArg(`${key} must be an integer from ${min} to ${max}, got ${showValue(v)}`)
   }
   return v
+}
+
+/**
+ * A bad option value as a message shows it: its JSON (cut at 40 characters),
+ * or its type where JSON has none. Never throws, unlike JSON.stringify on a
+ * BigInt, a cycle or a throwing toJSON.
+ */
+export function showValue(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`
+  let json: string | undefined
+  try {
+    json = JSON.stringify(v)
+  } catch {
+    json = undefined
+  }
+  if (json === undefined) return v === null ? 'null' : typeof v
+  return json.length > 40 ? `${json.slice(0, 40)}…` : json
 }
 
 export function describeValue(v: unknown): string {
@@ -39,7 +56,7 @@ export function oneOf<V extends string>(what: string, value: unknown, table: Nat
   const v = value === undefined ? fallback : value
   const allowed = Object.values(table)
   if (!allowed.includes(v as V)) {
-    throw invalidArg(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v) ?? typeof v}`)
+    throw invalidArg(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${showValue(v)}`)
   }
   return v as V
 }

@@ -42,7 +42,7 @@ let sharedBuf: ArrayBuffer | null = null
 let sharedH: Float64Array | null = null
 
 /**
- * Sets the buffer that small results of the delivery being settled share
+ * @internal Sets the buffer that small results of the delivery being settled share
  * (see hub.ts); null once it is settled, so only views made meanwhile keep it alive.
  */
 export function setShared(shared: ArrayBuffer | null): void {
@@ -65,14 +65,14 @@ function locate(payload: unknown): void {
   }
 }
 
-/** The engine micros a run was charged (the header's first value). */
+/** @internal The engine micros a run was charged (the header's first value). */
 export function payloadMicros(payload: unknown): number {
   locate(payload)
   return pH[pBase]
 }
 
 /**
- * Walks a run's packed outputs: views into its block rather than objects made
+ * @internal Walks a run's packed outputs: views into its block rather than objects made
  * natively. Small outputs may be views into a buffer shared with other results
  * (like Node's Buffer pool); their `byteOffset` says where.
  */
@@ -103,7 +103,7 @@ export function unpack(payload: unknown, each: (nameId: number, type: TensorType
   }
 }
 
-/** The timing a run's payload carries at the end of its header (see payload.rs). */
+/** @internal The timing a run's payload carries at the end of its header (see payload.rs). */
 export function readTiming(payload: unknown, inline: boolean, extraQueueMicros = 0): RunTiming {
   locate(payload)
   const h = pH

@@ -37,11 +37,34 @@ export interface StreamRunOptions {
   onTiming?: (timing: RunTiming) => void
 }
 
+/** What a stream is made of: its native stream, and what its session lends it (see SessionStream's constructor). */
+type StreamParts = [
+  n: NativeStream,
+  decode: (payload: unknown) => Record<string, Tensor>,
+  flatten: (feeds: Record<string, TensorLike>) => unknown[],
+  idleMs: number,
+  priority: number | undefined,
+  onClose: () => void,
+  hold: (delta: 1 | -1) => void,
+]
+
+/** Makes a SessionStream (set once, by the class). */
+let makeStream: (...parts: StreamParts) => SessionStream
+
+/** @internal A stream over `n`, for {@link Session.stream}. */
+export function newSessionStream(...parts: StreamParts): SessionStream {
+  return makeStream(...parts)
+}
+
 /**
  * A stateful stream on a session (see {@link Session.stream}). Its state
  * lives in native memory; `run` takes the model's other inputs.
  */
 export class SessionStream {
+  static {
+    makeStream = (...parts) => new SessionStream(...parts)
+  }
+
   #native: NativeStream
   #decode: (payload: unknown) => Record<string, Tensor>
   #flatten: (feeds: Record<string, TensorLike>) => unknown[]
@@ -53,16 +76,8 @@ export class SessionStream {
   #onClose: () => void
   #hold: (delta: 1 | -1) => void
 
-  /** @internal Made by {@link Session.stream}. */
-  constructor(
-    n: NativeStream,
-    decode: (payload: unknown) => Record<string, Tensor>,
-    flatten: (feeds: Record<string, TensorLike>) => unknown[],
-    idleMs: number,
-    priority: number | undefined,
-    onClose: () => void,
-    hold: (delta: 1 | -1) => void,
-  ) {
+  /** Made by {@link Session.stream}. */
+  private constructor(...[n, decode, flatten, idleMs, priority, onClose, hold]: StreamParts) {
     this.#native = n
     this.#onClose = onClose
     this.#hold = hold

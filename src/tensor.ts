@@ -75,6 +75,7 @@ type NumericArray =
   | BigInt64Array
   | BigUint64Array
 
+/** @internal The addon's type code of each tensor type. */
 export const TYPE_CODES: Record<TensorType, number> = {
   float32: 1,
   uint8: 2,
@@ -90,9 +91,11 @@ export const TYPE_CODES: Record<TensorType, number> = {
   uint32: 12,
   uint64: 13,
 }
+/** @internal */
 export const TYPE_BY_CODE: TensorType[] = []
 for (const [name, code] of Object.entries(TYPE_CODES)) TYPE_BY_CODE[code] = name as TensorType
 
+/** @internal The typed array class of each numeric type. */
 export const ARRAY_CTORS: Record<Exclude<TensorType, 'string'>, { new (n: number | ArrayLike<any>): NumericArray }> = {
   float32: Float32Array,
   float64: Float64Array,
@@ -108,6 +111,7 @@ export const ARRAY_CTORS: Record<Exclude<TensorType, 'string'>, { new (n: number
   bool: Uint8Array,
 }
 
+/** @internal */
 export function isTensorType(t: unknown): t is TensorType {
   return typeof t === 'string' && Object.prototype.hasOwnProperty.call(TYPE_CODES, t)
 }
@@ -139,6 +143,7 @@ function checkDims(dims: unknown, what: string): number[] {
   return dims.slice()
 }
 
+/** @internal The element count of `dims`. */
 export function product(dims: readonly number[]): number {
   let n = 1
   for (const d of dims) n *= d
@@ -205,19 +210,60 @@ function normaliseData(type: TensorType, data: unknown, what: string): TensorDat
 }
 
 /**
- * An n-dimensional array with an element type. Inputs are passed to the engine
- * without a copy: do not mutate `data` until the run that reads it settles.
+ * A tensor of one element type `T`: `data` is that type's container, so
+ * `data[0]` is a `number` for 'float32', a `bigint` for 'int64', a `string`
+ * for 'string'. See {@link Tensor}.
  */
-export class Tensor<T extends TensorType = TensorType> {
+export interface TypedTensor<T extends TensorType> {
   readonly type: T
   readonly data: TensorDataMap[T]
   readonly dims: readonly number[]
   readonly size: number
+}
 
+/**
+ * An n-dimensional array with an element type. Inputs are passed to the engine
+ * without a copy: do not mutate `data` until the run that reads it settles.
+ *
+ * `Tensor` alone is the union of every {@link TypedTensor}, so checking
+ * `t.type` narrows `t.data`; `Tensor<'float32'>` is a float32 tensor.
+ */
+export type Tensor<T extends TensorType = TensorType> = { [K in T]: TypedTensor<K> }[T]
+
+/**
+ * The `Tensor` constructor: `new Tensor(type, data, dims?)`, or
+ * `new Tensor(data, dims?)` with the type inferred from the typed array
+ * (a Uint8Array is 'uint8'), a string[] or a boolean[]. The explicit form is
+ * declared last, so that a type error names what it wants.
+ */
+export interface TensorConstructor {
+  /** A tensor whose type is inferred from a typed array (a Uint8Array is 'uint8'), a string[] or a boolean[]. */
+  new (data: Float32Array, dims?: readonly number[]): Tensor<'float32'>
+  new (data: Float64Array, dims?: readonly number[]): Tensor<'float64'>
+  new (data: Int8Array, dims?: readonly number[]): Tensor<'int8'>
+  new (data: Uint8Array | Uint8ClampedArray, dims?: readonly number[]): Tensor<'uint8'>
+  new (data: Int16Array, dims?: readonly number[]): Tensor<'int16'>
+  new (data: Uint16Array, dims?: readonly number[]): Tensor<'uint16'>
+  new (data: Int32Array, dims?: readonly number[]): Tensor<'int32'>
+  new (data: Uint32Array, dims?: readonly number[]): Tensor<'uint32'>
+  new (data: BigInt64Array, dims?: readonly number[]): Tensor<'int64'>
+  new (data: BigUint64Array, dims?: readonly number[]): Tensor<'uint64'>
+  new (data: readonly string[], dims?: readonly number[]): Tensor<'string'>
+  new (data: readonly boolean[], dims?: readonly number[]): Tensor<'bool'>
+  /** Data of a type known only at run time. */
+  new (data: TensorDataMap[TensorType] | Uint8ClampedArray | readonly boolean[], dims?: readonly number[]): Tensor
   /** A tensor of an explicit type; `dims` defaults to `[data.length]`. */
-  constructor(type: T, data: TensorInputMap[T], dims?: readonly number[])
-  /** A tensor whose type is inferred from a typed array (or string[] / boolean[]). */
-  constructor(data: TensorDataMap[T] | readonly boolean[], dims?: readonly number[])
+  new <T extends TensorType>(type: T, data: TensorInputMap[T], dims?: readonly number[]): Tensor<T>
+  readonly prototype: Tensor
+}
+
+/** The class behind `Tensor` (named Tensor at run time); typed by {@link TensorConstructor}. */
+const TensorClass = class Tensor {
+  readonly type: TensorType
+  readonly data: TensorDataMap[TensorType]
+  readonly dims: readonly number[]
+  readonly size: number
+
   constructor(a: unknown, b?: unknown, c?: unknown) {
     let type: TensorType
     let data: unknown
@@ -243,19 +289,22 @@ export class Tensor<T extends TensorType = TensorType> {
     if (size !== length) {
       throw invalidArg(`Tensor: dims [${d.join(', ')}] hold ${size} elements, but the ${type} data has ${length}`)
     }
-    this.type = type as T
-    this.data = stored as TensorDataMap[T]
+    this.type = type
+    this.data = stored
     this.dims = Object.freeze(d)
     this.size = size
   }
 }
 
-/** Builds a tensor from trusted native output, skipping validation. */
-export function outputTensor(type: TensorType, data: unknown, dims: number[]): Tensor {
-  const t = Object.create(Tensor.prototype) as { -readonly [K in keyof Tensor]: Tensor[K] }
+/** Makes a tensor, checking (and where needed converting) its data; see {@link TensorConstructor}. */
+export const Tensor = TensorClass as unknown as TensorConstructor
+
+/** @internal Builds a tensor from trusted native output, skipping validation. */
+export function outputTensor<T extends TensorType>(type: T, data: unknown, dims: number[]): Tensor<T> {
+  const t = Object.create(TensorClass.prototype) as { -readonly [K in keyof InstanceType<typeof TensorClass>]: InstanceType<typeof TensorClass>[K] }
   t.type = type
   t.data = data as TensorDataMap[TensorType]
   t.dims = Object.freeze(dims)
   t.size = product(dims)
-  return t as Tensor
+  return t as unknown as Tensor<T>
 }

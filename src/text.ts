@@ -7,7 +7,20 @@ import { native, type NameOf, type NativeTokenizer } from './native'
 import { checkKeys, describeValue, isPlainObject, oneOf } from './options'
 import { Tensor } from './tensor'
 
-export interface EncodeOptions {
+/** The element types `ids` may have (the `ids` option). */
+export type IdType = NameOf<'IdType'>
+
+/** The container of `ids` for each {@link IdType}. */
+export interface IdArrayMap {
+  int32: Int32Array
+  int64: BigInt64Array
+}
+
+/**
+ * Options of {@link Tokenizer.encode}. `I` is the `ids` option's type, so
+ * that `{ ids: 'int64' }` gives `BigInt64Array` ids.
+ */
+export interface EncodeOptions<I extends IdType = IdType> {
   /** Add the tokenizer's special tokens (BOS/EOS, [CLS]/[SEP], ...). Default true. */
   addSpecialTokens?: boolean
   /** Truncate to this many tokens, special tokens included. Default: no truncation. */
@@ -24,42 +37,49 @@ export interface EncodeOptions {
   /** Return token type ids (segment ids of pairs). Default false. */
   typeIds?: boolean
   /** Element type of `ids`. Default 'int32'; 'int64' gives a BigInt64Array, as models want. */
-  ids?: NameOf<'IdType'>
+  ids?: I
   /** Texts longer than this (in UTF-16 units) are input errors. Default 1,000,000. */
   maxChars?: number
 }
 
-export interface EncodeBatchOptions extends EncodeOptions {
+export interface EncodeBatchOptions<I extends IdType = IdType> extends EncodeOptions<I> {
   /** Second texts of pairs, one per text. */
   pairs?: readonly string[]
 }
 
-/** One encoded text. */
-export interface Encoding {
-  ids: Int32Array | BigInt64Array
+/** One encoded text; `ids` is an Int32Array, or a BigInt64Array with `ids: 'int64'`. */
+export interface Encoding<I extends IdType = IdType> {
+  ids: IdArrayMap[I]
   attentionMask: Uint8Array
   typeIds?: Uint8Array
   /** Two per token: start and end. */
   offsets?: Uint32Array
 }
 
-/** A batch of encodings as flat columns. */
-export class BatchEncoding {
+/** Makes a BatchEncoding from the addon's encoding of a batch (set once, by the class). */
+let batchEncoding: <I extends IdType>(p: unknown[]) => BatchEncoding<I>
+
+/** A batch of encodings as flat columns; `ids` is an Int32Array, or a BigInt64Array with `ids: 'int64'`. */
+export class BatchEncoding<I extends IdType = IdType> {
+  static {
+    batchEncoding = <J extends IdType>(p: unknown[]) => new BatchEncoding<J>(p)
+  }
+
   readonly rows: number
   /** Tokens per row when padded; 0 when rows have their own lengths. */
   readonly seqLen: number
-  readonly ids: Int32Array | BigInt64Array
+  readonly ids: IdArrayMap[I]
   readonly attentionMask: Uint8Array
   readonly typeIds?: Uint8Array
   readonly offsets?: Uint32Array
   /** Row i spans tokens starts[i] .. starts[i + 1]. */
   readonly starts: Uint32Array
 
-  /** @internal */
-  constructor(p: unknown[]) {
+  /** Made by {@link Tokenizer.encodeBatch}. */
+  private constructor(p: unknown[]) {
     this.rows = p[0] as number
     this.seqLen = p[1] as number
-    this.ids = p[2] as Int32Array | BigInt64Array
+    this.ids = p[2] as IdArrayMap[I]
     this.attentionMask = p[3] as Uint8Array
     if (p[4]) this.typeIds = p[4] as Uint8Array
     if (p[5]) this.offsets = p[5] as Uint32Array
@@ -67,18 +87,19 @@ export class BatchEncoding {
   }
 
   /** Views of row `i`. */
-  row(i: number): Encoding {
+  row(i: number): Encoding<I> {
     if (!Number.isInteger(i) || i < 0 || i >= this.rows) throw invalidArg(`row ${i} is out of range (0..${this.rows - 1})`)
     const a = this.starts[i]
     const b = this.starts[i + 1]
-    const out: Encoding = { ids: this.ids.subarray(a, b), attentionMask: this.attentionMask.subarray(a, b) }
+    const ids = this.ids as Int32Array | BigInt64Array
+    const out: Encoding<I> = { ids: ids.subarray(a, b) as IdArrayMap[I], attentionMask: this.attentionMask.subarray(a, b) }
     if (this.typeIds) out.typeIds = this.typeIds.subarray(a, b)
     if (this.offsets) out.offsets = this.offsets.subarray(2 * a, 2 * b)
     return out
   }
 
   /** Padded batches as model inputs: input_ids, attention_mask (and token_type_ids), int64 [rows, seqLen]. */
-  tensors(): Record<string, Tensor> {
+  tensors(): Record<string, Tensor<'int64'>> {
     if (this.seqLen === 0 && this.rows > 0) throw invalidArg('tensors() needs a padded batch (padding: "longest" or "max_length")')
     const dims = [this.rows, this.seqLen]
     const big = (a: ArrayLike<number | bigint>): BigInt64Array => {
@@ -86,8 +107,9 @@ export class BatchEncoding {
       for (let i = 0; i < a.length; i++) out[i] = BigInt(a[i])
       return out
     }
-    const out: Record<string, Tensor> = {
-      input_ids: new Tensor('int64', this.ids instanceof BigInt64Array ? this.ids : big(this.ids), dims),
+    const ids = this.ids as Int32Array | BigInt64Array
+    const out: Record<string, Tensor<'int64'>> = {
+      input_ids: new Tensor('int64', ids instanceof BigInt64Array ? ids : big(ids), dims),
       attention_mask: new Tensor('int64', big(this.attentionMask), dims),
     }
     if (this.typeIds) out.token_type_ids = new Tensor('int64', big(this.typeIds), dims)
@@ -182,14 +204,14 @@ export class Tokenizer {
     return this.#native.idToToken(id) ?? undefined
   }
 
-  /** Encodes one text (or a pair). */
-  async encode(text: string, pair?: string, options: EncodeOptions = {}): Promise<Encoding> {
-    const b = await this.encodeBatch([text], { ...options, ...(pair === undefined ? {} : { pairs: [pair] }) })
+  /** Encodes one text (or a pair). `ids` is an Int32Array, or a BigInt64Array with `{ ids: 'int64' }`. */
+  async encode<I extends IdType = 'int32'>(text: string, pair?: string, options: EncodeOptions<I> = {}): Promise<Encoding<I>> {
+    const b = await this.encodeBatch<I>([text], { ...options, ...(pair === undefined ? {} : { pairs: [pair] }) })
     return b.row(0)
   }
 
-  /** Encodes a batch in parallel, off the JS thread. */
-  async encodeBatch(texts: readonly string[], options: EncodeBatchOptions = {}): Promise<BatchEncoding> {
+  /** Encodes a batch in parallel, off the JS thread. `ids` is an Int32Array, or a BigInt64Array with `{ ids: 'int64' }`. */
+  async encodeBatch<I extends IdType = 'int32'>(texts: readonly string[], options: EncodeBatchOptions<I> = {}): Promise<BatchEncoding<I>> {
     if (!isPlainObject(options)) throw invalidArg('encodeBatch: options must be an object')
     checkKeys('encode', options, [...ENCODE_KEYS, 'pairs'])
     const { native: opts, maxChars } = encodeOptions(options as Record<string, unknown>)
@@ -200,7 +222,7 @@ export class Tokenizer {
       if (pairs.length !== list.length) throw invalidArg(`encodeBatch: ${list.length} texts but ${pairs.length} pairs`)
     }
     try {
-      return new BatchEncoding(await this.#native.encodeBatch(list, pairs ?? undefined, opts))
+      return batchEncoding<I>(await this.#native.encodeBatch(list, pairs ?? undefined, opts))
     } catch (e) {
       throw fromNative(e)
     }

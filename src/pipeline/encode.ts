@@ -17,6 +17,18 @@ export interface FieldGroups {
   lists: FieldSpec[]
   texts: FieldSpec[]
   images: FieldSpec[]
+  /** Every field name, for spotting keys the spec does not declare. */
+  known: ReadonlySet<string>
+}
+
+/**
+ * What to do with record keys and columns the spec does not declare
+ * (`unknownFields`): refuse the record, or ignore them and count them.
+ */
+export interface UnknownKeys {
+  ignore: boolean
+  /** Keys ignored so far. */
+  ignored: number
 }
 
 /** A batch transposed into columns, ready to cross to native code. */
@@ -45,11 +57,11 @@ export function groupFields(fields: readonly FieldSpec[]): FieldGroups {
       arrWidth += f.size ?? 1
     } else nums.push(f)
   }
-  return { fields, nums, cats, arrs, arrWidth, lists, texts, images }
+  return { fields, nums, cats, arrs, arrWidth, lists, texts, images, known: new Set(fields.map((f) => f.name)) }
 }
 
 /** Transposes records into the batch format (see crates/oxinfer-node/src/columns.rs), checking each value against its field's type. */
-export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], failFast: boolean): ColumnBatch {
+export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], failFast: boolean, unknown: UnknownKeys): ColumnBatch {
   const rows = records.length
   const rejected = new Map<number, OxinferError>()
   const reject = (row: number, field: string, message: string): void => {
@@ -60,6 +72,7 @@ export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], 
   for (let r = 0; r < rows; r++) {
     const rec = records[r]
     if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
+    else checkUnknownKeys(L, rec, r, unknown, reject)
   }
   const get0 = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
   const lists = readLists(L, rows, get0, reject)
@@ -120,11 +133,44 @@ export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], 
   return { flat: flatBatch(rows, rejected, data, uniques, texts, images), rows, rejected }
 }
 
+/** Refuses (or counts) a record's keys that are not spec fields. */
+function checkUnknownKeys(L: FieldGroups, rec: object, r: number, unknown: UnknownKeys, reject: (row: number, field: string, message: string) => void): void {
+  for (const k in rec) {
+    if (L.known.has(k) || !Object.prototype.hasOwnProperty.call(rec, k)) continue
+    if (unknown.ignore) unknown.ignored++
+    else return reject(r, k, `row ${r}: unknown field '${k}'${suggest(L, k)}; pass unknownFields: 'ignore' to allow keys the spec does not declare`)
+  }
+}
+
+/** ", did you mean 'x'?" for a key one or two edits from a field name (a misspelling), else the field list. */
+function suggest(L: FieldGroups, key: string): string {
+  let best = ''
+  let bestDistance = 3
+  for (const f of L.known) {
+    const d = distance(key.toLowerCase(), f.toLowerCase(), bestDistance)
+    if (d < bestDistance) [best, bestDistance] = [f, d]
+  }
+  return best ? ` (did you mean '${best}'?)` : ` (the spec's fields: ${[...L.known].join(', ')})`
+}
+
+/** Levenshtein distance, or `cap` once it is sure to reach it (error path only). */
+function distance(a: string, b: string, cap: number): number {
+  if (Math.abs(a.length - b.length) >= cap) return cap
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i]
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = cur
+  }
+  return Math.min(prev[b.length], cap)
+}
+
 /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
-export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failFast: boolean): ColumnBatch {
-  const known = new Set(L.fields.map((f) => f.name))
+export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failFast: boolean, unknown: UnknownKeys): ColumnBatch {
   for (const k of Object.keys(columns)) {
-    if (!known.has(k)) throw new OxinferError('ERR_INVALID_INPUT', `unknown column '${k}'`, { field: k })
+    if (L.known.has(k)) continue
+    if (unknown.ignore) unknown.ignored++
+    else throw new OxinferError('ERR_INVALID_INPUT', `unknown column '${k}'${suggest(L, k)}; pass unknownFields: 'ignore' to allow columns the spec does not declare`, { field: k })
   }
   let rows = -1
   const lengthOf = (f: FieldSpec, c: ArrayLike<unknown>): number => (f.type === 'array' && !Array.isArray(c[0]) && !ArrayBuffer.isView(c[0]) ? c.length / (f.size ?? 1) : c.length)

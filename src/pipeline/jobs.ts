@@ -5,9 +5,9 @@ import { resolve as resolvePath } from 'node:path'
 
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
-import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, progressOf, shiftRow, type JobOptions, type JobProgress, type ResultSink } from '../job'
+import { abortedJob, driveChunks, iteratorOf, jobOptions, newBatchJob, progressOf, shiftRow, type BatchJob, type JobOptions, type JobProgress, type ResultSink } from '../job'
 import { native, type NameOf, type NativeJob, type NativeJobOptions, type NativePipeline, type NativeResultFile } from '../native'
-import { describeValue, intOption, isPlainObject, oneOf } from '../options'
+import { describeValue, intOption, isPlainObject, oneOf, showValue } from '../options'
 import type { SessionInternals } from '../session/internal'
 import { columns as decodeColumns, flatColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
 import type { FieldSpec, OutputSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineResult, PipelineRowError } from './spec'
@@ -44,7 +44,7 @@ export interface PipelineJobChunk {
   results: (PipelineResult | PipelineRowError)[]
 }
 
-/** What a pipeline job needs of its pipeline (see Pipeline.runJob). */
+/** @internal What a pipeline job needs of its pipeline (see Pipeline.runJob). */
 export interface JobHost {
   readonly fields: readonly FieldSpec[]
   readonly session: SessionInternals
@@ -54,6 +54,8 @@ export interface JobHost {
   readonly unfitted: string | null
   /** The spec's output section (read when results are decoded). */
   readonly output: OutputSpec
+  /** The pipeline's `unknownFields` policy, for file columns and JSON keys. */
+  readonly unknownFields: NameOf<'UnknownFields'>
   /** Pipeline.runBatch. */
   runBatch(records: Record<string, unknown>[] | PipelineColumnsInput, options: PipelineBatchOptions): Promise<unknown>
   /** Runs a chunk as runBatch does, resolving to its raw result columns. */
@@ -91,16 +93,16 @@ function shiftColumnErrors(c: PipelineColumns, firstRow: number): void {
   for (let i = 0; i < c.errors.length; i++) if (c.errors[i]) c.errors[i] = shiftRow(c.errors[i], firstRow) as OxinferError
 }
 
-/** Pipeline.runJob: checks the options, then starts a file job or an iterable job. */
+/** @internal Pipeline.runJob: checks the options, then starts a file job or an iterable job. */
 export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions): BatchJob<PipelineJobChunk | PipelineJobColumns> {
   const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results'])
   const opts = options as Record<string, unknown>
   const shape = opts.results ?? 'objects'
-  if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${JSON.stringify(shape)}`)
+  if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${showValue(shape)}`)
   if (shape === 'columns' && opts.output !== undefined) throw invalidArg("runJob: results: 'columns' shapes what the iterator yields; a job with output yields nothing")
   const chunkSize = intOption(opts, 'chunkSize', 4096, 1, 1 << 24)
   const errors = opts.errors ?? 'throw'
-  if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${JSON.stringify(errors)}`)
+  if (errors !== 'throw' && errors !== 'return') throw invalidArg(`runJob: errors must be 'throw' or 'return', got ${showValue(errors)}`)
   const formatOf = (key: string, path: string, fallback?: NameOf<'FileFormat'>): NameOf<'FileFormat'> => {
     const f = opts[key] ?? (/\.csv$/i.test(path) ? 'csv' : /\.(jsonl|ndjson)$/i.test(path) ? 'jsonl' : fallback)
     if (f === undefined) throw invalidArg(`runJob: ${key} must be given: the extension of '${path}' does not say`)
@@ -108,14 +110,20 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
   }
   if (opts.output !== undefined && (typeof opts.output !== 'string' || opts.output === '')) throw invalidArg('runJob: output must be a file path')
   if (host.session.disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
-  if (host.unfitted) throw new OxinferError('ERR_INVALID_SPEC', host.unfitted)
+  if (host.unfitted) {
+    try {
+      host.native.checkFitted()
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
   if (o.signal?.aborted) throw abortedJob(o.signal)
   if (typeof source === 'string') {
     if (source === '') throw invalidArg('runJob: the input path is empty')
     const inputFormat = formatOf('format', source)
     const output = opts.output as string | undefined
     const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
-    return fileJob(host, resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs }, o, shape === 'columns')
+    return fileJob(host, resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs, unknownFields: host.unknownFields }, o, shape === 'columns')
   }
   if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
   const it = iteratorOf(source, 'runJob')
@@ -125,7 +133,7 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
     sink = resultFile(host.native, resolvePath(opts.output as string), 'jsonl')
   }
   const inner = new AbortController()
-  const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
+  const job = newBatchJob<PipelineJobChunk | PipelineJobColumns>(o.concurrency, () => {}, () => inner.abort())
   const isColumns = (v: Record<string, unknown>): boolean =>
     host.fields.some((f) => f.type !== 'array' && f.type !== 'list' && f.type !== 'image' && (Array.isArray(v[f.name]) || ArrayBuffer.isView(v[f.name])))
   const rowsOf = (c: Record<string, unknown>[] | PipelineColumnsInput): number => {
@@ -219,7 +227,7 @@ function fileJob(
   const id = hub.nextId()
   let handle: NativeJob | undefined
   let abortRequested = false
-  const job = new BatchJob<PipelineJobChunk | PipelineJobColumns>(
+  const job = newBatchJob<PipelineJobChunk | PipelineJobColumns>(
     n.concurrency,
     () => handle?.release(1),
     () => {

@@ -6,8 +6,8 @@ import { dirname, resolve as resolvePath } from 'node:path'
 import { disposeSymbol } from '../dispose'
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import type { BatchJob } from '../job'
-import { native, type NativePipeline } from '../native'
-import { checkKeys, isPlainObject } from '../options'
+import { native, type NameOf, type NativePipeline } from '../native'
+import { checkKeys, isPlainObject, oneOf } from '../options'
 import type { RunTiming } from '../payload'
 import type { Estimate } from '../session/execute'
 import { internalsOf, type SessionInternals } from '../session/internal'
@@ -15,11 +15,11 @@ import { checkRequestOptions, type SessionOptions } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
-import { fromColumns, fromRecords, groupFields, type ColumnBatch, type FieldGroups } from './encode'
+import { fromColumns, fromRecords, groupFields, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import { runPipelineJob, type PipelineJobChunk, type PipelineJobColumns, type PipelineJobOptions } from './jobs'
 import type { FieldSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineOptions, PipelineResult, PipelineRowError, PipelineRunOptions, PipelineSpec, StageTimings } from './spec'
 
-const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching'] as const
+const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching', 'unknownFields'] as const
 const PIPELINE_BATCHING_KEYS = ['maxBatchSize', 'maxDelayMicros', 'preferredBatchSizes', 'maxQueue', 'timeoutMs', 'priorityLevels'] as const
 
 /**
@@ -38,8 +38,11 @@ export class Pipeline {
   #unfitted: string | null
   /** This turn's queued runs, submitted in one native call. */
   #outbox: Outbox
+  /** The `unknownFields` policy, and the count of keys it ignored. */
+  #unknown: UnknownKeys
 
-  private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string) {
+  private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string, unknownFields: NameOf<'UnknownFields'>) {
+    this.#unknown = { ignore: unknownFields === 'ignore', ignored: 0 }
     this.#spec = spec
     this.#session = session
     this.#internals = internalsOf(session)
@@ -52,34 +55,49 @@ export class Pipeline {
     this.#outbox = new Outbox(6, (list) => this.#native.submitMany(internals.native, list))
   }
 
-  /** Creates a pipeline from a spec object (or its JSON text). Rejects with ERR_INVALID_SPEC naming the stage. */
+  /**
+   * Creates a pipeline from a spec object (or its JSON text). Rejects with
+   * ERR_INVALID_SPEC naming the stage and the JSON path (`jsonPath`) of the
+   * offending value, or ERR_FILE when the model or a tokenizer is missing.
+   */
   static async create(spec: PipelineSpec | string, options: PipelineOptions = {}): Promise<Pipeline> {
+    if (typeof spec === 'string') return Pipeline.#create(spec, options, null)
+    if (!isPlainObject(spec)) throw invalidArg('Pipeline.create: spec must be an object or JSON text')
+    let text: string
+    try {
+      text = JSON.stringify(spec)
+    } catch (e) {
+      // A value JSON cannot hold (a BigInt, a cycle) is a spec error like any other.
+      throw new OxinferError('ERR_INVALID_SPEC', `the spec cannot be read as JSON: ${(e as Error).message}`, { cause: e })
+    }
+    return Pipeline.#create(text, options, null)
+  }
+
+  /** Loads a spec file; its model path is resolved relative to the file, and spec errors give the file's line (`line`, `column`). */
+  static async load(path: string, options: Omit<PipelineOptions, 'baseDir'> = {}): Promise<Pipeline> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('Pipeline.load: path must be a non-empty string')
+    if (isPlainObject(options) && 'baseDir' in options) throw invalidArg('Pipeline.load: baseDir is the spec file\'s folder; use Pipeline.create to set another')
+    const file = resolvePath(path)
+    let text: string
+    try {
+      text = await native.readSpec(file)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return Pipeline.#create(text, { ...options, baseDir: dirname(file) }, file)
+  }
+
+  /** Checks the spec text natively (its version, shape and JSON paths), then loads its model and compiles it. */
+  static async #create(text: string, options: PipelineOptions, file: string | null): Promise<Pipeline> {
     if (!isPlainObject(options)) throw invalidArg('Pipeline.create: options must be an object')
     checkKeys('pipeline', options, PIPELINE_OPTION_KEYS)
-    let parsed: PipelineSpec
-    if (typeof spec === 'string') {
-      try {
-        parsed = JSON.parse(spec) as PipelineSpec
-      } catch (e) {
-        throw new OxinferError('ERR_INVALID_SPEC', `the spec is not valid JSON: ${(e as Error).message}`)
-      }
-    } else if (isPlainObject(spec)) {
-      try {
-        parsed = JSON.parse(JSON.stringify(spec)) as PipelineSpec
-      } catch (e) {
-        // A value JSON cannot hold (a BigInt, a cycle) is a spec error like any other.
-        throw new OxinferError('ERR_INVALID_SPEC', `the spec cannot be read as JSON: ${(e as Error).message}`, { cause: e })
-      }
-    } else {
-      throw invalidArg('Pipeline.create: spec must be an object or JSON text')
+    const unknownFields = oneOf('Pipeline.create: unknownFields', options.unknownFields, native.UnknownFields, 'error')
+    try {
+      native.checkSpec(text, file)
+    } catch (e) {
+      throw fromNative(e)
     }
-    if (!isPlainObject(parsed)) throw new OxinferError('ERR_INVALID_SPEC', 'the spec must be a JSON object')
-    if (parsed.version !== 1) {
-      throw new OxinferError('ERR_INVALID_SPEC', `unsupported spec version ${JSON.stringify(parsed.version)}; this oxinfer reads version 1`, { stage: 'version' })
-    }
-    if (typeof parsed.model !== 'string' || parsed.model === '') {
-      throw new OxinferError('ERR_INVALID_SPEC', 'the spec needs a model path', { stage: 'model' })
-    }
+    const parsed = JSON.parse(text) as PipelineSpec
     const baseDir = options.baseDir ?? process.cwd()
     if (typeof baseDir !== 'string') throw invalidArg('Pipeline.create: baseDir must be a path string')
     const sessionOptions: SessionOptions = { ...(parsed.session ?? {}), ...(options.session ?? {}) }
@@ -94,30 +112,31 @@ export class Pipeline {
     const session = await Session.create(resolvePath(baseDir, parsed.model), sessionOptions)
     let n: NativePipeline
     try {
-      n = await native.compilePipeline(internalsOf(session).native, JSON.stringify(parsed), resolvePath(baseDir))
+      n = await native.compilePipeline(internalsOf(session).native, text, resolvePath(baseDir), file)
     } catch (e) {
       await session.dispose()
       throw fromNative(e)
     }
-    return new Pipeline(parsed, session, n, resolvePath(baseDir))
-  }
-
-  /** Loads a spec file; its model path is resolved relative to the file. */
-  static async load(path: string, options: Omit<PipelineOptions, 'baseDir'> = {}): Promise<Pipeline> {
-    if (typeof path !== 'string' || path === '') throw invalidArg('Pipeline.load: path must be a non-empty string')
-    const { readFile } = await import('node:fs/promises')
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (e) {
-      throw new OxinferError('ERR_INVALID_SPEC', `cannot read the spec '${path}': ${(e as Error).message}`, { cause: e })
-    }
-    return Pipeline.create(text, { ...options, baseDir: dirname(resolvePath(path)) })
+    return new Pipeline(parsed, session, n, resolvePath(baseDir), unknownFields)
   }
 
   /** A copy of the spec (with fitted parameters once `fit` has run). */
   get spec(): PipelineSpec {
     return JSON.parse(JSON.stringify(this.#spec)) as PipelineSpec
+  }
+
+  /**
+   * Record keys and columns that are not spec fields, ignored so far by
+   * `run`, `runBatch` and iterable jobs (with `unknownFields: 'ignore'`; with
+   * the default 'error' such a record is refused instead).
+   */
+  get ignoredFields(): number {
+    return this.#unknown.ignored
+  }
+
+  /** The `unknownFields` policy this pipeline was created with. */
+  get unknownFields(): NameOf<'UnknownFields'> {
+    return this.#unknown.ignore ? 'ignore' : 'error'
   }
 
   /** The session that runs the model. */
@@ -133,7 +152,7 @@ export class Pipeline {
       checkKeys('pipeline run', options, ['signal', 'timings', 'priority', 'timeoutMs', 'onTiming'])
       checkRequestOptions('run', options, this.#internals.priorityLevels)
       if (!isPlainObject(record)) throw new OxinferError('ERR_INVALID_INPUT', 'run: the record must be an object', { row: 0 })
-      batch = fromRecords(this.#groups, [record], true)
+      batch = fromRecords(this.#groups, [record], true, this.#unknown)
     } catch (e) {
       return Promise.reject(fromNative(e))
     }
@@ -155,7 +174,8 @@ export class Pipeline {
     let failFast: boolean
     try {
       if (!isPlainObject(options)) throw invalidArg('runBatch: options must be an object')
-      checkKeys('pipeline runBatch', options, ['signal', 'timings', 'output', 'errors'])
+      checkKeys('pipeline runBatch', options, ['signal', 'timings', 'output', 'errors', 'priority', 'timeoutMs', 'onTiming'])
+      checkRequestOptions('runBatch', options, this.#internals.priorityLevels)
       const output = options.output ?? 'objects'
       if (output !== 'objects' && output !== 'columns') throw invalidArg(`runBatch: output must be 'objects' or 'columns', got ${JSON.stringify(output)}`)
       const errors = options.errors ?? 'throw'
@@ -167,7 +187,8 @@ export class Pipeline {
     }
     const signal = options.signal as AbortSignal | undefined
     if (signal !== undefined && !(signal instanceof AbortSignal)) return Promise.reject(invalidArg('runBatch: options.signal must be an AbortSignal'))
-    return this.#execute(batch, failFast, signal, options.timings === true).then((named) => {
+    const onTiming = options.onTiming as ((t: RunTiming) => void) | undefined
+    return this.#execute(batch, failFast, signal, options.timings === true, onTiming, options.timeoutMs as number | undefined, options.priority as number | undefined).then((named) => {
       if (options.output === 'columns') {
         const c = columns(named, batch.rows, batch.rejected, this.#spec.output)
         if (options.timings) c.timings = timingsOf(named)
@@ -217,6 +238,7 @@ export class Pipeline {
         get output() {
           return pipeline.#spec.output
         },
+        unknownFields: this.unknownFields,
         runBatch: (records, o) => this.runBatch(records as PipelineColumnsInput, o),
         runColumns: (records, failFast, signal) => {
           let batch: ColumnBatch
@@ -240,7 +262,8 @@ export class Pipeline {
    * pipeline uses from then on.
    */
   async fit(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<PipelineSpec> {
-    const batch = this.#encode('fit', records, true)
+    // Training records usually carry their label and ids: never refused here.
+    const batch = this.#encode('fit', records, true, { ignore: true, ignored: 0 })
     if (batch.rows === 0) throw invalidArg('fit: needs at least one record')
     let fitted: string
     try {
@@ -268,7 +291,11 @@ export class Pipeline {
     const abs = resolvePath(path)
     const spec = this.spec
     spec.model = relative(dirname(abs), resolvePath(this.#baseDir, this.#spec.model)) || this.#spec.model
-    await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
+    try {
+      await writeFile(abs, JSON.stringify(spec, null, 2) + '\n')
+    } catch (e) {
+      throw new OxinferError('ERR_FILE', `cannot write the pipeline spec '${abs}': ${(e as Error).message}`, { path: abs, cause: e })
+    }
   }
 
   /** Disposes the underlying session; runs still queued reject with ERR_DISPOSED. */
@@ -281,14 +308,20 @@ export class Pipeline {
   }
 
   /** Records (an array of objects) or columns (an object of arrays) as one batch; throws on a bad record with `failFast`. */
-  #encode(what: string, records: Record<string, unknown>[] | PipelineColumnsInput, failFast: boolean): ColumnBatch {
-    if (Array.isArray(records)) return fromRecords(this.#groups, records, failFast)
-    if (isPlainObject(records)) return fromColumns(this.#groups, records, failFast)
+  #encode(what: string, records: Record<string, unknown>[] | PipelineColumnsInput, failFast: boolean, unknown = this.#unknown): ColumnBatch {
+    if (Array.isArray(records)) return fromRecords(this.#groups, records, failFast, unknown)
+    if (isPlainObject(records)) return fromColumns(this.#groups, records, failFast, unknown)
     throw invalidArg(`${what}: records must be an array of objects or an object of columns`)
   }
 
   #execute(batch: ColumnBatch, failFast: boolean, signal: AbortSignal | undefined, timings: boolean, onTiming?: (t: RunTiming) => void, timeoutMs?: number, priority?: number): Promise<Columns> {
-    if (this.#unfitted) return Promise.reject(new OxinferError('ERR_INVALID_SPEC', this.#unfitted))
+    if (this.#unfitted) {
+      try {
+        this.#native.checkFitted()
+      } catch (e) {
+        return Promise.reject(fromNative(e))
+      }
+    }
     const internals = this.#internals
     const p = this.#native
     return internals.execute({

@@ -232,6 +232,16 @@ export interface PipelineOptions {
    * not go inline unless `session.inlineThresholdMicros` asks for it.
    */
   batching?: PipelineBatchingOptions
+  /**
+   * What to do with record keys (and columns, and the columns or JSON keys of
+   * a job's input file) that the spec does not declare as fields. 'error'
+   * (default): the record is refused with ERR_INVALID_INPUT naming the key
+   * (and the field it may be a misspelling of), so a typo never yields a
+   * confident prediction from an imputed value; a file job with such CSV
+   * columns is refused at its start. 'ignore': such keys are skipped and
+   * counted in `pipeline.ignoredFields`. `fit` always ignores them.
+   */
+  unknownFields?: 'error' | 'ignore'
 }
 
 /**

@@ -5,7 +5,7 @@ import type { NativeSession } from '../native'
 import type { RunTiming } from '../payload'
 import type { Estimate } from './execute'
 
-/** One unit of work for `execute`: how to queue it, run it inline, and read its result. */
+/** @internal One unit of work for `execute`: how to queue it, run it inline, and read its result. */
 export interface Unit<R> {
   /** The running estimate of its engine time, which the inline rule reads and updates. */
   estimate: Estimate
@@ -20,6 +20,7 @@ export interface Unit<R> {
   onTiming?: (t: RunTiming) => void
 }
 
+/** @internal What pipelines may use of a session beyond its public API. */
 export interface SessionInternals {
   /** The native session. */
   readonly native: NativeSession
@@ -46,12 +47,12 @@ export interface SessionInternals {
 
 const registry = new WeakMap<object, SessionInternals>()
 
-/** Called once by the Session constructor. */
+/** @internal Called once by the Session constructor. */
 export function registerInternals(session: object, internals: SessionInternals): void {
   registry.set(session, internals)
 }
 
-/** The internals of a session. */
+/** @internal The internals of a session. */
 export function internalsOf(session: object): SessionInternals {
   const internals = registry.get(session)
   if (internals === undefined) throw new TypeError('not an oxinfer Session')

@@ -147,7 +147,7 @@ const SESSION_OPTION_KEYS = [
   'batching',
 ] as const
 
-/** Session options resolved: what the native session takes, and what stays in JS. */
+/** @internal Session options resolved: what the native session takes, and what stays in JS. */
 export interface ParsedSessionOptions {
   native: NativeSessionOptions
   /** `inlineThresholdMicros`. */
@@ -157,7 +157,7 @@ export interface ParsedSessionOptions {
   poolSize: number
 }
 
-/** Reads `Session.create`'s options; throws ERR_INVALID_ARGUMENT. */
+/** @internal Reads `Session.create`'s options; throws ERR_INVALID_ARGUMENT. */
 export function parseSessionOptions(options: SessionOptions): ParsedSessionOptions {
   if (!isPlainObject(options)) throw invalidArg('Session.create: options must be an object')
   checkKeys('session', options, SESSION_OPTION_KEYS)
@@ -248,7 +248,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   }
 }
 
-/** Checks the per-request options that runs and pipeline runs share. */
+/** @internal Checks the per-request options that runs and pipeline runs share. */
 export function checkRequestOptions(what: string, options: Record<string, unknown>, levels: number): void {
   if (options.priority !== undefined && (typeof options.priority !== 'number' || !Number.isInteger(options.priority) || options.priority < 1 || options.priority > levels)) {
     throw invalidArg(`${what}: options.priority must be an integer from 1 to ${levels} (batching.priorityLevels)`)

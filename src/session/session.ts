@@ -6,12 +6,12 @@ import { performance } from 'node:perf_hooks'
 import { disposeSymbol } from '../dispose'
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
-import { abortedJob, BatchJob, driveChunks, iteratorOf, jobOptions, type SessionJobOptions } from '../job'
+import { abortedJob, driveChunks, iteratorOf, jobOptions, newBatchJob, type BatchJob, type SessionJobOptions } from '../job'
 import { resolveLibrary } from '../library'
 import { native, type NativeSession, type NativeStream, type NativeValueInfo } from '../native'
 import { checkKeys, intOption, isPlainObject } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
-import { SessionStream, type StreamOptions } from '../stream'
+import { newSessionStream, type SessionStream, type StreamOptions } from '../stream'
 import { isTensorType, outputTensor, Tensor, TYPE_CODES, type TensorInputMap, type TensorLike } from '../tensor'
 import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
 import { Outbox } from './outbox'
@@ -80,7 +80,7 @@ export class Session {
       throw invalidArg('Session.create: model must be a file path or a Uint8Array of model bytes')
     }
     const o = parseSessionOptions(options)
-    if (typeof model === 'string' && model === '') throw new OxinferError('ERR_MODEL_LOAD', 'Session.create: the model path is empty')
+    if (typeof model === 'string' && model === '') throw invalidArg('Session.create: the model path is empty')
     const lib = resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
     let n: NativeSession
@@ -190,7 +190,7 @@ export class Session {
     if (o.signal?.aborted) throw abortedJob(o.signal)
     const it = iteratorOf(source, 'Session.runJob')
     const inner = new AbortController()
-    const job = new BatchJob<Record<string, Tensor>>(o.concurrency, () => {}, () => inner.abort())
+    const job = newBatchJob<Record<string, Tensor>>(o.concurrency, () => {}, () => inner.abort())
     const rowsOf = (feeds: Record<string, TensorLike>): number => {
       const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
       return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
@@ -356,7 +356,7 @@ export class Session {
       throw fromNative(e)
     }
     const names = outputs ?? this.#outputNames.filter((o) => !(o in state))
-    const stream = new SessionStream(
+    const stream = newSessionStream(
       n,
       (payload) => this.#decode(payload, names),
       (feeds) => this.#flatten(feeds),

@@ -7,6 +7,7 @@ pub enum ErrorCode {
     InvalidArgument,
     InvalidInput,
     ModelLoad,
+    File,
     InvalidSpec,
     Unsupported,
     Aborted,
@@ -18,10 +19,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in a fixed order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidInput,
         ErrorCode::ModelLoad,
+        ErrorCode::File,
         ErrorCode::InvalidSpec,
         ErrorCode::Unsupported,
         ErrorCode::Aborted,
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "ERR_INVALID_ARGUMENT",
             ErrorCode::InvalidInput => "ERR_INVALID_INPUT",
             ErrorCode::ModelLoad => "ERR_MODEL_LOAD",
+            ErrorCode::File => "ERR_FILE",
             ErrorCode::InvalidSpec => "ERR_INVALID_SPEC",
             ErrorCode::Unsupported => "ERR_UNSUPPORTED",
             ErrorCode::Aborted => "ERR_ABORTED",
@@ -57,6 +60,15 @@ pub fn renumber_row(message: &str, old: usize, new: usize) -> String {
     }
 }
 
+/// The file a spec was read from, and the line and column (1-based) of the
+/// value a spec error is about, where it could be found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecSource {
+    pub path: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
 /// Result alias used throughout the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -69,12 +81,19 @@ pub enum Error {
     /// pipeline record that does not fit its spec (`row`, `field`).
     #[error("{message}")]
     InvalidInput { message: String, input: Option<String>, row: Option<usize>, field: Option<String> },
-    /// A pipeline spec that is malformed or does not fit its model.
+    /// A pipeline spec that is malformed or does not fit its model: the stage,
+    /// the JSON path of the offending value (`preprocess[2].fields[1]`) and,
+    /// for a spec read from a file, the file and the value's line and column.
     #[error("{message}")]
-    InvalidSpec { message: String, stage: Option<String> },
-    /// The model could not be read or parsed.
+    InvalidSpec { message: String, stage: Option<String>, at: Option<String>, origin: Option<SpecSource> },
+    /// The model's bytes could not be parsed (a file that cannot be read is
+    /// `File` instead).
     #[error("{0}")]
     ModelLoad(String),
+    /// A file (model, spec, tokenizer, job input or output, library) that is
+    /// missing, unreadable or unwritable. One code for every such file.
+    #[error("{message}")]
+    File { message: String, path: String },
     /// Something this build or machine cannot do.
     #[error("{0}")]
     Unsupported(String),
@@ -108,6 +127,7 @@ impl Error {
             Error::InvalidInput { .. } => ErrorCode::InvalidInput,
             Error::InvalidSpec { .. } => ErrorCode::InvalidSpec,
             Error::ModelLoad(_) => ErrorCode::ModelLoad,
+            Error::File { .. } => ErrorCode::File,
             Error::Unsupported(_) => ErrorCode::Unsupported,
             Error::Aborted(_) => ErrorCode::Aborted,
             Error::Disposed(_) => ErrorCode::Disposed,
@@ -149,6 +169,38 @@ impl Error {
         }
     }
 
+    /// The file a `File` error is about, or the file a spec error was read from.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Error::File { path, .. } => Some(path),
+            Error::InvalidSpec { origin: Some(s), .. } => Some(&s.path),
+            _ => None,
+        }
+    }
+
+    /// The JSON path, within the spec, of the value a spec error is about.
+    pub fn spec_at(&self) -> Option<&str> {
+        match self {
+            Error::InvalidSpec { at, .. } => at.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Where in its file a spec error's value is (1-based line and column).
+    pub fn spec_line(&self) -> Option<(usize, usize)> {
+        match self {
+            Error::InvalidSpec { origin: Some(s), .. } => s.line.map(|l| (l, s.column.unwrap_or(1))),
+            _ => None,
+        }
+    }
+
+    /// A file that could not be opened, read or written: `what` names it for
+    /// the user ("the model", "the job's input file").
+    pub fn file(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        let shown = path.display().to_string();
+        Error::File { message: format!("cannot open {what} '{shown}': {e}"), path: shown }
+    }
+
     pub fn invalid_input(input: impl Into<String>, message: impl Into<String>) -> Self {
         Error::InvalidInput { message: message.into(), input: Some(input.into()), row: None, field: None }
     }
@@ -158,8 +210,31 @@ impl Error {
         Error::InvalidInput { message: message.into(), input: None, row: Some(row), field: Some(field.into()) }
     }
 
+    /// A spec error about `stage` (a label such as `preprocess[2] (impute)`);
+    /// its JSON path is the label's path (`preprocess[2]`) until a caller
+    /// narrows it with `at`.
     pub fn invalid_spec(stage: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::InvalidSpec { message: message.into(), stage: Some(stage.into()) }
+        let stage = stage.into();
+        let at = stage.split(' ').next().filter(|p| !p.is_empty()).map(str::to_string);
+        Error::InvalidSpec { message: message.into(), stage: Some(stage), at, origin: None }
+    }
+
+    /// A spec error with no stage, about the value at JSON path `at`.
+    pub fn spec_at_path(at: Option<&str>, message: impl Into<String>) -> Self {
+        Error::InvalidSpec { message: message.into(), stage: None, at: at.map(str::to_string), origin: None }
+    }
+
+    /// The same spec error about the value at `path` within its stage
+    /// (`fields[1]` under `preprocess[2]`); other errors as they are.
+    pub fn at(mut self, path: &str) -> Self {
+        if let Error::InvalidSpec { at, .. } = &mut self {
+            *at = Some(match at.take() {
+                Some(base) if path.starts_with('[') => format!("{base}{path}"),
+                Some(base) => format!("{base}.{path}"),
+                None => path.to_string(),
+            });
+        }
+        self
     }
 
     /// The same error about record `row` instead, for a record moved between

@@ -68,6 +68,7 @@ fn options(input: &Path, output: Option<&Path>, fail_fast: bool) -> JobOptions {
         concurrency: 3,
         fail_fast,
         progress_every: Duration::ZERO,
+        unknown_fields: oxinfer_core::pipeline::spec::UnknownFields::Ignore,
     }
 }
 

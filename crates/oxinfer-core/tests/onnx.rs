@@ -102,9 +102,15 @@ fn bad_model_bytes_fail_to_load() {
         let e = OnnxBackend::load(rt, ModelSource::Bytes(bytes), &OnnxOptions::default()).err().unwrap();
         assert_eq!(e.code(), "ERR_MODEL_LOAD", "{e}");
     }
-    let e = OnnxBackend::load(rt, ModelSource::Path(fixture("missing.onnx")), &OnnxOptions::default()).err().unwrap();
-    assert_eq!(e.code(), "ERR_MODEL_LOAD");
+    // A file that cannot be opened is ERR_FILE with its path, not a parse failure.
+    let missing = fixture("missing.onnx");
+    let e = OnnxBackend::load(rt, ModelSource::Path(missing.clone()), &OnnxOptions::default()).err().unwrap();
+    assert_eq!(e.code(), "ERR_FILE");
+    assert_eq!(e.path(), Some(missing.to_str().unwrap()));
     assert!(e.to_string().contains("missing.onnx"));
+    let e = OnnxBackend::load(rt, ModelSource::Path(fixture("")), &OnnxOptions::default()).err().unwrap();
+    assert_eq!(e.code(), "ERR_FILE", "{e}");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
 }
 
 #[test]

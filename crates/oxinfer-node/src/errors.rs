@@ -7,7 +7,8 @@ use oxinfer_core::Error;
 pub const SEP: char = '\u{1f}';
 
 /// `CODE<SEP>details<SEP>message`, parsed by `src/errors.ts`; details is a JSON
-/// object with `input`, `row`, `field` and `stage` where they apply.
+/// object with `input`, `row`, `field`, `stage`, `path`, `jsonPath`, `line` and
+/// `column` where they apply.
 pub fn encode(e: &Error) -> String {
     let mut details = serde_json::Map::new();
     if let Some(i) = e.input() {
@@ -21,6 +22,16 @@ pub fn encode(e: &Error) -> String {
     }
     if let Some(s) = e.stage() {
         details.insert("stage".into(), s.into());
+    }
+    if let Some(p) = e.path() {
+        details.insert("path".into(), p.into());
+    }
+    if let Some(a) = e.spec_at() {
+        details.insert("jsonPath".into(), a.into());
+    }
+    if let Some((line, column)) = e.spec_line() {
+        details.insert("line".into(), line.into());
+        details.insert("column".into(), column.into());
     }
     format!("{}{SEP}{}{SEP}{}", e.code(), serde_json::Value::Object(details), e)
 }
@@ -50,6 +61,7 @@ pub fn debug_error(code: crate::options::ErrorCode) -> napi::Result<()> {
         C::InvalidArgument => Error::InvalidArgument(m),
         C::InvalidInput => Error::invalid_input("x", m),
         C::ModelLoad => Error::ModelLoad(m),
+        C::File => Error::File { message: m, path: "/nonexistent".into() },
         C::InvalidSpec => Error::invalid_spec("stage", m),
         C::Unsupported => Error::Unsupported(m),
         C::Aborted => Error::Aborted(m),

@@ -23,6 +23,7 @@ pub struct NativeJobOptions {
     pub concurrency: u32,
     pub fail_fast: bool,
     pub progress_interval_ms: u32,
+    pub unknown_fields: crate::options::UnknownFields,
 }
 
 /// A running job: `abort()` stops it, `release(n)` says JS consumed n chunks.
@@ -60,6 +61,7 @@ fn options(o: NativeJobOptions) -> JobOptions {
         concurrency: o.concurrency as usize,
         fail_fast: o.fail_fast,
         progress_every: std::time::Duration::from_millis(o.progress_interval_ms as u64),
+        unknown_fields: o.unknown_fields.into(),
     }
 }
 

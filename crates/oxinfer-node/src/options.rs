@@ -18,6 +18,7 @@ pub enum ErrorCode {
     ERR_INVALID_ARGUMENT,
     ERR_INVALID_INPUT,
     ERR_MODEL_LOAD,
+    ERR_FILE,
     ERR_INVALID_SPEC,
     ERR_UNSUPPORTED,
     ERR_ABORTED,
@@ -35,6 +36,7 @@ impl From<CoreCode> for ErrorCode {
             CoreCode::InvalidArgument => ErrorCode::ERR_INVALID_ARGUMENT,
             CoreCode::InvalidInput => ErrorCode::ERR_INVALID_INPUT,
             CoreCode::ModelLoad => ErrorCode::ERR_MODEL_LOAD,
+            CoreCode::File => ErrorCode::ERR_FILE,
             CoreCode::InvalidSpec => ErrorCode::ERR_INVALID_SPEC,
             CoreCode::Unsupported => ErrorCode::ERR_UNSUPPORTED,
             CoreCode::Aborted => ErrorCode::ERR_ABORTED,
@@ -52,6 +54,7 @@ impl From<ErrorCode> for CoreCode {
             ErrorCode::ERR_INVALID_ARGUMENT => CoreCode::InvalidArgument,
             ErrorCode::ERR_INVALID_INPUT => CoreCode::InvalidInput,
             ErrorCode::ERR_MODEL_LOAD => CoreCode::ModelLoad,
+            ErrorCode::ERR_FILE => CoreCode::File,
             ErrorCode::ERR_INVALID_SPEC => CoreCode::InvalidSpec,
             ErrorCode::ERR_UNSUPPORTED => CoreCode::Unsupported,
             ErrorCode::ERR_ABORTED => CoreCode::Aborted,
@@ -270,4 +273,21 @@ impl From<Offsets> for OffsetUnit {
 pub enum IdType {
     Int32,
     Int64,
+}
+
+/// What a pipeline does with record keys (or file columns) its spec does not declare.
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownFields {
+    Error,
+    Ignore,
+}
+
+impl From<UnknownFields> for oxinfer_core::pipeline::spec::UnknownFields {
+    fn from(u: UnknownFields) -> Self {
+        match u {
+            UnknownFields::Error => Self::Error,
+            UnknownFields::Ignore => Self::Ignore,
+        }
+    }
 }

@@ -26,7 +26,16 @@ impl NativePipeline {
     /// Why the pipeline cannot run before `fit`, or null.
     #[napi(getter)]
     pub fn unfitted(&self) -> Option<String> {
-        self.inner.unfitted().map(str::to_string)
+        self.inner.unfitted().map(|e| e.to_string())
+    }
+
+    /// Throws the spec error (with its stage) that keeps an unfitted pipeline from running.
+    #[napi]
+    pub fn check_fitted(&self) -> Result<()> {
+        match self.inner.unfitted() {
+            Some(e) => Err(crate::errors::to_napi(e.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Queues many runs over columnar batches on `session` in one call (one
@@ -75,6 +84,7 @@ impl NativePipeline {
 pub struct CompileTask {
     spec: String,
     base: Option<String>,
+    file: Option<String>,
     model: oxinfer_core::ModelInfo,
 }
 
@@ -89,6 +99,7 @@ impl Task for CompileTask {
             Pipeline::compile_in(parsed, model, base.map(std::path::Path::new))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
+        .map_err(|e| in_file(e, spec, self.file.as_deref()))
         .js()
     }
 
@@ -98,10 +109,48 @@ impl Task for CompileTask {
 }
 
 /// Parses and checks `spec` (JSON) against `session`'s model, loading what its
-/// stages need (tokenizers, relative to `base`) off the JS thread.
+/// stages need (tokenizers, relative to `base`) off the JS thread. `file`: the
+/// spec file the text was read from, which errors then point into.
 #[napi(catch_unwind, ts_return_type = "Promise<NativePipeline>")]
-pub fn compile_pipeline(session: &NativeSession, spec: String, base: Option<String>) -> AsyncTask<CompileTask> {
-    AsyncTask::new(CompileTask { spec, base, model: session.model_info().clone() })
+pub fn compile_pipeline(session: &NativeSession, spec: String, base: Option<String>, file: Option<String>) -> AsyncTask<CompileTask> {
+    AsyncTask::new(CompileTask { spec, base, file, model: session.model_info().clone() })
+}
+
+/// A spec error located in its file, where the spec came from one.
+fn in_file(e: CoreError, text: &str, file: Option<&str>) -> CoreError {
+    match file {
+        Some(f) => pipeline::locate::in_file(e, text, f),
+        None => e,
+    }
+}
+
+/// Checks that `spec` (JSON text) reads as a spec of a version this build
+/// knows, before its model is loaded; errors name the JSON path, and the line
+/// in `file` when given.
+#[napi(catch_unwind)]
+pub fn check_spec(spec: String, file: Option<String>) -> Result<()> {
+    pipeline::parse(&spec).map(drop).map_err(|e| in_file(e, &spec, file.as_deref())).js()
+}
+
+pub struct ReadTask(String);
+
+impl Task for ReadTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        pipeline::spec::read(std::path::Path::new(&self.0)).js()
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// Reads a spec file's text off the JS thread (`ERR_FILE` with its path).
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn read_spec(path: String) -> AsyncTask<ReadTask> {
+    AsyncTask::new(ReadTask(path))
 }
 
 pub struct FitTask {

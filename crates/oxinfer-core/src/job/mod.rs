@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend::RunControl;
 use crate::error::{Error, Result};
+use crate::pipeline::spec::UnknownFields;
 use crate::pipeline::{Pipeline, RunOptions};
 use crate::request::{pipeline_run, Request, RunOutput};
 use crate::scheduler::Scheduler;
@@ -42,6 +43,8 @@ pub struct JobOptions {
     /// A bad row fails the job (else it gets an error beside the good rows).
     pub fail_fast: bool,
     pub progress_every: Duration,
+    /// File columns or JSON keys that are not spec fields.
+    pub unknown_fields: UnknownFields,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -134,9 +137,9 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
         return Err(Error::InvalidArgument("chunkSize and concurrency must be at least 1".into()));
     }
     if let Some(why) = pipeline.unfitted() {
-        return Err(Error::InvalidSpec { message: why.to_string(), stage: None });
+        return Err(why.clone());
     }
-    let reader = Reader::open(&opts.input, opts.input_format, &pipeline.spec().fields)?;
+    let reader = Reader::open(&opts.input, opts.input_format, &pipeline.spec().fields, opts.unknown_fields)?;
     let writer = match &opts.output {
         Some((path, format)) => Some(Writer::create(path, *format, pipeline.spec())?),
         None => None,

@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::pipeline::spec::{Field, FieldType};
+use crate::pipeline::spec::{Field, FieldType, UnknownFields};
 use crate::pipeline::{Batch, InColumn};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,6 +201,7 @@ enum Source {
 /// Reads a file a chunk at a time.
 pub struct Reader {
     fields: Vec<Field>,
+    unknown: UnknownFields,
     source: Source,
     next_row: usize,
     bytes_total: u64,
@@ -208,11 +209,11 @@ pub struct Reader {
 
 impl Reader {
     /// Opens `path` and, for CSV, reads its header. Images cannot come from files.
-    pub fn open(path: &Path, format: InputFormat, fields: &[Field]) -> Result<Self> {
+    pub fn open(path: &Path, format: InputFormat, fields: &[Field], unknown: UnknownFields) -> Result<Self> {
         if let Some(f) = fields.iter().find(|f| f.kind == FieldType::Image) {
             return Err(Error::InvalidArgument(format!("field '{}' is an image; jobs read images only from async iterables, not from files", f.name)));
         }
-        let file = File::open(path).map_err(|e| Error::InvalidArgument(format!("cannot open the input file '{}': {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| Error::file("the job's input file", path, e))?;
         let bytes_total = file.metadata().map(|m| m.len()).unwrap_or(0);
         let buffered = BufReader::with_capacity(1 << 16, file);
         let source = match format {
@@ -225,11 +226,27 @@ impl Reader {
                     let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
                     return Err(Error::InvalidArgument(format!("the CSV header of '{}' names none of the fields ({})", path.display(), names.join(", "))));
                 }
+                if unknown == UnknownFields::Error {
+                    let extra: Vec<String> =
+                        header.iter().zip(&to_field).filter(|(_, t)| t.is_none()).map(|(h, _)| String::from_utf8_lossy(h).trim().to_string()).collect();
+                    if let Some(first) = extra.first() {
+                        return Err(Error::InvalidInput {
+                            message: format!(
+                                "the CSV header of '{}' has columns the spec does not declare: {}; pass unknownFields: 'ignore' to skip them",
+                                path.display(),
+                                extra.join(", ")
+                            ),
+                            input: None,
+                            row: None,
+                            field: Some(first.clone()),
+                        });
+                    }
+                }
                 Source::Csv { reader, record: csv::ByteRecord::new(), to_field }
             }
             InputFormat::Jsonl => Source::Jsonl { reader: buffered, line: Vec::new(), at: 0 },
         };
-        Ok(Reader { fields: fields.to_vec(), source, next_row: 0, bytes_total })
+        Ok(Reader { fields: fields.to_vec(), unknown, source, next_row: 0, bytes_total })
     }
 
     /// The file's size in bytes.
@@ -300,6 +317,11 @@ impl Reader {
                     match serde_json::from_slice::<serde_json::Map<String, Value>>(line) {
                         Ok(obj) => {
                             let mut bad: Option<(String, String)> = None;
+                            if self.unknown == UnknownFields::Error {
+                                if let Some(k) = obj.keys().find(|k| !fields.iter().any(|f| &f.name == *k)) {
+                                    bad = Some((k.clone(), format!("unknown field '{k}' (the spec's fields: {})", field_names(fields))));
+                                }
+                            }
                             for (f, col) in fields.iter().zip(cols.iter_mut()) {
                                 let cell = obj.get(&f.name).map_or(Cell::Missing, Cell::Json);
                                 if let (Err(m), None) = (col.push(cell), &bad) {
@@ -327,6 +349,11 @@ impl Reader {
         let columns = fields.iter().zip(cols).map(|(f, c)| (f.name.clone(), c.into_input())).collect();
         Ok(Some(Chunk { first_row, batch: Batch { rows, columns, rejected }, end_byte }))
     }
+}
+
+/// The spec's field names, for messages.
+fn field_names(fields: &[Field]) -> String {
+    fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// A row error; an empty field means the row as a whole (bad JSON, wrong width).
@@ -358,7 +385,7 @@ mod tests {
     #[test]
     fn csv_chunks_with_bad_rows() {
         let p = file("a.csv", "extra,x,n,c,a,b\n1,1.5,2,u,\"[1,2]\",true\n2,,3,v,,0\n3,abc,4,u,\"[1]\",1\n4,2,2.5,w,\"[3,4]\",yes\n5,1\n");
-        let mut r = Reader::open(&p, InputFormat::Csv, &fields()).unwrap();
+        let mut r = Reader::open(&p, InputFormat::Csv, &fields(), UnknownFields::Ignore).unwrap();
         let c = r.next_chunk(3).unwrap().unwrap();
         assert_eq!((c.first_row, c.batch.rows), (0, 3));
         assert_eq!(nums(&c.batch.columns[0].1)[0], 1.5);
@@ -382,7 +409,7 @@ mod tests {
     #[test]
     fn jsonl_lines_and_bad_json() {
         let p = file("b.jsonl", "{\"x\":1,\"c\":\"u\",\"a\":[1,null]}\n\n{\"x\":\"1\"}\nnot json\n{\"b\":false,\"n\":7}\n");
-        let mut r = Reader::open(&p, InputFormat::Jsonl, &fields()).unwrap();
+        let mut r = Reader::open(&p, InputFormat::Jsonl, &fields(), UnknownFields::Ignore).unwrap();
         let c = r.next_chunk(10).unwrap().unwrap();
         assert_eq!(c.batch.rows, 4);
         let bad: Vec<(usize, Option<&str>)> = c.batch.rejected.iter().map(|(r, e)| (*r, e.field())).collect();
@@ -394,11 +421,11 @@ mod tests {
 
     #[test]
     fn refuses_missing_files_and_foreign_headers() {
-        assert_eq!(Reader::open(Path::new("/nonexistent/x.csv"), InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        assert_eq!(Reader::open(Path::new("/nonexistent/x.csv"), InputFormat::Csv, &fields(), UnknownFields::Ignore).err().unwrap().code(), "ERR_FILE");
         let p = file("c.csv", "p,q\n1,2\n");
-        assert_eq!(Reader::open(&p, InputFormat::Csv, &fields()).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        assert_eq!(Reader::open(&p, InputFormat::Csv, &fields(), UnknownFields::Ignore).err().unwrap().code(), "ERR_INVALID_ARGUMENT");
         let images: Vec<Field> = serde_json::from_str(r#"[{"name":"p","type":"image"}]"#).unwrap();
-        let e = Reader::open(&p, InputFormat::Csv, &images).err().unwrap();
+        let e = Reader::open(&p, InputFormat::Csv, &images, UnknownFields::Ignore).err().unwrap();
         assert_eq!(e.code(), "ERR_INVALID_ARGUMENT");
         assert!(e.to_string().contains("image"));
         std::fs::remove_file(p).ok();

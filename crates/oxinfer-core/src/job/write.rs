@@ -89,7 +89,7 @@ pub struct Writer {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::InvalidArgument(format!("cannot write the output file '{}': {e}", path.display()))
+    Error::file("the job's output file", path, e)
 }
 
 impl Writer {

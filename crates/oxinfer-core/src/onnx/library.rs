@@ -48,16 +48,17 @@ fn load(path: &Path) -> std::result::Result<Runtime, Error> {
     if !path.is_absolute() {
         return Err(fail("the path must be absolute".into()));
     }
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    let what = "the ONNX Runtime library";
+    let meta = std::fs::metadata(path).map_err(|e| Error::file(what, path, e))?;
     if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
+        return Err(Error::file(what, path, "not a regular file"));
     }
     // Read the version first through our own handle: dlopen of the same file
     // returns the same library, so this costs nothing extra.
     let version = read_version(path).map_err(fail)?;
     let builder = ort::init_from(path).map_err(|e| fail(e.to_string()))?;
     let env = builder.with_name("oxinfer").with_telemetry(false).build().map_err(|e| fail(e.to_string()))?;
-    let level = LOG_LEVEL.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(LogLevel::Error);
+    let level = LOG_LEVEL.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(LogLevel::Fatal);
     env.set_log_level(level);
     Ok(Runtime { path: path.to_path_buf(), version, env })
 }

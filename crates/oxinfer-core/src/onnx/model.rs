@@ -84,10 +84,12 @@ impl OnnxBackend {
             return Err(Error::InvalidArgument("poolSize must be at least 1".into()));
         }
         if let ModelSource::Path(p) = &source {
-            match std::fs::metadata(p) {
+            // Opened here so that a missing or unreadable file is `File`, and
+            // only what ONNX Runtime cannot parse is `ModelLoad`.
+            match std::fs::File::open(p).and_then(|f| f.metadata()) {
                 Ok(m) if m.is_file() => {}
-                Ok(_) => return Err(load_err(&source, "not a regular file")),
-                Err(e) => return Err(load_err(&source, e)),
+                Ok(_) => return Err(Error::file("the model", p, "not a regular file")),
+                Err(e) => return Err(Error::file("the model", p, e)),
             }
         }
         if let ModelSource::Bytes(b) = &source {

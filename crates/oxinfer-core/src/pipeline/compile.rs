@@ -28,6 +28,17 @@ fn spec_err(stage: &str, msg: impl Into<String>) -> Error {
     Error::invalid_spec(stage, msg)
 }
 
+/// The JSON path, within `stage`, of the value that names field `f`
+/// (`fields[1]`, or `field`), for errors about that name.
+fn path_of_name(stage: &impl serde::Serialize, f: &str) -> Option<String> {
+    let v = serde_json::to_value(stage).ok()?;
+    v.as_object()?.iter().find_map(|(k, v)| match v {
+        serde_json::Value::String(s) if s == f => Some(k.clone()),
+        serde_json::Value::Array(items) => items.iter().position(|x| x.as_str() == Some(f)).map(|j| format!("{k}[{j}]")),
+        _ => None,
+    })
+}
+
 impl Pipeline {
     /// Checks `spec` against the model and plans its execution.
     pub fn compile(spec: Spec, model: &ModelInfo) -> Result<Self> {
@@ -36,8 +47,8 @@ impl Pipeline {
 
     /// Compiles with files (tokenizers) resolved relative to `base`.
     pub fn compile_in(spec: Spec, model: &ModelInfo, base: Option<&std::path::Path>) -> Result<Self> {
-        if spec.version != 1 {
-            return Err(spec_err("version", format!("unsupported spec version {}; this oxinfer reads version 1", spec.version)));
+        if spec.version != super::spec::VERSION {
+            return Err(spec_err("version", format!("unsupported spec version {}; this oxinfer reads version {}", spec.version, super::spec::VERSION)));
         }
         let mut kinds: HashMap<String, Kind> = HashMap::new();
         let mut origin: HashMap<String, String> = HashMap::new();
@@ -69,10 +80,18 @@ impl Pipeline {
             let label = stage.label(i);
             if unfitted.is_none() {
                 if let Some(what) = stages::unfitted(stage) {
-                    unfitted = Some(format!("{label} has no {what}; fit the pipeline first"));
+                    unfitted = Some(spec_err(&label, format!("{label} has no {what}; fit the pipeline first")));
                 }
             }
-            let field_kind = |f: &str| kinds.get(f).cloned().ok_or_else(|| spec_err(&label, format!("unknown field '{f}'")));
+            let field_kind = |f: &str| {
+                kinds.get(f).cloned().ok_or_else(|| {
+                    let e = spec_err(&label, format!("unknown field '{f}'"));
+                    match path_of_name(stage, f) {
+                        Some(p) => e.at(&p),
+                        None => e,
+                    }
+                })
+            };
             match stage {
                 Stage::Impute { fields, strategy, value, values, .. } => {
                     for f in fields {
@@ -297,15 +316,15 @@ impl Pipeline {
             let mut sources = Vec::new();
             let mut origins = Vec::new();
             let mut deferred = false;
-            for n in &a.names {
+            for (j, n) in a.names.iter().enumerate() {
                 if let Some(k) = kinds.get(n) {
                     match k {
                         Kind::Num => sources.push(Source::Num(n.clone())),
                         Kind::Arr(size) => (0..*size).for_each(|j| sources.push(Source::Elem(n.clone(), j))),
-                        Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot, ordinal or hash first"))),
-                        Kind::List => return Err(spec_err(&label, format!("'{n}' is a list; aggregate it first"))),
-                        Kind::Text | Kind::Image => return Err(spec_err(&label, format!("'{n}' needs its tokenize or image stage, whose tensor is assembled with 'tensor'"))),
-                        Kind::Tensor(..) => return Err(spec_err(&label, format!("'{n}' is a tensor; assemble it with {{ \"input\", \"tensor\" }}"))),
+                        Kind::Cat => return Err(spec_err(&label, format!("'{n}' is a category; encode it with one_hot, ordinal or hash first")).at(&format!("names[{j}]"))),
+                        Kind::List => return Err(spec_err(&label, format!("'{n}' is a list; aggregate it first")).at(&format!("names[{j}]"))),
+                        Kind::Text | Kind::Image => return Err(spec_err(&label, format!("'{n}' needs its tokenize or image stage, whose tensor is assembled with 'tensor'")).at(&format!("names[{j}]"))),
+                        Kind::Tensor(..) => return Err(spec_err(&label, format!("'{n}' is a tensor; assemble it with {{ \"input\", \"tensor\" }}")).at(&format!("names[{j}]"))),
                     }
                     let o = origin.get(n).cloned().unwrap_or_else(|| n.clone());
                     while origins.len() < sources.len() {
@@ -320,7 +339,7 @@ impl Pipeline {
                             origins.push(base.to_string());
                             continue;
                         }
-                        return Err(spec_err(&label, format!("'{n}' is out of range: '{base}' has {size} elements")));
+                        return Err(spec_err(&label, format!("'{n}' is out of range: '{base}' has {size} elements")).at(&format!("names[{j}]")));
                     }
                 }
                 if let Some((base, _)) = n.split_once('=') {
@@ -332,7 +351,7 @@ impl Pipeline {
                         continue;
                     }
                 }
-                return Err(spec_err(&label, format!("unknown feature '{n}'")));
+                return Err(spec_err(&label, format!("unknown feature '{n}'")).at(&format!("names[{j}]")));
             }
             if decl.dims.len() != 2 {
                 return Err(spec_err(&label, format!("input '{}' has rank {}, but features assemble into [batch, features] tensors", a.input, decl.dims.len())));

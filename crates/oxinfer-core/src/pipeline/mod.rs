@@ -4,6 +4,7 @@
 pub mod columns;
 mod compile;
 pub mod features;
+pub mod locate;
 pub mod merge;
 pub mod outcome;
 mod plan;

@@ -49,7 +49,8 @@ pub struct Pipeline {
     pub(super) output_dtype: DType,
     pub(super) k: Option<usize>,
     /// The first stage that still needs `fit`, if any.
-    pub(super) unfitted: Option<String>,
+    /// Why the spec cannot run before `fit`: a spec error naming the first unfitted stage.
+    pub(super) unfitted: Option<Error>,
     /// Per stage: its label for errors, and its prepared lookups.
     pub(super) stage_labels: Vec<String>,
     pub(super) prepared: Vec<stages::Prepared>,
@@ -71,8 +72,8 @@ impl Pipeline {
     }
 
     /// Why the pipeline cannot run yet, if it needs `fit`.
-    pub fn unfitted(&self) -> Option<&str> {
-        self.unfitted.as_deref()
+    pub fn unfitted(&self) -> Option<&Error> {
+        self.unfitted.as_ref()
     }
 
     /// Reads the batch into a frame, checking required fields.
@@ -116,7 +117,7 @@ impl Pipeline {
     /// results (`fail_fast`: stop at the first bad row, before the model).
     pub fn evaluate(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Outcome> {
         if let Some(why) = &self.unfitted {
-            return Err(Error::InvalidSpec { message: why.clone(), stage: None });
+            return Err(why.clone());
         }
         let mut t = StageTimings::default();
         let clock = Instant::now();
@@ -179,7 +180,7 @@ impl Pipeline {
         };
         if let Some(labels) = &self.spec.output.labels {
             if labels.len() != k {
-                return Err(Error::InvalidSpec { message: format!("{} labels for {k} scores", labels.len()), stage: Some("output".into()) });
+                return Err(Error::invalid_spec("output", format!("{} labels for {k} scores", labels.len())).at("labels"));
             }
         }
         t.inference = clock.elapsed().as_nanos() as u64;
@@ -203,7 +204,7 @@ impl Pipeline {
         for a in &self.assemblies {
             if let Some(t) = &a.tensor {
                 let Some(Col::Tensor(full)) = frame.get(t) else {
-                    return Err(Error::InvalidSpec { message: format!("no stage made the tensor '{t}'"), stage: Some("features".into()) });
+                    return Err(Error::invalid_spec("features", format!("no stage made the tensor '{t}'")));
                 };
                 let rows = full.dims.first().copied().unwrap_or(0) as usize;
                 let bytes = full.bytes();
@@ -232,7 +233,7 @@ impl Pipeline {
                     Source::Elem(name, j) => frame.get(name).map(|c| (c, Some(*j))),
                 })
                 .collect::<Option<_>>()
-                .ok_or_else(|| Error::InvalidSpec { message: "a feature is not produced by any stage".into(), stage: Some("features".into()) })?;
+                .ok_or_else(|| Error::invalid_spec("features", "a feature is not produced by any stage"))?;
             let fill = |(i, row): (usize, &mut [f64])| {
                 let r = good[i];
                 for (slot, (col, at)) in row.iter_mut().zip(&cols) {

@@ -488,51 +488,74 @@ impl Post {
     }
 }
 
-/// Parses a spec, naming the stage where serde stops.
+/// What to do with a record key (or file column) that the spec does not
+/// declare as a field: refuse the record (the default, so a misspelt key is
+/// not silently dropped) or ignore it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownFields {
+    #[default]
+    Error,
+    Ignore,
+}
+
+/// The spec versions this build reads.
+pub const VERSION: u32 = 1;
+
+/// Parses a spec (JSON text), checking its version first; errors name the
+/// stage and the JSON path of the value where reading stopped.
 pub fn parse(json: &str) -> crate::Result<Spec> {
-    serde_json::from_str::<Spec>(json).map_err(|e| {
-        let stage = locate(json, &e);
-        crate::Error::InvalidSpec { message: format!("invalid pipeline spec: {e}"), stage }
+    let value: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| crate::Error::spec_at_path(None, format!("the spec is not valid JSON: {e}")))?;
+    let Some(o) = value.as_object() else {
+        return Err(crate::Error::spec_at_path(None, "the spec must be a JSON object"));
+    };
+    match o.get("version") {
+        Some(v) if v.as_u64() == Some(VERSION as u64) => {}
+        Some(v) => return Err(crate::Error::invalid_spec("version", format!("unsupported spec version {v}; this oxinfer reads version {VERSION}"))),
+        None => return Err(crate::Error::invalid_spec("version", format!("the spec has no version; this oxinfer reads version {VERSION}"))),
+    }
+    match o.get("model") {
+        Some(serde_json::Value::String(m)) if !m.is_empty() => {}
+        _ => return Err(crate::Error::invalid_spec("model", "the spec needs a model path (a non-empty string)")),
+    }
+    serde_path_to_error::deserialize::<_, Spec>(&value).map_err(|e| {
+        let mut at = e.path().to_string();
+        let message = e.inner().to_string();
+        // Inside a stage (a tagged enum) serde loses the path; an unknown key
+        // is still named by its message.
+        if let Some(key) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            if !at.ends_with(&format!(".{key}")) && at != key {
+                at = if at == "." { key.to_string() } else { format!("{at}.{key}") };
+            }
+        }
+        let stage = stage_of(&value, &at);
+        crate::Error::InvalidSpec { message: format!("invalid pipeline spec at {at}: {message}"), stage, at: Some(at).filter(|a| a != "."), origin: None }
     })
 }
 
-/// Best effort: finds which `preprocess[i]` / `output.postprocess[i]` / `fields[i]`
-/// entry fails to parse by re-parsing each one alone.
-fn locate(json: &str, _e: &serde_json::Error) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let o = v.as_object()?;
-    if let Some(stages) = o.get("preprocess").and_then(|s| s.as_array()) {
-        for (i, s) in stages.iter().enumerate() {
-            if serde_json::from_value::<Stage>(s.clone()).is_err() {
-                let op = s.get("op").and_then(|x| x.as_str()).unwrap_or("?");
-                return Some(format!("preprocess[{i}] ({op})"));
-            }
+/// The stage label (`preprocess[2] (impute)`) for a JSON path in `spec`.
+fn stage_of(spec: &serde_json::Value, at: &str) -> Option<String> {
+    let op = |list: &serde_json::Value, i: &str| -> String {
+        let op = i.parse::<usize>().ok().and_then(|i| list.get(i)).and_then(|s| s.get("op")).and_then(|o| o.as_str()).unwrap_or("?");
+        op.to_string()
+    };
+    let index = |rest: &str| rest.strip_prefix('[').and_then(|r| r.split(']').next()).map(str::to_string);
+    if let Some(rest) = at.strip_prefix("preprocess") {
+        if let Some(i) = index(rest) {
+            return Some(format!("preprocess[{i}] ({})", op(&spec["preprocess"], &i)));
         }
     }
-    if let Some(post) = o.get("output").and_then(|x| x.get("postprocess")).and_then(|s| s.as_array()) {
-        for (i, s) in post.iter().enumerate() {
-            if serde_json::from_value::<Post>(s.clone()).is_err() {
-                let op = s.get("op").and_then(|x| x.as_str()).unwrap_or("?");
-                return Some(format!("output.postprocess[{i}] ({op})"));
-            }
+    if let Some(rest) = at.strip_prefix("output.postprocess") {
+        if let Some(i) = index(rest) {
+            return Some(format!("output.postprocess[{i}] ({})", op(&spec["output"]["postprocess"], &i)));
         }
     }
-    if let Some(fields) = o.get("fields").and_then(|s| s.as_array()) {
-        for (i, f) in fields.iter().enumerate() {
-            if serde_json::from_value::<Field>(f.clone()).is_err() {
-                return Some(format!("fields[{i}]"));
-            }
-        }
-    }
-    if let Some(feats) = o.get("features").and_then(|s| s.as_array()) {
-        for (i, f) in feats.iter().enumerate() {
-            if serde_json::from_value::<Assembly>(f.clone()).is_err() {
-                return Some(format!("features[{i}]"));
-            }
-        }
-    }
-    if o.get("output").is_some() && serde_json::from_value::<Output>(o["output"].clone()).is_err() {
-        return Some("output".into());
-    }
-    None
+    // `fields[3]`, `features[0]`, `output`: the key with its index, if any.
+    let first = at.split('.').next().filter(|f| !f.is_empty() && *f != "?")?;
+    Some(first.split_inclusive(']').next().unwrap_or(first).to_string())
+}
+
+/// Reads a spec file as text (`File` if it cannot be read).
+pub fn read(path: &std::path::Path) -> crate::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| crate::Error::file("the pipeline spec", path, e))
 }

@@ -196,7 +196,12 @@ impl Prepared {
                     Some(b) => b.join(tokenizer),
                     None => std::path::PathBuf::from(tokenizer),
                 };
-                let t = crate::text::TextTokenizer::from_file(&path).map_err(|e| Error::invalid_spec(label, e.to_string()))?;
+                // A missing file stays `File` (one code for every file); a file that
+                // is not a tokenizer is this stage's spec error.
+                let t = crate::text::TextTokenizer::from_file(&path).map_err(|e| match e {
+                    Error::File { .. } => e,
+                    e => Error::invalid_spec(label, e.to_string()).at("tokenizer"),
+                })?;
                 // Configure it now (off the JS thread), not on the first run.
                 t.encode_batch(&[String::new()], None, &tokenize_options(stage)).map_err(|e| Error::invalid_spec(label, e.to_string()))?;
                 Ok(Prepared {

@@ -86,7 +86,7 @@ impl TextTokenizer {
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::ModelLoad(format!("cannot read the tokenizer '{}': {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::file("the tokenizer", path, e))?;
         Self::from_bytes(&bytes)
     }
 
