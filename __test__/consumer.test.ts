@@ -19,6 +19,7 @@ describe('consumer install', () => {
     // As published: no build on install, and the platform package as an optional dependency.
     expect(manifest.scripts).toBeUndefined()
     expect(manifest.devDependencies).toBeUndefined()
+    expect(manifest.allowScripts).toBeUndefined()
     expect(manifest.optionalDependencies).toEqual({ 'oxinfer-linux-x64-gnu': manifest.version })
     const app = join(work, 'app')
     execFileSync('mkdir', ['-p', app])

@@ -65,9 +65,12 @@ for (const p of Object.values(PLATFORMS)) {
   tarballs.platforms[p.package] = pack(stageDir)
   optional[p.package] = main.version
 }
-const { scripts, devDependencies, ...published } = main
+// What only this repository needs: its build, its dev tools and its
+// install-script decisions about them.
+const { scripts, devDependencies, allowScripts, ...published } = main
 void scripts
 void devDependencies
+void allowScripts
 const stageDir = join(dist, 'stage', 'oxinfer')
 stage(root, stageDir, { ...published, optionalDependencies: { ...(main.optionalDependencies ?? {}), ...optional } })
 tarballs.main = pack(stageDir)
