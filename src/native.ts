@@ -130,6 +130,7 @@ export interface NativeSessionOptions {
   batchPadValues?: Record<string, number>
   batchOutputPadAxes?: Record<string, number>
   maxPaddingWaste: number
+  zeroCopy: boolean
 }
 /** @internal Delivers completions to JS; referenced while native work is in flight. */
 export interface NativeHub {

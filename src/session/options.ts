@@ -31,6 +31,15 @@ export interface SessionOptions {
   /** Let idle intra-op threads spin. Default: false (spinning steals cores from the JS thread). */
   intraOpSpinning?: boolean
   /**
+   * Let queued runs read their input tensors' buffers in place, without the
+   * copy made by default when a run is queued. Default: false. With `true`
+   * the caller must leave every input buffer unwritten, untransferred and
+   * alive until the run's promise settles: a write changes the result, and a
+   * buffer transferred to a worker (or freed) is read after it is gone. Runs
+   * that go inline never copy; stream calls follow this option too.
+   */
+  zeroCopy?: boolean
+  /**
    * OS priority of the inference threads (the workers and ONNX Runtime's own).
    * 'low' (default) runs them below the JS thread (nice +10 on Linux), so a busy
    * model yields the CPU to the event loop and to V8's GC; 'normal' keeps the
@@ -145,6 +154,7 @@ const SESSION_OPTION_KEYS = [
   'intraOpSpinning',
   'workerPriority',
   'batching',
+  'zeroCopy',
 ] as const
 
 /** @internal Session options resolved: what the native session takes, and what stays in JS. */
@@ -173,6 +183,8 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   }
   const spinning = o.intraOpSpinning ?? false
   if (typeof spinning !== 'boolean') throw invalidArg('intraOpSpinning must be a boolean')
+  const zeroCopy = o.zeroCopy ?? false
+  if (typeof zeroCopy !== 'boolean') throw invalidArg('zeroCopy must be a boolean')
   const workerPriority = oneOf('workerPriority', o.workerPriority, native.WorkerPriority, 'low')
   let maxBatchSize = 0
   let maxQueue = 0
@@ -240,7 +252,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   // an inline run would bypass it: no inlining then, unless asked for.
   const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
   return {
-    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste },
+    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy },
     inline,
     timeoutMs,
     priorityLevels,

@@ -18,6 +18,14 @@ import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
 import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type ValueInfo } from './options'
 
+/** Replaces each feed's data (and dims) in a flat feed list with a copy. */
+function ownInputs(flat: unknown[]): void {
+  for (let i = 2; i < flat.length; i += 4) {
+    flat[i] = (flat[i] as { slice(): unknown }).slice()
+    flat[i + 1] = (flat[i + 1] as number[]).slice()
+  }
+}
+
 /** A loaded model. Any number of concurrent `run` calls is safe. */
 export class Session {
   readonly inputs: readonly ValueInfo[]
@@ -32,6 +40,8 @@ export class Session {
   #priorityLevels = 1
   #maxBatchSize = 0
   #poolSize = 1
+  /** Queued runs borrow input buffers instead of copying them (`zeroCopy`). */
+  #zeroCopy = false
   #streams = new Set<SessionStream>()
   /** Runs waiting for this turn's native submission, 5 values each (see #enqueue). */
   #outbox: Outbox
@@ -94,6 +104,7 @@ export class Session {
     session.#priorityLevels = o.priorityLevels
     session.#maxBatchSize = o.native.maxBatchSize
     session.#poolSize = o.poolSize
+    session.#zeroCopy = o.native.zeroCopy
     return session
   }
 
@@ -135,6 +146,9 @@ export class Session {
         chargeTurn(performance.now() - t0)
       }
     }
+    // Queued: the run reads its inputs later, so it gets its own copy now,
+    // and a caller that writes to or transfers a buffer changes nothing.
+    if (!this.#zeroCopy) ownInputs(flat)
     const timeoutMs = (options.timeoutMs as number | undefined) ?? this.#timeoutMs
     if (signal === undefined && options.onTiming === undefined && !this.#disposed) {
       // The common queued case: one settler object instead of closures.

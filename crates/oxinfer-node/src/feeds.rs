@@ -53,8 +53,10 @@ fn read_data(env: Env, v: Val, name: &str, dtype: DType) -> Result<InputData> {
         return Err(bad(format!("tensor '{name}' of type {} cannot hold data of typed array kind {}", dtype.name(), view.kind)));
     }
     let bytes = view.len.checked_mul(dtype.size()).ok_or_else(|| bad(format!("tensor '{name}' is too large")))?;
-    // SAFETY: the JS layer keeps the typed array referenced until the run
-    // settles, and the caller promises not to mutate it meanwhile.
+    // SAFETY: read at once (inline runs, or copied before queuing: see
+    // `session::queued`); with `zeroCopy` the JS layer keeps the typed array
+    // referenced until the run settles and the caller promises not to write,
+    // transfer or free it meanwhile.
     Ok(InputData::Borrowed(unsafe { BorrowedBytes::new(view.data, bytes) }))
 }
 

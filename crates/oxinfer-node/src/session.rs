@@ -50,6 +50,8 @@ pub struct NativeSessionOptions {
     pub batch_output_pad_axes: Option<HashMap<String, u32>>,
     /// Largest share of padding in a merged batch (0 to 1).
     pub max_padding_waste: f64,
+    /// Borrow queued runs' input buffers until they execute instead of copying them at call time.
+    pub zero_copy: bool,
 }
 
 #[napi(object)]
@@ -107,6 +109,7 @@ pub struct CreateTask {
     layout: Layout,
     library: String,
     hub: Arc<Hub>,
+    zero_copy: bool,
 }
 
 impl Task for CreateTask {
@@ -149,7 +152,7 @@ impl Task for CreateTask {
     }
 
     fn resolve(&mut self, _env: Env, (scheduler, info): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)) })
+        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)), zero_copy: self.zero_copy })
     }
 }
 
@@ -181,12 +184,13 @@ pub fn create_session(
         max_pad_waste: options.max_padding_waste.clamp(0.0, 1.0),
     };
     let preferred = options.preferred_batch_sizes.clone().unwrap_or_default().into_iter().map(|r| r as usize).collect();
+    let zero_copy = options.zero_copy;
     let options = parse_options(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, preferred, layout, library, hub: Arc::clone(&hub.hub) }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, preferred, layout, library, hub: Arc::clone(&hub.hub), zero_copy }))
 }
 
 #[napi]
@@ -196,6 +200,20 @@ pub struct NativeSession {
     hub: Arc<Hub>,
     /// Streams open on this session.
     streams: Arc<AtomicUsize>,
+    /// Stream calls borrow their callers' buffers (`zeroCopy`); by default
+    /// they are copied at call time, so a caller that writes to or transfers
+    /// a buffer after `call` returns cannot change or free what the call reads.
+    zero_copy: bool,
+}
+
+/// `inputs` made safe to queue: copied out of caller memory unless the
+/// session borrows (`zeroCopy`).
+pub(crate) fn queued(inputs: Vec<oxinfer_core::InputTensor>, zero_copy: bool) -> Vec<oxinfer_core::InputTensor> {
+    if zero_copy {
+        inputs
+    } else {
+        inputs.into_iter().map(|t| t.into_owned()).collect()
+    }
 }
 
 fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
@@ -278,6 +296,8 @@ impl NativeSession {
             let inputs = feeds::parse(raw, at(1)?)?;
             let outputs = crate::js::strings_or_null(raw, at(2)?)?;
             let wanted = validate::check_request(&self.info, &inputs, outputs.as_deref())?;
+            // Queued runs arrive here at the end of their event-loop turn: the
+            // TS layer copied their buffers at call time (unless `zeroCopy`).
             Ok(oxinfer_core::model_run(inputs, wanted))
         })
         .js()
@@ -323,7 +343,7 @@ impl NativeSession {
         };
         let spec = oxinfer_core::stream::StreamSpec { state: pairs, initial };
         let inner = oxinfer_core::stream::Stream::open(scheduler, info, spec, Arc::clone(&self.streams)).js()?;
-        Ok(NativeStream { inner, hub: Arc::clone(&self.hub), outputs })
+        Ok(NativeStream { inner, hub: Arc::clone(&self.hub), outputs, zero_copy: self.zero_copy })
     }
 
     /// Streams open on this session.

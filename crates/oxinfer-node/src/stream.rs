@@ -16,6 +16,8 @@ pub struct NativeStream {
     pub(crate) hub: Arc<Hub>,
     /// Output indices each call returns.
     pub(crate) outputs: Vec<usize>,
+    /// Calls borrow their feeds' buffers (the session's `zeroCopy`).
+    pub(crate) zero_copy: bool,
 }
 
 #[napi]
@@ -25,7 +27,7 @@ impl NativeStream {
     /// closed stream.
     #[napi(catch_unwind)]
     pub fn call(&self, env: Env, id: f64, feeds: Unknown, priority: Option<u32>) -> Result<()> {
-        let inputs = feeds::parse(env.raw(), feeds.value().value).js()?;
+        let inputs = crate::session::queued(feeds::parse(env.raw(), feeds.value().value).js()?, self.zero_copy);
         let hub = Arc::clone(&self.hub);
         let id = id as u64;
         let level = oxinfer_core::request::level(priority);
