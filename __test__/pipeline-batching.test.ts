@@ -53,7 +53,9 @@ describe('pipelines with dynamic batching', () => {
   })
 
   it('attaches stage timings to the callers who ask, and cuts at preferred sizes', async () => {
-    const p = await Pipeline.load(specPath, { batching: { maxBatchSize: 16, preferredBatchSizes: [4, 8] } })
+    // One slot, so that batches complete in the order they are cut (the
+    // default pool for this light model has one slot per core).
+    const p = await Pipeline.load(specPath, { batching: { maxBatchSize: 16, preferredBatchSizes: [4, 8] }, session: { poolSize: 1 } })
     const sizes: number[] = []
     const runs = records.slice(0, 21).map((r, i) => p.run(r, { timings: i === 0, onTiming: (t) => sizes.push(t.batchRequests) }))
     const out = await Promise.all(runs)

@@ -52,6 +52,8 @@ export interface NativeSession {
     custom: Record<string, string>
   }
   readonly pending: number
+  /** Engine sessions in the pool (given, or chosen at load). */
+  readonly poolSize: number
   /** Queues `[id, feeds, outputs | null, timeoutMs, priority, ...]`; refused runs settle through the hub. Throws only when it queued none. */
   submitMany(list: unknown[]): void
   runSync(feeds: unknown[], outputs?: string[] | null): unknown[] | string
@@ -131,6 +133,7 @@ export interface NativeSessionOptions {
   batchOutputPadAxes?: Record<string, number>
   maxPaddingWaste: number
   zeroCopy: boolean
+  autoThreads: boolean
 }
 /** @internal Delivers completions to JS; referenced while native work is in flight. */
 export interface NativeHub {

@@ -11,7 +11,11 @@ import type { TensorType } from '../tensor'
 
 /** Options of {@link Session.create}. Unknown keys are refused. */
 export interface SessionOptions {
-  /** Threads inside one operator. Default: available cores / poolSize (at least 1). */
+  /**
+   * Threads inside one operator. Default: chosen with `poolSize` when
+   * neither is given (see {@link SessionOptions.poolSize}); with only
+   * `poolSize` given, available cores / poolSize (at least 1).
+   */
   intraOpThreads?: number
   /** Threads across independent operators. Default: 1 (sequential execution). */
   interOpThreads?: number
@@ -19,7 +23,17 @@ export interface SessionOptions {
   graphOptimization?: NameOf<'GraphOptimization'>
   /** Execution device. Default: 'cpu'. An unavailable device rejects with ERR_UNSUPPORTED. */
   device?: 'cpu' | 'cuda' | `cuda:${number}`
-  /** How many runs of this session may execute at once (engine sessions sharing pre-packed weights). Default: 1. */
+  /**
+   * How many runs of this session may execute at once (engine sessions
+   * sharing pre-packed weights). When neither this nor `intraOpThreads` is
+   * given, oxinfer times the model on zero inputs at load: a model under 1 ms
+   * per run gets one intra-op thread per slot and min(cores, 4) slots (waking
+   * intra-op threads costs a light model more than they save, and requests
+   * run in parallel instead); a heavier model, or one that cannot run on
+   * zeros, gets 1 slot with one intra-op thread per core. `session.poolSize`
+   * tells which. Either option given keeps the user's settings as they are
+   * (poolSize default 1).
+   */
   poolSize?: number
   /**
    * Runs whose measured engine time is below this many microseconds may run inline
@@ -172,6 +186,8 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   if (!isPlainObject(options)) throw invalidArg('Session.create: options must be an object')
   checkKeys('session', options, SESSION_OPTION_KEYS)
   const o = options as Record<string, unknown>
+  // Neither given: the core chooses both from a measured run (see poolSize's doc).
+  const autoThreads = o.poolSize === undefined && o.intraOpThreads === undefined
   const poolSize = intOption(o, 'poolSize', 1, 1, 256)
   const cores = availableParallelism()
   const intraOpThreads = intOption(o, 'intraOpThreads', Math.max(1, Math.floor(cores / poolSize)), 0, 1024)
@@ -252,7 +268,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   // an inline run would bypass it: no inlining then, unless asked for.
   const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
   return {
-    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy },
+    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy, autoThreads },
     inline,
     timeoutMs,
     priorityLevels,

@@ -103,7 +103,7 @@ export class Session {
     session.#timeoutMs = o.timeoutMs
     session.#priorityLevels = o.priorityLevels
     session.#maxBatchSize = o.native.maxBatchSize
-    session.#poolSize = o.poolSize
+    session.#poolSize = n.poolSize
     session.#zeroCopy = o.native.zeroCopy
     return session
   }

@@ -75,3 +75,13 @@ fn read_dims(env: Env, v: Val, name: &str) -> Result<Vec<i64>> {
     }
     Ok(dims)
 }
+
+/// `inputs` made safe to queue: copied out of caller memory unless the
+/// session borrows (`zeroCopy`).
+pub fn queued(inputs: Vec<oxinfer_core::InputTensor>, zero_copy: bool) -> Vec<oxinfer_core::InputTensor> {
+    if zero_copy {
+        inputs
+    } else {
+        inputs.into_iter().map(|t| t.into_owned()).collect()
+    }
+}

@@ -52,6 +52,8 @@ pub struct NativeSessionOptions {
     pub max_padding_waste: f64,
     /// Borrow queued runs' input buffers until they execute instead of copying them at call time.
     pub zero_copy: bool,
+    /// Neither intra-op threads nor the pool size were given: the core chooses both from a measured run.
+    pub auto_threads: bool,
 }
 
 #[napi(object)]
@@ -89,6 +91,7 @@ fn parse_options(o: &NativeSessionOptions) -> std::result::Result<OnnxOptions, C
         device,
         pool_size: o.pool_size.max(1) as usize,
         intra_op_spinning: o.intra_op_spinning,
+        auto_threads: o.auto_threads,
     })
 }
 
@@ -113,7 +116,7 @@ pub struct CreateTask {
 }
 
 impl Task for CreateTask {
-    type Output = (Arc<Scheduler>, ModelInfo);
+    type Output = (Arc<Scheduler>, ModelInfo, u32);
     type JsValue = NativeSession;
 
     fn compute(&mut self) -> Result<Self::Output> {
@@ -140,19 +143,20 @@ impl Task for CreateTask {
                 OnnxBackend::load(rt, source, &options)?
             };
             let info = backend.info().clone();
+            let pool = backend.slots() as u32;
             if max_batch > 1 {
                 layout.check(&info)?;
             }
             let backend: Arc<dyn Backend> = Arc::new(backend);
             let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, preferred_batch_rows, layout };
-            Ok((Arc::new(Scheduler::with_options(backend, options)?), info))
+            Ok((Arc::new(Scheduler::with_options(backend, options)?), info, pool))
         }))
         .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
         .js()
     }
 
-    fn resolve(&mut self, _env: Env, (scheduler, info): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)), zero_copy: self.zero_copy })
+    fn resolve(&mut self, _env: Env, (scheduler, info, pool_size): Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)), zero_copy: self.zero_copy, pool_size })
     }
 }
 
@@ -204,17 +208,10 @@ pub struct NativeSession {
     /// they are copied at call time, so a caller that writes to or transfers
     /// a buffer after `call` returns cannot change or free what the call reads.
     zero_copy: bool,
+    /// Engine sessions in the pool (given, or chosen by the thread rule).
+    pool_size: u32,
 }
 
-/// `inputs` made safe to queue: copied out of caller memory unless the
-/// session borrows (`zeroCopy`).
-pub(crate) fn queued(inputs: Vec<oxinfer_core::InputTensor>, zero_copy: bool) -> Vec<oxinfer_core::InputTensor> {
-    if zero_copy {
-        inputs
-    } else {
-        inputs.into_iter().map(|t| t.into_owned()).collect()
-    }
-}
 
 fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
     list.iter()
@@ -344,6 +341,12 @@ impl NativeSession {
         let spec = oxinfer_core::stream::StreamSpec { state: pairs, initial };
         let inner = oxinfer_core::stream::Stream::open(scheduler, info, spec, Arc::clone(&self.streams)).js()?;
         Ok(NativeStream { inner, hub: Arc::clone(&self.hub), outputs, zero_copy: self.zero_copy })
+    }
+
+    /// How many runs may execute at once: the pool the session was given, or chose.
+    #[napi(getter)]
+    pub fn pool_size(&self) -> u32 {
+        self.pool_size
     }
 
     /// Streams open on this session.

@@ -27,7 +27,7 @@ impl NativeStream {
     /// closed stream.
     #[napi(catch_unwind)]
     pub fn call(&self, env: Env, id: f64, feeds: Unknown, priority: Option<u32>) -> Result<()> {
-        let inputs = crate::session::queued(feeds::parse(env.raw(), feeds.value().value).js()?, self.zero_copy);
+        let inputs = feeds::queued(feeds::parse(env.raw(), feeds.value().value).js()?, self.zero_copy);
         let hub = Arc::clone(&self.hub);
         let id = id as u64;
         let level = oxinfer_core::request::level(priority);
