@@ -310,7 +310,7 @@ async function deliveryDiagnostic(lib) {
   const out = []
   let id = 1
   for (const [maxBatchSize, poolSize] of [[64, 1], [256, 1], [64, 2]]) {
-    const s = await binding.createSession(hub, MODELS.tinyMlp, { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize, intraOpSpinning: false, workerPriority: 'low', maxBatchSize, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0, maxPaddingWaste: 0.25 }, lib)
+    const s = await binding.createSession(hub, MODELS.tinyMlp, { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize, intraOpSpinning: false, workerPriority: 'low', maxBatchSize, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0, maxPaddingWaste: 0.25, zeroCopy: false, autoThreads: false }, lib)
     const bursts = []
     for (let b = 0; b < (QUICK ? 2 : 8); b++) {
       calls = []

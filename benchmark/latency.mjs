@@ -53,7 +53,7 @@ export async function run() {
   const nativeSession = await binding.createSession(
     hub,
     MODELS.tinyMlp,
-    { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize: 1, intraOpSpinning: false, workerPriority: 'low', maxBatchSize: 0, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0, maxPaddingWaste: 0.25 },
+    { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', device: 'cpu', poolSize: 1, intraOpSpinning: false, workerPriority: 'low', maxBatchSize: 0, maxQueue: 0, priorityLevels: 1, maxDelayMicros: 0, maxPaddingWaste: 0.25, zeroCopy: false, autoThreads: false },
     library.mappings[0]?.path ?? ORT_LIB,
   )
   const nativeFlat = ['x', 1, x, [1, 16]]

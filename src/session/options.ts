@@ -29,8 +29,10 @@ export interface SessionOptions {
    * given, oxinfer times the model on zero inputs at load: a model under 1 ms
    * per run gets one intra-op thread per slot and min(cores, 4) slots (waking
    * intra-op threads costs a light model more than they save, and requests
-   * run in parallel instead); a heavier model, or one that cannot run on
-   * zeros, gets 1 slot with one intra-op thread per core. `session.poolSize`
+   * run in parallel instead); a model measured heavier gets 1 slot with one
+   * intra-op thread per core. A model that cannot run on zero inputs counts
+   * as light unless its file is over 64 MiB (each slot holds its own copy of
+   * the weights that ONNX Runtime does not pre-pack). `session.poolSize`
    * tells which. Either option given keeps the user's settings as they are
    * (poolSize default 1).
    */

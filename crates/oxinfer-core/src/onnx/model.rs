@@ -50,8 +50,10 @@ pub struct OnnxOptions {
 /// more for waking intra-op threads than they save (9 µs against 34 µs per
 /// run on the penguins model with 2 threads): it gets one intra-op thread
 /// per slot and a pool of `min(cores, MAX_LIGHT_POOL)` slots, so requests run
-/// in parallel instead. A heavier model, or one that cannot be probed, keeps
-/// one slot with an intra-op thread per core.
+/// in parallel instead. A model measured heavier keeps one slot with an
+/// intra-op thread per core. A model that cannot run on zeros (Silero VAD
+/// wants a real sample rate) is treated as light unless it is larger than
+/// `LARGE_MODEL` bytes, whose slots would each hold a copy of its weights.
 pub struct Threads;
 
 impl Threads {
@@ -59,9 +61,41 @@ impl Threads {
     /// A probe run past this is heavy at once (no further runs).
     pub const CLEARLY_HEAVY: std::time::Duration = std::time::Duration::from_millis(10);
     pub const MAX_LIGHT_POOL: usize = 4;
+    pub const LARGE_MODEL: u64 = 64 << 20;
 
     fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// `(intra-op threads per slot, slots)` for a model whose probe run took
+    /// `probe` (None: it could not run on zeros) and whose size is `size` bytes.
+    pub fn choose(probe: Option<std::time::Duration>, size: u64, cores: usize) -> (usize, usize) {
+        let light = match probe {
+            Some(t) => t < Threads::LIGHT,
+            None => size <= Threads::LARGE_MODEL,
+        };
+        if light {
+            (1, cores.clamp(1, Threads::MAX_LIGHT_POOL))
+        } else {
+            (cores.max(1), 1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Threads;
+    use std::time::Duration;
+
+    #[test]
+    fn the_thread_rule() {
+        let ms = Duration::from_millis;
+        assert_eq!(Threads::choose(Some(Duration::from_micros(9)), 1 << 10, 2), (1, 2));
+        assert_eq!(Threads::choose(Some(Duration::from_micros(9)), 1 << 10, 16), (1, 4));
+        assert_eq!(Threads::choose(Some(ms(3)), 1 << 10, 8), (8, 1));
+        assert_eq!(Threads::choose(None, 2 << 20, 2), (1, 2));
+        assert_eq!(Threads::choose(None, 200 << 20, 2), (2, 1));
+        assert_eq!(Threads::choose(Some(ms(3)), 1 << 10, 1), (1, 1));
     }
 }
 
@@ -169,15 +203,17 @@ impl OnnxBackend {
         };
         let mut backend = OnnxBackend { info, slots, _weights: weights };
         if opts.auto_threads {
-            let light = backend.probe().is_some_and(|t| t < Threads::LIGHT);
-            let cores = Threads::cores();
-            if light {
-                for _ in 1..cores.min(Threads::MAX_LIGHT_POOL) {
-                    backend.slots.push(Mutex::new(slot(rt, &opts, &backend._weights, &source)?));
-                }
-            } else if cores > 1 {
-                opts.intra_op_threads = cores;
+            let size = match &source {
+                ModelSource::Path(p) => std::fs::metadata(p).map_or(u64::MAX, |m| m.len()),
+                ModelSource::Bytes(b) => b.len() as u64,
+            };
+            let (threads, pool) = Threads::choose(backend.probe(), size, Threads::cores());
+            if threads > 1 {
+                opts.intra_op_threads = threads;
                 backend.slots[0] = Mutex::new(slot(rt, &opts, &backend._weights, &source)?);
+            }
+            for _ in 1..pool {
+                backend.slots.push(Mutex::new(slot(rt, &opts, &backend._weights, &source)?));
             }
         }
         Ok(backend)
