@@ -4,7 +4,7 @@
 // or counted (`unknownFields`), and ONNX Runtime prints nothing on stderr
 // unless asked to.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -185,3 +185,26 @@ describe('ONNX Runtime logging', () => {
     expect(loud.stderr).toMatch(/onnxruntime|\[[VIWE]:/)
   })
 })
+
+describe('sizes that would exhaust memory are refused, and odd values never panic', () => {
+  it('padded token lengths past 2^20, resizes past maxPixels, and a timeout of 1e308 ms', async () => {
+    const { ImageProcessor, Tensor } = await import('../index.js')
+    const tok = await Tokenizer.fromFile(fixture('text/qwen3-tokenizer.json'))
+    let e = await rejectsWith(tok.encodeBatch(['hi'], { padding: 'longest', padToMultipleOf: 2 ** 31 }), 'ERR_INVALID_ARGUMENT')
+    expect(e.message).toMatch(/padToMultipleOf must be at most 1048576 tokens/)
+    await rejectsWith(tok.encodeBatch(['hi'], { padding: 'max_length', maxLength: 2 ** 31 }), 'ERR_INVALID_ARGUMENT')
+    const png = readFileSync(join(fixture('images'), readdirSyncPng()))
+    e = await rejectsWith(new ImageProcessor({ resize: { shorter: 65535 } }).run([png]), 'ERR_INVALID_INPUT')
+    expect(e.message).toMatch(/more than maxPixels/)
+    const s = await Session.create(fixture('tiny_mlp.onnx'), { inlineThresholdMicros: 0 })
+    const x = new Tensor('float32', new Float32Array(16), [1, 16])
+    const [a, b] = await Promise.all([s.run({ x }), s.run({ x }, { timeoutMs: 1e308 })])
+    expect(b.y.data).toEqual(a.y.data)
+    await s.dispose()
+  })
+})
+
+/** The first PNG among the image fixtures. */
+function readdirSyncPng(): string {
+  return readdirSync(fixture('images')).find((f) => f.endsWith('.png'))!
+}

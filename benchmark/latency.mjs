@@ -1,8 +1,8 @@
 // Benchmark 1: sequential latency of tiny_mlp (batch 1), one run at a time.
 //
 // Contenders (all on the same libonnxruntime.so.1, one intra-op thread):
-//   oxinfer            Session.create(m, { intraOpThreads: 1 })   (default inlineThresholdMicros 50)
-//   oxinfer inline=0   the same with inlineThresholdMicros: 0     (every run hops to the worker thread)
+//   oxinfer            Session.create(m) at its defaults (the thread rule picks 1 intra-op thread per slot for this model; inline threshold 50 µs)
+//   oxinfer inline=0   the same with inlineThresholdMicros: 0     (every run hops to a worker thread)
 //   onnxruntime-node   { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' }
 //   ort floor (Rust)   `ort` called directly (benchmark/rust-floor), same session options as oxinfer
 //
@@ -42,8 +42,8 @@ export async function run() {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   })
-  const oxSession = await ox.Session.create(MODELS.tinyMlp, { intraOpThreads: 1 })
-  const oxSessionAsync = await ox.Session.create(MODELS.tinyMlp, { intraOpThreads: 1, inlineThresholdMicros: 0 })
+  const oxSession = await ox.Session.create(MODELS.tinyMlp)
+  const oxSessionAsync = await ox.Session.create(MODELS.tinyMlp, { inlineThresholdMicros: 0 })
   const library = checkSharedLibrary(ox)
 
   // Diagnostic: the addon's own NativeSession, driven directly (no index.ts
@@ -72,8 +72,8 @@ export async function run() {
   }
 
   const contenders = [
-    { key: 'oxinfer', label: 'oxinfer (intraOpThreads 1, default inline threshold 50 µs)', fn: () => oxSession.run(oxFeeds) },
-    { key: 'oxinferInline0', label: 'oxinfer (intraOpThreads 1, inlineThresholdMicros 0)', fn: () => oxSessionAsync.run(oxFeeds) },
+    { key: 'oxinfer', label: 'oxinfer (defaults)', fn: () => oxSession.run(oxFeeds) },
+    { key: 'oxinferInline0', label: 'oxinfer (defaults but inlineThresholdMicros 0)', fn: () => oxSessionAsync.run(oxFeeds) },
     { key: 'ortNode', label: 'onnxruntime-node (intraOpNumThreads 1)', fn: () => ortSession.run(ortFeeds) },
     { key: 'nativeRunSync', label: 'diagnostic: addon runSync() called directly (no index.ts)', fn: () => nativeSession.runSync(nativeFlat, null), diagnostic: true },
     { key: 'uvHop', label: 'reference: libuv threadpool round trip (crypto.randomFill, 16 B)', fn: () => new Promise((r) => randomFill(rnd, r)), diagnostic: true },

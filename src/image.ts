@@ -138,7 +138,10 @@ const ImageProcessorClass = class ImageProcessor {
 
   async run(images: readonly ImageSource[], options: { field?: string } = {}): Promise<Tensor<ImageOutputType>> {
     if (!Array.isArray(images)) throw invalidArg('ImageProcessor.run: pass an array of images')
+    if (!isPlainObject(options)) throw invalidArg('ImageProcessor.run: options must be an object')
+    checkKeys('ImageProcessor.run', options, ['field'])
     const field = options.field ?? 'image'
+    if (typeof field !== 'string') throw invalidArg('ImageProcessor.run: options.field must be a string')
     const list: unknown[] = images.map((img, i) => {
       if (img instanceof Uint8Array) return img
       if (isPlainObject(img) && img.data instanceof Uint8Array) return [img.data, img.width, img.height, img.channels]

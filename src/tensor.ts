@@ -2,6 +2,7 @@
 // checks and conversions of the Tensor constructor, and the unchecked
 // construction of tensors from trusted native output.
 import { invalidArg } from './errors'
+import { showValue } from './options'
 
 /** Element types, with onnxruntime-common's names. */
 export type TensorType =
@@ -137,7 +138,7 @@ function checkDims(dims: unknown, what: string): number[] {
   if (!Array.isArray(dims)) throw invalidArg(`${what}: dims must be an array of non-negative integers`)
   for (const d of dims) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw invalidArg(`${what}: dims must be non-negative integers, got [${dims.map(String).join(', ')}]`)
+      throw invalidArg(`${what}: dims must be non-negative integers, got [${dims.map((x: unknown) => (typeof x === 'number' ? String(x) : typeof x)).join(', ')}]`)
     }
   }
   return dims.slice()
@@ -188,7 +189,7 @@ function normaliseData(type: TensorType, data: unknown, what: string): TensorDat
     for (let i = 0; i < data.length; i++) {
       const x = data[i]
       if (typeof x !== 'boolean' && x !== 0 && x !== 1) {
-        throw invalidArg(`${what}: a bool tensor needs booleans, but element ${i} is ${JSON.stringify(x) ?? typeof x}`)
+        throw invalidArg(`${what}: a bool tensor needs booleans, but element ${i} is ${showValue(x)}`)
       }
       out[i] = x ? 1 : 0
     }

@@ -230,10 +230,21 @@ export class Tokenizer {
 
   /** Turns ids back into text. */
   decode(ids: ArrayLike<number | bigint>, options: { skipSpecialTokens?: boolean } = {}): string {
-    const list = Array.from(ids, (x) => Number(x))
+    const isList = Array.isArray(ids) || (ArrayBuffer.isView(ids) && !(ids instanceof DataView))
+    if (!isList) throw invalidArg(`decode: ids must be an array or typed array of token ids, got ${describeValue(ids)}`)
+    if (!isPlainObject(options)) throw invalidArg('decode: options must be an object')
+    checkKeys('decode', options, ['skipSpecialTokens'])
+    const skip = options.skipSpecialTokens ?? false
+    if (typeof skip !== 'boolean') throw invalidArg('decode: options.skipSpecialTokens must be a boolean')
+    let list: number[]
+    try {
+      list = Array.from(ids as ArrayLike<number | bigint>, (x) => (typeof x === 'bigint' || typeof x === 'number' ? Number(x) : Number.NaN))
+    } catch (e) {
+      throw invalidArg(`decode: ids cannot be read (${(e as Error).message})`)
+    }
     if (list.some((x) => !Number.isInteger(x) || x < 0)) throw invalidArg('decode: ids must be non-negative integers')
     try {
-      return this.#native.decode(list, options.skipSpecialTokens ?? false)
+      return this.#native.decode(list, skip)
     } catch (e) {
       throw fromNative(e)
     }

@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os'
 
 import { invalidArg } from '../errors'
 import { native, type NameOf, type NativeSessionOptions } from '../native'
-import { checkKeys, intOption, isPlainObject, oneOf } from '../options'
+import { checkKeys, intOption, isPlainObject, oneOf, showValue } from '../options'
 import type { RunTiming } from '../payload'
 import type { TensorType } from '../tensor'
 
@@ -197,7 +197,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   const graphOptimization = oneOf('graphOptimization', o.graphOptimization, native.GraphOptimization, 'all')
   const device = o.device ?? 'cpu'
   if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
-    throw invalidArg(`device must be 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(device)}`)
+    throw invalidArg(`device must be 'cpu', 'cuda' or 'cuda:N', got ${showValue(device)}`)
   }
   const spinning = o.intraOpSpinning ?? false
   if (typeof spinning !== 'boolean') throw invalidArg('intraOpSpinning must be a boolean')

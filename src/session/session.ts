@@ -9,7 +9,7 @@ import * as hub from '../hub'
 import { abortedJob, driveChunks, iteratorOf, jobOptions, newBatchJob, type BatchJob, type SessionJobOptions } from '../job'
 import { resolveLibrary } from '../library'
 import { native, type NativeSession, type NativeStream, type NativeValueInfo } from '../native'
-import { checkKeys, intOption, isPlainObject } from '../options'
+import { checkKeys, intOption, isPlainObject, showValue } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
 import { newSessionStream, type SessionStream, type StreamOptions } from '../stream'
 import { isTensorType, outputTensor, Tensor, TYPE_CODES, type TensorInputMap, type TensorLike } from '../tensor'
@@ -21,7 +21,12 @@ import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunO
 /** Replaces each feed's data (and dims) in a flat feed list with a copy. */
 function ownInputs(flat: unknown[]): void {
   for (let i = 2; i < flat.length; i += 4) {
-    flat[i] = (flat[i] as { slice(): unknown }).slice()
+    try {
+      flat[i] = (flat[i] as { slice(): unknown }).slice()
+    } catch (e) {
+      // A typed array whose buffer was transferred away (detached).
+      throw new OxinferError('ERR_INVALID_ARGUMENT', `run: feed '${String(flat[i - 2])}' has data that cannot be read (${(e as Error).message})`, { input: String(flat[i - 2]), cause: e })
+    }
     flat[i + 1] = (flat[i + 1] as number[]).slice()
   }
 }
@@ -118,10 +123,12 @@ export class Session {
       checkKeys('run', options, ['outputs', 'signal', 'timeoutMs', 'priority', 'onTiming'])
       checkRequestOptions('run', options as Record<string, unknown>, this.#priorityLevels)
       if (options.outputs !== undefined) {
-        if (!Array.isArray(options.outputs) || options.outputs.some((x) => typeof x !== 'string')) {
-          throw invalidArg('run: options.outputs must be an array of output names')
-        }
-        outputs = [...new Set(options.outputs)]
+        // Indexed, not .some(): a sparse array's holes must count as non-strings.
+        const list = options.outputs as unknown[]
+        let ok = Array.isArray(list)
+        for (let i = 0; ok && i < list.length; i++) ok = typeof list[i] === 'string'
+        if (!ok) throw invalidArg('run: options.outputs must be an array of output names')
+        outputs = [...new Set(list as string[])]
       }
       signal = options.signal as AbortSignal | undefined
       flat = this.#flatten(feeds)
@@ -148,7 +155,13 @@ export class Session {
     }
     // Queued: the run reads its inputs later, so it gets its own copy now,
     // and a caller that writes to or transfers a buffer changes nothing.
-    if (!this.#zeroCopy) ownInputs(flat)
+    if (!this.#zeroCopy) {
+      try {
+        ownInputs(flat)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
     const timeoutMs = (options.timeoutMs as number | undefined) ?? this.#timeoutMs
     if (signal === undefined && options.onTiming === undefined && !this.#disposed) {
       // The common queued case: one settler object instead of closures.
@@ -237,14 +250,15 @@ export class Session {
       }
       const type = (t as TensorLike).type
       if (!isTensorType(type)) {
-        throw invalidArg(`run: feed '${name}' has unknown tensor type ${JSON.stringify(type)}`)
+        throw invalidArg(`run: feed '${name}' has unknown tensor type ${showValue(type)}`)
       }
       let tensor: Tensor
       try {
         tensor = new Tensor(type, (t as TensorLike).data as TensorInputMap[typeof type], (t as TensorLike).dims)
       } catch (e) {
-        const err = e as OxinferError
-        throw new OxinferError(err.code, err.message.replace(/^Tensor:/, `run: feed '${name}':`), { input: name })
+        const err = e as Error
+        const code = e instanceof OxinferError ? e.code : 'ERR_INVALID_ARGUMENT'
+        throw new OxinferError(code, String(err?.message).replace(/^Tensor:/, `run: feed '${name}':`), { input: name, cause: e })
       }
       flat.push(name, TYPE_CODES[tensor.type], tensor.data, tensor.dims)
     }

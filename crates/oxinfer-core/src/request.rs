@@ -98,8 +98,11 @@ pub fn level(priority: Option<u32>) -> usize {
 }
 
 /// A queue deadline `timeout_ms` from now (none when absent or not above 0).
+/// A timeout too far ahead to represent (1e308 ms) is no deadline at all,
+/// never a panic that would fail the other runs submitted with it.
 pub fn deadline(timeout_ms: Option<f64>) -> Option<Instant> {
-    timeout_ms.filter(|t| *t > 0.0 && t.is_finite()).map(|t| Instant::now() + Duration::from_secs_f64(t / 1000.0))
+    let t = timeout_ms.filter(|t| *t > 0.0 && t.is_finite())?;
+    Instant::now().checked_add(Duration::try_from_secs_f64(t / 1000.0).ok()?)
 }
 
 pub(crate) fn aborted() -> Error {

@@ -44,7 +44,16 @@ pub struct NativeEncodeOptions {
     pub ids: IdType,
 }
 
+/// The longest sequence a batch may be truncated or padded to: past it a
+/// padded batch would not fit in memory (2^31 tokens aborted the process).
+pub const MAX_TOKENS: u32 = 1 << 20;
+
 fn options(o: &NativeEncodeOptions) -> std::result::Result<(EncodeOptions, bool), CoreError> {
+    for (name, v) in [("maxLength", o.max_length), ("padToMultipleOf", o.pad_to_multiple_of)] {
+        if v.is_some_and(|v| v > MAX_TOKENS) {
+            return Err(CoreError::InvalidArgument(format!("{name} must be at most {MAX_TOKENS} tokens")));
+        }
+    }
     let truncation = o.truncation.into();
     let padding = o.padding.into();
     let offsets = o.offsets.map(Into::into);

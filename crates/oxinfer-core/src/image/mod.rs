@@ -188,6 +188,10 @@ pub fn process_one(input: &ImageInput, o: &ImageOptions) -> std::result::Result<
         }),
     };
     if let Some((w, h)) = target {
+        // maxPixels bounds what a resize makes too, not only what is decoded.
+        if w.checked_mul(h).is_none_or(|n| n > o.max_pixels) {
+            return Err(format!("resizing to {w}×{h} makes more than maxPixels ({})", o.max_pixels));
+        }
         if (w, h) != (img.width, img.height) {
             let f = match o.filter {
                 Filter::Bilinear => resample::bilinear,
