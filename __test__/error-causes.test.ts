@@ -204,6 +204,24 @@ describe('sizes that would exhaust memory are refused, and odd values never pani
   })
 })
 
+describe('a pair whose stride does not fit maxLength', () => {
+  it('is ERR_INVALID_ARGUMENT, with nothing on stderr', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `const { Tokenizer } = require(${JSON.stringify(root)})
+        Tokenizer.fromFile(${JSON.stringify(fixture('text/qwen3-tokenizer.json'))})
+          .then((t) => t.encodeBatch(['hello world'], { pairs: ['foo bar'], maxLength: 3, stride: 1 }))
+          .then(() => console.log('ok'), (e) => console.log(e.code, e.message))`,
+      ],
+      { encoding: 'utf8' },
+    )
+    expect(r.stdout).toMatch(/^ERR_INVALID_ARGUMENT stride 1 does not fit maxLength/)
+    expect(r.stderr).toBe('')
+  })
+})
+
 /** The first PNG among the image fixtures. */
 function readdirSyncPng(): string {
   return readdirSync(fixture('images')).find((f) => f.endsWith('.png'))!

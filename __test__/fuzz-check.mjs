@@ -73,13 +73,6 @@ export const KNOWN_BUGS = [
       "const a = new Float32Array(2); structuredClone(a.buffer, { transfer: [a.buffer] }); pipeline.run({ b: 1, clicks: a }) (a list field) rejects with ERR_BACKEND wrapping TypeError 'Cannot perform %TypedArray%.prototype.values on a detached ArrayBuffer' (want ERR_INVALID_INPUT)",
     match: (call, e) => (call === 'pipeline.run' || call === 'pipeline.runBatch') && wrapped(e, (c) => c instanceof TypeError && /detached ArrayBuffer/.test(c.message)),
   },
-  // TODO(fuzz): text pairs truncated with a stride: the `tokenizers` crate asserts stride < each side's share of maxLength, and panics (caught).
-  {
-    id: 'pair-stride-panic',
-    repro:
-      "tokenizer.encodeBatch(['hello world'], { pairs: ['foo bar'], maxLength: 3, stride: 1 }) rejects with ERR_BACKEND 'internal panic caught: `stride` must be strictly less than `max_len=1` …' and prints a Rust panic backtrace (want ERR_INVALID_ARGUMENT, as for a single text)",
-    match: (call, e) => (call === 'Tokenizer.encodeBatch' || call === 'Tokenizer.encode') && e?.code === 'ERR_BACKEND' && /`stride` must be strictly less than/.test(e.message),
-  },
 ]
 
 /**

@@ -142,8 +142,20 @@ impl TextTokenizer {
             Some(p) => texts.iter().zip(p).map(|(a, b)| (a.as_str(), b.as_str()).into()).collect(),
             None => texts.iter().map(|a| a.as_str().into()).collect(),
         };
-        let encodings = tk
-            .encode_batch(inputs, opts.add_special_tokens)
+        // The `tokenizers` crate asserts (panics) where a pair's stride does
+        // not fit its share of maxLength, which depends on the token counts:
+        // that is a bad argument, reported as such and without a backtrace.
+        quiet_tokenizer_panics();
+        let encodings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tk.encode_batch(inputs, opts.add_special_tokens)))
+            .map_err(|p| match Error::from_panic(p) {
+                Error::Backend(m) if m.contains("stride") => Error::InvalidArgument(format!(
+                    "stride {} does not fit maxLength {:?} for these pairs: each truncated sequence must keep more than stride tokens ({})",
+                    opts.stride,
+                    opts.max_length,
+                    m.trim_start_matches("internal panic caught: ")
+                )),
+                e => e,
+            })?
             .map_err(|e| Error::InvalidInput { message: format!("tokenisation failed: {e}"), input: None, row: None, field: None })?;
         self.collect(encodings, texts, pairs, opts)
     }
@@ -241,4 +253,19 @@ fn unit_map(text: &str, unit: OffsetUnit) -> Vec<u32> {
         _ => at,
     });
     map
+}
+
+/// Keeps panics raised inside the `tokenizers` crate (caught and reported as
+/// errors) off stderr; every other panic still goes to the previous hook.
+fn quiet_tokenizer_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let inside = info.location().is_some_and(|l| l.file().contains("tokenizers-"));
+            if !inside {
+                previous(info)
+            }
+        }));
+    });
 }
