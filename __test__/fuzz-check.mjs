@@ -53,26 +53,6 @@ const wrapped = (e, test) => e?.code === 'ERR_BACKEND' && test(e.cause)
  * fuzz-cases.mjs (image sizes, padded lengths) and fuzz-values.mjs (timeoutMs).
  */
 export const KNOWN_BUGS = [
-  // TODO(fuzz): src/pipeline/encode.ts fromColumns trusts a column's `length`.
-  {
-    id: 'columns-length',
-    repro: 'penguins.runBatch({ bill_length_mm: { length: 1e12 } }) rejects with ERR_BACKEND wrapping RangeError "Invalid typed array length" (want ERR_INVALID_INPUT)',
-    match: (call, e) => call === 'pipeline.runBatch' && wrapped(e, (c) => c instanceof RangeError && /typed array length|allocation failed/.test(c.message)),
-  },
-  // TODO(fuzz): src/pipeline/encode.ts fromColumns copies an array field's typed-array column with Float64Array.set, which throws on BigInt64Array/BigUint64Array.
-  {
-    id: 'columns-bigint-array',
-    repro:
-      "a pipeline with an array field v (size 8): pipeline.runBatch({ v: new BigInt64Array(8) }) rejects with ERR_BACKEND wrapping TypeError 'Cannot mix BigInt and other types, use explicit conversions' (a number field's BigInt64Array column is an ERR_INVALID_INPUT)",
-    match: (call, e) => call === 'pipeline.runBatch' && wrapped(e, (c) => c instanceof TypeError && /Cannot mix BigInt/.test(c.message)),
-  },
-  // TODO(fuzz): src/pipeline/encode.ts readLists copies a list field with Array.from, which throws on a detached typed array.
-  {
-    id: 'detached-list',
-    repro:
-      "const a = new Float32Array(2); structuredClone(a.buffer, { transfer: [a.buffer] }); pipeline.run({ b: 1, clicks: a }) (a list field) rejects with ERR_BACKEND wrapping TypeError 'Cannot perform %TypedArray%.prototype.values on a detached ArrayBuffer' (want ERR_INVALID_INPUT)",
-    match: (call, e) => (call === 'pipeline.run' || call === 'pipeline.runBatch') && wrapped(e, (c) => c instanceof TypeError && /detached ArrayBuffer/.test(c.message)),
-  },
 ]
 
 /**

@@ -92,7 +92,9 @@ describe('pipelines with dynamic batching', () => {
   })
 
   it('merges runs made in different event-loop turns while a batch is held open (maxDelayMicros in µs, natively)', async () => {
-    const p = await Pipeline.load(specPath, { batching: { maxBatchSize: 8, maxDelayMicros: 300 } })
+    // One slot: with the default pool (a slot per core for this light model)
+    // the second run may find a free slot of its own instead of the held batch.
+    const p = await Pipeline.load(specPath, { batching: { maxBatchSize: 8, maxDelayMicros: 300 }, session: { poolSize: 1 } })
     // Each attempt: one run in this turn, one in the next (a setImmediate
     // later), each crossing into native code on its own. The worker holds
     // the first one's batch open for 300 µs, so the second joins it. Turns on

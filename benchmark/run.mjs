@@ -178,18 +178,12 @@ function report(results) {
   }
   if (results.pipeline) {
     const p = results.pipeline
-    const rows = [['pipeline (penguins, ' + p.records + ' records)', 'oxinfer rec/s', 'pure JS rec/s', 'throughput ×', 'oxinfer JS-thread µs/rec', 'pure JS JS-thread µs/rec', 'JS-time ratio']]
-    for (const [mode, r] of Object.entries(p.modes)) rows.push([mode, r.oxinferPerSec, r.pureJsPerSec, r.throughputRatio, r.oxinferJsUsPerRecord, r.pureJsJsUsPerRecord, r.jsTimeRatio])
+    const rows = [['pipeline (penguins; oxinfer at its defaults)', 'oxinfer rec/s', 'loops rec/s', 'closures rec/s', 'oxinfer ÷ faster JS', 'paired', 'oxinfer µs/call', 'floor µs/call', 'oxinfer JS-thread µs/call', 'JS JS-thread µs/call']]
+    for (const r of Object.values(p.modes)) rows.push([r.label, r.oxinfer.perSec, r.loops.perSec, r.closures.perSec, r.ratio, r.pairedRatio, r.oxinfer.usPerCall, r.floor?.total ?? '', r.oxinfer.jsUsPerCall, r[r.bestPureJs].jsUsPerCall])
     out.push(table(rows))
-    const m = p.modes
-    const b1 = m['objects, sequential, batch 1']
-    const ob = m['objects, batch 1024 (2 batches in flight)']
-    const cb = m['columns, batch 1024 (2 batches in flight)']
     const sk = p.sklearn?.skipped ? `scikit-learn: skipped (${p.sklearn.skipped})` : `scikit-learn ${p.sklearn?.sklearn}: batch 1 ${p.sklearn?.batch1_records_per_s} rec/s, batch 1024 ${p.sklearn?.batch1024_records_per_s} rec/s`
-    out.push(`labels agree: ${yes(p.labelsAgree)}; ${sk}`)
-    if (b1 && ob && cb) {
-      out.push(`targets: objects batch 1 >= 1.5×: ${yes(b1.throughputRatio >= 1.5)} (${b1.throughputRatio}×); objects batch 1024 >= 2× and <= half the JS-thread time: ${yes(ob.throughputRatio >= 2 && ob.jsTimeRatio <= 0.5)} (${ob.throughputRatio}×, ${ob.jsTimeRatio}); columns batch 1024 >= 5×: ${yes(cb.throughputRatio >= 5)} (${cb.throughputRatio}×)`)
-    }
+    out.push(`labels agree: ${yes(p.labelsAgree)}; ORT's own run (onnxruntime-node, 1 thread): batch 1 ${p.ortOwnRun?.batch1Us} µs, batch 1,024 ${p.ortOwnRun?.batch1024Us} µs; ${sk}`)
+    out.push('targets (issue #12):\n' + (p.targets ?? []).map((t) => `  ${t.target}: ${yes(t.met)} (${t.figure})`).join('\n'))
   }
   if (results.tokenizer) {
     const t = results.tokenizer

@@ -1,6 +1,9 @@
 // Decoding: a pipeline run's packed result columns (see
 // crates/oxinfer-node/src/payload.rs) read as views, and turned into the
 // results callers get, as objects or as columns, with each row's error.
+// Result objects are built by code generated once per output shape (which
+// result columns a spec's post-processing makes), each object made whole by
+// one literal in the property order callers see.
 import { OxinferError, type ErrorCode } from '../errors'
 import { native } from '../native'
 import { unpack } from '../payload'
@@ -85,47 +88,73 @@ export function columns(named: Columns, rows: number, rejected: Map<number, Oxin
   return out
 }
 
+/** Builds result objects for rows [0, rows) into `out` (generated per output shape; see `builderFor`). */
+type Builder = (rows: number, out: unknown[], errors: (OxinferError | null)[] | null, S: Float32Array | Float64Array, k: number, li: Int32Array | undefined, sc: Float32Array | undefined, ti: Int32Array | undefined, tk: number, ts: Float32Array | undefined, ab: Uint8Array | undefined, bu: Int32Array | undefined, bucketNames: string[] | undefined, labels: string[] | undefined) => void
+
+/** Per output spec, its builders by shape (a bit per result column present). */
+const builders = new WeakMap<OutputSpec, Map<number, Builder>>()
+
+/**
+ * The builder of one output shape. Its code holds no value of the spec
+ * (labels and bucket names come in as arguments), only which properties the
+ * objects have, in the order they always had: scores, labelIndex, label,
+ * score, top, labels, bucket, value.
+ */
+function builderFor(output: OutputSpec, shape: number): Builder {
+  let byShape = builders.get(output)
+  if (byShape === undefined) builders.set(output, (byShape = new Map()))
+  let b = byShape.get(shape)
+  if (b !== undefined) return b
+  const props = ['scores: new V(buf, off + r * bytes, k)']
+  if (shape & 1) props.push('labelIndex: li[r]', 'label: li[r] < 0 ? null : labels ? labels[li[r]] : String(li[r])')
+  if (shape & 2) props.push('score: sc[r]')
+  if (shape & 4) props.push('top: top(r, ti, tk, ts, labels)')
+  if (shape & 8) props.push('labels: above(r, ab, k, labels)')
+  if (shape & 16) props.push('bucket: bucketNames[bu[r]]')
+  if (shape & 32) props.push('value: S[r]')
+  const body = `"use strict"
+return function build(rows, out, errors, S, k, li, sc, ti, tk, ts, ab, bu, bucketNames, labels) {
+  const V = S.constructor, buf = S.buffer, off = S.byteOffset, bytes = S.BYTES_PER_ELEMENT * k
+  for (let r = 0; r < rows; r++) {
+    if (errors !== null && errors[r] !== null) { out[r] = { error: errors[r] }; continue }
+    out[r] = { ${props.join(', ')} }
+  }
+}`
+  b = new Function('top', 'above', body)(top, above) as Builder
+  byShape.set(shape, b)
+  return b
+}
+
+/** top_k: row r's best classes, best first. */
+function top(r: number, ti: Int32Array, tk: number, ts: Float32Array, labels: string[] | undefined): { label: string; score: number }[] {
+  const out: { label: string; score: number }[] = []
+  for (let j = 0; j < tk; j++) out.push({ label: labelOf(labels, ti[r * tk + j]) ?? '', score: ts[r * tk + j] })
+  return out
+}
+
+/** threshold: the classes row r scores at least the threshold for. */
+function above(r: number, ab: Uint8Array, k: number, labels: string[] | undefined): string[] {
+  const out: string[] = []
+  for (let j = 0; j < k; j++) if (ab[r * k + j]) out.push(labelOf(labels, j) ?? '')
+  return out
+}
+
 /** A run's results as one object (or row error) per input row. */
 export function objects(named: Columns, rows: number, rejected: Map<number, OxinferError>, output: OutputSpec): (PipelineResult | PipelineRowError)[] {
   const scores = named.get('scores')!
   const k = scores.dims[1]
-  const sdata = scores.data as Float32Array
-  const errors = errorsOf(named, rows, rejected)
+  const S = scores.data as Float32Array | Float64Array
+  const errors = rejected.size > 0 || named.has('error_row') ? errorsOf(named, rows, rejected) : null
   const li = named.get('label')?.data as Int32Array | undefined
   const sc = named.get('score')?.data as Float32Array | undefined
-  const ti = named.get('top_index')
+  const tiCol = named.get('top_index')
+  const ti = tiCol?.data as Int32Array | undefined
   const ts = named.get('top_score')?.data as Float32Array | undefined
   const ab = named.get('above')?.data as Uint8Array | undefined
   const bu = named.get('bucket')?.data as Int32Array | undefined
   const bucketNames = bu ? ((output.postprocess ?? []).find((p) => p.op === 'bucket') as { names: string[] }).names : undefined
+  const shape = (li ? 1 : 0) | (sc ? 2 : 0) | (ti && ts ? 4 : 0) | (ab ? 8 : 0) | (bu && bucketNames ? 16 : 0) | (k === 1 ? 32 : 0)
   const out: (PipelineResult | PipelineRowError)[] = new Array(rows)
-  for (let r = 0; r < rows; r++) {
-    const e = errors[r]
-    if (e) {
-      out[r] = { error: e }
-      continue
-    }
-    const res: PipelineResult = { scores: sdata.subarray(r * k, (r + 1) * k) }
-    if (li) {
-      res.labelIndex = li[r]
-      res.label = labelOf(output.labels, li[r])
-    }
-    if (sc) res.score = sc[r]
-    if (ti && ts) {
-      const tk = ti.dims[1]
-      const idx = ti.data as Int32Array
-      const top: { label: string; score: number }[] = []
-      for (let j = 0; j < tk; j++) top.push({ label: labelOf(output.labels, idx[r * tk + j]) ?? '', score: ts[r * tk + j] })
-      res.top = top
-    }
-    if (ab) {
-      const labs: string[] = []
-      for (let j = 0; j < k; j++) if (ab[r * k + j]) labs.push(labelOf(output.labels, j) ?? '')
-      res.labels = labs
-    }
-    if (bu && bucketNames) res.bucket = bucketNames[bu[r]]
-    if (k === 1) res.value = sdata[r]
-    out[r] = res
-  }
+  builderFor(output, shape)(rows, out, errors, S, k, li, sc, ti, tiCol ? tiCol.dims[1] : 0, ts, ab, bu, bucketNames, output.labels)
   return out
 }

@@ -1,10 +1,12 @@
-// Encoding: records or columns checked against the spec's fields and laid
-// out as the one flat column batch that crosses to native code (see
-// crates/oxinfer-node/src/pipeline.rs).
+// Encoding: the layout of the one flat column batch that crosses to native
+// code (see crates/oxinfer-node/src/columns.rs), columns checked against the
+// spec's fields and laid out in it, and the pieces that the records reader
+// generated per pipeline (reader.ts) shares: the category dictionaries,
+// lists, the unknown-key suggestion and the batch's final form.
 import { OxinferError } from '../errors'
 import type { ImageSource } from '../image'
 import { describeValue, isPlainObject } from '../options'
-import type { FieldSpec, PipelineColumnsInput } from './spec'
+import type { FieldSpec, PipelineColumnsInput, PreprocessStage } from './spec'
 
 /** The spec's fields grouped by how they cross. */
 export interface FieldGroups {
@@ -19,7 +21,25 @@ export interface FieldGroups {
   images: FieldSpec[]
   /** Every field name, for spotting keys the spec does not declare. */
   known: ReadonlySet<string>
+  /**
+   * Per category field (as `cats`), the categories the spec lists for it
+   * (its one_hot and ordinal stages' fitted vocabularies), for coding
+   * without a dictionary lookup; empty when it lists none.
+   */
+  listed: readonly (readonly string[])[]
+  /** Dictionary-codes the category columns of columnar input (see compileColumnCategories). */
+  codeColumns: ColumnCategories
 }
+
+/** Codes each category column of `columns` into `codes` (-1: missing), appending the dictionaries to `uniques` and their lengths to `counts`. */
+type ColumnCategories = (
+  columns: PipelineColumnsInput,
+  rows: number,
+  codes: Float64Array,
+  counts: Float64Array,
+  uniques: string[],
+  reject: (r: number, f: string, m: string) => void,
+) => void
 
 /**
  * What to do with record keys and columns the spec does not declare
@@ -38,8 +58,19 @@ export interface ColumnBatch {
   rejected: Map<number, OxinferError>
 }
 
-/** The spec's fields grouped by how they cross in a batch (fixed by the spec, so computed once). */
-export function groupFields(fields: readonly FieldSpec[]): FieldGroups {
+/**
+ * Gives the batch's Float64Array of `n` numbers. Every number is written
+ * before the batch is used, so a pipeline may hand back one whose run has
+ * settled instead of a new one.
+ */
+export type Alloc = (n: number) => Float64Array
+const newBatch: Alloc = (n) => new Float64Array(n)
+
+/** No rows rejected: shared by the batches that have none (never written to). */
+export const NONE_REJECTED: Map<number, OxinferError> = new Map()
+
+/** The spec's fields grouped by how they cross in a batch (fixed by the spec, so computed once, and again after `fit`). */
+export function groupFields(fields: readonly FieldSpec[], preprocess: readonly PreprocessStage[] = []): FieldGroups {
   const nums: FieldSpec[] = []
   const cats: FieldSpec[] = []
   const arrs: FieldSpec[] = []
@@ -57,93 +88,78 @@ export function groupFields(fields: readonly FieldSpec[]): FieldGroups {
       arrWidth += f.size ?? 1
     } else nums.push(f)
   }
-  return { fields, nums, cats, arrs, arrWidth, lists, texts, images, known: new Set(fields.map((f) => f.name)) }
-}
-
-/** Transposes records into the batch format (see crates/oxinfer-node/src/columns.rs), checking each value against its field's type. */
-export function fromRecords(L: FieldGroups, records: Record<string, unknown>[], failFast: boolean, unknown: UnknownKeys): ColumnBatch {
-  const rows = records.length
-  const rejected = new Map<number, OxinferError>()
-  const reject = (row: number, field: string, message: string): void => {
-    const e = new OxinferError('ERR_INVALID_INPUT', message, { row, field })
-    if (failFast) throw e
-    if (!rejected.has(row)) rejected.set(row, e)
-  }
-  for (let r = 0; r < rows; r++) {
-    const rec = records[r]
-    if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) reject(r, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
-    else checkUnknownKeys(L, rec, r, unknown, reject)
-  }
-  const get0 = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
-  const lists = readLists(L, rows, get0, reject)
-  const [texts, images] = readMedia(L, rows, get0, reject)
-  const { data, nums, codes, counts, arrs, lens, vals } = allocBatch(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
-  fillLists(lens, vals, lists, rows)
-  const uniques: string[] = []
-  const get = (r: number, name: string): unknown => (rejected.has(r) ? undefined : (records[r] as Record<string, unknown>)[name])
-  const missing = (v: unknown): boolean => v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))
-  L.nums.forEach((f, j) => {
-    const name = f.name
-    const base = j * rows
-    for (let r = 0; r < rows; r++) {
-      const v = get(r, name)
-      if (missing(v)) nums[base + r] = Number.NaN
-      else if (f.type === 'boolean') {
-        if (typeof v === 'boolean') nums[base + r] = v ? 1 : 0
-        else {
-          reject(r, name, `row ${r}: field '${name}' expects a boolean, got ${describeValue(v)}`)
-          nums[base + r] = Number.NaN
-        }
-      } else if (typeof v === 'number' && (f.type === 'number' || Number.isInteger(v) || !Number.isFinite(v))) nums[base + r] = v
-      else {
-        reject(r, name, `row ${r}: field '${name}' expects ${f.type === 'integer' ? 'an integer' : 'a number'}, got ${describeValue(v)}`)
-        nums[base + r] = Number.NaN
+  const listed = cats.map((f) => {
+    const seen = new Set<string>()
+    for (const st of preprocess) {
+      if ((st.op === 'one_hot' || st.op === 'ordinal') && st.field === f.name && Array.isArray(st.categories)) {
+        for (const c of st.categories) if (typeof c === 'string') seen.add(c)
       }
     }
+    return [...seen]
   })
-  encodeCategories(L, rows, get, missing, codes, counts, uniques, reject)
-  let base = 0
-  for (const f of L.arrs) {
-    const name = f.name
-    const size = f.size ?? 1
-    arrs.fill(Number.NaN, base, base + rows * size)
-    for (let r = 0; r < rows; r++) {
-      const v = get(r, name)
-      if (missing(v)) continue
-      if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)))) {
-        reject(r, name, `row ${r}: field '${name}' expects an array of ${size} numbers, got ${describeValue(v)}`)
-        continue
-      }
-      const a = v as ArrayLike<unknown>
-      if (a.length !== size) {
-        reject(r, name, `row ${r}: field '${name}' expects ${size} elements, got ${a.length}`)
-        continue
-      }
-      for (let k = 0; k < size; k++) {
-        const x = a[k]
-        if (typeof x === 'number') arrs[base + r * size + k] = x
-        else if (!missing(x)) {
-          reject(r, name, `row ${r}: field '${name}' element ${k} expects a number, got ${describeValue(x)}`)
-          break
-        }
-      }
-    }
-    base += rows * size
-  }
-  return { flat: flatBatch(rows, rejected, data, uniques, texts, images), rows, rejected }
+  const L = { fields, nums, cats, arrs, arrWidth, lists, texts, images, known: new Set(fields.map((f) => f.name)), listed }
+  return { ...L, codeColumns: compileColumnCategories(L) }
 }
 
-/** Refuses (or counts) a record's keys that are not spec fields. */
-function checkUnknownKeys(L: FieldGroups, rec: object, r: number, unknown: UnknownKeys, reject: (row: number, field: string, message: string) => void): void {
-  for (const k in rec) {
-    if (L.known.has(k) || !Object.prototype.hasOwnProperty.call(rec, k)) continue
-    if (unknown.ignore) unknown.ignored++
-    else return reject(r, k, `row ${r}: unknown field '${k}'${suggest(L, k)}; pass unknownFields: 'ignore' to allow keys the spec does not declare`)
-  }
+/**
+ * Generated code that turns the string in `value` into its field's
+ * batch-local code in `out`: a `switch` over the categories the spec lists
+ * (compared by pointer when both strings are internalized) marks each in
+ * the Int32Array `seen` (code + 1) the first time the batch uses it, and only
+ * other strings go through a Map. Codes come in order of first appearance,
+ * as with a Map alone. Category strings enter the code only as JSON string
+ * literals. Needs `let s, c` and `let n, M = null; const U = [], seen =
+ * new Int32Array(listed.length)` under the names given.
+ */
+export function categoryCode(listed: readonly string[], value: string, out: string, v: { n: string; U: string; M: string; seen: string }): string {
+  const map = `if (${v.M} === null) ${v.M} = new Map(); c = ${v.M}.get(${value}); if (c === undefined) { c = ${v.n}++; ${v.M}.set(${value}, c); ${v.U}.push(${value}) } ${out} = c`
+  if (listed.length === 0) return map
+  const cases = listed.map((c, i) => `case ${JSON.stringify(c)}: s = ${i}; break`).join('; ')
+  return `switch (${value}) { ${cases}; default: s = -1 }
+      if (s >= 0) { c = ${v.seen}[s]; if (c === 0) { ${v.seen}[s] = c = ++${v.n}; ${v.U}.push(${value}) } ${out} = c - 1 } else { ${map} }`
+}
+
+/** The declarations `categoryCode` needs for category field `j`. */
+export function categoryState(listed: readonly string[], j: number): string {
+  return `let n${j} = 0, M${j} = null; const U${j} = []${listed.length ? `, seen${j} = new Int32Array(${listed.length})` : ''};`
+}
+
+/** The names `categoryState` declares for field `j`. */
+export const categoryVars = (j: number): { n: string; U: string; M: string; seen: string } => ({ n: `n${j}`, U: `U${j}`, M: `M${j}`, seen: `seen${j}` })
+
+/**
+ * Compiles the category coding of columnar input once per spec (see
+ * categoryCode): column-major, a missing column or a null/undefined value is
+ * missing (-1), anything else that is not a string is rejected.
+ */
+function compileColumnCategories(L: Pick<FieldGroups, 'cats' | 'listed'>): ColumnCategories {
+  if (L.cats.length === 0) return () => {}
+  const body = L.cats
+    .map((f, j) => {
+      const name = JSON.stringify(f.name)
+      return `{
+    ${categoryState(L.listed[j], j)}
+    const src = columns[${name}], at = ${j} * rows
+    if (src === undefined) codes.fill(-1, at, at + rows)
+    else for (let r = 0; r < rows; r++) {
+      const v = src[r]
+      if (typeof v === 'string') { ${categoryCode(L.listed[j], 'v', 'codes[at + r]', categoryVars(j))} }
+      else {
+        if (v !== null && v !== undefined) reject(r, ${name}, bad(r, ${name}, v))
+        codes[at + r] = -1
+      }
+    }
+    counts[${j}] = n${j}
+    for (let i = 0; i < U${j}.length; i++) uniques.push(U${j}[i])
+  }`
+    })
+    .join('\n')
+  const make = new Function('bad', `"use strict"; return function codeColumns(columns, rows, codes, counts, uniques, reject) { let s, c\n${body}\n}`)
+  return make((r: number, name: string, v: unknown) => `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`) as ColumnCategories
 }
 
 /** ", did you mean 'x'?" for a key one or two edits from a field name (a misspelling), else the field list. */
-function suggest(L: FieldGroups, key: string): string {
+export function suggest(L: Pick<FieldGroups, 'known'>, key: string): string {
   let best = ''
   let bestDistance = 3
   for (const f of L.known) {
@@ -166,7 +182,7 @@ function distance(a: string, b: string, cap: number): number {
 }
 
 /** Checks and adopts columnar input (numeric columns are copied with one memcpy each). */
-export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failFast: boolean, unknown: UnknownKeys): ColumnBatch {
+export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failFast: boolean, unknown: UnknownKeys, alloc: Alloc = newBatch): ColumnBatch {
   for (const k of Object.keys(columns)) {
     if (L.known.has(k)) continue
     if (unknown.ignore) unknown.ignored++
@@ -177,8 +193,12 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
   for (const f of L.fields) {
     const c = columns[f.name]
     if (c === undefined) continue
-    if (typeof c !== 'object' || c === null || typeof (c as ArrayLike<unknown>).length !== 'number') {
+    // A real array or typed array: an object with a `length` (say 1e12) is not a column.
+    if (!Array.isArray(c) && !(ArrayBuffer.isView(c) && !(c instanceof DataView))) {
       throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' must be an array or typed array`, { field: f.name })
+    }
+    if ((c instanceof BigInt64Array || c instanceof BigUint64Array) && f.type !== 'category') {
+      throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' is a ${c.constructor.name}; ${f.type} fields take numbers (a Float64Array, Float32Array or number[])`, { field: f.name })
     }
     const n = lengthOf(f, c)
     if (!Number.isInteger(n) || (rows >= 0 && n !== rows)) {
@@ -187,18 +207,18 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
     rows = n
   }
   if (rows < 0) throw new OxinferError('ERR_INVALID_INPUT', 'no columns given')
-  const rejected = new Map<number, OxinferError>()
+  let rejected: Map<number, OxinferError> | null = null
   const reject = (row: number, field: string, message: string): void => {
     const e = new OxinferError('ERR_INVALID_INPUT', message, { row, field })
     if (failFast) throw e
+    rejected ??= new Map()
     if (!rejected.has(row)) rejected.set(row, e)
   }
   const getCol = (r: number, name: string): unknown => (columns[name] as ArrayLike<unknown> | undefined)?.[r]
   const lists = readLists(L, rows, getCol, reject)
   const [texts, images] = readMedia(L, rows, getCol, reject)
-  const { data, nums, codes, counts, arrs, lens, vals } = allocBatch(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0))
+  const { data, nums, codes, counts, arrs, lens, vals } = allocBatch(L, rows, lists.reduce((a, l) => a + l.reduce((b, x) => b + x.length, 0), 0), alloc)
   fillLists(lens, vals, lists, rows)
-  codes.fill(-1)
   const uniques: string[] = []
   L.nums.forEach((f, j) => {
     const c = columns[f.name] as ArrayLike<unknown> | undefined
@@ -221,7 +241,7 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
       }
     }
   })
-  encodeCategories(L, rows, getCol, (v) => v === null || v === undefined, codes, counts, uniques, reject)
+  L.codeColumns(columns, rows, codes, counts, uniques, reject)
   let base = 0
   for (const f of L.arrs) {
     const c = columns[f.name] as ArrayLike<unknown> | undefined
@@ -247,64 +267,29 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
     }
     base += rows * size
   }
-  return { flat: flatBatch(rows, rejected, data, uniques, texts, images), rows, rejected }
-}
-
-/**
- * Dictionary-codes the category fields: `codes` indexes each field's
- * batch-local dictionary, appended to `uniques` (-1: missing), and `counts`
- * says how long each dictionary is.
- */
-function encodeCategories(
-  L: FieldGroups,
-  rows: number,
-  get: (r: number, name: string) => unknown,
-  missing: (v: unknown) => boolean,
-  codes: Float64Array,
-  counts: Float64Array,
-  uniques: string[],
-  reject: (r: number, f: string, m: string) => void,
-): void {
-  L.cats.forEach((f, j) => {
-    const name = f.name
-    const base = j * rows
-    const dict = new Map<string, number>()
-    for (let r = 0; r < rows; r++) {
-      const v = get(r, name)
-      if (typeof v === 'string') {
-        let c = dict.get(v)
-        if (c === undefined) {
-          dict.set(v, (c = dict.size))
-          uniques.push(v)
-        }
-        codes[base + r] = c
-      } else {
-        if (!missing(v)) reject(r, name, `row ${r}: field '${name}' expects a category string, got ${describeValue(v)}`)
-        codes[base + r] = -1
-      }
-    }
-    counts[j] = dict.size
-  })
+  const bad = rejected ?? NONE_REJECTED
+  return { flat: flatBatch(rows, bad, data, uniques, texts, images), rows, rejected: bad }
 }
 
 /** One Float64Array for the whole batch, with views for each group (see pipeline.rs). */
 function allocBatch(
   L: FieldGroups,
   rows: number,
-  listValues = 0,
+  listValues: number,
+  alloc: Alloc,
 ): { data: Float64Array; nums: Float64Array; codes: Float64Array; counts: Float64Array; arrs: Float64Array; lens: Float64Array; vals: Float64Array } {
   const nNum = L.nums.length * rows
   const nCat = L.cats.length * rows
   const nArr = L.arrWidth * rows
   const nLen = L.lists.length * rows
-  const data = new Float64Array(nNum + nCat + L.cats.length + nArr + nLen + listValues)
+  const data = alloc(nNum + nCat + L.cats.length + nArr + nLen + listValues)
   let at = 0
   const take = (n: number): Float64Array => data.subarray(at, (at += n))
   return { data, nums: take(nNum), codes: take(nCat), counts: take(L.cats.length), arrs: take(nArr), lens: take(nLen), vals: take(listValues) }
 }
 
 /** Reads list fields (arrays of numbers, or null) into the batch's tail. */
-function readLists(L: FieldGroups, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): number[][][] {
+export function readLists(L: FieldGroups, rows: number, get: (r: number, name: string) => unknown, reject: (r: number, f: string, m: string) => void): number[][][] {
   return L.lists.map((f) => {
     const out: number[][] = new Array(rows)
     for (let r = 0; r < rows; r++) {
@@ -318,7 +303,12 @@ function readLists(L: FieldGroups, rows: number, get: (r: number, name: string) 
         out[r] = []
         continue
       }
-      const a = Array.from(v as ArrayLike<unknown>)
+      const a = listItems(v as ArrayLike<unknown>)
+      if (a === null) {
+        reject(r, f.name, `row ${r}: field '${f.name}' expects a list of numbers, got a detached typed array`)
+        out[r] = []
+        continue
+      }
       const bad = a.findIndex((x) => typeof x !== 'number' && x !== null)
       if (bad >= 0) {
         reject(r, f.name, `row ${r}: field '${f.name}' element ${bad} expects a number, got ${describeValue(a[bad])}`)
@@ -329,6 +319,19 @@ function readLists(L: FieldGroups, rows: number, get: (r: number, name: string) 
     }
     return out
   })
+}
+
+/**
+ * A list field's items; null for a typed array whose buffer was transferred
+ * (detached), which Array.from cannot read.
+ */
+export function listItems(v: ArrayLike<unknown>): unknown[] | null {
+  try {
+    return Array.from(v)
+  } catch (e) {
+    if (ArrayBuffer.isView(v) && e instanceof TypeError) return null
+    throw e
+  }
 }
 
 /** Text and image fields: validated per row, passed through as they are. */
@@ -361,7 +364,7 @@ function readMedia(L: FieldGroups, rows: number, get: (r: number, name: string) 
   return [texts, images]
 }
 
-function fillLists(lens: Float64Array, vals: Float64Array, lists: number[][][], rows: number): void {
+export function fillLists(lens: Float64Array, vals: Float64Array, lists: number[][][], rows: number): void {
   let at = 0
   lists.forEach((rowsOf, j) => {
     for (let r = 0; r < rows; r++) {
@@ -372,7 +375,7 @@ function fillLists(lens: Float64Array, vals: Float64Array, lists: number[][][], 
   })
 }
 
-function flatBatch(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[], texts: unknown[][], images: unknown[][]): unknown[] {
+export function flatBatch(rows: number, rejected: Map<number, OxinferError>, data: Float64Array, uniques: string[], texts: unknown[][], images: unknown[][]): unknown[] {
   if (rejected.size === 0) return [rows, null, null, null, data, uniques, texts, images]
   const bad = new Int32Array(rejected.size)
   const fields: string[] = []
