@@ -123,7 +123,8 @@ describe('spec errors name the stage, the JSON path and the line in the spec fil
     path = specFile('broken.json', '{\n  "version": 1,\n  "model": "penguins.onnx",\n  "fields": [,]\n}\n')
     e = await rejectsWith(Pipeline.load(path), 'ERR_INVALID_SPEC')
     expect(e.message).toMatch(/not valid JSON: .*line 4 column/)
-    expect(e.path).toBe(path)
+    expect([e.path, e.line, e.column]).toEqual([path, 4, 14])
+    expect(e.message).toContain(`${path}:4:14`)
 
     // A value JSON cannot hold is a spec error too, not a TypeError.
     await rejectsWith(Pipeline.create({ ...penguins(), name: 10n } as never), 'ERR_INVALID_SPEC')

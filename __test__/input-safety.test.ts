@@ -48,6 +48,34 @@ describe('queued runs copy their inputs at call time', () => {
   })
 })
 
+describe('every input container is copied, a Node Buffer and a string[] included', () => {
+  it('a Buffer (whose own slice is a view) and a string array written after run returns change nothing', async () => {
+    const s = await Session.create(fixture('all_types.onnx'), { poolSize: 1, inlineThresholdMicros: 0 })
+    const n = 4096
+    const feeds = (u8: Uint8Array, strings: string[]): Record<string, Tensor> => {
+      const t = (type: string, data: unknown): Tensor => new Tensor(type as never, data as never, [1, n])
+      const zeros = <T>(C: new (n: number) => T): T => new C(n)
+      return {
+        in_float32: t('float32', zeros(Float32Array)), in_float64: t('float64', zeros(Float64Array)), in_float16: t('float16', zeros(Uint16Array)),
+        in_int8: t('int8', zeros(Int8Array)), in_uint8: t('uint8', u8), in_int16: t('int16', zeros(Int16Array)), in_uint16: t('uint16', zeros(Uint16Array)),
+        in_int32: t('int32', zeros(Int32Array)), in_uint32: t('uint32', zeros(Uint32Array)), in_int64: t('int64', zeros(BigInt64Array)),
+        in_uint64: t('uint64', zeros(BigUint64Array)), in_bool: t('bool', zeros(Uint8Array)), in_string: t('string', strings),
+      }
+    }
+    const buffers = Array.from({ length: 8 }, (_, k) => Buffer.alloc(n, k + 1))
+    const strings = buffers.map((_, k) => Array.from({ length: n }, () => `s${k}`))
+    const pending = buffers.map((b, k) => s.run(feeds(b, strings[k]), { outputs: ['out_uint8', 'out_string'] }))
+    buffers.forEach((b) => b.fill(0xee))
+    strings.forEach((a) => a.fill('changed'))
+    const got = await Promise.all(pending)
+    got.forEach((r, k) => {
+      expect((r.out_uint8.data as Uint8Array).every((v) => v === k + 1), `run ${k}`).toBe(true)
+      expect((r.out_string.data as string[]).every((v) => v === `s${k}`), `run ${k}`).toBe(true)
+    })
+    await s.dispose()
+  })
+})
+
 describe('zeroCopy', () => {
   it('is a boolean session option, off by default, and runs borrow buffers when on', async () => {
     await rejectsWith(Session.create(fixture('tiny_mlp.onnx'), { zeroCopy: 'yes' as never }), 'ERR_INVALID_ARGUMENT')

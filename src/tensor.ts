@@ -223,8 +223,9 @@ export interface TypedTensor<T extends TensorType> {
 }
 
 /**
- * An n-dimensional array with an element type. Inputs are passed to the engine
- * without a copy: do not mutate `data` until the run that reads it settles.
+ * An n-dimensional array with an element type. A queued run copies its
+ * inputs when `run` is called (unless the session has `zeroCopy`), so `data`
+ * may change once `run` returns.
  *
  * `Tensor` alone is the union of every {@link TypedTensor}, so checking
  * `t.type` narrows `t.data`; `Tensor<'float32'>` is a float32 tensor.

@@ -69,6 +69,15 @@ const newBatch: Alloc = (n) => new Float64Array(n)
 /** No rows rejected: shared by the batches that have none (never written to). */
 export const NONE_REJECTED: Map<number, OxinferError> = new Map()
 
+/**
+ * A copy of image bytes: a queued run reads them later on a worker, so the
+ * caller may write to or transfer the buffer once `run` returns (a Buffer's
+ * own slice would be a view; a detached array stays as it is, empty).
+ */
+export function ownBytes(b: Uint8Array): Uint8Array {
+  return b.byteLength === 0 ? b : Uint8Array.prototype.slice.call(b)
+}
+
 /** The spec's fields grouped by how they cross in a batch (fixed by the spec, so computed once, and again after `fit`). */
 export function groupFields(fields: readonly FieldSpec[], preprocess: readonly PreprocessStage[] = []): FieldGroups {
   const nums: FieldSpec[] = []
@@ -352,8 +361,8 @@ function readMedia(L: FieldGroups, rows: number, get: (r: number, name: string) 
     const out: unknown[] = new Array(rows)
     for (let r = 0; r < rows; r++) {
       const v = get(r, f.name) as ImageSource | null | undefined
-      if (v instanceof Uint8Array) out[r] = v
-      else if (isPlainObject(v) && v.data instanceof Uint8Array) out[r] = [v.data, v.width, v.height, v.channels]
+      if (v instanceof Uint8Array) out[r] = ownBytes(v)
+      else if (isPlainObject(v) && v.data instanceof Uint8Array) out[r] = [ownBytes(v.data), v.width, v.height, v.channels]
       else {
         if (v !== undefined && v !== null) reject(r, f.name, `row ${r}: field '${f.name}' expects image bytes (Uint8Array) or { data, width, height, channels }, got ${describeValue(v)}`)
         out[r] = null

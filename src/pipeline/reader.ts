@@ -11,7 +11,7 @@
 // string literals; messages are made outside it.
 import { OxinferError } from '../errors'
 import { describeValue, isPlainObject } from '../options'
-import { categoryCode, categoryState, categoryVars, fillLists, flatBatch, listItems, NONE_REJECTED, suggest, type Alloc, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
+import { categoryCode, categoryState, categoryVars, fillLists, flatBatch, listItems, NONE_REJECTED, ownBytes, suggest, type Alloc, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import type { FieldSpec } from './spec'
 
 /**
@@ -96,7 +96,7 @@ return function readRecords(records, failFast, unknown, alloc, one) {
     const rec = records === null ? one : records[r]
     if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) { H.notObject(st, r, rec); continue }
     for (const k in rec) {
-      switch (k) { ${known} continue }
+      ${known ? `switch (k) { ${known} continue }` : '// no fields: every key is unknown'}
       if (!hasOwn(rec, k)) continue
       if (ignore) unknown.ignored++
       else { H.unknownKey(st, r, k); continue row }
@@ -129,8 +129,8 @@ function fieldCode(c: Check, o: number, L: FieldGroups, arrAt: string): string {
     else ${reject}`
     case 'image':
       return `    v = rec[${key}]
-    if (v instanceof Uint8Array) I${c.j}[r] = v
-    else if (isPlainObject(v) && v.data instanceof Uint8Array) I${c.j}[r] = [v.data, v.width, v.height, v.channels]
+    if (v instanceof Uint8Array) I${c.j}[r] = H.bytes(v)
+    else if (isPlainObject(v) && v.data instanceof Uint8Array) I${c.j}[r] = [H.bytes(v.data), v.width, v.height, v.channels]
     else if (v === undefined || v === null) I${c.j}[r] = null
     else ${reject}`
     case 'num': {
@@ -209,6 +209,7 @@ function helpers(L: FieldGroups, checks: Check[]) {
   }
   const nameOf = (ord: number): string => checks[ord - 1].f.name
   return {
+    bytes: ownBytes,
     notObject(st: State, r: number, rec: unknown): void {
       reject(st, r, 0, '', `row ${r}: a record must be an object, got ${describeValue(rec)}`)
     },

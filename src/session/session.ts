@@ -18,16 +18,19 @@ import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
 import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type ValueInfo } from './options'
 
-/** Replaces each feed's data (and dims) in a flat feed list with a copy. */
+/** %TypedArray%.prototype.slice: a copy even for a Node Buffer, whose own slice is a view. */
+const typedSlice = Object.getPrototypeOf(Uint8Array.prototype).slice as (this: ArrayBufferView) => ArrayBufferView
+
+/** Replaces each feed's data in a flat feed list with a copy (dims are the tensor's own frozen array). */
 function ownInputs(flat: unknown[]): void {
   for (let i = 2; i < flat.length; i += 4) {
+    const d = flat[i]
     try {
-      flat[i] = (flat[i] as { slice(): unknown }).slice()
+      flat[i] = Array.isArray(d) ? d.slice() : typedSlice.call(d as ArrayBufferView)
     } catch (e) {
       // A typed array whose buffer was transferred away (detached).
       throw new OxinferError('ERR_INVALID_ARGUMENT', `run: feed '${String(flat[i - 2])}' has data that cannot be read (${(e as Error).message})`, { input: String(flat[i - 2]), cause: e })
     }
-    flat[i + 1] = (flat[i + 1] as number[]).slice()
   }
 }
 

@@ -173,7 +173,7 @@ impl Error {
     pub fn path(&self) -> Option<&str> {
         match self {
             Error::File { path, .. } => Some(path),
-            Error::InvalidSpec { origin: Some(s), .. } => Some(&s.path),
+            Error::InvalidSpec { origin: Some(s), .. } if !s.path.is_empty() => Some(s.path.as_str()),
             _ => None,
         }
     }
@@ -189,7 +189,7 @@ impl Error {
     /// Where in its file a spec error's value is (1-based line and column).
     pub fn spec_line(&self) -> Option<(usize, usize)> {
         match self {
-            Error::InvalidSpec { origin: Some(s), .. } => s.line.map(|l| (l, s.column.unwrap_or(1))),
+            Error::InvalidSpec { origin: Some(s), .. } if !s.path.is_empty() => s.line.map(|l| (l, s.column.unwrap_or(1))),
             _ => None,
         }
     }
@@ -197,8 +197,13 @@ impl Error {
     /// A file that could not be opened, read or written: `what` names it for
     /// the user ("the model", "the job's input file").
     pub fn file(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        Error::file_op("open", what, path, e)
+    }
+
+    /// A file that failed at `op` ("open", "read", "write").
+    pub fn file_op(op: &str, what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
         let shown = path.display().to_string();
-        Error::File { message: format!("cannot open {what} '{shown}': {e}"), path: shown }
+        Error::File { message: format!("cannot {op} {what} '{shown}': {e}"), path: shown }
     }
 
     pub fn invalid_input(input: impl Into<String>, message: impl Into<String>) -> Self {
@@ -219,9 +224,9 @@ impl Error {
         Error::InvalidSpec { message: message.into(), stage: Some(stage), at, origin: None }
     }
 
-    /// A spec error with no stage, about the value at JSON path `at`.
-    pub fn spec_at_path(at: Option<&str>, message: impl Into<String>) -> Self {
-        Error::InvalidSpec { message: message.into(), stage: None, at: at.map(str::to_string), origin: None }
+    /// A spec error about the spec as a whole (no stage, no JSON path).
+    pub fn spec(message: impl Into<String>) -> Self {
+        Error::InvalidSpec { message: message.into(), stage: None, at: None, origin: None }
     }
 
     /// The same spec error about the value at `path` within its stage

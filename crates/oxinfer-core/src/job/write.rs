@@ -89,13 +89,13 @@ pub struct Writer {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::file("the job's output file", path, e)
+    Error::file_op("write", "the job's output file", path, e)
 }
 
 impl Writer {
     /// Creates (or truncates) the output file.
     pub fn create(path: &Path, format: OutputFormat, spec: &Spec) -> Result<Self> {
-        let file = File::create(path).map_err(|e| io(path, e))?;
+        let file = File::create(path).map_err(|e| Error::file("the job's output file", path, e))?;
         let bucket_names = spec.output.postprocess.iter().find_map(|p| match p {
             Post::Bucket { names, .. } => Some(names.clone()),
             _ => None,

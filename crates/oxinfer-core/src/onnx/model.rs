@@ -62,6 +62,8 @@ impl Threads {
     pub const CLEARLY_HEAVY: std::time::Duration = std::time::Duration::from_millis(10);
     pub const MAX_LIGHT_POOL: usize = 4;
     pub const LARGE_MODEL: u64 = 64 << 20;
+    /// Zero inputs larger than this are not allocated for a probe.
+    pub const MAX_PROBE_BYTES: usize = 16 << 20;
 
     fn cores() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -143,12 +145,16 @@ impl OnnxBackend {
             return Err(Error::InvalidArgument("poolSize must be at least 1".into()));
         }
         if let ModelSource::Path(p) = &source {
-            // Opened here so that a missing or unreadable file is `File`, and
-            // only what ONNX Runtime cannot parse is `ModelLoad`.
-            match std::fs::File::open(p).and_then(|f| f.metadata()) {
+            // Checked here so that a missing or unreadable file is `File`, and
+            // only what ONNX Runtime cannot parse is `ModelLoad`. Metadata
+            // first: opening a FIFO would block.
+            match std::fs::metadata(p) {
                 Ok(m) if m.is_file() => {}
                 Ok(_) => return Err(Error::file("the model", p, "not a regular file")),
                 Err(e) => return Err(Error::file("the model", p, e)),
+            }
+            if let Err(e) = std::fs::File::open(p) {
+                return Err(Error::file("the model", p, e));
             }
         }
         if let ModelSource::Bytes(b) = &source {
@@ -207,7 +213,14 @@ impl OnnxBackend {
                 ModelSource::Path(p) => std::fs::metadata(p).map_or(u64::MAX, |m| m.len()),
                 ModelSource::Bytes(b) => b.len() as u64,
             };
-            let (threads, pool) = Threads::choose(backend.probe(), size, Threads::cores());
+            // Probed only where the rule can pay off: on the CPU, and for a
+            // model small enough that a pool of copies is cheap.
+            let probe = if matches!(opts.device, Device::Cpu) && size <= Threads::LARGE_MODEL { backend.probe() } else { None };
+            let (threads, pool) = match opts.device {
+                Device::Cpu => Threads::choose(probe, size, Threads::cores()),
+                // A GPU session per slot is not what a light model needs.
+                _ => (Threads::cores(), 1),
+            };
             if threads > 1 {
                 opts.intra_op_threads = threads;
                 backend.slots[0] = Mutex::new(slot(rt, &opts, &backend._weights, &source)?);
@@ -230,7 +243,8 @@ impl OnnxBackend {
                 return None;
             }
             let dims: Vec<i64> = v.dims.iter().map(|d| if let Dim::Fixed(n) = d { (*n).max(0) } else { 1 }).collect();
-            let len = dims.iter().product::<i64>() as usize * dtype.size();
+            // A model declaring huge fixed inputs is not light: no probe.
+            let len = dims.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d as usize)).filter(|&n| n <= Threads::MAX_PROBE_BYTES)?;
             inputs.push(InputTensor { name: v.name.clone(), dtype: *dtype, dims, data: InputData::Owned(AlignedBytes::zeroed(len)) });
         }
         let outputs: Vec<usize> = (0..self.info.outputs.len()).collect();

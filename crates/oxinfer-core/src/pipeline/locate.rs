@@ -66,8 +66,9 @@ pub fn find(text: &str, path: &str) -> Option<(usize, usize)> {
 /// value; a message that had no location gains "(file:line:column)".
 pub fn in_file(e: Error, text: &str, file: &str) -> Error {
     match e {
-        Error::InvalidSpec { message, stage, at, origin: None } => {
-            let found = at.as_deref().and_then(|p| find(text, p));
+        Error::InvalidSpec { message, stage, at, origin } if origin.as_ref().is_none_or(|o| o.path.is_empty()) => {
+            // A syntax error came with its own line; others are found by their JSON path.
+            let found = origin.and_then(|o| Some((o.line?, o.column.unwrap_or(1)))).or_else(|| at.as_deref().and_then(|p| find(text, p)));
             let message = match found {
                 Some((l, c)) => format!("{message} ({file}:{l}:{c})"),
                 None => format!("{message} ({file})"),

@@ -504,10 +504,16 @@ pub const VERSION: u32 = 1;
 /// Parses a spec (JSON text), checking its version first; errors name the
 /// stage and the JSON path of the value where reading stopped.
 pub fn parse(json: &str) -> crate::Result<Spec> {
-    let value: serde_json::Value = serde_json::from_str(json)
-        .map_err(|e| crate::Error::spec_at_path(None, format!("the spec is not valid JSON: {e}")))?;
+    // A syntax error keeps serde's line and column in the text, which is the
+    // user's file when the spec came from one (see locate::in_file).
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| crate::Error::InvalidSpec {
+        message: format!("the spec is not valid JSON: {e}"),
+        stage: None,
+        at: None,
+        origin: Some(crate::error::SpecSource { path: String::new(), line: Some(e.line()), column: Some(e.column()) }),
+    })?;
     let Some(o) = value.as_object() else {
-        return Err(crate::Error::spec_at_path(None, "the spec must be a JSON object"));
+        return Err(crate::Error::spec("the spec must be a JSON object"));
     };
     match o.get("version") {
         Some(v) if v.as_u64() == Some(VERSION as u64) => {}
