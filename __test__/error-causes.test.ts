@@ -205,6 +205,17 @@ describe('sizes that would exhaust memory are refused, and odd values never pani
   })
 })
 
+describe('a detached typed array as a column', () => {
+  it('is ERR_INVALID_INPUT naming the column (found by the 1M fuzz run)', async () => {
+    const p = await Pipeline.load(specFile('columns.json', penguins()))
+    const col = new Float64Array(0)
+    structuredClone(col.buffer, { transfer: [col.buffer] })
+    const e = await rejectsWith(p.runBatch({ bill_length_mm: col }), 'ERR_INVALID_INPUT')
+    expect([e.field, e.message]).toEqual(['bill_length_mm', expect.stringMatching(/detached/)])
+    await p.dispose()
+  })
+})
+
 describe('a pair whose stride does not fit maxLength', () => {
   it('is ERR_INVALID_ARGUMENT, with nothing on stderr', () => {
     const r = spawnSync(

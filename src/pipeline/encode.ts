@@ -78,6 +78,16 @@ export function ownBytes(b: Uint8Array): Uint8Array {
   return b.byteLength === 0 ? b : Uint8Array.prototype.slice.call(b)
 }
 
+/** Whether `b` was transferred away (Node 20 has no ArrayBuffer#detached): a view on it throws. */
+function isDetached(b: ArrayBufferLike): boolean {
+  try {
+    new Uint8Array(b)
+    return false
+  } catch {
+    return true
+  }
+}
+
 /** The spec's fields grouped by how they cross in a batch (fixed by the spec, so computed once, and again after `fit`). */
 export function groupFields(fields: readonly FieldSpec[], preprocess: readonly PreprocessStage[] = []): FieldGroups {
   const nums: FieldSpec[] = []
@@ -205,6 +215,9 @@ export function fromColumns(L: FieldGroups, columns: PipelineColumnsInput, failF
     // A real array or typed array: an object with a `length` (say 1e12) is not a column.
     if (!Array.isArray(c) && !(ArrayBuffer.isView(c) && !(c instanceof DataView))) {
       throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' must be an array or typed array`, { field: f.name })
+    }
+    if (ArrayBuffer.isView(c) && c.byteLength === 0 && isDetached(c.buffer)) {
+      throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' is a typed array whose buffer was transferred away (detached)`, { field: f.name })
     }
     if ((c instanceof BigInt64Array || c instanceof BigUint64Array) && f.type !== 'category') {
       throw new OxinferError('ERR_INVALID_INPUT', `column '${f.name}' is a ${c.constructor.name}; ${f.type} fields take numbers (a Float64Array, Float32Array or number[])`, { field: f.name })
