@@ -320,27 +320,29 @@ export function readLists(L: FieldGroups, rows: number, get: (r: number, name: s
         out[r] = []
         continue
       }
-      if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
-        reject(r, f.name, `row ${r}: field '${f.name}' expects a list of numbers, got ${describeValue(v)}`)
+      const a = listValue(v)
+      if (typeof a === 'string') {
+        reject(r, f.name, `row ${r}: field '${f.name}' ${a}`)
         out[r] = []
-        continue
-      }
-      const a = listItems(v as ArrayLike<unknown>)
-      if (a === null) {
-        reject(r, f.name, `row ${r}: field '${f.name}' expects a list of numbers, got a detached typed array`)
-        out[r] = []
-        continue
-      }
-      const bad = a.findIndex((x) => typeof x !== 'number' && x !== null)
-      if (bad >= 0) {
-        reject(r, f.name, `row ${r}: field '${f.name}' element ${bad} expects a number, got ${describeValue(a[bad])}`)
-        out[r] = []
-        continue
-      }
-      out[r] = a.map((x) => (x === null ? Number.NaN : (x as number)))
+      } else out[r] = a
     }
     return out
   })
+}
+
+/**
+ * A list field's value (not null or undefined) as numbers (null items:
+ * NaN), or what is wrong with it, to follow "row r: field 'name' ".
+ */
+export function listValue(v: unknown): number[] | string {
+  if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
+    return `expects a list of numbers, got ${describeValue(v)}`
+  }
+  const a = listItems(v as ArrayLike<unknown>)
+  if (a === null) return 'expects a list of numbers, got a detached typed array'
+  const bad = a.findIndex((x) => typeof x !== 'number' && x !== null)
+  if (bad >= 0) return `element ${bad} expects a number, got ${describeValue(a[bad])}`
+  return a.map((x) => (x === null ? Number.NaN : (x as number)))
 }
 
 /**

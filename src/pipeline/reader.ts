@@ -11,7 +11,7 @@
 // string literals; messages are made outside it.
 import { OxinferError } from '../errors'
 import { describeValue, isPlainObject } from '../options'
-import { categoryCode, categoryState, categoryVars, fillLists, flatBatch, listItems, NONE_REJECTED, ownBytes, suggest, type Alloc, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
+import { categoryCode, categoryState, categoryVars, fillLists, flatBatch, listValue, NONE_REJECTED, ownBytes, suggest, type Alloc, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import type { FieldSpec } from './spec'
 
 /**
@@ -230,23 +230,11 @@ function helpers(L: FieldGroups, checks: Check[]) {
     },
     /** A list field's value (not null or undefined) as numbers (null: NaN), or null once the row is rejected. */
     list(st: State, r: number, ord: number, v: unknown): number[] | null {
-      if (!(Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView) && !(v instanceof BigInt64Array) && !(v instanceof BigUint64Array)))) {
-        this.bad(st, r, ord, v)
-        return null
-      }
-      const a = listItems(v as ArrayLike<unknown>)
-      if (a === null) {
-        const name = nameOf(ord)
-        reject(st, r, ord, name, `row ${r}: field '${name}' expects a list of numbers, got a detached typed array`)
-        return null
-      }
-      const bad = a.findIndex((x) => typeof x !== 'number' && x !== null)
-      if (bad >= 0) {
-        const name = nameOf(ord)
-        reject(st, r, ord, name, `row ${r}: field '${name}' element ${bad} expects a number, got ${describeValue(a[bad])}`)
-        return null
-      }
-      return a.map((x) => (x === null ? Number.NaN : (x as number)))
+      const a = listValue(v)
+      if (typeof a !== 'string') return a
+      const name = nameOf(ord)
+      reject(st, r, ord, name, `row ${r}: field '${name}' ${a}`)
+      return null
     },
     /** The batch: throws the first error with failFast; appends the list values. */
     finish(st: State, uniques: string[]): ColumnBatch {

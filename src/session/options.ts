@@ -180,7 +180,6 @@ export interface ParsedSessionOptions {
   inline: number
   timeoutMs: number
   priorityLevels: number
-  poolSize: number
 }
 
 /** @internal Reads `Session.create`'s options; throws ERR_INVALID_ARGUMENT. */
@@ -274,7 +273,6 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
     inline,
     timeoutMs,
     priorityLevels,
-    poolSize,
   }
 }
 

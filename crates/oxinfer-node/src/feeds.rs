@@ -54,7 +54,8 @@ fn read_data(env: Env, v: Val, name: &str, dtype: DType) -> Result<InputData> {
     }
     let bytes = view.len.checked_mul(dtype.size()).ok_or_else(|| bad(format!("tensor '{name}' is too large")))?;
     // SAFETY: read at once (inline runs, or copied before queuing: see
-    // `session::queued`); with `zeroCopy` the JS layer keeps the typed array
+    // `feeds::queued` for stream calls, the TS layer's copy for queued runs);
+    // with `zeroCopy` the JS layer keeps the typed array
     // referenced until the run settles and the caller promises not to write,
     // transfer or free it meanwhile.
     Ok(InputData::Borrowed(unsafe { BorrowedBytes::new(view.data, bytes) }))
