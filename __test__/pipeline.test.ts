@@ -66,6 +66,21 @@ describe('penguins: a scikit-learn pipeline reproduced end to end', () => {
     expect((await p.run(records[0])).timings).toBeUndefined()
   })
 
+  it('gives the good rows of a batch with bad rows first, between and last their own results', async () => {
+    const bad = { ...records[0], bill_length_mm: 'long' }
+    const mixed: Record<string, unknown>[] = [bad]
+    records.forEach((r, i) => mixed.push(r, ...(i % 7 === 3 ? [bad] : [])))
+    mixed.push(bad)
+    const out = await p.runBatch(mixed, { errors: 'return' })
+    expect(out).toHaveLength(mixed.length)
+    const good = out.filter((r, i) => {
+      if (mixed[i] !== bad) return true
+      expect('error' in r && r.error.code, `row ${i}`).toBe('ERR_INVALID_INPUT')
+      return false
+    })
+    expectProba(good)
+  })
+
   it('runs many concurrent requests correctly', async () => {
     const results = await Promise.all(records.map((r) => p.run(r)))
     expectProba(results)

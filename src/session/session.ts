@@ -166,7 +166,7 @@ export class Session {
       }
     }
     const timeoutMs = (options.timeoutMs as number | undefined) ?? this.#timeoutMs
-    if (signal === undefined && options.onTiming === undefined && !this.#disposed) {
+    if (signal === undefined && options.onTiming === undefined && !this.#disposed && !(this.#active === 0 && est.micros < this.#threshold)) {
       // The common queued case: one settler object instead of closures.
       const id = hub.nextId()
       const p = new Promise<Record<string, Tensor>>((resolve, reject) => hub.register(id, new QueuedRun(this.#settled, resolve, reject, names, flat)))
@@ -282,7 +282,8 @@ export class Session {
    * rule: inline when measured-fast, the session idle and the turn's budget
    * allows; otherwise on the native workers, with abort support.
    */
-  #execute<R>({ estimate, submit, sync, decode, signal, keepAlive, onTiming }: Unit<R>): Promise<R> {
+  #execute<R>(unit: Unit<R>): Promise<R> {
+    const { estimate, submit, sync, decode, signal, keepAlive, onTiming } = unit
     if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the session was disposed'))
     if (signal?.aborted) {
       return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
@@ -301,7 +302,8 @@ export class Session {
       }
       return result
     }
-    if (this.#active === 0 && estimate.micros < this.#threshold && withinTurnBudget(estimate.micros)) {
+    if (this.#active === 0 && estimate.micros < this.#threshold) {
+      if (!withinTurnBudget(estimate.micros)) return this.#nextTurn(unit)
       const t0 = performance.now()
       try {
         return Promise.resolve(settle(sync(), true))
@@ -345,6 +347,23 @@ export class Session {
       if (!hub.submit(id, settled, () => submit(id), reject)) return
       this.#active++
       signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * A fast run on an idle session whose turn has spent its inline budget:
+   * it waits for the next turn (after pending I/O) and is decided again
+   * there, instead of paying a 100-200 µs hop to a worker. It counts as
+   * active meanwhile, so the runs that follow it in this turn queue
+   * natively, as before, rather than all waiting for the JS thread.
+   */
+  #nextTurn<R>(unit: Unit<R>): Promise<R> {
+    this.#active++
+    return new Promise<R>((resolve, reject) => {
+      setImmediate(() => {
+        this.#active--
+        this.#execute(unit).then(resolve, reject)
+      })
     })
   }
 

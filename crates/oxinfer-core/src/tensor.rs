@@ -143,6 +143,11 @@ impl AlignedBytes {
         AlignedBytes { words: vec![0u64; len.div_ceil(8)], len }
     }
 
+    /// Drops the bytes past `len` (no reallocation).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `words` holds at least `len` initialised bytes, borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr() as *mut u8, self.len) }

@@ -3,13 +3,12 @@
 
 use std::time::Instant;
 
-use rayon::prelude::*;
 
 use super::columns::{Batch, Col};
 use super::outcome::{tensor, Outcome, StageTimings};
 use super::post;
 use super::spec::{Missing, Spec, Stage};
-use super::stages::{self, Frame, PARALLEL_ROWS};
+use super::stages::{self, Frame};
 use crate::backend::{Backend, RunControl};
 use crate::error::{Error, Result};
 use crate::tensor::{AlignedBytes, DType, InputTensor, OutputTensor};
@@ -129,36 +128,7 @@ impl Pipeline {
 
         let clock = Instant::now();
         let rows = frame.rows;
-        // A feature still missing here is a row error unless the assembly passes NaN.
-        for a in &self.assemblies {
-            if a.missing == Missing::Nan || a.tensor.is_some() {
-                continue;
-            }
-            for (src, origin) in a.sources.iter().zip(&a.origins) {
-                let (name, at) = match src {
-                    Source::Num(n) => (n, None),
-                    Source::Elem(n, j) => (n, Some(*j)),
-                };
-                let col = frame.get(name).ok_or_else(|| Error::Backend(format!("feature '{name}' vanished")))?;
-                let bad: Vec<usize> = (0..rows)
-                    .filter(|&r| match (col, at) {
-                        (Col::Num(v), _) => v[r].is_nan(),
-                        (Col::Arr { data, size }, Some(j)) => data[r * size + j].is_nan(),
-                        _ => false,
-                    })
-                    .collect();
-                for r in bad {
-                    frame.reject(r, Error::bad_record(r, origin, format!("field '{origin}' is missing, and no stage imputes it")));
-                }
-            }
-        }
-        if fail_fast {
-            if let Some(e) = frame.row_errors.iter().flatten().next() {
-                return Err(e.clone());
-            }
-        }
-        let good: Vec<usize> = (0..rows).filter(|&r| frame.row_errors[r].is_none()).collect();
-        let inputs = self.assemble(&frame, &good)?;
+        let (inputs, good) = self.assemble(&mut frame, fail_fast)?;
         t.assemble = clock.elapsed().as_nanos() as u64;
 
         let clock = Instant::now();
@@ -198,70 +168,101 @@ impl Pipeline {
         Ok(Outcome { rows, columns, errors, stages: t })
     }
 
-    fn assemble(&self, frame: &Frame, good: &[usize]) -> Result<Vec<InputTensor>> {
-        let n = good.len();
-        let mut tensors = Vec::with_capacity(self.assemblies.len());
+    /// The model's inputs from the frame, and the rows that reach the model.
+    /// Features are filled for every row straight into each tensor's own
+    /// buffer; a feature still NaN there is a row error unless its assembly
+    /// passes NaN, and only when some row failed are the good rows compacted
+    /// (the common all-good batch is written once).
+    fn assemble(&self, frame: &mut Frame, fail_fast: bool) -> Result<(Vec<InputTensor>, Vec<usize>)> {
+        let rows = frame.rows;
+        let mut filled: Vec<Option<(InputTensor, usize)>> = Vec::with_capacity(self.assemblies.len());
         for a in &self.assemblies {
-            if let Some(t) = &a.tensor {
-                let Some(Col::Tensor(full)) = frame.get(t) else {
-                    return Err(Error::invalid_spec("features", format!("no stage made the tensor '{t}'")));
-                };
-                let rows = full.dims.first().copied().unwrap_or(0) as usize;
-                let bytes = full.bytes();
-                let per = if rows == 0 { 0 } else { bytes.len() / rows };
-                let mut data = Vec::with_capacity(n * per);
-                for &r in good {
-                    data.extend_from_slice(&bytes[r * per..(r + 1) * per]);
-                }
-                let mut dims = full.dims.clone();
-                dims[0] = n as i64;
-                tensors.push(InputTensor {
-                    name: a.input.clone(),
-                    dtype: full.dtype,
-                    dims,
-                    data: crate::tensor::InputData::Owned(AlignedBytes::from_slice(&data)),
-                });
+            if a.tensor.is_some() {
+                filled.push(None);
                 continue;
             }
             let width = a.sources.len();
-            let mut data = vec![0f64; n * width];
-            let cols: Vec<(&Col, Option<usize>)> = a
+            // Each source as (values, stride, offset): the kind is matched
+            // once per column, not once per value.
+            let cols: Vec<Option<(&[f64], usize, usize)>> = a
                 .sources
                 .iter()
                 .map(|s| match s {
-                    Source::Num(name) => frame.get(name).map(|c| (c, None)),
-                    Source::Elem(name, j) => frame.get(name).map(|c| (c, Some(*j))),
+                    Source::Num(name) => frame.get(name).map(|c| match c {
+                        Col::Num(v) => Some((v.as_slice(), 1, 0)),
+                        _ => None,
+                    }),
+                    Source::Elem(name, j) => frame.get(name).map(|c| match c {
+                        Col::Arr { data, size } => Some((data.as_slice(), *size, *j)),
+                        _ => None,
+                    }),
                 })
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::invalid_spec("features", "a feature is not produced by any stage"))?;
-            let fill = |(i, row): (usize, &mut [f64])| {
-                let r = good[i];
-                for (slot, (col, at)) in row.iter_mut().zip(&cols) {
-                    *slot = match (col, at) {
-                        (Col::Num(v), _) => v[r],
-                        (Col::Arr { data, size }, Some(j)) => data[r * size + j],
-                        _ => f64::NAN,
-                    };
-                }
+            let t = match a.dtype {
+                DType::Float64 => fill_tensor(&a.input, DType::Float64, rows, width, &cols, |x| x),
+                _ => fill_tensor(&a.input, DType::Float32, rows, width, &cols, |x| x as f32),
             };
-            if width > 0 {
-                if n >= PARALLEL_ROWS {
-                    data.par_chunks_mut(width).enumerate().for_each(fill);
-                } else {
-                    data.chunks_mut(width).enumerate().for_each(fill);
+            filled.push(Some((t, width)));
+        }
+        // Missing features, in assembly and source order (a row keeps its first error).
+        for (a, f) in self.assemblies.iter().zip(&filled) {
+            let Some((t, width)) = f else { continue };
+            if a.missing == Missing::Nan {
+                continue;
+            }
+            let nan: Vec<bool> = match t.dtype {
+                DType::Float64 => nan_mask::<f64>(t, |x| x.is_nan()),
+                _ => nan_mask::<f32>(t, |x| x.is_nan()),
+            };
+            if nan.is_empty() {
+                continue;
+            }
+            for (j, origin) in a.origins.iter().enumerate() {
+                for r in 0..rows {
+                    if nan[r * width + j] {
+                        frame.reject(r, Error::bad_record(r, origin, format!("field '{origin}' is missing, and no stage imputes it")));
+                    }
                 }
             }
-            let dims = [n as i64, width as i64];
-            let t = match a.dtype {
-                DType::Float64 => InputTensor::from_values(&a.input, DType::Float64, &dims, &data)?,
-                _ => {
-                    let f: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-                    InputTensor::from_values(&a.input, DType::Float32, &dims, &f)?
-                }
-            };
-            tensors.push(t);
         }
-        Ok(tensors)
+        if fail_fast {
+            if let Some(e) = frame.row_errors.iter().flatten().next() {
+                return Err(e.clone());
+            }
+        }
+        let good: Vec<usize> = (0..rows).filter(|&r| frame.row_errors[r].is_none()).collect();
+        let n = good.len();
+        let mut tensors = Vec::with_capacity(self.assemblies.len());
+        for (a, f) in self.assemblies.iter().zip(filled) {
+            if let Some((mut t, width)) = f {
+                if n < rows {
+                    compact_rows(&mut t, &good, width);
+                }
+                tensors.push(t);
+                continue;
+            }
+            let Some(name) = &a.tensor else { continue };
+            let Some(Col::Tensor(full)) = frame.get(name) else {
+                return Err(Error::invalid_spec("features", format!("no stage made the tensor '{name}'")));
+            };
+            let full_rows = full.dims.first().copied().unwrap_or(0) as usize;
+            let bytes = full.bytes();
+            let per = if full_rows == 0 { 0 } else { bytes.len() / full_rows };
+            let mut data = Vec::with_capacity(n * per);
+            for &r in &good {
+                data.extend_from_slice(&bytes[r * per..(r + 1) * per]);
+            }
+            let mut dims = full.dims.clone();
+            dims[0] = n as i64;
+            tensors.push(InputTensor {
+                name: a.input.clone(),
+                dtype: full.dtype,
+                dims,
+                data: crate::tensor::InputData::Owned(AlignedBytes::from_slice(&data)),
+            });
+        }
+        Ok((tensors, good))
     }
 
     /// The row-aligned result columns (dim 0 is the batch's rows); rows
@@ -345,4 +346,50 @@ impl Pipeline {
         }
         Ok(fitted)
     }
+}
+
+/// A `[n, width]` tensor filled column by column straight into its own
+/// buffer, converted once (no f64 staging copy).
+fn fill_tensor<T: Copy>(name: &str, dtype: DType, n: usize, width: usize, cols: &[Option<(&[f64], usize, usize)>], conv: impl Fn(f64) -> T) -> InputTensor {
+    let mut bytes = AlignedBytes::zeroed(n * width * std::mem::size_of::<T>());
+    if n > 0 {
+        // SAFETY: the buffer is 8-byte aligned and holds n * width values of T (4 or 8 bytes).
+        let out = unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_slice().as_mut_ptr() as *mut T, n * width) };
+        for (j, col) in cols.iter().enumerate() {
+            let column = out[j..].iter_mut().step_by(width);
+            match *col {
+                Some((v, 1, 0)) => column.zip(&v[..n]).for_each(|(o, &x)| *o = conv(x)),
+                Some((v, stride, at)) => column.zip(v[at..].iter().step_by(stride)).for_each(|(o, &x)| *o = conv(x)),
+                None => column.for_each(|o| *o = conv(f64::NAN)),
+            }
+        }
+    }
+    InputTensor { name: name.to_string(), dtype, dims: vec![n as i64, width as i64], data: crate::tensor::InputData::Owned(bytes) }
+}
+
+/// Which values of a filled tensor are NaN; empty when none is (the common
+/// case, found by one branch-free pass).
+fn nan_mask<T: Copy>(t: &InputTensor, is_nan: impl Fn(T) -> bool) -> Vec<bool> {
+    let bytes = t.bytes();
+    // SAFETY: filled tensors own 8-byte aligned buffers of T.
+    let v = unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const T, bytes.len() / std::mem::size_of::<T>()) };
+    if !v.iter().fold(false, |any, &x| any | is_nan(x)) {
+        return Vec::new();
+    }
+    v.iter().map(|&x| is_nan(x)).collect()
+}
+
+/// Keeps only the `good` rows of a filled `[rows, width]` tensor, in place.
+fn compact_rows(t: &mut InputTensor, good: &[usize], width: usize) {
+    let per = width * t.dtype.size();
+    if let crate::tensor::InputData::Owned(bytes) = &mut t.data {
+        let buf = bytes.as_mut_slice();
+        for (i, &r) in good.iter().enumerate() {
+            if i != r {
+                buf.copy_within(r * per..(r + 1) * per, i * per);
+            }
+        }
+        bytes.truncate(good.len() * per);
+    }
+    t.dims[0] = good.len() as i64;
 }
