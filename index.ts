@@ -73,3 +73,6 @@ export { IMAGENET, ImageProcessor } from './src/image'
 export type { ImageOptions, ImageOutputType, ImageProcessorConstructor, ImageSource } from './src/image'
 
 export { fitPlatt } from './src/calibration'
+
+export { serve } from './src/server'
+export type { ModelStats, ServedModel, ServeOptions, Server } from './src/server'

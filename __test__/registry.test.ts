@@ -5,7 +5,7 @@
 // package as an optional dependency and run no install script, the README's
 // Quick start must run as written from ESM and from CommonJS, and without
 // the platform package `require('oxinfer')` must say what to install.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -134,9 +134,24 @@ beforeAll(async () => {
   writeFileSync(npmrc, [`registry=${registry}`, `${host}:_authToken=${token}`, 'audit=false', 'fund=false', 'update-notifier=false', ''].join('\n'))
   env = cargoFreeEnv({ npm_config_userconfig: npmrc, npm_config_cache: join(work, 'npm-cache'), npm_config_registry: registry })
 
+  // The registry has no uplinks: the runtime dependencies (commander and
+  // cli-progress for the CLI, and theirs, as package-lock.json resolves
+  // them) are packed from node_modules and published first.
+  for (const dir of runtimeDependencies()) {
+    const tgz = execFileSync(npm, ['pack', '--ignore-scripts', '--silent', '--pack-destination', work, join(root, dir)], { cwd: work, encoding: 'utf8', env }).trim().split('\n').pop()!
+    npmOk(['publish', join(work, tgz), '--registry', registry, '--tag', 'latest'], work)
+  }
   // The platform package first, as a release publishes it.
   for (const tgz of [tarballs.platforms[PLATFORM], tarballs.main]) npmOk(['publish', tgz, '--registry', registry], work)
 }, TIMEOUT)
+
+/** node_modules folders of the packages a production install needs (not dev, not optional). */
+function runtimeDependencies(): string[] {
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> }
+  return Object.entries(lock.packages)
+    .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev && !v.optional)
+    .map(([k]) => k)
+}
 
 afterAll(async () => {
   if (verdaccio) {

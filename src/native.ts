@@ -140,6 +140,51 @@ export interface NativeHub {
   ref(): void
   unref(): void
 }
+/** @internal The options of `startServer`, as `serve` resolves them. */
+export interface NativeServeOptions {
+  repository: string
+  host: string
+  port: number
+  library: string
+  pollMs?: number
+  token?: string
+  maxBodyBytes?: number
+  timeoutMs?: number
+  threads?: number
+  models?: string[]
+  listen?: boolean
+}
+
+/** @internal One HTTP answer from `NativeServer.handle`. */
+export interface NativeHttpResponse {
+  status: number
+  headers: string[][]
+  body: Buffer
+}
+
+/** @internal A served model version. */
+export interface NativeServedModel {
+  name: string
+  version: string
+  platform: string
+  spec?: string | null
+  maxBatchSize: number
+}
+
+/** @internal The running native server. */
+export interface NativeServer {
+  readonly host: string | null
+  readonly port: number | null
+  readonly failures: { model: string; reason: string }[]
+  models(): NativeServedModel[]
+  session(hub: unknown, name: string, version?: string | null): NativeSession
+  pipeline(name: string, version?: string | null): NativePipeline | null
+  metrics(): string
+  stats(): string
+  handle(method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse>
+  close(): Promise<void>
+}
+
 /** Each string enum object, as the addon exports it. */
 type NativeEnums = { readonly [K in keyof Enums]: NativeEnum<NameOf<K>> }
 
@@ -161,6 +206,8 @@ export interface NativeBinding extends NativeEnums {
     options: NativeSessionOptions,
     library: string,
   ): Promise<NativeSession>
+  /** Loads a model repository and starts the native KServe v2 server. */
+  startServer(options: NativeServeOptions): Promise<NativeServer>
   ortVersions(library: string): { oxinfer: string; onnxruntime: string; napi: string }
   ortLoadedPath(): string | null
   ortAlreadyMapped(): string | null

@@ -130,6 +130,11 @@ export class Pipeline {
     return new Pipeline(parsed, session, n, resolvePath(baseDir), unknownFields)
   }
 
+  /** @internal A served pipeline, run in-process on the server's scheduler (see `serve`). */
+  static overServed(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string): Pipeline {
+    return new Pipeline(spec, session, n, baseDir, 'error')
+  }
+
   /** A copy of the spec (with fitted parameters once `fit` has run). */
   get spec(): PipelineSpec {
     return JSON.parse(JSON.stringify(this.#spec)) as PipelineSpec

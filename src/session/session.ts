@@ -92,6 +92,19 @@ export class Session {
     this.#outputNames = this.outputs.map((o) => o.name)
   }
 
+  /**
+   * @internal A session over a served model's own scheduler (see `serve`):
+   * its runs share the server's queue and batches, and `dispose` lets go of
+   * it without stopping the model.
+   */
+  static overServed(n: NativeSession, maxBatchSize: number): Session {
+    const o = parseSessionOptions(maxBatchSize > 1 ? { batching: { maxBatchSize }, inlineThresholdMicros: 0 } : {})
+    const session = new Session(n, o.inline)
+    session.#maxBatchSize = maxBatchSize > 1 ? maxBatchSize : o.native.maxBatchSize
+    session.#poolSize = n.poolSize
+    return session
+  }
+
   /** Loads a model from a path or from its bytes, off the JS thread. */
   static async create(model: string | Uint8Array, options: SessionOptions = {}): Promise<Session> {
     if (typeof model !== 'string' && !(model instanceof Uint8Array)) {

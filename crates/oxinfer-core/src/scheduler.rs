@@ -42,6 +42,8 @@ struct Shared {
     layout: Layout,
     state: Mutex<State>,
     ready: Condvar,
+    /// Model executions so far (a merged batch counts once), inline ones included.
+    executions: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -107,6 +109,7 @@ impl Scheduler {
             layout: options.layout.clone(),
             state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0, gathering: 0 }),
             ready: Condvar::new(),
+            executions: Default::default(),
         });
         let mut workers = Vec::new();
         // Each worker reports once its priority is set, so a caller never sees
@@ -176,7 +179,19 @@ impl Scheduler {
         if self.shared.lock().disposed {
             return Err(disposed());
         }
+        self.shared.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         execute(&*self.shared.backend, 0, work, &RunControl::new(), None, &self.shared.layout)
+    }
+
+    /// Model executions so far: a merged batch counts once (Triton's
+    /// `execution_count`), runs made inline count too.
+    pub fn executions(&self) -> u64 {
+        self.shared.executions.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests waiting in the queue (not yet executing).
+    pub fn queued(&self) -> usize {
+        self.shared.lock().queue.len()
     }
 
     pub fn abort(&self, id: u64) -> Aborted {
@@ -314,6 +329,9 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         drop(st);
         for (_, r) in expired {
             time_out(r);
+        }
+        if !batch.is_empty() {
+            shared.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if batch.len() > 1 {
             crate::batch::run_merged(&*shared.backend, slot, batch, &shared.layout, &finished);

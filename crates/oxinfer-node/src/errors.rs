@@ -40,6 +40,19 @@ pub fn to_napi(e: Error) -> napi::Error {
     napi::Error::new(napi::Status::GenericFailure, encode(&e))
 }
 
+/// A server error as the core error a JS caller can switch on: the core's
+/// own where it has one, a repository failure as ERR_MODEL_LOAD, a refused
+/// setting as ERR_INVALID_ARGUMENT.
+pub fn server_to_napi(e: oxinfer_server::ServerError) -> napi::Error {
+    use oxinfer_server::ServerError as S;
+    to_napi(match e {
+        S::Core(c) => c,
+        S::Repository(m) => Error::ModelLoad(m),
+        S::Unavailable { message, .. } => Error::Overloaded(message),
+        other => Error::InvalidArgument(other.to_string()),
+    })
+}
+
 pub trait IntoNapi<T> {
     fn js(self) -> napi::Result<T>;
 }

@@ -14,6 +14,7 @@ mod js;
 mod options;
 mod payload;
 mod pipeline;
+mod server;
 mod session;
 mod stream;
 mod submit;

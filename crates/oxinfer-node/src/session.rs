@@ -156,7 +156,7 @@ impl Task for CreateTask {
     }
 
     fn resolve(&mut self, _env: Env, (scheduler, info, pool_size): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)), zero_copy: self.zero_copy, pool_size })
+        Ok(NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub: Arc::clone(&self.hub), streams: Arc::new(AtomicUsize::new(0)), zero_copy: self.zero_copy, pool_size, borrowed: false })
     }
 }
 
@@ -210,6 +210,8 @@ pub struct NativeSession {
     zero_copy: bool,
     /// Engine sessions in the pool (given, or chosen by the thread rule).
     pool_size: u32,
+    /// The scheduler belongs to a server: dispose lets go of it instead.
+    borrowed: bool,
 }
 
 
@@ -232,6 +234,12 @@ fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
 }
 
 impl NativeSession {
+    /// A session over a scheduler made elsewhere (a served model's), so that
+    /// in-process runs and HTTP requests share one queue and its batches.
+    pub(crate) fn over(scheduler: Arc<Scheduler>, info: ModelInfo, hub: Arc<Hub>, pool_size: u32) -> NativeSession {
+        NativeSession { scheduler: Mutex::new(Some(scheduler)), info, hub, streams: Arc::new(AtomicUsize::new(0)), zero_copy: false, pool_size, borrowed: true }
+    }
+
     pub(crate) fn model_info(&self) -> &ModelInfo {
         &self.info
     }
@@ -379,6 +387,12 @@ impl NativeSession {
     pub fn dispose(&self, id: f64) -> bool {
         let Some(s) = self.scheduler.lock().unwrap_or_else(|e| e.into_inner()).take() else { return false };
         let hub = Arc::clone(&self.hub);
+        if self.borrowed {
+            // A served model's scheduler: this handle lets go; the server keeps serving.
+            drop(s);
+            hub.push(Event::Disposed(id as u64));
+            return true;
+        }
         let keep = Arc::clone(&s);
         s.dispose(Box::new(move || {
             // Dropping the last handle frees the engine sessions before JS hears back.

@@ -1,0 +1,231 @@
+//! Starting the native KServe v2 server from JS: options converted once, the
+//! server run on its own runtime (no request ever touches JS), and handles to
+//! its served models' schedulers, so in-process calls share their queues.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use oxinfer_server::{Server, ServerOptions};
+
+use crate::errors::{server_to_napi, to_napi};
+use crate::hub::NativeHub;
+use crate::pipeline::NativePipeline;
+use crate::session::NativeSession;
+
+#[napi(object)]
+pub struct NativeServeOptions {
+    pub repository: String,
+    pub host: String,
+    pub port: u32,
+    pub library: String,
+    pub poll_ms: Option<u32>,
+    pub token: Option<String>,
+    pub max_body_bytes: Option<f64>,
+    pub timeout_ms: Option<f64>,
+    pub threads: Option<u32>,
+    pub models: Option<Vec<String>>,
+    pub listen: Option<bool>,
+}
+
+#[napi(object)]
+pub struct NativeLoadFailure {
+    pub model: String,
+    pub reason: String,
+}
+
+/// A served model version as JS sees it.
+#[napi(object)]
+pub struct NativeServedModel {
+    pub name: String,
+    pub version: String,
+    pub platform: String,
+    /// The pipeline spec (JSON) when the version is a pipeline.
+    pub spec: Option<String>,
+    pub max_batch_size: u32,
+}
+
+pub struct StartTask(Option<ServerOptions>);
+
+impl Task for StartTask {
+    type Output = Server;
+    type JsValue = NativeServer;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let options = self.0.take().ok_or_else(|| to_napi(oxinfer_core::Error::Backend("start ran twice".into())))?;
+        std::panic::catch_unwind(move || Server::start(options)).unwrap_or_else(|p| Err(oxinfer_core::Error::from_panic(p).into())).map_err(server_to_napi)
+    }
+
+    fn resolve(&mut self, _env: Env, server: Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeServer { server: Arc::new(Mutex::new(Some(server))) })
+    }
+}
+
+/// Loads the repository and starts serving, off the JS thread.
+#[napi(catch_unwind, ts_return_type = "Promise<NativeServer>")]
+pub fn start_server(o: NativeServeOptions) -> Result<AsyncTask<StartTask>> {
+    let bad = |m: String| to_napi(oxinfer_core::Error::InvalidArgument(m));
+    let port = u16::try_from(o.port).map_err(|_| bad(format!("port must be from 0 to 65535, got {}", o.port)))?;
+    let mut options = ServerOptions { repository: PathBuf::from(o.repository), host: o.host, port, library: PathBuf::from(o.library), token: o.token, models: o.models, ..ServerOptions::default() };
+    if let Some(ms) = o.poll_ms {
+        options.poll = Some(std::time::Duration::from_millis(ms.max(10) as u64));
+    }
+    if let Some(b) = o.max_body_bytes {
+        options.max_body_bytes = b as usize;
+    }
+    options.timeout_ms = o.timeout_ms.filter(|t| *t > 0.0);
+    options.listen = o.listen.unwrap_or(true);
+    if let Some(t) = o.threads {
+        options.threads = t.max(1) as usize;
+    }
+    Ok(AsyncTask::new(StartTask(Some(options))))
+}
+
+#[napi(object)]
+pub struct NativeHttpResponse {
+    pub status: u32,
+    pub headers: Vec<Vec<String>>,
+    pub body: Buffer,
+}
+
+pub struct HandleTask {
+    server: Arc<Mutex<Option<Server>>>,
+    req: Option<oxinfer_server::Exchange>,
+}
+
+impl Task for HandleTask {
+    type Output = (u16, Vec<(String, String)>, Vec<u8>);
+    type JsValue = NativeHttpResponse;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let req = self.req.take().ok_or_else(|| to_napi(oxinfer_core::Error::Backend("handle ran twice".into())))?;
+        // The server is looked up, not held, while the request runs, so that a close can proceed.
+        let handler = self.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.handler());
+        let handler = handler.ok_or_else(|| to_napi(oxinfer_core::Error::Disposed("the server was closed".into())))?;
+        Ok(handler.handle(req))
+    }
+
+    fn resolve(&mut self, _env: Env, (status, headers, body): Self::Output) -> Result<Self::JsValue> {
+        Ok(NativeHttpResponse { status: status as u32, headers: headers.into_iter().map(|(k, v)| vec![k, v]).collect(), body: body.into() })
+    }
+}
+
+pub struct CloseTask(Arc<Mutex<Option<Server>>>);
+
+impl Task for CloseTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<()> {
+        let server = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut s) = server {
+            s.close();
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, _env: Env, _: ()) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[napi]
+pub struct NativeServer {
+    server: Arc<Mutex<Option<Server>>>,
+}
+
+impl NativeServer {
+    fn with<T>(&self, f: impl FnOnce(&Server) -> T) -> Result<T> {
+        let guard = self.server.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(f).ok_or_else(|| to_napi(oxinfer_core::Error::Disposed("the server was closed".into())))
+    }
+}
+
+#[napi]
+impl NativeServer {
+    /// The address listened on; null without a socket.
+    #[napi(getter)]
+    pub fn host(&self) -> Result<Option<String>> {
+        self.with(|s| s.addr.map(|a| a.ip().to_string()))
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> Result<Option<u32>> {
+        self.with(|s| s.addr.map(|a| a.port() as u32))
+    }
+
+    /// Answers one HTTP request without a socket (the Fastify plugin's path),
+    /// off the JS thread: decoding, inference and encoding stay native.
+    #[napi(ts_return_type = "Promise<NativeHttpResponse>")]
+    pub fn handle(&self, method: String, url: String, headers: Vec<Vec<String>>, body: Buffer) -> AsyncTask<HandleTask> {
+        let headers = headers.into_iter().filter_map(|h| match <[String; 2]>::try_from(h) {
+            Ok([k, v]) => Some((k, v)),
+            Err(_) => None,
+        });
+        let req = oxinfer_server::Exchange { method, url, headers: headers.collect(), body: body.to_vec() };
+        AsyncTask::new(HandleTask { server: Arc::clone(&self.server), req: Some(req) })
+    }
+
+    /// Models that failed to load at start.
+    #[napi(getter)]
+    pub fn failures(&self) -> Result<Vec<NativeLoadFailure>> {
+        self.with(|s| s.failures.iter().map(|(m, r)| NativeLoadFailure { model: m.clone(), reason: r.clone() }).collect())
+    }
+
+    /// The ready model versions.
+    #[napi]
+    pub fn models(&self) -> Result<Vec<NativeServedModel>> {
+        self.with(|s| {
+            s.app
+                .repo
+                .all()
+                .iter()
+                .map(|v| NativeServedModel {
+                    name: v.model.clone(),
+                    version: v.version.to_string(),
+                    platform: v.platform().into(),
+                    spec: match &v.kind {
+                        oxinfer_server::model::Kind::Pipeline(p) => serde_json::to_string(p.spec()).ok(),
+                        _ => None,
+                    },
+                    max_batch_size: v.config.max_batch_size,
+                })
+                .collect()
+        })
+    }
+
+    /// A session over the served model's own scheduler (the latest version when none is given).
+    #[napi]
+    pub fn session(&self, hub: &NativeHub, name: String, version: Option<String>) -> Result<NativeSession> {
+        let v = self.with(|s| s.app.repo.get(&name, version.as_deref()))?.map_err(server_to_napi)?;
+        Ok(NativeSession::over(Arc::clone(&v.scheduler), v.info.clone(), Arc::clone(&hub.hub), v.pool_size as u32))
+    }
+
+    /// The served pipeline's compiled form, to run in-process on the same scheduler.
+    #[napi]
+    pub fn pipeline(&self, name: String, version: Option<String>) -> Result<Option<NativePipeline>> {
+        let v = self.with(|s| s.app.repo.get(&name, version.as_deref()))?.map_err(server_to_napi)?;
+        Ok(match &v.kind {
+            oxinfer_server::model::Kind::Pipeline(p) => Some(NativePipeline { inner: Arc::clone(p) }),
+            _ => None,
+        })
+    }
+
+    /// The Prometheus text exposition.
+    #[napi]
+    pub fn metrics(&self) -> Result<String> {
+        self.with(|s| s.app.metrics.render(&s.app.repo))
+    }
+
+    /// The statistics extension's JSON for every ready version.
+    #[napi]
+    pub fn stats(&self) -> Result<String> {
+        self.with(|s| oxinfer_server::routes_stats(&s.app).to_string())
+    }
+
+    /// Stops accepting, lets accepted requests finish, then resolves.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self) -> AsyncTask<CloseTask> {
+        AsyncTask::new(CloseTask(Arc::clone(&self.server)))
+    }
+}

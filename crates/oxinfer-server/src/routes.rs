@@ -1,0 +1,359 @@
+//! The KServe v2 REST routes (and Triton's configuration, statistics and
+//! repository extensions) over the repository. Each handler decodes with
+//! `protocol`, runs on the model's scheduler and encodes natively.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::error::ServerError;
+use crate::model::{InferOptions, Version};
+use crate::protocol;
+use crate::server::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/stats", get(all_stats))
+        .route("/v2/models/{m}", get(metadata))
+        .route("/v2/models/{m}/ready", get(model_ready))
+        .route("/v2/models/{m}/infer", post(infer))
+        .route("/v2/models/{m}/config", get(config))
+        .route("/v2/models/{m}/stats", get(stats))
+        .route("/v2/models/{m}/versions/{v}", get(metadata_v))
+        .route("/v2/models/{m}/versions/{v}/ready", get(model_ready_v))
+        .route("/v2/models/{m}/versions/{v}/infer", post(infer_v))
+        .route("/v2/models/{m}/versions/{v}/config", get(config_v))
+        .route("/v2/models/{m}/versions/{v}/stats", get(stats_v))
+        .route("/v2/repository/index", post(index))
+        .route("/v2/repository/models/{m}/load", post(load))
+        .route("/v2/repository/models/{m}/unload", post(unload))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(ServerError::NotFound("no such route".into())) })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), guard))
+        .with_state(app)
+}
+
+/// An error as the protocol answers it: `{"error": "..."}` and its status.
+pub fn error(e: ServerError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = Response::new(Body::from(protocol::encode_error(&e.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(code) = HeaderValue::from_str(e.code()) {
+        r.headers_mut().insert("x-oxinfer-error-code", code);
+    }
+    let retry = match &e {
+        ServerError::Unavailable { retry_after, .. } => *retry_after,
+        ServerError::Core(c) if c.kind() == oxinfer_core::ErrorCode::Overloaded => Some(1),
+        _ => None,
+    };
+    if let Some(s) = retry {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+fn json_response(v: Value) -> Response {
+    let mut r = Response::new(Body::from(serde_json::to_vec(&v).unwrap_or_default()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Bearer-token check (health routes stay open for probes), the in-flight
+/// gauge, and refusal of new requests while draining.
+async fn guard(State(app): State<Arc<App>>, req: Request<Body>, next: Next) -> Response {
+    let path = req.uri().path();
+    let open = path.starts_with("/v2/health/");
+    if let (Some(token), false) = (&app.options.token, open) {
+        let given = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("Bearer "));
+        if given.map(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) != Some(true) {
+            let mut r = error(ServerError::Unauthorized("a valid bearer token is required".into()));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    app.metrics.http_in_flight.inc();
+    let r = next.run(req).await;
+    app.metrics.http_in_flight.dec();
+    r
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn server_metadata() -> Response {
+    json_response(json!({
+        "name": "oxinfer",
+        "version": oxinfer_core::VERSION,
+        "extensions": ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "classification"]
+    }))
+}
+
+async fn live() -> Response {
+    StatusCode::OK.into_response()
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if !app.draining.load(Relaxed) && app.repo.all_ready() {
+        StatusCode::OK.into_response()
+    } else {
+        error(ServerError::Unavailable { message: "the server is not ready".into(), retry_after: Some(1) })
+    }
+}
+
+fn version_metadata(app: &App, name: &str, v: Option<&str>) -> Result<Value, ServerError> {
+    let ver = app.repo.get(name, v)?;
+    let versions: Vec<String> = app.repo.all().iter().filter(|x| x.model == name).map(|x| x.version.to_string()).collect();
+    let tensors = |list: &[crate::model::TensorMeta]| -> Vec<Value> { list.iter().map(|t| json!({ "name": t.name, "datatype": protocol::datatype_name(t.dtype), "shape": t.shape })).collect() };
+    Ok(json!({ "name": name, "versions": versions, "platform": ver.platform(), "inputs": tensors(&ver.inputs), "outputs": tensors(&ver.outputs) }))
+}
+
+async fn metadata(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    version_metadata(&app, &m, None).map_or_else(error, json_response)
+}
+
+async fn metadata_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    version_metadata(&app, &m, Some(&v)).map_or_else(error, json_response)
+}
+
+async fn model_ready(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    app.repo.get(&m, None).map_or_else(error, |_| StatusCode::OK.into_response())
+}
+
+async fn model_ready_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    app.repo.get(&m, Some(&v)).map_or_else(error, |_| StatusCode::OK.into_response())
+}
+
+/// Triton's configuration JSON, as `tritonclient` and `perf_analyzer` read it.
+fn config_json(v: &Version) -> Value {
+    let c = &v.config;
+    let batched = c.max_batch_size > 0;
+    let tensors = |list: &[crate::model::TensorMeta]| -> Vec<Value> {
+        list.iter()
+            .map(|t| {
+                let dims: Vec<i64> = if batched { t.shape.iter().skip(1).copied().collect() } else { t.shape.clone() };
+                json!({ "name": t.name, "data_type": format!("TYPE_{}", protocol::datatype_name(t.dtype).replace("BYTES", "STRING")), "dims": dims, "format": "FORMAT_NONE" })
+            })
+            .collect()
+    };
+    let mut out = json!({
+        "name": v.model,
+        "platform": v.platform(),
+        "backend": "oxinfer",
+        "max_batch_size": c.max_batch_size,
+        "input": tensors(&v.inputs),
+        "output": tensors(&v.outputs),
+        "instance_group": [{ "name": v.model, "kind": "KIND_CPU", "count": v.pool_size }],
+        "version_policy": { "latest": { "num_versions": 1 } },
+    });
+    if let Some(d) = &c.dynamic_batching {
+        out["dynamic_batching"] = json!({
+            "preferred_batch_size": d.preferred_batch_size,
+            "max_queue_delay_microseconds": d.max_queue_delay_microseconds,
+            "priority_levels": d.priority_levels,
+        });
+    }
+    out
+}
+
+async fn config(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    app.repo.get(&m, None).map_or_else(error, |v| json_response(config_json(&v)))
+}
+
+async fn config_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    app.repo.get(&m, Some(&v)).map_or_else(error, |v| json_response(config_json(&v)))
+}
+
+fn stats_json(v: &Version) -> Value {
+    let s = &v.stats;
+    json!({
+        "name": v.model,
+        "version": v.version.to_string(),
+        "last_inference": s.last_inference.load(Relaxed),
+        "inference_count": s.inference_count.load(Relaxed),
+        "execution_count": v.scheduler.executions(),
+        "inference_stats": {
+            "success": s.success.json(),
+            "fail": s.fail.json(),
+            "queue": s.queue.json(),
+            "compute_input": s.compute_input.json(),
+            "compute_infer": s.compute_infer.json(),
+            "compute_output": s.compute_output.json(),
+        },
+        "failures": *s.failures.lock().unwrap_or_else(|p| p.into_inner()),
+        "pending_request_count": v.scheduler.pending(),
+        "queue_size": v.scheduler.queued(),
+    })
+}
+
+/// `{"model_stats": [...]}` for every ready version.
+pub fn all_stats_json(app: &App) -> Value {
+    json!({ "model_stats": app.repo.all().iter().map(|v| stats_json(v)).collect::<Vec<_>>() })
+}
+
+async fn all_stats(State(app): State<Arc<App>>) -> Response {
+    json_response(all_stats_json(&app))
+}
+
+async fn stats(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    match app.repo.get(&m, None) {
+        Ok(_) => json_response(json!({ "model_stats": app.repo.all().iter().filter(|v| v.model == m).map(|v| stats_json(v)).collect::<Vec<_>>() })),
+        Err(e) => error(e),
+    }
+}
+
+async fn stats_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    app.repo.get(&m, Some(&v)).map_or_else(error, |v| json_response(json!({ "model_stats": [stats_json(&v)] })))
+}
+
+async fn infer(State(app): State<Arc<App>>, Path(m): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    run_infer(app, m, None, headers, body).await
+}
+
+async fn infer_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>, headers: HeaderMap, body: Body) -> Response {
+    run_infer(app, m, Some(v), headers, body).await
+}
+
+async fn read_body(app: &App, body: Body) -> Result<Bytes, ServerError> {
+    let limit = app.options.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let text = e.to_string();
+        if text.contains("length limit") {
+            ServerError::PayloadTooLarge(format!("the request body is over the {limit}-byte limit"))
+        } else {
+            ServerError::bad(format!("cannot read the request body: {text}"))
+        }
+    })
+}
+
+async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let version = match app.repo.get(&m, v.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return error(e),
+    };
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return error(ServerError::bad(format!("Content-Encoding '{}' is not supported; send the body uncompressed", enc.to_str().unwrap_or("?"))));
+        }
+    }
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(e) => return error(e),
+    };
+    let header_len = match headers.get("inference-header-content-length") {
+        None => None,
+        Some(h) => match h.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()) {
+            Some(n) => Some(n),
+            None => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
+        },
+    };
+    let req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+        Ok(r) => r,
+        Err(e) => {
+            version.stats.count_failure(&e);
+            app.metrics.observe(&version, Err(e.code()), 0, started.elapsed().as_secs_f64() * 1e6);
+            return error(e);
+        }
+    };
+    drop(body);
+    let options = InferOptions {
+        priority: req.parameters.get("priority").and_then(|p| p.as_u64()).map(|p| p as u32),
+        timeout_ms: req.parameters.get("timeout").and_then(|t| t.as_f64()).map(|us| us / 1000.0).or(app.options.timeout_ms),
+    };
+    let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
+    let rows = req.inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64);
+    let result = version.infer(req.inputs, &wanted, &options).await;
+    let took = started.elapsed().as_secs_f64() * 1e6;
+    match result {
+        Ok((outputs, timing)) => {
+            app.metrics.observe(&version, Ok(&timing), rows, took);
+            let binary: Vec<bool> = outputs
+                .iter()
+                .map(|o| req.outputs.iter().find(|r| r.name == o.name).and_then(|r| r.binary).unwrap_or(req.binary_default))
+                .collect();
+            let ver = version.version.to_string();
+            let enc = protocol::encode_infer(&version.model, Some(&ver), req.id.as_deref(), None, &outputs, &binary);
+            let mut r = Response::new(Body::from(enc.body));
+            let h = r.headers_mut();
+            match enc.header_len {
+                Some(n) => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                    h.insert("inference-header-content-length", HeaderValue::from(n));
+                }
+                None => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+            }
+            h.insert("x-queue-time-us", HeaderValue::from(timing.queue_us));
+            h.insert("x-inference-time-us", HeaderValue::from(timing.infer_us));
+            r
+        }
+        Err(e) => {
+            app.metrics.observe(&version, Err(e.code()), rows, took);
+            error(e)
+        }
+    }
+}
+
+async fn index(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let ready_only = if body.is_empty() {
+        false
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v.get("ready").and_then(|r| r.as_bool()).unwrap_or(false),
+            Err(e) => return error(ServerError::bad(format!("the index request is not JSON: {e}"))),
+        }
+    };
+    json_response(Value::Array(app.repo.index(ready_only)))
+}
+
+async fn load(State(app): State<Arc<App>>, Path(m): Path<String>, body: Bytes) -> Response {
+    // Triton passes an override configuration as a JSON string in parameters.config.
+    let config = if body.is_empty() {
+        None
+    } else {
+        let v: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return error(ServerError::bad(format!("the load request is not JSON: {e}"))),
+        };
+        match v.pointer("/parameters/config") {
+            None => None,
+            Some(Value::String(s)) => match serde_json::from_str(s) {
+                Ok(c) => Some(c),
+                Err(e) => return error(ServerError::bad(format!("parameters.config is not JSON: {e}"))),
+            },
+            Some(c @ Value::Object(_)) => Some(c.clone()),
+            Some(_) => return error(ServerError::bad("parameters.config must be a JSON string")),
+        }
+    };
+    let repo = Arc::clone(&app);
+    match tokio::task::spawn_blocking(move || repo.repo.load(&m, config)).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => error(e),
+        Err(e) => error(ServerError::Core(oxinfer_core::Error::Backend(format!("the load task failed: {e}")))),
+    }
+}
+
+async fn unload(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    app.repo.unload(&m).map_or_else(error, |_| StatusCode::OK.into_response())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut r = Response::new(Body::from(app.metrics.render(&app.repo)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}

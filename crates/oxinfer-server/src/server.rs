@@ -1,0 +1,257 @@
+//! Starting and stopping the server: its own tokio runtime on its own
+//! thread, the repository loaded before the socket answers, polling for
+//! changed models, and a graceful close that lets every accepted request
+//! finish.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Result, ServerError};
+use crate::metrics::Metrics;
+use crate::protocol::Limits;
+use crate::repository::Repository;
+
+/// How the server is set up.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub repository: PathBuf,
+    pub host: String,
+    /// 0: any free port.
+    pub port: u16,
+    /// The ONNX Runtime shared library.
+    pub library: PathBuf,
+    /// Poll the repository for changed models this often.
+    pub poll: Option<Duration>,
+    /// Require `Authorization: Bearer <token>` (health routes excepted).
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    /// Queue timeout of requests that set none, in ms.
+    pub timeout_ms: Option<f64>,
+    pub limits: Limits,
+    /// Threads of the HTTP runtime (decoding and encoding run there).
+    pub threads: usize,
+    /// Models to load at start; None: every model folder.
+    pub models: Option<Vec<String>>,
+    /// Bind the socket (false: requests come only through `handle`, as
+    /// from the Fastify plugin).
+    pub listen: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            repository: PathBuf::from("."),
+            host: "127.0.0.1".into(),
+            port: 8000,
+            library: PathBuf::new(),
+            poll: None,
+            token: None,
+            max_body_bytes: 64 << 20,
+            timeout_ms: None,
+            limits: Limits::default(),
+            threads: 2,
+            models: None,
+            listen: true,
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct App {
+    pub repo: Repository,
+    pub metrics: Metrics,
+    pub options: ServerOptions,
+    /// Set while closing: readiness turns false.
+    pub draining: AtomicBool,
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens (None when started without a socket).
+    pub addr: Option<SocketAddr>,
+    pub app: Arc<App>,
+    /// Models that failed to load at start, with the reason.
+    pub failures: Vec<(String, String)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    router: axum::Router,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Server {
+    /// Loads the repository, binds the socket and starts serving. Blocking.
+    pub fn start(options: ServerOptions) -> Result<Server> {
+        let rt = oxinfer_core::onnx::library::runtime(&options.library)?;
+        let repo = Repository::new(&options.repository, rt)?;
+        let names = options.models.clone().unwrap_or_else(|| repo.on_disk());
+        let mut failures = Vec::new();
+        for n in &names {
+            if let Err(e) = repo.load(n, None) {
+                failures.push((n.clone(), e.to_string()));
+            }
+        }
+        let listener = if options.listen {
+            let addr = format!("{}:{}", options.host, options.port);
+            let l = std::net::TcpListener::bind(&addr).map_err(|e| ServerError::Core(oxinfer_core::Error::InvalidArgument(format!("cannot listen on {addr}: {e}"))))?;
+            l.set_nonblocking(true).map_err(|e| ServerError::Core(oxinfer_core::Error::Backend(e.to_string())))?;
+            Some(l)
+        } else {
+            None
+        };
+        let addr = match &listener {
+            Some(l) => Some(l.local_addr().map_err(|e| ServerError::Core(oxinfer_core::Error::Backend(e.to_string())))?),
+            None => None,
+        };
+        let threads = options.threads.max(1);
+        let poll = options.poll;
+        let app = Arc::new(App { repo, metrics: Metrics::new(), options, draining: AtomicBool::new(false) });
+        let router = crate::routes::router(Arc::clone(&app));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (up_tx, up_rx) = std::sync::mpsc::channel::<Result<tokio::runtime::Handle>>();
+        let served = Arc::clone(&app);
+        let routes = router.clone();
+        let thread = std::thread::Builder::new()
+            .name("oxinfer-server".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).thread_name("oxinfer-http").enable_all().build() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = up_tx.send(Err(ServerError::Core(oxinfer_core::Error::Backend(format!("cannot start the HTTP runtime: {e}")))));
+                        return;
+                    }
+                };
+                let handle = runtime.handle().clone();
+                runtime.block_on(async move {
+                    if let Some(every) = poll {
+                        tokio::spawn(poll_loop(Arc::clone(&served), every));
+                    }
+                    let draining = Arc::clone(&served);
+                    let stopped = async move {
+                        let _ = stop_rx.await;
+                        draining.draining.store(true, Relaxed);
+                    };
+                    let Some(listener) = listener else {
+                        let _ = up_tx.send(Ok(handle));
+                        stopped.await;
+                        return;
+                    };
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = up_tx.send(Err(ServerError::Core(oxinfer_core::Error::Backend(e.to_string()))));
+                            return;
+                        }
+                    };
+                    let _ = up_tx.send(Ok(handle));
+                    if let Err(e) = axum::serve(listener, routes).with_graceful_shutdown(stopped).await {
+                        tracing::error!(error = %e, "the server stopped");
+                    }
+                });
+            })
+            .map_err(|e| ServerError::Core(oxinfer_core::Error::Backend(format!("cannot start the server thread: {e}"))))?;
+        let runtime = match up_rx.recv() {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(ServerError::Core(oxinfer_core::Error::Backend("the server thread ended while starting".into()))),
+        };
+        tracing::info!(addr = ?addr, "serving");
+        Ok(Server { addr, app, failures, stop: Some(stop_tx), thread: Some(thread), router, runtime })
+    }
+
+    /// What answers requests without a socket (see `Handler`).
+    pub fn handler(&self) -> Handler {
+        Handler { router: self.router.clone(), runtime: self.runtime.clone() }
+    }
+
+    /// Stops accepting connections, lets every request already accepted
+    /// finish, and returns once the server has stopped. Blocking.
+    pub fn close(&mut self) {
+        self.app.draining.store(true, Relaxed);
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Answers requests without a socket, on the server's runtime: the path of
+/// the Fastify plugin. Holds no lock on the server, so a close can proceed
+/// while requests are answered.
+#[derive(Clone)]
+pub struct Handler {
+    router: axum::Router,
+    runtime: tokio::runtime::Handle,
+}
+
+/// An HTTP exchange in plain parts: method, URL (path and query), headers, body.
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Handler {
+    /// Status, headers and body of the answer to `x`; a request that is not
+    /// valid HTTP is a 400 like any other. Blocking (call it off the JS thread).
+    pub fn handle(&self, x: Exchange) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        use tower::ServiceExt;
+        let mut builder = axum::http::Request::builder().method(x.method.as_str()).uri(x.url.as_str());
+        for (k, v) in &x.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let req = match builder.body(axum::body::Body::from(x.body)) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = crate::protocol::encode_error(&format!("not a valid HTTP request: {e}"));
+                return (400, vec![("content-type".into(), "application/json".into())], msg);
+            }
+        };
+        let router = self.router.clone();
+        self.runtime.block_on(async move {
+            let response = match router.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
+            let headers = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string()))).collect();
+            (parts.status.as_u16(), headers, bytes)
+        })
+    }
+}
+
+/// Reloads changed or new model folders and forgets removed ones, every `every`.
+async fn poll_loop(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if app.draining.load(Relaxed) {
+            return;
+        }
+        let a = Arc::clone(&app);
+        let _ = tokio::task::spawn_blocking(move || {
+            for n in a.repo.removed() {
+                tracing::info!(model = %n, "model folder removed; unloading");
+                a.repo.forget(&n);
+            }
+            for n in a.repo.changed() {
+                // A failure is recorded in the index; the old version keeps serving.
+                let _ = a.repo.load(&n, None);
+            }
+        })
+        .await;
+    }
+}

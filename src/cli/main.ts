@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// The `oxinfer` command: `serve` a model repository over the KServe v2
+// protocol, `run` a pipeline over a CSV or JSONL file with a progress bar,
+// and `info` on a model or pipeline. Arguments are parsed by commander; the
+// work is the library's own (serve, Pipeline.runJob, Session).
+import { Command, InvalidArgumentError } from 'commander'
+
+import { info } from './info'
+import { runFile } from './run'
+import { serveCommand } from './serve'
+
+function integer(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`)
+    return n
+  }
+}
+
+const program = new Command()
+  .name('oxinfer')
+  .description('ML inference on a Rust core: serve a model repository (KServe v2), score files, inspect models.')
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  .version((require('../../package.json') as { version: string }).version)
+
+program
+  .command('serve')
+  .description('Serve a model repository over HTTP with the KServe v2 / Open Inference Protocol (and /metrics).')
+  .requiredOption('-r, --repository <dir>', 'model repository: one folder per model, numbered version folders inside')
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('-p, --port <port>', 'port (0: any free port)', integer('port', 0, 65535), 8000)
+  .option('--poll [ms]', 'reload models whose files change (every 2000 ms, or the interval given)')
+  .option('--token <token>', 'require "Authorization: Bearer <token>" (health routes stay open); also OXINFER_TOKEN')
+  .option('--timeout-ms <ms>', 'queue timeout of requests that set none', integer('timeout-ms', 1, 86_400_000))
+  .option('--threads <n>', 'HTTP runtime threads', integer('threads', 1, 256))
+  .option('--models <names>', 'load only these models at start (comma-separated); others load through the repository API')
+  .option('--curl', 'print ready-to-paste curl lines for the models served')
+  .action(serveCommand)
+
+program
+  .command('run')
+  .description('Score a CSV or JSONL file with a pipeline spec, writing one result per row (offline batch scoring).')
+  .argument('<pipeline>', 'pipeline spec (pipeline.json)')
+  .requiredOption('-i, --input <file>', 'input file (.csv or .jsonl)')
+  .requiredOption('-o, --output <file>', 'output file (.jsonl or .csv)')
+  .option('--errors <mode>', "'throw' (stop at the first bad row) or 'return' (write its error and go on)", 'throw')
+  .option('--chunk-size <rows>', 'rows per chunk', integer('chunk-size', 1, 1 << 24))
+  .option('--no-progress', 'no progress bar')
+  .action(runFile)
+
+program
+  .command('info')
+  .description("Print a model's inputs, outputs, metadata and batch dimension (or a pipeline's fields and model).")
+  .argument('<model>', 'an .onnx model or a pipeline spec (.json)')
+  .option('--json', 'print JSON')
+  .action(info)
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  const err = e as { code?: string; message?: string }
+  process.stderr.write(`oxinfer: ${err.code ? `${err.code}: ` : ''}${err.message ?? String(e)}\n`)
+  process.exitCode = 1
+})

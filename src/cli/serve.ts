@@ -1,0 +1,91 @@
+// `oxinfer serve`: starts the native server, logs as pino-compatible JSON
+// lines on stdout, prints curl lines on request, and closes gracefully on
+// SIGTERM and SIGINT (stop accepting, finish what is in flight, exit 0).
+import { hostname } from 'node:os'
+
+import { serve } from '../server'
+
+export interface ServeFlags {
+  repository: string
+  host: string
+  port: number
+  poll?: string | boolean
+  token?: string
+  timeoutMs?: number
+  threads?: number
+  models?: string
+  curl?: boolean
+}
+
+/** One log line in pino's shape (level 30 info, 40 warn, 50 error). */
+export function log(level: 30 | 40 | 50, msg: string, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ level, time: Date.now(), pid: process.pid, hostname: hostname(), name: 'oxinfer', msg, ...extra })}\n`)
+}
+
+export async function serveCommand(flags: ServeFlags): Promise<void> {
+  const poll = flags.poll === undefined ? undefined : flags.poll === true ? true : Number(flags.poll)
+  const server = await serve({
+    repository: flags.repository,
+    host: flags.host,
+    port: flags.port,
+    poll,
+    token: flags.token ?? process.env.OXINFER_TOKEN,
+    timeoutMs: flags.timeoutMs,
+    threads: flags.threads,
+    load: flags.models?.split(',').map((s) => s.trim()).filter(Boolean),
+  })
+  for (const f of server.failures) log(40, 'model failed to load', { model: f.model, reason: f.reason })
+  const models = server.models()
+  const url = server.address!.url
+  log(30, 'serving', { url, models: models.map((m) => `${m.name}/${m.version}`) })
+  if (flags.curl) process.stdout.write(curlLines(url, models.map((m) => m.name), flags.token ?? process.env.OXINFER_TOKEN))
+  let closing = false
+  const stop = (signal: string): void => {
+    if (closing) return
+    closing = true
+    log(30, 'closing: finishing requests in flight', { signal })
+    server.close().then(
+      () => {
+        log(30, 'closed')
+        process.exit(0)
+      },
+      (e: unknown) => {
+        log(50, 'close failed', { error: String(e) })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+/** Requests to try against the example repository's models. */
+export function curlLines(url: string, models: string[], token?: string): string {
+  const auth = token ? ` -H 'Authorization: Bearer ${token}'` : ''
+  const lines = [`curl -s${auth} ${url}/v2/health/ready -o /dev/null -w '%{http_code}\\n'`, `curl -s${auth} ${url}/v2`]
+  const json = ` -H 'Content-Type: application/json'`
+  if (models.includes('penguins')) {
+    const body = {
+      inputs: [
+        { name: 'island', datatype: 'BYTES', shape: [2], data: ['Biscoe', 'Dream'] },
+        { name: 'bill_length_mm', datatype: 'FP64', shape: [2], data: [45.2, 39.1] },
+        { name: 'bill_depth_mm', datatype: 'FP64', shape: [2], data: [14.8, 18.7] },
+        { name: 'flipper_length_mm', datatype: 'FP64', shape: [2], data: [212, 181] },
+        { name: 'body_mass_g', datatype: 'FP64', shape: [2], data: [5200, 3750] },
+        { name: 'sex', datatype: 'BYTES', shape: [2], data: ['FEMALE', 'MALE'] },
+      ],
+      outputs: [{ name: 'label' }, { name: 'score' }],
+    }
+    lines.push(`curl -s${auth} ${url}/v2/models/penguins`)
+    lines.push(`curl -s${auth}${json} ${url}/v2/models/penguins/infer -d '${JSON.stringify(body)}'`)
+  }
+  if (models.includes('tiny_mlp')) {
+    const body = { id: 'req-1', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: Array.from({ length: 16 }, (_, i) => i / 16) }] }
+    lines.push(`curl -s${auth} ${url}/v2/models/tiny_mlp/config`)
+    lines.push(`curl -s${auth}${json} ${url}/v2/models/tiny_mlp/infer -d '${JSON.stringify(body)}'`)
+  }
+  lines.push(`curl -s${auth} ${url}/v2/models/stats`)
+  lines.push(`curl -s${auth} -X POST ${url}/v2/repository/index`)
+  lines.push(`curl -s${auth} ${url}/metrics | grep oxinfer_inference_request_success`)
+  return `\nTry:\n${lines.map((l) => `  ${l}`).join('\n')}\n\n`
+}

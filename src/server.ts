@@ -1,0 +1,225 @@
+// serve(): the native KServe v2 / Open Inference Protocol server over a model
+// repository. Requests are decoded, batched, run and encoded in Rust on the
+// server's own threads; this module only checks options, starts and closes
+// the server, and hands out in-process Session/Pipeline objects that share
+// the served models' queues (so their runs merge with HTTP requests).
+import { isAbsolute, resolve as resolvePath } from 'node:path'
+
+import { fromNative, invalidArg, OxinferError } from './errors'
+import * as hub from './hub'
+import { resolveLibrary } from './library'
+import { native, type NativeHttpResponse, type NativeServer } from './native'
+import { checkKeys, isPlainObject } from './options'
+import { Pipeline } from './pipeline/pipeline'
+import type { PipelineSpec } from './pipeline/spec'
+import { Session } from './session/session'
+
+/** Options of {@link serve}. */
+export interface ServeOptions {
+  /** The model repository: one folder per model, numbered version folders inside. */
+  repository: string
+  /** Default '127.0.0.1'. Use '0.0.0.0' to accept connections from other hosts. */
+  host?: string
+  /** Default 8000; 0 picks a free port (see `address.port`). */
+  port?: number
+  /** Poll the repository for changed models: true (every 2 s) or an interval in ms. Default false. */
+  poll?: boolean | number
+  /** Require `Authorization: Bearer <token>` on every route but `/v2/health/*`. */
+  token?: string
+  /** Largest request body accepted, in bytes (413 past it). Default 64 MiB. */
+  maxBodyBytes?: number
+  /** Queue timeout of requests that set none, in ms (504 past it). Default: none. */
+  timeoutMs?: number
+  /** Threads of the HTTP runtime (decoding and encoding). Default 2. */
+  threads?: number
+  /** Models to load at start. Default: every model folder. Others load through the repository API. */
+  load?: string[]
+  /** Open a socket (default true). false: requests come only through the Fastify plugin (`oxinfer/fastify`). */
+  listen?: boolean
+}
+
+/** A served model version. */
+export interface ServedModel {
+  name: string
+  version: string
+  /** 'onnxruntime_onnx' or 'oxinfer_pipeline'. */
+  platform: string
+  maxBatchSize: number
+}
+
+/** A running server (see {@link serve}). */
+export interface Server {
+  /** Where it listens (`url` is `http://host:port`); null when started with `listen: false`. */
+  readonly address: { host: string; port: number; url: string } | null
+  /** Models that failed to load at start, with the reason (the others serve). */
+  readonly failures: readonly { model: string; reason: string }[]
+  /** The ready model versions. */
+  models(): ServedModel[]
+  /**
+   * A Session over a served model's own queue (the latest version unless
+   * given): its runs merge into batches with HTTP requests. Disposing it
+   * leaves the model served.
+   */
+  session(name: string, version?: string): Session
+  /** The served pipeline `name` as an in-process Pipeline on the same queue. */
+  pipeline(name: string, version?: string): Pipeline
+  /** The statistics extension's view: `{ model_stats: [...] }`, as `GET /v2/models/stats` answers. */
+  stats(): { model_stats: ModelStats[] }
+  /** The Prometheus text exposition, as `GET /metrics` answers. */
+  metrics(): string
+  /** Stops accepting connections, lets accepted requests finish, then resolves. */
+  close(): Promise<void>
+}
+
+/** One version's statistics (Triton's statistics extension, plus failures by code). */
+export interface ModelStats {
+  name: string
+  version: string
+  last_inference: number
+  inference_count: number
+  execution_count: number
+  inference_stats: Record<'success' | 'fail' | 'queue' | 'compute_input' | 'compute_infer' | 'compute_output', { count: number; ns: number }>
+  failures: Record<string, number>
+  pending_request_count: number
+  queue_size: number
+}
+
+const SERVE_KEYS = ['repository', 'host', 'port', 'poll', 'token', 'maxBodyBytes', 'timeoutMs', 'threads', 'load', 'listen'] as const
+
+function positiveInt(name: string, v: unknown, max: number): number | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw invalidArg(`serve: ${name} must be an integer from 1 to ${max}, got ${String(v)}`)
+  return v
+}
+
+/**
+ * Loads a model repository and serves it over HTTP with the KServe v2
+ * protocol (plus Triton's configuration, statistics and repository
+ * extensions, and Prometheus metrics at `/metrics`). Resolves once every
+ * model has loaded (or failed: see `failures`) and the socket accepts.
+ */
+export async function serve(options: ServeOptions): Promise<Server> {
+  if (!isPlainObject(options)) throw invalidArg('serve: options must be an object')
+  checkKeys('serve', options, SERVE_KEYS)
+  const o = options as ServeOptions
+  if (typeof o.repository !== 'string' || o.repository === '') throw invalidArg('serve: repository must be a folder path')
+  const host = o.host ?? '127.0.0.1'
+  if (typeof host !== 'string' || host === '') throw invalidArg('serve: host must be a host name or address')
+  const port = o.port ?? 8000
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) throw invalidArg(`serve: port must be an integer from 0 to 65535, got ${String(port)}`)
+  let pollMs: number | undefined
+  if (o.poll === true) pollMs = 2000
+  else if (o.poll !== undefined && o.poll !== false) pollMs = positiveInt('poll', o.poll, 86_400_000)
+  if (o.token !== undefined && (typeof o.token !== 'string' || o.token === '')) throw invalidArg('serve: token must be a non-empty string')
+  if (o.load !== undefined && (!Array.isArray(o.load) || o.load.some((m) => typeof m !== 'string'))) throw invalidArg('serve: load must be an array of model names')
+  if (o.listen !== undefined && typeof o.listen !== 'boolean') throw invalidArg('serve: listen must be a boolean')
+  if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0))) throw invalidArg('serve: timeoutMs must be a positive number')
+  const repository = isAbsolute(o.repository) ? o.repository : resolvePath(o.repository)
+  let n: NativeServer
+  try {
+    n = await native.startServer({
+      repository,
+      host,
+      port,
+      library: resolveLibrary(),
+      pollMs,
+      token: o.token,
+      maxBodyBytes: positiveInt('maxBodyBytes', o.maxBodyBytes, 2 ** 40),
+      timeoutMs: o.timeoutMs,
+      threads: positiveInt('threads', o.threads, 256),
+      models: o.load,
+      listen: o.listen,
+    })
+  } catch (e) {
+    throw fromNative(e)
+  }
+  return new RunningServer(n, repository)
+}
+
+/** @internal One HTTP exchange answered natively without a socket (the Fastify plugin's path). */
+export function handleExchange(server: Server, method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse> {
+  if (!(server instanceof RunningServer)) return Promise.reject(invalidArg('not a server made by serve()'))
+  return server.handle(method, url, headers, body)
+}
+
+class RunningServer implements Server {
+  readonly address: { host: string; port: number; url: string } | null
+  readonly failures: readonly { model: string; reason: string }[]
+  #native: NativeServer
+  #repository: string
+  #closed: Promise<void> | null = null
+  /** Keeps the process alive while serving, as a listening http.Server does. */
+  #alive: NodeJS.Timeout
+
+  constructor(n: NativeServer, repository: string) {
+    this.#native = n
+    this.#alive = setInterval(() => {}, 1 << 30)
+    this.#repository = repository
+    const host = n.host
+    const port = n.port
+    this.address = host == null || port == null ? null : Object.freeze({ host, port, url: `http://${host.includes(':') ? `[${host}]` : host}:${port}` })
+    this.failures = Object.freeze(n.failures.map((f) => Object.freeze({ ...f })))
+  }
+
+  #call<T>(f: () => T): T {
+    if (this.#closed) throw new OxinferError('ERR_DISPOSED', 'the server was closed')
+    try {
+      return f()
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  models(): ServedModel[] {
+    return this.#call(() => this.#native.models().map(({ name, version, platform, maxBatchSize }) => ({ name, version, platform, maxBatchSize })))
+  }
+
+  #served(name: string, version: string | undefined) {
+    if (typeof name !== 'string') throw invalidArg('the model name must be a string')
+    if (version !== undefined && typeof version !== 'string') throw invalidArg('the version must be a string')
+    const m = this.models().find((x) => x.name === name && (version === undefined || x.version === version))
+    if (m === undefined) throw new OxinferError('ERR_INVALID_ARGUMENT', `no ready model '${name}'${version ? ` version ${version}` : ''} on this server`)
+    return m
+  }
+
+  session(name: string, version?: string): Session {
+    const m = this.#served(name, version)
+    return this.#call(() => Session.overServed(this.#native.session(hub.nativeHub, name, version ?? null), m.maxBatchSize))
+  }
+
+  pipeline(name: string, version?: string): Pipeline {
+    const m = this.#served(name, version)
+    return this.#call(() => {
+      const spec = this.#native.models().find((x) => x.name === name && x.version === m.version)?.spec
+      const np = this.#native.pipeline(name, m.version)
+      if (!spec || !np) throw new OxinferError('ERR_INVALID_ARGUMENT', `model '${name}' is not a pipeline (platform ${m.platform})`)
+      const session = Session.overServed(this.#native.session(hub.nativeHub, name, m.version), m.maxBatchSize)
+      return Pipeline.overServed(JSON.parse(spec) as PipelineSpec, session, np, resolvePath(this.#repository, name, m.version))
+    })
+  }
+
+  stats(): { model_stats: ModelStats[] } {
+    return this.#call(() => JSON.parse(this.#native.stats()) as { model_stats: ModelStats[] })
+  }
+
+  metrics(): string {
+    return this.#call(() => this.#native.metrics())
+  }
+
+  /** See handleExchange. */
+  handle(method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse> {
+    if (this.#closed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the server was closed'))
+    return this.#native.handle(method, url, headers, body)
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#native.close().then(
+      () => clearInterval(this.#alive),
+      (e: unknown) => {
+        clearInterval(this.#alive)
+        throw fromNative(e)
+      },
+    )
+    return this.#closed
+  }
+}
