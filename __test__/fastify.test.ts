@@ -6,8 +6,10 @@ import { join } from 'node:path'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 
+// @ts-expect-error: a plain .mjs script without types
+import { ensureExampleRepository } from '../scripts/example-repository.mjs'
+
 import { serve } from '../index.js'
-import { root } from './helpers'
 import { binaryRequest, readBinaryResponse } from './server-helpers'
 
 const require = createRequire(import.meta.url)
@@ -22,7 +24,7 @@ describe('oxinfer/fastify', () => {
     expect(typeof esm.default).toBe('function')
     const app = Fastify()
     app.get('/hello', async () => ({ hello: 'world' }))
-    await app.register(oxinferPlugin, { repository: join(root, 'examples', 'repository') })
+    await app.register(oxinferPlugin, { repository: ensureExampleRepository() })
     try {
       expect((await app.inject({ method: 'GET', url: '/hello' })).json()).toEqual({ hello: 'world' })
       const meta = await app.inject({ method: 'GET', url: '/v2/models/tiny_mlp' })
@@ -57,7 +59,7 @@ describe('oxinfer/fastify', () => {
 
   it('takes a prefix, and a server of the caller\'s own that in-process calls share', async () => {
     const { oxinferPlugin } = require('../src/fastify.js')
-    const server = await serve({ repository: join(root, 'examples', 'repository'), load: ['tiny_mlp'], listen: false })
+    const server = await serve({ repository: ensureExampleRepository(), load: ['tiny_mlp'], listen: false })
     expect(server.address).toBeNull()
     const app = Fastify()
     await app.register(oxinferPlugin, { server, prefix: '/ml' })

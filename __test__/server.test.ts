@@ -9,12 +9,14 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { serve, Session, Tensor, type Server } from '../index.js'
-import { fixture, readJson, rejectsWith, root } from './helpers'
+import { fixture, readJson, readWav, rejectsWith } from './helpers'
 import { binaryRequest, readBinaryResponse } from './server-helpers'
+// @ts-expect-error: a plain .mjs script without types
+import { ensureExampleRepository } from '../scripts/example-repository.mjs'
 
 function repository(): string {
   const dir = mkdtempSync(join(tmpdir(), 'oxinfer-repo-'))
-  cpSync(join(root, 'examples', 'repository'), dir, { recursive: true })
+  cpSync(ensureExampleRepository(), dir, { recursive: true })
   return dir
 }
 
@@ -214,6 +216,47 @@ describe('the KServe v2 server', () => {
     expect(res.label).toBe(ref.predict[0])
   })
 
+  it('serves a stateful model through sequence parameters, the state kept natively', async () => {
+    const { samples } = readWav(fixture('speech_16k.wav'))
+    const chunk = (c: number) => {
+      const x = new Float32Array(576)
+      x.set(samples.subarray(c * 512, c * 512 + 512), 64)
+      if (c > 0) x.set(samples.subarray(c * 512 - 64, c * 512), 0)
+      return Array.from(x)
+    }
+    const step = async (seq: number | string, c: number, p: Record<string, unknown> = {}) =>
+      post(`${url}/v2/models/vad/infer`, { parameters: { sequence_id: seq, ...p }, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 576], data: chunk(c) }, { name: 'sr', datatype: 'INT64', shape: [], data: [16000] }] })
+    const meta = await (await fetch(`${url}/v2/models/vad`)).json()
+    // The state is the server's: neither state nor stateN is shown.
+    expect(meta.inputs.map((i: { name: string }) => i.name).sort()).toEqual(['input', 'sr'])
+    expect(meta.outputs.map((o: { name: string }) => o.name)).toEqual(['output'])
+    // The reference: the same chunks through an in-process stream.
+    const vad = await Session.create(join(repo, 'vad', '1', 'model.onnx'))
+    const stream = vad.stream({ state: { stateN: 'state' } })
+    const want: number[] = []
+    for (let c = 0; c < 8; c++) want.push(((await stream.run({ input: new Tensor('float32', Float32Array.from(chunk(c)), [1, 576]), sr: new Tensor('int64', BigInt64Array.from([16000n]), []) })).output.data as Float32Array)[0])
+    await stream.close()
+    await vad.dispose()
+    // Two sequences interleaved, one numbered and one named.
+    const got: Record<string, number[]> = { a: [], b: [] }
+    for (let c = 0; c < 8; c++) {
+      const flags = c === 0 ? { sequence_start: true } : c === 7 ? { sequence_end: true } : {}
+      const [ra, rb] = await Promise.all([step(11, c, flags), step('b-1', c, flags)])
+      expect(ra.status, await ra.clone().text()).toBe(200)
+      got.a.push((await ra.json()).outputs[0].data[0])
+      got.b.push((await rb.json()).outputs[0].data[0])
+    }
+    got.a.forEach((p, i) => expect(p).toBeCloseTo(want[i], 5))
+    got.b.forEach((p, i) => expect(p).toBeCloseTo(want[i], 5))
+    // Ended: the next step must start again.
+    await expectError(await step(11, 0), 400, /not open/)
+    await expectError(await post(`${url}/v2/models/vad/infer`, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 576], data: chunk(0) }, { name: 'sr', datatype: 'INT64', shape: [], data: [16000] }] }), 400, /sequence_id/)
+    await expectError(await step(0, 0, { sequence_start: true }), 400, /sequence_id/)
+    await expectError(await post(`${url}/v2/models/tiny_mlp/infer`, { parameters: { sequence_id: 3 }, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(0) }] }), 400, /not a sequence model/)
+    const config = await (await fetch(`${url}/v2/models/vad/config`)).json()
+    expect(config.sequence_batching.state).toEqual([{ input_name: 'state', output_name: 'stateN' }])
+  })
+
   it('reports statistics and Prometheus metrics', async () => {
     const stats = await (await fetch(`${url}/v2/models/tiny_mlp/stats`)).json()
     expect(stats.model_stats[0]).toMatchObject({ name: 'tiny_mlp', version: '1' })
@@ -224,6 +267,7 @@ describe('the KServe v2 server', () => {
     expect(metrics).toMatch(/oxinfer_inference_request_failure\{model="tiny_mlp",reason="ERR_INVALID_INPUT",version="1"\} \d+/)
     expect(metrics).toMatch(/oxinfer_inference_queue_duration_us_bucket/)
     expect(metrics).toMatch(/oxinfer_inference_pending_request_count\{model="penguins",version="1"\} 0/)
+    expect(metrics).toMatch(/oxinfer_model_ready\{model="vad",version="1"\} 1/)
     expect(metrics).toMatch(/oxinfer_model_ready\{model="tiny_mlp",version="1"\} 1/)
     expect(server.metrics()).toMatch(/oxinfer_inference_exec_count/)
   })

@@ -9,6 +9,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+// @ts-expect-error: a plain .mjs script without types
+import { ensureExampleRepository } from '../scripts/example-repository.mjs'
+
 import { Pipeline, serve, Session, Tensor, type Server } from '../index.js'
 import { fixture, readJson, root } from './helpers'
 // @ts-expect-error: a plain .mjs script without types
@@ -23,7 +26,7 @@ describe('tritonclient (Python, HTTP) against the server', () => {
   beforeAll(async () => {
     python = (pythonClients as () => string)()
     repo = mkdtempSync(join(tmpdir(), 'oxinfer-repo-'))
-    cpSync(join(root, 'examples', 'repository'), repo, { recursive: true })
+    cpSync(ensureExampleRepository(), repo, { recursive: true })
     server = await serve({ repository: repo, port: 0 })
   }, 600_000)
   afterAll(async () => {

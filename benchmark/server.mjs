@@ -14,7 +14,8 @@
 // Reported: req/s, rows/s, p50 and p99 latency (wrk --latency), and the
 // ratios against fastify-ort and mlserver at each point.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
+import { PassThrough } from 'node:stream'
 import { createServer } from 'node:net'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -73,6 +74,7 @@ function runWrk(url, script, connections) {
     const v = Number(m[1])
     return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v
   }
+  if (!(rps > 0)) log(`server: wrk made no requests:\n${out}${r.stderr}`)
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1]
   const sockErr = /Socket errors: (.*)/.exec(out)?.[1]
   return { rps: Math.round(rps), p50: ms('50'), p99: ms('99'), non2xx: Number(errors ?? 0), socketErrors: sockErr ?? null }
@@ -82,7 +84,10 @@ async function start(kind, port) {
   let child
   if (kind === 'mlserver') {
     const dir = mlserverRepository()
-    child = spawn(join(MLSERVER_ENV, 'bin', 'mlserver'), ['start', dir], { env: { ...process.env, MLSERVER_HTTP_PORT: String(port), MLSERVER_GRPC_PORT: String(port + 1), MLSERVER_METRICS_PORT: String(port + 2), MLSERVER_PARALLEL_WORKERS: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Its access log goes to a file: a pipe would fill while spawnSync(wrk) blocks this event loop.
+    const logFd = openSync(join(dir, 'mlserver.log'), 'w')
+    child = spawn(join(MLSERVER_ENV, 'bin', 'mlserver'), ['start', dir], { env: { ...process.env, MLSERVER_HTTP_PORT: String(port), MLSERVER_GRPC_PORT: String(await freePort()), MLSERVER_METRICS_PORT: String(await freePort()), MLSERVER_PARALLEL_WORKERS: '0' }, stdio: ['ignore', logFd, logFd] })
+    child.stdout = child.stderr = new PassThrough()
   } else {
     child = spawn(process.execPath, [join(ROOT, 'benchmark', 'server-peer.mjs'), kind, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] })
   }
@@ -116,9 +121,11 @@ function mlserverRepository() {
 
 export async function run() {
   const scratch = mkdtempSync(join(tmpdir(), 'oxinfer-bench-server-'))
-  const kinds = ['oxinfer', 'fastify-plugin', 'fastify-ort']
-  if (existsSync(join(MLSERVER_ENV, 'bin', 'mlserver'))) kinds.push('mlserver')
-  else log(`server: MLServer skipped (no environment at ${MLSERVER_ENV}; make it with node benchmark/server.mjs --setup-mlserver)`)
+  const only = process.env.OXINFER_BENCH_SERVER_ONLY?.split(',')
+  const kinds = ['oxinfer', 'fastify-plugin', 'fastify-ort'].filter((k) => !only || only.includes(k))
+  if (existsSync(join(MLSERVER_ENV, 'bin', 'mlserver'))) {
+    if (!only || only.includes('mlserver')) kinds.push('mlserver')
+  } else log(`server: MLServer skipped (no environment at ${MLSERVER_ENV}; make it with node benchmark/server.mjs --setup-mlserver)`)
   const results = {}
   for (const kind of kinds) {
     const port = await freePort()
@@ -141,7 +148,7 @@ export async function run() {
     }
   }
   const ratios = {}
-  for (const rows of ROWS) {
+  for (const rows of only ? [] : ROWS) {
     for (const c of CONNECTIONS) {
       const ox = results[`oxinfer rows=${rows} c=${c}`]
       const peer = results[`fastify-ort rows=${rows} c=${c}`]

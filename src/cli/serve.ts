@@ -84,6 +84,12 @@ export function curlLines(url: string, models: string[], token?: string): string
     lines.push(`curl -s${auth} ${url}/v2/models/tiny_mlp/config`)
     lines.push(`curl -s${auth}${json} ${url}/v2/models/tiny_mlp/infer -d '${JSON.stringify(body)}'`)
   }
+  if (models.includes('vad')) {
+    // A sequence: the VAD's state stays in the server between the two requests.
+    const chunk = (params: Record<string, unknown>) => ({ parameters: params, inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 576], data: Array.from({ length: 576 }, (_, i) => Math.round(Math.sin(i / 8) * 1000) / 2000) }, { name: 'sr', datatype: 'INT64', shape: [], data: [16000] }] })
+    lines.push(`curl -s${auth}${json} ${url}/v2/models/vad/infer -d '${JSON.stringify(chunk({ sequence_id: 42, sequence_start: true }))}'`)
+    lines.push(`curl -s${auth}${json} ${url}/v2/models/vad/infer -d '${JSON.stringify(chunk({ sequence_id: 42, sequence_end: true }))}'`)
+  }
   lines.push(`curl -s${auth} ${url}/v2/models/stats`)
   lines.push(`curl -s${auth} -X POST ${url}/v2/repository/index`)
   lines.push(`curl -s${auth} ${url}/metrics | grep oxinfer_inference_request_success`)

@@ -98,7 +98,7 @@ async fn server_metadata() -> Response {
     json_response(json!({
         "name": "oxinfer",
         "version": oxinfer_core::VERSION,
-        "extensions": ["binary_tensor_data", "model_repository", "model_configuration", "statistics", "classification"]
+        "extensions": ["binary_tensor_data", "model_repository", "model_configuration", "statistics"]
     }))
 }
 
@@ -159,6 +159,12 @@ fn config_json(v: &Version) -> Value {
         "instance_group": [{ "name": v.model, "kind": "KIND_CPU", "count": v.pool_size }],
         "version_policy": { "latest": { "num_versions": 1 } },
     });
+    if let Some(sb) = &c.sequence_batching {
+        out["sequence_batching"] = json!({
+            "max_sequence_idle_microseconds": sb.max_sequence_idle_microseconds,
+            "state": sb.state.iter().map(|s| json!({ "input_name": s.input_name, "output_name": s.output_name })).collect::<Vec<_>>(),
+        });
+    }
     if let Some(d) = &c.dynamic_batching {
         out["dynamic_batching"] = json!({
             "preferred_batch_size": d.preferred_batch_size,
@@ -270,7 +276,12 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
         }
     };
     drop(body);
+    let sequence = match crate::model::sequence::Control::read(&req.parameters) {
+        Ok(s) => s,
+        Err(e) => return error(e),
+    };
     let options = InferOptions {
+        sequence,
         priority: req.parameters.get("priority").and_then(|p| p.as_u64()).map(|p| p as u32),
         timeout_ms: req.parameters.get("timeout").and_then(|t| t.as_f64()).map(|us| us / 1000.0).or(app.options.timeout_ms),
     };
@@ -349,6 +360,11 @@ async fn load(State(app): State<Arc<App>>, Path(m): Path<String>, body: Bytes) -
 }
 
 async fn unload(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    for v in app.repo.all().iter().filter(|v| v.model == m) {
+        if let Some(seq) = &v.sequences {
+            seq.close_all();
+        }
+    }
     app.repo.unload(&m).map_or_else(error, |_| StatusCode::OK.into_response())
 }
 

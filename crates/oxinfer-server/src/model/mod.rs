@@ -4,6 +4,7 @@
 //! same scheduler that in-process `Session.run` calls use.
 
 mod pipeline;
+pub mod sequence;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,8 @@ pub struct Version {
     pub pool_size: usize,
     /// Where it was loaded from.
     pub path: PathBuf,
+    /// Open sequences of a stateful model (`sequence_batching`).
+    pub sequences: Option<sequence::Sequences>,
 }
 
 /// A request's options that the protocol carries in its parameters.
@@ -59,6 +62,8 @@ pub struct InferOptions {
     /// 1 is the most urgent, as Triton counts.
     pub priority: Option<u32>,
     pub timeout_ms: Option<f64>,
+    /// `sequence_id`, `sequence_start` and `sequence_end`.
+    pub sequence: Option<sequence::Control>,
 }
 
 impl Version {
@@ -78,7 +83,10 @@ impl Version {
             let compiled = Arc::new(Pipeline::compile_in(spec, &info, Some(dir))?);
             let (inputs, outputs) = pipeline::io(&compiled, &*backend)?;
             let scheduler = Arc::new(Scheduler::with_options(backend, scheduler_options(&config))?);
-            Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: spec_path })
+            if config.sequence_batching.is_some() {
+                return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not pipelines")));
+            }
+            Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: spec_path, sequences: None })
         } else if onnx_path.is_file() {
             let (backend, pool_size) = load_onnx(rt, &inside(root, &onnx_path)?, &config, None, None)?;
             let info = backend.info().clone();
@@ -94,13 +102,21 @@ impl Version {
                     })
                     .collect()
             };
-            let (inputs, outputs) = (metas(&info.inputs), metas(&info.outputs));
+            let sequences = config.sequence_batching.as_ref().map(|c| sequence::Sequences::new(&info, c)).transpose()?;
+            let (mut inputs, mut outputs) = (metas(&info.inputs), metas(&info.outputs));
+            // A sequence's state is fed natively: the protocol does not show it.
+            if let Some(seq) = &sequences {
+                let mut i = 0;
+                inputs.retain(|_| (!seq.is_state_input(i), i += 1).0);
+                let mut o = 0;
+                outputs.retain(|_| (!seq.is_state_output(o), o += 1).0);
+            }
             let options = scheduler_options(&config);
             if options.max_batch_rows > 1 {
                 options.layout.check(&info)?;
             }
             let scheduler = Arc::new(Scheduler::with_options(backend, options)?);
-            Ok(Version { model: model.into(), version, kind: Kind::Onnx, inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: onnx_path })
+            Ok(Version { model: model.into(), version, kind: Kind::Onnx, inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: onnx_path, sequences })
         } else {
             Err(ServerError::Repository(format!("model '{model}' version {version} holds neither model.onnx nor pipeline.json ({})", dir.display())))
         }
@@ -134,6 +150,21 @@ impl Version {
     }
 
     async fn run(&self, inputs: Vec<InputTensor>, wanted: &[String], options: &InferOptions) -> Result<(Vec<OutputTensor>, Timing)> {
+        match (&self.sequences, &options.sequence) {
+            (Some(seq), Some(c)) => {
+                let names = (!wanted.is_empty()).then_some(wanted);
+                let mut idx = validate::check_outputs(&self.info, names)?;
+                if let Some(&o) = idx.iter().find(|&&o| names.is_some() && seq.is_state_output(o)) {
+                    return Err(ServerError::bad(format!("output '{}' is the sequence's state, kept by the server", self.info.outputs[o].name)));
+                }
+                idx.retain(|&o| !seq.is_state_output(o));
+                let out = seq.step(&self.scheduler, &self.info, c.clone(), inputs, idx, request::level(options.priority)).await?;
+                return Ok((out.tensors, out.timing));
+            }
+            (Some(_), None) => return Err(ServerError::bad(format!("model '{}' is a sequence model: give parameters.sequence_id (with sequence_start on a sequence's first request)", self.model))),
+            (None, Some(_)) => return Err(ServerError::bad(format!("model '{}' is not a sequence model; drop parameters.sequence_id", self.model))),
+            (None, None) => {}
+        }
         let (work, pick): (Work, Option<Vec<String>>) = match &self.kind {
             Kind::Onnx => {
                 let names = (!wanted.is_empty()).then_some(wanted);
