@@ -1,7 +1,7 @@
 // Helpers for the tests that install oxinfer as a user would (consumer.test.ts,
 // registry.test.ts): the published tarballs, and an environment without Rust.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
 import { root } from './helpers'
@@ -45,4 +45,17 @@ export function cargoFreeEnv(extra: Record<string, string> = {}): NodeJS.Process
     .join(delimiter)
   const inherited = Object.entries(process.env).filter(([key]) => !/^npm_/i.test(key))
   return { ...Object.fromEntries(inherited), PATH: path, OXINFER_ORT_DYLIB: '', ORT_DYLIB_PATH: '', ...extra }
+}
+
+/** node_modules folders of the packages a production install needs (not dev, not optional), as package-lock.json resolves them. */
+export function runtimeDependencies(root: string): string[] {
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> }
+  return Object.entries(lock.packages)
+    .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev && !v.optional)
+    .map(([k]) => k)
+}
+
+/** What a production install of oxinfer puts in node_modules: itself, the platform package and the runtime dependencies. */
+export function installedNames(root: string, platform: string): string[] {
+  return ['oxinfer', platform, ...runtimeDependencies(root).map((d) => d.slice('node_modules/'.length))].sort()
 }

@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { fixture, require, root } from './helpers'
-import { cargoFreeEnv, npm, onPath, packAll, type Tarballs } from './install-helpers'
+import { cargoFreeEnv, installedNames, npm, onPath, packAll, runtimeDependencies, type Tarballs } from './install-helpers'
 
 const TIMEOUT = 240_000
 const PLATFORM = 'oxinfer-linux-x64-gnu'
@@ -137,21 +137,13 @@ beforeAll(async () => {
   // The registry has no uplinks: the runtime dependencies (commander and
   // cli-progress for the CLI, and theirs, as package-lock.json resolves
   // them) are packed from node_modules and published first.
-  for (const dir of runtimeDependencies()) {
+  for (const dir of runtimeDependencies(root)) {
     const tgz = execFileSync(npm, ['pack', '--ignore-scripts', '--silent', '--pack-destination', work, join(root, dir)], { cwd: work, encoding: 'utf8', env }).trim().split('\n').pop()!
     npmOk(['publish', join(work, tgz), '--registry', registry, '--tag', 'latest'], work)
   }
   // The platform package first, as a release publishes it.
   for (const tgz of [tarballs.platforms[PLATFORM], tarballs.main]) npmOk(['publish', tgz, '--registry', registry], work)
 }, TIMEOUT)
-
-/** node_modules folders of the packages a production install needs (not dev, not optional). */
-function runtimeDependencies(): string[] {
-  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> }
-  return Object.entries(lock.packages)
-    .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev && !v.optional)
-    .map(([k]) => k)
-}
 
 afterAll(async () => {
   if (verdaccio) {
@@ -173,7 +165,7 @@ describe('install from a registry (verdaccio)', () => {
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'registry-consumer', version: '1.0.0', private: true }))
     const output = npmOk(['install', 'oxinfer', '--registry', registry], app)
     expect(output).not.toMatch(/install-scripts|prepare/)
-    expect(readdirSync(join(app, 'node_modules')).filter((f) => !f.startsWith('.')).sort()).toEqual(['oxinfer', PLATFORM])
+    expect(readdirSync(join(app, 'node_modules')).filter((f) => !f.startsWith('.')).sort()).toEqual(installedNames(root, PLATFORM))
     const installed = JSON.parse(readFileSync(join(app, 'node_modules', PLATFORM, 'package.json'), 'utf8'))
     expect(installed.version).toBe(tarballs.manifest.version)
     const lock = JSON.parse(readFileSync(join(app, 'package-lock.json'), 'utf8'))

@@ -3,6 +3,7 @@
 //! lives in `protocol`, apart from the transport (`routes`), so that a gRPC
 //! front end can reuse it without touching the model path (`model`).
 
+pub mod app;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::error::ServerError;
 use crate::model::{InferOptions, Version};
 use crate::protocol;
-use crate::server::App;
+use crate::app::App;
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
