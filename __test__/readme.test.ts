@@ -26,6 +26,8 @@ import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { require, root } from './helpers'
+// @ts-expect-error: a plain .mjs script without types
+import { ensureExampleRepository } from '../scripts/example-repository.mjs'
 
 /** Placeholder file name in the README → the committed file it stands for (relative to the repository). */
 const PLACEHOLDERS: Record<string, string> = {
@@ -46,6 +48,8 @@ const PLACEHOLDERS: Record<string, string> = {
   'penguins.onnx': '__test__/fixtures/penguins/penguins.onnx',
   // returns its 8 input features: x float32 [batch, 8] → y
   'identity8.onnx': '__test__/fixtures/features/identity8.onnx',
+  // the example model repository (scripts/example-repository.mjs completes it)
+  models: 'examples/repository',
   // examples/text's model (token ids → two logits)
   'bag_of_embeddings.onnx': 'examples/text/bag_of_embeddings.onnx',
 }
@@ -187,10 +191,13 @@ function typeCheck(tsBlocks: Block[]): Map<Block, string[]> {
 let diagnostics = new Map<Block, string[]>()
 
 beforeAll(() => {
+  ;(ensureExampleRepository as () => string)()
   for (const target of Object.values(PLACEHOLDERS)) expect(existsSync(join(root, target)), `placeholder target ${target}`).toBe(true)
   work = mkdtempSync(join(tmpdir(), 'oxinfer-readme-'))
   mkdirSync(nodeModules())
   symlinkSync(root, join(nodeModules(), 'oxinfer'), 'dir')
+  // The Fastify example's host framework, as an app that uses the plugin has it.
+  symlinkSync(join(root, 'node_modules', 'fastify'), join(nodeModules(), 'fastify'), 'dir')
   penguins = penguinFiles()
   diagnostics = typeCheck(blocks.filter((b) => TS.has(b.lang)))
 })
