@@ -7,9 +7,7 @@ pub mod app;
 pub mod error;
 pub mod metrics;
 pub mod model;
-pub mod codec;
-/// The protocol codec (see `codec`).
-pub use codec as protocol;
+pub mod protocol;
 pub mod repository;
 mod routes;
 pub mod server;
