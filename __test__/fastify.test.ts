@@ -75,4 +75,21 @@ describe('oxinfer/fastify', () => {
     expect(server.models()).toHaveLength(1)
     await server.close()
   })
+
+  it('the example app (examples/fastify-app.mjs) serves its own route and the models', async () => {
+    const { spawn } = await import('node:child_process')
+    const { join } = await import('node:path')
+    const child = spawn(process.execPath, [join(ensureExampleRepository(), '..', 'fastify-app.mjs')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    try {
+      for (let i = 0; i < 200 && !out.includes('listening on'); i++) await new Promise((r) => setTimeout(r, 50))
+      const url = /listening on (\S+):/.exec(out)![1]
+      expect(await (await fetch(`${url}/hello`)).json()).toEqual({ hello: 'world' })
+      expect((await (await fetch(`${url}/ml/v2/models/penguins`)).json()).platform).toBe('oxinfer_pipeline')
+    } finally {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+    }
+  })
 })
