@@ -75,4 +75,4 @@ export type { ImageOptions, ImageOutputType, ImageProcessorConstructor, ImageSou
 export { fitPlatt } from './src/calibration'
 
 export { serve } from './src/server'
-export type { ModelStats, ServedModel, ServeOptions, Server } from './src/server'
+export type { JsModel, JsModelHandler, ModelStats, ServedModel, ServeOptions, Server } from './src/server'

@@ -439,6 +439,72 @@ describe('the server over other repositories', () => {
     rmSync(repo, { recursive: true, force: true })
   })
 
+  it('serves models written in JS through the same protocol', async () => {
+    const repo = repository()
+    let calls = 0
+    const server = await serve({
+      repository: repo,
+      port: 0,
+      load: ['tiny_mlp'],
+      models: {
+        // Sums each row of x; async, with declared tensors.
+        rowsum: {
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
+          outputs: [
+            { name: 'sum', datatype: 'FP32', shape: [-1] },
+            { name: 'tag', datatype: 'BYTES', shape: [-1] },
+          ],
+          handler: async ({ x }) => {
+            calls++
+            const [rows, cols] = x.dims
+            const data = x.data as Float32Array
+            const sum = new Float32Array(rows)
+            for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) sum[r] += data[r * cols + c]
+            return { sum: new Tensor('float32', sum, [rows]), tag: { type: 'string', data: Array.from(sum, (v) => (v > 0 ? 'pos' : 'neg')), dims: [rows] } }
+          },
+        },
+        fails: () => {
+          throw new Error('deliberate')
+        },
+        wrong: () => ({ y: 5 }) as never,
+      },
+    })
+    try {
+      const url = server.address!.url
+      const meta = await (await fetch(`${url}/v2/models/rowsum`)).json()
+      expect(meta).toEqual({ name: 'rowsum', versions: ['1'], platform: 'oxinfer_js', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }], outputs: [{ name: 'sum', datatype: 'FP32', shape: [-1] }, { name: 'tag', datatype: 'BYTES', shape: [-1] }] })
+      expect((await fetch(`${url}/v2/models/rowsum/ready`)).status).toBe(200)
+      const r = await post(`${url}/v2/models/rowsum/infer`, { id: 'j1', inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 4], data: [1, 2, 3, 4, -1, -2, -3, -4] }] })
+      expect(r.status).toBe(200)
+      expect(await r.json()).toEqual({ model_name: 'rowsum', model_version: '1', id: 'j1', outputs: [{ name: 'sum', datatype: 'FP32', shape: [2], data: [10, -10] }, { name: 'tag', datatype: 'BYTES', shape: [2], data: ['pos', 'neg'] }] })
+      // Binary in and out, one output asked for.
+      const bin = binaryRequest({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: Float32Array.from([0.5, 0.5, 0.5, 0.5]) }], parameters: { binary_data_output: true }, outputs: [{ name: 'sum' }] })
+      const rb = await readBinaryResponse(await post(`${url}/v2/models/rowsum/infer`, bin.body, { 'inference-header-content-length': String(bin.headerLength) }))
+      expect(rb.header.outputs.map((o: { name: string }) => o.name)).toEqual(['sum'])
+      expect(new Float32Array(rb.tensors.sum.buffer, rb.tensors.sum.byteOffset, 1)[0]).toBe(2)
+      // Many at once: each gets its own answer.
+      const many = await Promise.all(Array.from({ length: 200 }, (_, i) => post(`${url}/v2/models/rowsum/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [i, 0, 0, 0] }] }).then((res) => res.json())))
+      many.forEach((m, i) => expect(m.outputs[0].data[0]).toBe(i))
+      expect(calls).toBe(202)
+      await expectError(await post(`${url}/v2/models/rowsum/infer`, { inputs: [{ name: 'z', datatype: 'FP32', shape: [1], data: [1] }] }), 400, /unknown input 'z'/)
+      await expectError(await post(`${url}/v2/models/rowsum/versions/2/infer`, { inputs: [] }), 404)
+      await expectError(await post(`${url}/v2/models/fails/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] }), 500, /deliberate/)
+      await expectError(await post(`${url}/v2/models/wrong/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }] }), 500, /output 'y'/)
+      const index = await (await post(`${url}/v2/repository/index`, {})).json()
+      expect(index).toEqual(expect.arrayContaining([{ name: 'rowsum', version: '1', state: 'READY', reason: '' }]))
+      // Still serving the engine's models beside them.
+      expect((await post(`${url}/v2/models/tiny_mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(0) }] })).status).toBe(200)
+    } finally {
+      await server.close()
+      rmSync(repo, { recursive: true, force: true })
+    }
+    await rejectsWith(serve({ repository: repo, port: 0, models: { 'a/b': () => ({}) } }), 'ERR_FILE')
+    const repo2 = repository()
+    await rejectsWith(serve({ repository: repo2, port: 0, load: [], models: { 'a/b': () => ({}) } }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(serve({ repository: repo2, port: 0, load: ['tiny_mlp'], models: { tiny_mlp: () => ({}) } }), 'ERR_INVALID_ARGUMENT')
+    rmSync(repo2, { recursive: true, force: true })
+  })
+
   it('refuses bad options and a missing repository with coded errors', async () => {
     await rejectsWith(serve({ repository: '/nonexistent/repo', port: 0 }), 'ERR_FILE')
     await rejectsWith(serve({ repository: '.', port: 70000 }), 'ERR_INVALID_ARGUMENT')

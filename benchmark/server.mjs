@@ -3,6 +3,7 @@
 // 2-core machine, at 1 and 256 rows per request and several concurrency
 // levels. Contenders, each in its own process:
 // - oxinfer: the native server (`serve`, the example repository);
+// - oxinfer-js: the server with the fastify-ort work as a JS model (the slow path);
 // - fastify-plugin: Fastify 5 with oxinfer/fastify mounted;
 // - fastify-ort: Fastify 5 + onnxruntime-node with the pre- and
 //   post-processing in JS compiled once into closures (benchmark/pipeline.mjs),
@@ -122,7 +123,7 @@ function mlserverRepository() {
 export async function run() {
   const scratch = mkdtempSync(join(tmpdir(), 'oxinfer-bench-server-'))
   const only = process.env.OXINFER_BENCH_SERVER_ONLY?.split(',')
-  const kinds = ['oxinfer', 'fastify-plugin', 'fastify-ort'].filter((k) => !only || only.includes(k))
+  const kinds = ['oxinfer', 'oxinfer-js', 'fastify-plugin', 'fastify-ort'].filter((k) => !only || only.includes(k))
   if (existsSync(join(MLSERVER_ENV, 'bin', 'mlserver'))) {
     if (!only || only.includes('mlserver')) kinds.push('mlserver')
   } else log(`server: MLServer skipped (no environment at ${MLSERVER_ENV}; make it with node benchmark/server.mjs --setup-mlserver)`)
@@ -158,6 +159,7 @@ export async function run() {
         p99VsFastifyOrt: peer ? `${ox.p99} vs ${peer.p99} ms` : null,
         vsMlserver: ml ? Math.round((ox.rps / ml.rps) * 100) / 100 : null,
         pluginVsServer: Math.round((results[`fastify-plugin rows=${rows} c=${c}`].rps / ox.rps) * 100) / 100,
+        jsModelVsFastifyOrt: peer ? Math.round((results[`oxinfer-js rows=${rows} c=${c}`].rps / peer.rps) * 100) / 100 : null,
       }
     }
   }

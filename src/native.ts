@@ -182,6 +182,8 @@ export interface NativeServer {
   metrics(): string
   stats(): string
   handle(method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse>
+  addJsModel(hub: unknown, name: string, id: number, inputs: { name: string; datatype: string; shape: number[] }[], outputs: { name: string; datatype: string; shape: number[] }[]): void
+  replyJs(call: number, outputs: unknown[] | null, error: string | null): void
   close(): Promise<void>
 }
 

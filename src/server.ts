@@ -13,6 +13,7 @@ import { checkKeys, isPlainObject } from './options'
 import { Pipeline } from './pipeline/pipeline'
 import type { PipelineSpec } from './pipeline/spec'
 import { Session } from './session/session'
+import { flattenFeeds, Tensor, TYPE_BY_CODE, type TensorLike } from './tensor'
 
 /** Options of {@link serve}. */
 export interface ServeOptions {
@@ -36,6 +37,24 @@ export interface ServeOptions {
   load?: string[]
   /** Open a socket (default true). false: requests come only through the Fastify plugin (`oxinfer/fastify`). */
   listen?: boolean
+  /**
+   * Models written in JS, served through the same protocol: a handler gets
+   * the request's tensors by name and returns (or resolves to) its outputs.
+   * The slow path: each request crosses to the JS thread and back (see
+   * benchmark/RESULTS.md). Declare `inputs`/`outputs` for the metadata (and
+   * so that unknown names are refused).
+   */
+  models?: Record<string, JsModelHandler | JsModel>
+}
+
+/** A JS model's handler: the request's inputs in, its outputs (Tensors or tensor-likes) out. */
+export type JsModelHandler = (inputs: Record<string, Tensor>, request: { outputs: string[] }) => Record<string, TensorLike> | Promise<Record<string, TensorLike>>
+
+/** A JS model with its declared tensors (datatype as the protocol names it: FP32, INT64, BYTES...; -1 for any size). */
+export interface JsModel {
+  handler: JsModelHandler
+  inputs?: { name: string; datatype: string; shape: number[] }[]
+  outputs?: { name: string; datatype: string; shape: number[] }[]
 }
 
 /** A served model version. */
@@ -84,7 +103,46 @@ export interface ModelStats {
   queue_size: number
 }
 
-const SERVE_KEYS = ['repository', 'host', 'port', 'poll', 'token', 'maxBodyBytes', 'timeoutMs', 'threads', 'load', 'listen'] as const
+const SERVE_KEYS = ['repository', 'host', 'port', 'poll', 'token', 'maxBodyBytes', 'timeoutMs', 'threads', 'load', 'listen', 'models'] as const
+
+/** Serves `name` with `model` on `n`: requests arrive through the hub, answers go back with replyJs. */
+function addJsModel(n: NativeServer, name: string, model: JsModelHandler | JsModel): void {
+  const spec: JsModel = typeof model === 'function' ? { handler: model } : model
+  if (!isPlainObject(spec) || typeof spec.handler !== 'function') throw invalidArg(`serve: models.${name} must be a function or { handler, inputs?, outputs? }`)
+  const id = hub.nextId()
+  const onCall = (payload: unknown): void => {
+    // A JS model's id keeps receiving requests: wait for the next one.
+    hub.register(id, onCall)
+    const p = payload as unknown[]
+    const call = p[0] as number
+    const inputs: Record<string, Tensor> = {}
+    for (let i = 2; i + 3 < p.length; i += 4) inputs[p[i] as string] = new Tensor(TYPE_BY_CODE[p[i + 1] as number], p[i + 2] as never, p[i + 3] as number[])
+    const answer = (outputs: Record<string, TensorLike>): void => {
+      let flat: unknown[]
+      try {
+        flat = flattenFeeds(`model '${name}'`, 'output', outputs)
+      } catch (e) {
+        n.replyJs(call, null, (e as Error).message)
+        return
+      }
+      n.replyJs(call, flat, null)
+    }
+    const fail = (e: unknown): void => n.replyJs(call, null, `model '${name}' failed: ${(e as Error)?.message ?? String(e)}`)
+    try {
+      const r = spec.handler(inputs, { outputs: p[1] as string[] })
+      if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<Record<string, TensorLike>>).then(answer, fail)
+      else answer(r as Record<string, TensorLike>)
+    } catch (e) {
+      fail(e)
+    }
+  }
+  hub.register(id, onCall)
+  try {
+    n.addJsModel(hub.nativeHub, name, id, spec.inputs ?? [], spec.outputs ?? [])
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
 
 function positiveInt(name: string, v: unknown, max: number): number | undefined {
   if (v === undefined) return undefined
@@ -113,6 +171,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token === '')) throw invalidArg('serve: token must be a non-empty string')
   if (o.load !== undefined && (!Array.isArray(o.load) || o.load.some((m) => typeof m !== 'string'))) throw invalidArg('serve: load must be an array of model names')
   if (o.listen !== undefined && typeof o.listen !== 'boolean') throw invalidArg('serve: listen must be a boolean')
+  if (o.models !== undefined && !isPlainObject(o.models)) throw invalidArg('serve: models must be an object of JS models by name')
   if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0))) throw invalidArg('serve: timeoutMs must be a positive number')
   const repository = isAbsolute(o.repository) ? o.repository : resolvePath(o.repository)
   let n: NativeServer
@@ -132,6 +191,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
     })
   } catch (e) {
     throw fromNative(e)
+  }
+  try {
+    for (const [name, model] of Object.entries(o.models ?? {})) addJsModel(n, name, model)
+  } catch (e) {
+    await n.close()
+    throw e
   }
   return new RunningServer(n, repository)
 }

@@ -1,8 +1,8 @@
 // Tensors: the element types, their data containers and type codes, the
 // checks and conversions of the Tensor constructor, and the unchecked
 // construction of tensors from trusted native output.
-import { invalidArg } from './errors'
-import { showValue } from './options'
+import { invalidArg, OxinferError } from './errors'
+import { isPlainObject, showValue } from './options'
 
 /** Element types, with onnxruntime-common's names. */
 export type TensorType =
@@ -309,4 +309,40 @@ export function outputTensor<T extends TensorType>(type: T, data: unknown, dims:
   t.dims = Object.freeze(dims)
   t.size = product(dims)
   return t as unknown as Tensor<T>
+}
+
+/**
+ * @internal Tensors by name as the addon's feeds layout, `[name, typeCode,
+ * data, dims, ...]`: Tensor instances as they are, onnxruntime-common-like
+ * objects checked through the Tensor constructor. `what` and `kind` name the
+ * caller in errors ("run: feed 'x' ...").
+ */
+export function flattenFeeds(what: string, kind: string, feeds: Record<string, TensorLike>): unknown[] {
+  if (!isPlainObject(feeds)) throw invalidArg(`${what}: ${kind}s must be an object mapping names to tensors`)
+  const flat: unknown[] = []
+  for (const name in feeds) {
+    if (!Object.hasOwn(feeds, name)) continue
+    const t = feeds[name]
+    if (t instanceof Tensor) {
+      flat.push(name, TYPE_CODES[(t as Tensor).type], t.data, t.dims)
+      continue
+    }
+    if (typeof t !== 'object' || t === null || !('type' in t) || !('data' in t) || !('dims' in t)) {
+      throw invalidArg(`${what}: ${kind} '${name}' must be a Tensor or an object with type, data and dims`)
+    }
+    const type = (t as TensorLike).type
+    if (!isTensorType(type)) {
+      throw invalidArg(`${what}: ${kind} '${name}' has unknown tensor type ${showValue(type)}`)
+    }
+    let tensor: Tensor
+    try {
+      tensor = new Tensor(type, (t as TensorLike).data as TensorInputMap[typeof type], (t as TensorLike).dims)
+    } catch (e) {
+      const err = e as Error
+      const code = e instanceof OxinferError ? e.code : 'ERR_INVALID_ARGUMENT'
+      throw new OxinferError(code, String(err?.message).replace(/^Tensor:/, `${what}: ${kind} '${name}':`), { input: name, cause: e })
+    }
+    flat.push(name, TYPE_CODES[tensor.type], tensor.data, tensor.dims)
+  }
+  return flat
 }

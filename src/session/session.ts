@@ -12,7 +12,7 @@ import { native, type NativeSession, type NativeStream, type NativeValueInfo } f
 import { checkKeys, intOption, isPlainObject, showValue } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
 import { newSessionStream, type SessionStream, type StreamOptions } from '../stream'
-import { isTensorType, outputTensor, Tensor, TYPE_CODES, type TensorInputMap, type TensorLike } from '../tensor'
+import { flattenFeeds, outputTensor, type Tensor, type TensorLike } from '../tensor'
 import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
 import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
@@ -252,33 +252,7 @@ export class Session {
   }
 
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
-    if (!isPlainObject(feeds)) throw invalidArg('run: feeds must be an object mapping input names to tensors')
-    const flat: unknown[] = []
-    for (const name in feeds) {
-      if (!Object.hasOwn(feeds, name)) continue
-      const t = feeds[name]
-      if (t instanceof Tensor) {
-        flat.push(name, TYPE_CODES[(t as Tensor).type], t.data, t.dims)
-        continue
-      }
-      if (typeof t !== 'object' || t === null || !('type' in t) || !('data' in t) || !('dims' in t)) {
-        throw invalidArg(`run: feed '${name}' must be a Tensor or an object with type, data and dims`)
-      }
-      const type = (t as TensorLike).type
-      if (!isTensorType(type)) {
-        throw invalidArg(`run: feed '${name}' has unknown tensor type ${showValue(type)}`)
-      }
-      let tensor: Tensor
-      try {
-        tensor = new Tensor(type, (t as TensorLike).data as TensorInputMap[typeof type], (t as TensorLike).dims)
-      } catch (e) {
-        const err = e as Error
-        const code = e instanceof OxinferError ? e.code : 'ERR_INVALID_ARGUMENT'
-        throw new OxinferError(code, String(err?.message).replace(/^Tensor:/, `run: feed '${name}':`), { input: name, cause: e })
-      }
-      flat.push(name, TYPE_CODES[tensor.type], tensor.data, tensor.dims)
-    }
-    return flat
+    return flattenFeeds('run', 'feed', feeds)
   }
 
   #decode(payload: unknown, names: readonly string[]): Record<string, Tensor> {

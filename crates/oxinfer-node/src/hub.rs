@@ -21,6 +21,9 @@ pub enum Event {
     Job(u64, oxinfer_core::job::JobEvent),
     /// A dispose finished: every executing run has ended.
     Disposed(u64),
+    /// A server request for a JS model (the model's id, the call's id, its
+    /// inputs and the outputs asked for).
+    JsCall(u64, u64, Vec<oxinfer_core::InputTensor>, Vec<String>),
 }
 
 struct Inner {
@@ -147,6 +150,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             (Event::Disposed(id), _) => (*id, js::undefined(env)?),
             (Event::Run(_, Err(_), _), Some(_)) => unreachable!("only successes are placed"),
             (Event::Job(id, ev), _) => (*id, payload::job_event(env, ev)?),
+            (Event::JsCall(id, call, inputs, wanted), _) => (*id, payload::js_call(env, *call, inputs, wanted)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
         js::set(env, arr, 2 * n + 1, val)?;

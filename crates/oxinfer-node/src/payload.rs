@@ -177,3 +177,38 @@ pub fn job_event(env: Env, ev: &oxinfer_core::job::JobEvent) -> Result<Val> {
     }
     Ok(arr)
 }
+
+/// A server request for a JS model: `[call, wanted[], name, typeCode, data,
+/// dims, ...]` (the feeds layout), data copied into JS typed arrays or
+/// string arrays.
+pub fn js_call(env: Env, call: u64, inputs: &[oxinfer_core::InputTensor], wanted: &[String]) -> Result<Val> {
+    let arr = js::new_array(env, 2 + 4 * inputs.len())?;
+    js::set(env, arr, 0, js::new_number(env, call as f64)?)?;
+    let w = js::new_array(env, wanted.len())?;
+    for (i, n) in wanted.iter().enumerate() {
+        js::set(env, w, i as u32, js::new_string(env, n)?)?;
+    }
+    js::set(env, arr, 1, w)?;
+    for (k, t) in inputs.iter().enumerate() {
+        let at = 2 + 4 * k as u32;
+        js::set(env, arr, at, js::new_string(env, &t.name)?)?;
+        js::set(env, arr, at + 1, js::new_number(env, t.dtype as u8 as f64)?)?;
+        let data = match &t.data {
+            oxinfer_core::InputData::Strings(list) => {
+                let a = js::new_array(env, list.len())?;
+                for (i, x) in list.iter().enumerate() {
+                    js::set(env, a, i as u32, js::new_string(env, x)?)?;
+                }
+                a
+            }
+            _ => js::new_typed_array(env, t.dtype, t.bytes())?,
+        };
+        js::set(env, arr, at + 2, data)?;
+        let dims = js::new_array(env, t.dims.len())?;
+        for (i, d) in t.dims.iter().enumerate() {
+            js::set(env, dims, i as u32, js::new_number(env, *d as f64)?)?;
+        }
+        js::set(env, arr, at + 3, dims)?;
+    }
+    Ok(arr)
+}

@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
-use oxinfer_server::{Server, ServerOptions};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use oxinfer_server::external::{External, ExternalModel, Reply};
+use oxinfer_server::model::TensorMeta;
+use oxinfer_server::{Server, ServerError, ServerOptions};
 
 use crate::errors::{server_to_napi, to_napi};
 use crate::hub::NativeHub;
@@ -57,7 +62,7 @@ impl Task for StartTask {
     }
 
     fn resolve(&mut self, _env: Env, server: Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeServer { server: Arc::new(Mutex::new(Some(server))) })
+        Ok(NativeServer { server: Arc::new(Mutex::new(Some(server))), js_calls: Default::default(), next_call: Arc::new(AtomicU64::new(1)) })
     }
 }
 
@@ -132,6 +137,35 @@ impl Task for CloseTask {
 #[napi]
 pub struct NativeServer {
     server: Arc<Mutex<Option<Server>>>,
+    /// JS-model requests waiting for their handler's answer, by call id.
+    js_calls: Arc<Mutex<HashMap<u64, Reply>>>,
+    next_call: Arc<AtomicU64>,
+}
+
+/// A tensor a JS model declares.
+#[napi(object)]
+pub struct NativeTensorMeta {
+    pub name: String,
+    /// The protocol's datatype (`FP32`, `BYTES`, ...).
+    pub datatype: String,
+    pub shape: Vec<i64>,
+}
+
+/// A JS model: each request becomes a hub event for its handler, answered
+/// through `NativeServer.replyJs`.
+struct JsModel {
+    hub: Arc<crate::hub::Hub>,
+    id: u64,
+    calls: Arc<Mutex<HashMap<u64, Reply>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl ExternalModel for JsModel {
+    fn call(&self, inputs: Vec<oxinfer_core::InputTensor>, wanted: Vec<String>, reply: Reply) {
+        let call = self.next.fetch_add(1, Ordering::Relaxed);
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call, reply);
+        self.hub.push(crate::hub::Event::JsCall(self.id, call, inputs, wanted));
+    }
 }
 
 impl NativeServer {
@@ -209,6 +243,43 @@ impl NativeServer {
             oxinfer_server::model::Kind::Pipeline(p) => Some(NativePipeline { inner: Arc::clone(p) }),
             _ => None,
         })
+    }
+
+    /// Serves `name` through the protocol with a JS handler: each request
+    /// arrives as a hub event for `id`; the handler answers with `replyJs`.
+    #[napi]
+    pub fn add_js_model(&self, hub: &NativeHub, name: String, id: f64, inputs: Vec<NativeTensorMeta>, outputs: Vec<NativeTensorMeta>) -> Result<()> {
+        oxinfer_server::repository::check_name(&name).map_err(server_to_napi)?;
+        let metas = |list: Vec<NativeTensorMeta>| -> Result<Vec<TensorMeta>> {
+            list.into_iter()
+                .map(|m| Ok(TensorMeta { dtype: oxinfer_server::protocol::parse_datatype(&m.datatype).map_err(server_to_napi)?, name: m.name, shape: m.shape }))
+                .collect()
+        };
+        let (inputs, outputs) = (metas(inputs)?, metas(outputs)?);
+        let model = JsModel { hub: Arc::clone(&hub.hub), id: id as u64, calls: Arc::clone(&self.js_calls), next: Arc::clone(&self.next_call) };
+        self.with(|s| {
+            if s.app.repo.get(&name, None).is_ok() || s.app.externals.get(&name).is_some() {
+                return Err(to_napi(oxinfer_core::Error::InvalidArgument(format!("a model named '{name}' is already served"))));
+            }
+            s.app.externals.add(External { name, model: Arc::new(model), inputs, outputs, stats: Default::default() });
+            Ok(())
+        })?
+    }
+
+    /// Answers JS-model request `call`: its outputs as feeds (`[name, typeCode, data, dims, ...]`), or an error message.
+    #[napi]
+    pub fn reply_js(&self, env: Env, call: f64, outputs: Unknown, error: Option<String>) -> Result<()> {
+        let Some(reply) = self.js_calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&(call as u64)) else { return Ok(()) };
+        if let Some(message) = error {
+            reply(Err(ServerError::Core(oxinfer_core::Error::Backend(message))));
+            return Ok(());
+        }
+        match crate::feeds::parse(env.raw(), outputs.value().value) {
+            // Copied out now: the answer is encoded on another thread, after this call returns.
+            Ok(list) => reply(Ok(list.iter().map(|t| t.to_output()).collect())),
+            Err(e) => reply(Err(ServerError::Core(oxinfer_core::Error::Backend(format!("the handler's outputs: {e}"))))),
+        }
+        Ok(())
     }
 
     /// The Prometheus text exposition.

@@ -61,5 +61,7 @@ pub struct App {
     pub options: ServerOptions,
     /// Set while closing: readiness turns false.
     pub draining: AtomicBool,
+    /// Models answered outside the engine (JS handlers).
+    pub externals: crate::external::Externals,
 }
 

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod error;
+pub mod external;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -115,10 +115,22 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 fn version_metadata(app: &App, name: &str, v: Option<&str>) -> Result<Value, ServerError> {
+    let tensors = |list: &[crate::model::TensorMeta]| -> Vec<Value> { list.iter().map(|t| json!({ "name": t.name, "datatype": protocol::datatype_name(t.dtype), "shape": t.shape })).collect() };
+    if let Some(x) = external(app, name, v)? {
+        return Ok(json!({ "name": name, "versions": ["1"], "platform": "oxinfer_js", "inputs": tensors(&x.inputs), "outputs": tensors(&x.outputs) }));
+    }
     let ver = app.repo.get(name, v)?;
     let versions: Vec<String> = app.repo.all().iter().filter(|x| x.model == name).map(|x| x.version.to_string()).collect();
-    let tensors = |list: &[crate::model::TensorMeta]| -> Vec<Value> { list.iter().map(|t| json!({ "name": t.name, "datatype": protocol::datatype_name(t.dtype), "shape": t.shape })).collect() };
     Ok(json!({ "name": name, "versions": versions, "platform": ver.platform(), "inputs": tensors(&ver.inputs), "outputs": tensors(&ver.outputs) }))
+}
+
+/// The JS model `name`, which has the one version "1".
+fn external(app: &App, name: &str, v: Option<&str>) -> Result<Option<Arc<crate::external::External>>, ServerError> {
+    match app.externals.get(name) {
+        None => Ok(None),
+        Some(_) if v.is_some_and(|v| v != "1") => Err(ServerError::NotFound(format!("model '{name}' has no version {} ready", v.unwrap_or_default()))),
+        Some(x) => Ok(Some(x)),
+    }
 }
 
 async fn metadata(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
@@ -130,6 +142,9 @@ async fn metadata_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, Str
 }
 
 async fn model_ready(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    if app.externals.get(&m).is_some() {
+        return StatusCode::OK.into_response();
+    }
     app.repo.get(&m, None).map_or_else(error, |_| StatusCode::OK.into_response())
 }
 
@@ -247,6 +262,11 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ServerError> {
 
 async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderMap, body: Body) -> Response {
     let started = Instant::now();
+    match external(&app, &m, v.as_deref()) {
+        Ok(Some(x)) => return run_external(app, x, headers, body).await,
+        Ok(None) => {}
+        Err(e) => return error(e),
+    }
     let version = match app.repo.get(&m, v.as_deref()) {
         Ok(x) => x,
         Err(e) => return error(e),
@@ -320,6 +340,46 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     }
 }
 
+/// A JS model's request: the same decoding and encoding, the work done by its handler.
+async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(e) => return error(e),
+    };
+    let header_len = match headers.get("inference-header-content-length").map(|h| h.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok())) {
+        None => None,
+        Some(Some(n)) => Some(n),
+        Some(None) => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
+    };
+    let req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+        Ok(r) => r,
+        Err(e) => {
+            x.stats.count_failure(&e);
+            return error(e);
+        }
+    };
+    let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
+    match x.infer(req.inputs, &wanted).await {
+        Ok((outputs, _)) => {
+            let binary: Vec<bool> = outputs.iter().map(|o| req.outputs.iter().find(|r| r.name == o.name).and_then(|r| r.binary).unwrap_or(req.binary_default)).collect();
+            let enc = protocol::encode_infer(&x.name, Some("1"), req.id.as_deref(), None, &outputs, &binary);
+            let mut r = Response::new(Body::from(enc.body));
+            let h = r.headers_mut();
+            match enc.header_len {
+                Some(n) => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+                    h.insert("inference-header-content-length", HeaderValue::from(n));
+                }
+                None => {
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+            }
+            r
+        }
+        Err(e) => error(e),
+    }
+}
+
 async fn index(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let ready_only = if body.is_empty() {
         false
@@ -329,7 +389,11 @@ async fn index(State(app): State<Arc<App>>, body: Bytes) -> Response {
             Err(e) => return error(ServerError::bad(format!("the index request is not JSON: {e}"))),
         }
     };
-    json_response(Value::Array(app.repo.index(ready_only)))
+    let mut list = app.repo.index(ready_only);
+    for x in app.externals.all() {
+        list.push(json!({ "name": x.name, "version": "1", "state": "READY", "reason": "" }));
+    }
+    json_response(Value::Array(list))
 }
 
 async fn load(State(app): State<Arc<App>>, Path(m): Path<String>, body: Bytes) -> Response {

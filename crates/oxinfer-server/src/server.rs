@@ -52,7 +52,7 @@ impl Server {
         };
         let threads = options.threads.max(1);
         let poll = options.poll;
-        let app = Arc::new(App { repo, metrics: Metrics::new(), options, draining: AtomicBool::new(false) });
+        let app = Arc::new(App { repo, metrics: Metrics::new(), options, draining: AtomicBool::new(false), externals: Default::default() });
         let router = crate::routes::router(Arc::clone(&app));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (up_tx, up_rx) = std::sync::mpsc::channel::<Result<tokio::runtime::Handle>>();
