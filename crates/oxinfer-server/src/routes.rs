@@ -287,7 +287,7 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
             None => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
         },
     };
-    let req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+    let mut req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
         Ok(r) => r,
         Err(e) => {
             version.stats.count_failure(&e);
@@ -307,28 +307,14 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     };
     let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
     let rows = req.inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64);
-    let result = version.infer(req.inputs, &wanted, &options).await;
+    let result = version.infer(std::mem::take(&mut req.inputs), &wanted, &options).await;
     let took = started.elapsed().as_secs_f64() * 1e6;
     match result {
         Ok((outputs, timing)) => {
             app.metrics.observe(&version, Ok(&timing), rows, took);
-            let binary: Vec<bool> = outputs
-                .iter()
-                .map(|o| req.outputs.iter().find(|r| r.name == o.name).and_then(|r| r.binary).unwrap_or(req.binary_default))
-                .collect();
             let ver = version.version.to_string();
-            let enc = protocol::encode_infer(&version.model, Some(&ver), req.id.as_deref(), None, &outputs, &binary);
-            let mut r = Response::new(Body::from(enc.body));
+            let mut r = infer_response(&version.model, &ver, &req, &outputs);
             let h = r.headers_mut();
-            match enc.header_len {
-                Some(n) => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                    h.insert("inference-header-content-length", HeaderValue::from(n));
-                }
-                None => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-            }
             h.insert("x-queue-time-us", HeaderValue::from(timing.queue_us));
             h.insert("x-inference-time-us", HeaderValue::from(timing.infer_us));
             r
@@ -338,6 +324,25 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
             error(e)
         }
     }
+}
+
+/// The encoded answer: each output binary where the request asks (per
+/// output, else its `binary_data_output` default).
+fn infer_response(model: &str, version: &str, req: &protocol::InferRequest, outputs: &[oxinfer_core::OutputTensor]) -> Response {
+    let binary: Vec<bool> = outputs.iter().map(|o| req.outputs.iter().find(|r| r.name == o.name).and_then(|r| r.binary).unwrap_or(req.binary_default)).collect();
+    let enc = protocol::encode_infer(model, Some(version), req.id.as_deref(), None, outputs, &binary);
+    let mut r = Response::new(Body::from(enc.body));
+    let h = r.headers_mut();
+    match enc.header_len {
+        Some(n) => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            h.insert("inference-header-content-length", HeaderValue::from(n));
+        }
+        None => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+    }
+    r
 }
 
 /// A JS model's request: the same decoding and encoding, the work done by its handler.
@@ -351,7 +356,7 @@ async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers:
         Some(Some(n)) => Some(n),
         Some(None) => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
     };
-    let req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+    let mut req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
         Ok(r) => r,
         Err(e) => {
             x.stats.count_failure(&e);
@@ -359,23 +364,8 @@ async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers:
         }
     };
     let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
-    match x.infer(req.inputs, &wanted).await {
-        Ok((outputs, _)) => {
-            let binary: Vec<bool> = outputs.iter().map(|o| req.outputs.iter().find(|r| r.name == o.name).and_then(|r| r.binary).unwrap_or(req.binary_default)).collect();
-            let enc = protocol::encode_infer(&x.name, Some("1"), req.id.as_deref(), None, &outputs, &binary);
-            let mut r = Response::new(Body::from(enc.body));
-            let h = r.headers_mut();
-            match enc.header_len {
-                Some(n) => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-                    h.insert("inference-header-content-length", HeaderValue::from(n));
-                }
-                None => {
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                }
-            }
-            r
-        }
+    match x.infer(std::mem::take(&mut req.inputs), &wanted).await {
+        Ok((outputs, _)) => infer_response(&x.name, "1", &req, &outputs),
         Err(e) => error(e),
     }
 }
