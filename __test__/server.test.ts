@@ -286,6 +286,12 @@ describe('the KServe v2 server', () => {
     expect((await post(`${url}/v2/repository/models/tiny_mlp/load`, {})).status).toBe(200)
     expect((await post(`${url}/v2/models/tiny_mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(0) }] })).status).toBe(200)
     await expectError(await post(`${url}/v2/repository/models/absent/load`, {}), 400, /absent/)
+    // Configurations no machine can honour are refused before anything is built; the model keeps serving.
+    for (const config of [{ dynamic_batching: { priority_levels: 4294967295 } }, { instance_group: [{ count: 4294967295 }, { count: 4294967295 }] }, { parameters: { intra_op_threads: { string_value: '99999999' } } }]) {
+      await expectError(await post(`${url}/v2/repository/models/tiny_mlp/load`, { parameters: { config: JSON.stringify(config) } }), 400)
+    }
+    expect((await post(`${url}/v2/models/tiny_mlp/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(0) }] })).status).toBe(200)
+    await expectError(await post(`${url}/v2/repository/models/.git/load`, {}), 400)
   })
 })
 

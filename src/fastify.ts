@@ -17,7 +17,7 @@ interface FastifyLike {
   /** The prefix Fastify mounts this plugin's routes under. */
   readonly prefix?: string
   addContentTypeParser(type: string, opts: { parseAs: 'buffer' }, parser: (req: unknown, body: Buffer, done: (err: Error | null, body?: Buffer) => void) => void): void
-  route(opts: { method: string[]; url: string; handler: (req: RequestLike, reply: ReplyLike) => Promise<unknown> }): void
+  route(opts: { method: string[]; url: string; bodyLimit?: number; handler: (req: RequestLike, reply: ReplyLike) => Promise<unknown> }): void
   addHook(name: 'onClose', hook: () => Promise<void>): void
 }
 interface RequestLike {
@@ -64,8 +64,10 @@ export async function oxinferPlugin(app: FastifyLike, options: OxinferPluginOpti
     for (const [k, v] of r.headers) if (k !== 'content-length') reply.header(k, v)
     return reply.send(r.body)
   }
-  app.route({ method: ['GET', 'POST'], url: '/v2', handler })
-  app.route({ method: ['GET', 'POST'], url: '/v2/*', handler })
+  // The server's own body limit applies, not Fastify's 1 MiB default.
+  const bodyLimit = ('maxBodyBytes' in rest && typeof rest.maxBodyBytes === 'number' ? rest.maxBodyBytes : undefined) ?? 64 << 20
+  app.route({ method: ['GET', 'POST'], url: '/v2', bodyLimit, handler })
+  app.route({ method: ['GET', 'POST'], url: '/v2/*', bodyLimit, handler })
   app.route({ method: ['GET'], url: '/metrics', handler })
   if (owned) app.addHook('onClose', () => server.close())
 }

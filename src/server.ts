@@ -115,8 +115,7 @@ function addJsModel(n: NativeServer, name: string, model: JsModelHandler | JsMod
     hub.register(id, onCall)
     const p = payload as unknown[]
     const call = p[0] as number
-    const inputs: Record<string, Tensor> = {}
-    for (let i = 2; i + 3 < p.length; i += 4) inputs[p[i] as string] = new Tensor(TYPE_BY_CODE[p[i + 1] as number], p[i + 2] as never, p[i + 3] as number[])
+    const fail = (e: unknown): void => n.replyJs(call, null, `model '${name}' failed: ${(e as Error)?.message ?? String(e)}`)
     const answer = (outputs: Record<string, TensorLike>): void => {
       let flat: unknown[]
       try {
@@ -127,8 +126,10 @@ function addJsModel(n: NativeServer, name: string, model: JsModelHandler | JsMod
       }
       n.replyJs(call, flat, null)
     }
-    const fail = (e: unknown): void => n.replyJs(call, null, `model '${name}' failed: ${(e as Error)?.message ?? String(e)}`)
     try {
+      // No prototype: an input may be named anything, '__proto__' included.
+      const inputs = Object.create(null) as Record<string, Tensor>
+      for (let i = 2; i + 3 < p.length; i += 4) inputs[p[i] as string] = new Tensor(TYPE_BY_CODE[p[i + 1] as number], p[i + 2] as never, p[i + 3] as number[])
       const r = spec.handler(inputs, { outputs: p[1] as string[] })
       if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<Record<string, TensorLike>>).then(answer, fail)
       else answer(r as Record<string, TensorLike>)

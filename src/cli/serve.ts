@@ -38,7 +38,8 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const models = server.models()
   const url = server.address!.url
   log(30, 'serving', { url, models: models.map((m) => `${m.name}/${m.version}`) })
-  if (flags.curl) process.stdout.write(curlLines(url, models.map((m) => m.name), flags.token ?? process.env.OXINFER_TOKEN))
+  // The token itself is never printed: the lines read it from the environment.
+  if (flags.curl) process.stdout.write(curlLines(url, models.map((m) => m.name), flags.token ?? process.env.OXINFER_TOKEN ? '$OXINFER_TOKEN' : undefined))
   let closing = false
   const stop = (signal: string): void => {
     if (closing) return
@@ -61,7 +62,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
 
 /** Requests to try against the example repository's models. */
 export function curlLines(url: string, models: string[], token?: string): string {
-  const auth = token ? ` -H 'Authorization: Bearer ${token}'` : ''
+  const auth = token ? ` -H "Authorization: Bearer ${token}"` : ''
   const lines = [`curl -s${auth} ${url}/v2/health/ready -o /dev/null -w '%{http_code}\\n'`, `curl -s${auth} ${url}/v2`]
   const json = ` -H 'Content-Type: application/json'`
   if (models.includes('penguins')) {

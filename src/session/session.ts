@@ -98,7 +98,9 @@ export class Session {
    * it without stopping the model.
    */
   static overServed(n: NativeSession, maxBatchSize: number): Session {
-    const o = parseSessionOptions(maxBatchSize > 1 ? { batching: { maxBatchSize }, inlineThresholdMicros: 0 } : {})
+    // Never inline: the served model's slots are shared with HTTP requests,
+    // and an inline run would wait on a busy slot on the JS thread.
+    const o = parseSessionOptions(maxBatchSize > 1 ? { batching: { maxBatchSize }, inlineThresholdMicros: 0 } : { inlineThresholdMicros: 0 })
     const session = new Session(n, o.inline)
     session.#maxBatchSize = maxBatchSize > 1 ? maxBatchSize : o.native.maxBatchSize
     session.#poolSize = n.poolSize

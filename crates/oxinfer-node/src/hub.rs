@@ -44,15 +44,21 @@ unsafe impl Sync for Hub {}
 
 impl Hub {
     pub fn push(&self, ev: Event) {
+        self.try_push(ev);
+    }
+
+    /// Queues `ev` for JS; false when JS has torn the channel down (the event is dropped).
+    pub fn try_push(&self, ev: Event) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.tsfn.is_null() {
-            return;
+            return false;
         }
         inner.events.push(ev);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             // Called under the lock so teardown cannot free the function meanwhile.
             unsafe { sys::napi_call_threadsafe_function(inner.tsfn, ptr::null_mut(), sys::ThreadsafeFunctionCallMode::nonblocking) };
         }
+        true
     }
 
     fn drain(&self) -> Vec<Event> {

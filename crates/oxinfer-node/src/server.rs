@@ -107,7 +107,9 @@ impl Task for HandleTask {
         // The server is looked up, not held, while the request runs, so that a close can proceed.
         let handler = self.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.handler());
         let handler = handler.ok_or_else(|| to_napi(oxinfer_core::Error::Disposed("the server was closed".into())))?;
-        Ok(handler.handle(req))
+        // A panic anywhere in a request must not take the Node process down.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(req)))
+            .map_err(|p| to_napi(oxinfer_core::Error::from_panic(p)))
     }
 
     fn resolve(&mut self, _env: Env, (status, headers, body): Self::Output) -> Result<Self::JsValue> {
@@ -164,7 +166,12 @@ impl ExternalModel for JsModel {
     fn call(&self, inputs: Vec<oxinfer_core::InputTensor>, wanted: Vec<String>, reply: Reply) {
         let call = self.next.fetch_add(1, Ordering::Relaxed);
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(call, reply);
-        self.hub.push(crate::hub::Event::JsCall(self.id, call, inputs, wanted));
+        if !self.hub.try_push(crate::hub::Event::JsCall(self.id, call, inputs, wanted)) {
+            // JS is gone (the environment is shutting down): answer now.
+            if let Some(reply) = self.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&call) {
+                reply(Err(ServerError::Unavailable { message: "the JS side of this server has shut down".into(), retry_after: None }));
+            }
+        }
     }
 }
 

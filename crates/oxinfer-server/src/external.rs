@@ -53,9 +53,15 @@ impl Externals {
 
 impl External {
     /// Runs one request, checking its inputs against the declared ones by name.
-    pub async fn infer(&self, inputs: Vec<InputTensor>, wanted: &[String]) -> Result<(Vec<OutputTensor>, Timing)> {
+    /// A handler that has not answered within `timeout` fails the request
+    /// with ERR_TIMEOUT (504), so that neither the request nor a graceful
+    /// close waits on it for ever.
+    pub async fn infer(&self, inputs: Vec<InputTensor>, wanted: &[String], timeout: std::time::Duration) -> Result<(Vec<OutputTensor>, Timing)> {
         let started = Instant::now();
-        let result = self.run(inputs, wanted).await;
+        let result = match tokio::time::timeout(timeout, self.run(inputs, wanted)).await {
+            Ok(r) => r,
+            Err(_) => Err(ServerError::Core(oxinfer_core::Error::Timeout(format!("model '{}' did not answer within {} ms", self.name, timeout.as_millis())))),
+        };
         let rows = 1;
         let timed = result.map(|o| (o, Timing { infer_us: started.elapsed().as_micros() as u64, batch_rows: 1, batch_requests: 1, ..Timing::default() }));
         self.stats.record(&timed, rows, started.elapsed());

@@ -84,10 +84,16 @@ async fn guard(State(app): State<Arc<App>>, req: Request<Body>, next: Next) -> R
             return r;
         }
     }
+    // A guard, so that a request dropped by a disconnecting client still leaves the gauge.
+    struct InFlight<'a>(&'a prometheus::IntGauge);
+    impl Drop for InFlight<'_> {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
     app.metrics.http_in_flight.inc();
-    let r = next.run(req).await;
-    app.metrics.http_in_flight.dec();
-    r
+    let _guard = InFlight(&app.metrics.http_in_flight);
+    next.run(req).await
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -302,8 +308,9 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     };
     let options = InferOptions {
         sequence,
-        priority: req.parameters.get("priority").and_then(|p| p.as_u64()).map(|p| p as u32),
-        timeout_ms: req.parameters.get("timeout").and_then(|t| t.as_f64()).map(|us| us / 1000.0).or(app.options.timeout_ms),
+        // As in Triton, priority 0 and timeout 0 mean the model's default.
+        priority: req.parameters.get("priority").and_then(|p| p.as_u64()).filter(|&p| p > 0).map(|p| p.min(u32::MAX as u64) as u32),
+        timeout_ms: req.parameters.get("timeout").and_then(|t| t.as_f64()).filter(|&us| us > 0.0).map(|us| us / 1000.0).or(app.options.timeout_ms),
     };
     let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
     let rows = req.inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64);
@@ -364,7 +371,8 @@ async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers:
         }
     };
     let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
-    match x.infer(std::mem::take(&mut req.inputs), &wanted).await {
+    let timeout = std::time::Duration::from_secs_f64(app.options.timeout_ms.unwrap_or(60_000.0) / 1000.0);
+    match x.infer(std::mem::take(&mut req.inputs), &wanted, timeout).await {
         Ok((outputs, _)) => infer_response(&x.name, "1", &req, &outputs),
         Err(e) => error(e),
     }

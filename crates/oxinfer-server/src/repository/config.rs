@@ -127,7 +127,9 @@ impl ModelConfig {
 
     /// A configuration from its JSON form (also what the load API accepts).
     pub fn from_value(value: Value) -> std::result::Result<ModelConfig, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+        let c: ModelConfig = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        c.check()?;
+        Ok(c)
     }
 
     /// A parameter as a string, whether written `{"string_value": "1"}` or plain.
@@ -141,10 +143,35 @@ impl ModelConfig {
 
     /// Engine instances (pool slots) asked for: the instance groups' counts summed.
     pub fn instances(&self) -> Option<usize> {
-        let n: u32 = self.instance_group.iter().map(|g| g.count.max(1)).sum();
+        let n: u64 = self.instance_group.iter().map(|g| g.count.max(1) as u64).sum();
         (n > 0).then_some(n as usize)
     }
+
+    /// Refuses values no machine can honour (a request may carry a
+    /// configuration through the load API): billions of priority levels,
+    /// instances or threads would exhaust memory before failing.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if let Some(d) = &self.dynamic_batching {
+            if d.priority_levels > MAX_PRIORITY_LEVELS {
+                return Err(format!("dynamic_batching.priority_levels is {}; at most {MAX_PRIORITY_LEVELS}", d.priority_levels));
+            }
+        }
+        if self.instances().unwrap_or(0) > MAX_INSTANCES {
+            return Err(format!("instance_group asks for {} instances; at most {MAX_INSTANCES}", self.instances().unwrap_or(0)));
+        }
+        if let Some(t) = self.parameter("intra_op_threads") {
+            match t.parse::<usize>() {
+                Ok(n) if n <= MAX_THREADS => {}
+                _ => return Err(format!("parameters.intra_op_threads is '{t}'; an integer from 0 to {MAX_THREADS}")),
+            }
+        }
+        Ok(())
+    }
 }
+
+const MAX_PRIORITY_LEVELS: u32 = 64;
+const MAX_INSTANCES: usize = 256;
+const MAX_THREADS: usize = 1024;
 
 /// Fields that Triton's schema repeats: always arrays in the JSON form.
 const REPEATED: &[&str] = &["input", "output", "instance_group", "preferred_batch_size", "dims", "versions", "state", "gpus"];

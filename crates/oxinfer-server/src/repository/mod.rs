@@ -43,11 +43,11 @@ pub struct Repository {
 
 /// A model name that is one plain folder name: no separators, no `..`.
 pub fn check_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty() && name.len() <= 200 && name != "." && name != ".." && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = !name.is_empty() && name.len() <= 200 && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(ServerError::bad(format!("'{}' is not a valid model name (letters, digits, '-', '_' and '.', not '.' or '..')", name.escape_debug())))
+        Err(ServerError::bad(format!("'{}' is not a valid model name (letters, digits, '-', '_' and '.', not starting with '.')", name.escape_debug())))
     }
 }
 
