@@ -62,9 +62,10 @@ describe('the inline budget per event-loop turn', () => {
     const t0 = performance.now()
     const earlier: Promise<unknown>[] = []
     while (performance.now() - t0 < 3) earlier.push(s.run({ x }).catch((e: unknown) => e))
-    const last = s.run({ x })
+    // Its expectation is attached before the dispose that rejects it.
+    const last = expect(s.run({ x })).rejects.toMatchObject({ code: 'ERR_DISPOSED' })
     await s.dispose()
-    await expect(last).rejects.toMatchObject({ code: 'ERR_DISPOSED' })
+    await last
     // The ones run inline resolved; those queued behind were refused, none lost.
     const settled = await Promise.all(earlier)
     for (const r of settled) if (r instanceof Error) expect(r).toMatchObject({ code: 'ERR_DISPOSED' })
