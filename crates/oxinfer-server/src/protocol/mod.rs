@@ -14,4 +14,6 @@ pub use request::{decode_infer, InferRequest, Limits, RequestedOutput};
 pub use response::{encode_error, encode_infer, Encoded};
 
 #[cfg(test)]
+mod request_tests;
+#[cfg(test)]
 mod tests;
