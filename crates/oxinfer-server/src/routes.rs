@@ -277,23 +277,7 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
         Ok(x) => x,
         Err(e) => return error(e),
     };
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"identity" {
-            return error(ServerError::bad(format!("Content-Encoding '{}' is not supported; send the body uncompressed", enc.to_str().unwrap_or("?"))));
-        }
-    }
-    let body = match read_body(&app, body).await {
-        Ok(b) => b,
-        Err(e) => return error(e),
-    };
-    let header_len = match headers.get("inference-header-content-length") {
-        None => None,
-        Some(h) => match h.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()) {
-            Some(n) => Some(n),
-            None => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
-        },
-    };
-    let mut req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+    let mut req = match decode_request(&app, &headers, body).await {
         Ok(r) => r,
         Err(e) => {
             version.stats.count_failure(&e);
@@ -301,7 +285,6 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
             return error(e);
         }
     };
-    drop(body);
     let sequence = match crate::model::sequence::Control::read(&req.parameters) {
         Ok(s) => s,
         Err(e) => return error(e),
@@ -333,6 +316,22 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     }
 }
 
+/// An infer request's body read (within the size limit) and decoded, with
+/// the binary header length it declares; the same for every kind of model.
+async fn decode_request(app: &App, headers: &HeaderMap, body: Body) -> Result<protocol::InferRequest, ServerError> {
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        if enc.as_bytes() != b"identity" {
+            return Err(ServerError::bad(format!("Content-Encoding '{}' is not supported; send the body uncompressed", enc.to_str().unwrap_or("?"))));
+        }
+    }
+    let body = read_body(app, body).await?;
+    let header_len = match headers.get("inference-header-content-length") {
+        None => None,
+        Some(h) => Some(h.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| ServerError::bad("Inference-Header-Content-Length is not a number"))?),
+    };
+    protocol::decode_infer(&body, header_len, &app.options.limits)
+}
+
 /// The encoded answer: each output binary where the request asks (per
 /// output, else its `binary_data_output` default).
 fn infer_response(model: &str, version: &str, req: &protocol::InferRequest, outputs: &[oxinfer_core::OutputTensor]) -> Response {
@@ -354,16 +353,7 @@ fn infer_response(model: &str, version: &str, req: &protocol::InferRequest, outp
 
 /// A JS model's request: the same decoding and encoding, the work done by its handler.
 async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&app, body).await {
-        Ok(b) => b,
-        Err(e) => return error(e),
-    };
-    let header_len = match headers.get("inference-header-content-length").map(|h| h.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok())) {
-        None => None,
-        Some(Some(n)) => Some(n),
-        Some(None) => return error(ServerError::bad("Inference-Header-Content-Length is not a number")),
-    };
-    let mut req = match protocol::decode_infer(&body, header_len, &app.options.limits) {
+    let mut req = match decode_request(&app, &headers, body).await {
         Ok(r) => r,
         Err(e) => {
             x.stats.count_failure(&e);
