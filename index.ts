@@ -74,5 +74,10 @@ export type { ImageOptions, ImageOutputType, ImageProcessorConstructor, ImageSou
 
 export { fitPlatt } from './src/calibration'
 
+export { setLogger } from './src/log'
+export type { LineSink, Logger, LogLevel, PinoLike } from './src/log'
+
+export type { MergeableMetric, MergeableRegistry, MetricSample, MetricSnapshot } from './src/metrics'
+
 export { serve } from './src/server'
 export type { JsModel, JsModelHandler, ModelStats, ServedModel, ServeOptions, Server } from './src/server'

@@ -32,8 +32,12 @@ describe('the oxinfer command', () => {
     let err = ''
     child.stderr.on('data', (d) => (err += d))
     for (let i = 0; i < 200 && !out.includes('/metrics'); i++) await new Promise((r) => setTimeout(r, 50))
-    const first = JSON.parse(out.split('\n')[0])
-    expect(first).toMatchObject({ level: 30, msg: 'serving', models: ['penguins/1', 'tiny_mlp/1', 'vad/1'] })
+    // Every log line is pino JSON: the command's own and the native side's (bridged from tracing).
+    const logs = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+    expect(logs.find((l) => l.msg === 'serving')).toMatchObject({ level: 30, pid: child.pid, models: ['penguins/1', 'tiny_mlp/1', 'vad/1'] })
+    const loaded = logs.filter((l) => l.msg === 'model loaded')
+    expect(loaded.map((l) => l.model).sort()).toEqual(['penguins', 'tiny_mlp', 'vad'])
+    expect(loaded[0]).toMatchObject({ level: 30, name: 'oxinfer', pid: child.pid, target: expect.stringMatching(/^oxinfer_server/), time: expect.any(Number), hostname: expect.any(String) })
     const lines = out.split('\n').filter((l) => l.startsWith('  curl ')).map((l) => l.trim())
     expect(lines.length).toBeGreaterThanOrEqual(10)
     for (const line of lines) {

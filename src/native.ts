@@ -153,9 +153,10 @@ export interface NativeServeOptions {
   threads?: number
   models?: string[]
   listen?: boolean
+  drainMs?: number
 }
 
-/** @internal One HTTP answer from `NativeServer.handle`. */
+/** @internal One HTTP answer of a socketless exchange. */
 export interface NativeHttpResponse {
   status: number
   headers: string[][]
@@ -180,8 +181,11 @@ export interface NativeServer {
   session(hub: unknown, name: string, version?: string | null): NativeSession
   pipeline(name: string, version?: string | null): NativePipeline | null
   metrics(): string
+  /** The metrics in prom-client's `metric.get()` shape, as JSON. */
+  metricsJson(): string
   stats(): string
-  handle(method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse>
+  /** Answers through the hub: `[status, [name, value, ...], Uint8Array]` for `id`. */
+  handle(hub: unknown, id: number, method: string, url: string, headers: string[][], body: Buffer): void
   addJsModel(hub: unknown, name: string, id: number, inputs: { name: string; datatype: string; shape: number[] }[], outputs: { name: string; datatype: string; shape: number[] }[]): void
   replyJs(call: number, outputs: unknown[] | null, error: string | null): void
   close(): Promise<void>
@@ -195,6 +199,8 @@ export interface NativeBinding extends NativeEnums {
   fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
   processImages(images: unknown[], options: Record<string, unknown>, field: string, out?: Float32Array | Uint8Array): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
+  /** Native log lines at `level` and above go to hub listener `id` (no hub: off). */
+  setLogSink(hub: unknown, id: number, level: string): void
   /** Parses `spec` as a spec this build reads (throws ERR_INVALID_SPEC, located in `file` when given). */
   checkSpec(spec: string, file?: string | null): void
   /** Reads a spec file's text (rejects with ERR_FILE). */

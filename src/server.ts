@@ -8,6 +8,8 @@ import { isAbsolute, resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from './errors'
 import * as hub from './hub'
 import { resolveLibrary } from './library'
+import { type Logger, type LogLevel, setLogger } from './log'
+import { type MergeableRegistry, mergeableRegistry } from './metrics'
 import { native, type NativeHttpResponse, type NativeServer } from './native'
 import { checkKeys, isPlainObject } from './options'
 import { Pipeline } from './pipeline/pipeline'
@@ -37,6 +39,20 @@ export interface ServeOptions {
   load?: string[]
   /** Open a socket (default true). false: requests come only through the Fastify plugin (`oxinfer/fastify`). */
   listen?: boolean
+  /**
+   * How long `close()` waits for requests in flight before it drops them, in
+   * ms. Default 30000 (Kubernetes' default grace period).
+   */
+  drainMs?: number
+  /**
+   * Where the native side logs (model loads and failures, server errors,
+   * drain; at 'debug' an access line per request): a pino logger, or a
+   * stream that takes pino JSON lines (process.stdout). Default: no logs.
+   * Process-wide, as `setLogger` (the last one set wins).
+   */
+  logger?: Logger | false
+  /** The logger's level. Default: a pino logger's own level, else 'info'. */
+  logLevel?: LogLevel
   /**
    * Models written in JS, served through the same protocol: a handler gets
    * the request's tensors by name and returns (or resolves to) its outputs.
@@ -86,6 +102,12 @@ export interface Server {
   stats(): { model_stats: ModelStats[] }
   /** The Prometheus text exposition, as `GET /metrics` answers. */
   metrics(): string
+  /**
+   * The same metrics as a registry prom-client can merge with a service's
+   * own: `Registry.merge([register, server.registry()])`. Each scrape reads
+   * the figures afresh.
+   */
+  registry(): MergeableRegistry
   /** Stops accepting connections, lets accepted requests finish, then resolves. */
   close(): Promise<void>
 }
@@ -103,7 +125,7 @@ export interface ModelStats {
   queue_size: number
 }
 
-const SERVE_KEYS = ['repository', 'host', 'port', 'poll', 'token', 'maxBodyBytes', 'timeoutMs', 'threads', 'load', 'listen', 'models'] as const
+const SERVE_KEYS = ['repository', 'host', 'port', 'poll', 'token', 'maxBodyBytes', 'timeoutMs', 'threads', 'load', 'listen', 'models', 'drainMs', 'logger', 'logLevel'] as const
 
 /** Serves `name` with `model` on `n`: requests arrive through the hub, answers go back with replyJs. */
 function addJsModel(n: NativeServer, name: string, model: JsModelHandler | JsModel): void {
@@ -174,6 +196,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
   if (o.listen !== undefined && typeof o.listen !== 'boolean') throw invalidArg('serve: listen must be a boolean')
   if (o.models !== undefined && !isPlainObject(o.models)) throw invalidArg('serve: models must be an object of JS models by name')
   if (o.timeoutMs !== undefined && (typeof o.timeoutMs !== 'number' || !(o.timeoutMs > 0))) throw invalidArg('serve: timeoutMs must be a positive number')
+  if (o.drainMs !== undefined && (typeof o.drainMs !== 'number' || !(o.drainMs >= 0) || !Number.isFinite(o.drainMs))) throw invalidArg('serve: drainMs must be a number of ms, 0 or more')
+  // Set before loading, so that the loads' own lines reach it.
+  if (o.logger !== undefined && o.logger !== false) setLogger(o.logger, o.logLevel)
+  else if (o.logLevel !== undefined) throw invalidArg('serve: logLevel needs a logger')
   const repository = isAbsolute(o.repository) ? o.repository : resolvePath(o.repository)
   let n: NativeServer
   try {
@@ -189,6 +215,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       threads: positiveInt('threads', o.threads, 256),
       models: o.load,
       listen: o.listen,
+      drainMs: o.drainMs,
     })
   } catch (e) {
     throw fromNative(e)
@@ -272,10 +299,29 @@ class RunningServer implements Server {
     return this.#call(() => this.#native.metrics())
   }
 
-  /** See handleExchange. */
+  registry(): MergeableRegistry {
+    return this.#call(() =>
+      mergeableRegistry(
+        () => this.#call(() => this.#native.metricsJson()),
+        () => this.#call(() => this.#native.metrics()),
+      ),
+    )
+  }
+
+  /** See handleExchange: answered natively, delivered through the hub. */
   handle(method: string, url: string, headers: string[][], body: Buffer): Promise<NativeHttpResponse> {
     if (this.#closed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the server was closed'))
-    return this.#native.handle(method, url, headers, body)
+    return new Promise((resolve, reject) => {
+      const id = hub.nextId()
+      const settle = (payload: unknown): void => {
+        hub.track(-1)
+        const [status, flat, body] = payload as [number, string[], Uint8Array]
+        const headers: string[][] = []
+        for (let i = 0; i + 1 < flat.length; i += 2) headers.push([flat[i], flat[i + 1]])
+        resolve({ status, headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) })
+      }
+      hub.submit(id, settle, () => this.#native.handle(hub.nativeHub, id, method, url, headers, body), reject)
+    })
   }
 
   close(): Promise<void> {

@@ -3,7 +3,7 @@
 // protocol, `run` a pipeline over a CSV or JSONL file with a progress bar,
 // and `info` on a model or pipeline. Arguments are parsed by commander; the
 // work is the library's own (serve, Pipeline.runJob, Session).
-import { Command, InvalidArgumentError } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { info } from './info'
 import { runFile } from './run'
@@ -34,6 +34,8 @@ program
   .option('--timeout-ms <ms>', 'queue timeout of requests that set none', integer('timeout-ms', 1, 86_400_000))
   .option('--threads <n>', 'HTTP runtime threads', integer('threads', 1, 256))
   .option('--models <names>', 'load only these models at start (comma-separated); others load through the repository API')
+  .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long to wait for requests in flight', integer('drain-ms', 0, 86_400_000), 30_000)
+  .addOption(new Option('--log-level <level>', 'native log level (JSON lines on stdout; debug adds one line per request)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
   .option('--curl', 'print ready-to-paste curl lines for the models served')
   .action(serveCommand)
 

@@ -3,6 +3,7 @@
 // SIGTERM and SIGINT (stop accepting, finish what is in flight, exit 0).
 import { hostname } from 'node:os'
 
+import type { LogLevel } from '../log'
 import { serve } from '../server'
 
 export interface ServeFlags {
@@ -15,6 +16,8 @@ export interface ServeFlags {
   threads?: number
   models?: string
   curl?: boolean
+  drainMs?: number
+  logLevel?: LogLevel
 }
 
 /** One log line in pino's shape (level 30 info, 40 warn, 50 error). */
@@ -33,8 +36,12 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
     timeoutMs: flags.timeoutMs,
     threads: flags.threads,
     load: flags.models?.split(',').map((s) => s.trim()).filter(Boolean),
+    drainMs: flags.drainMs,
+    // The native side's lines share stdout with this command's own, in the same shape.
+    logger: process.stdout,
+    logLevel: flags.logLevel ?? 'info',
   })
-  for (const f of server.failures) log(40, 'model failed to load', { model: f.model, reason: f.reason })
+  // Load failures were logged natively (level 40, "model failed to load").
   const models = server.models()
   const url = server.address!.url
   log(30, 'serving', { url, models: models.map((m) => `${m.name}/${m.version}`) })

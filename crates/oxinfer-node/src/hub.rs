@@ -24,6 +24,10 @@ pub enum Event {
     /// A server request for a JS model (the model's id, the call's id, its
     /// inputs and the outputs asked for).
     JsCall(u64, u64, Vec<oxinfer_core::InputTensor>, Vec<String>),
+    /// A socketless HTTP exchange's answer (the Fastify plugin's path).
+    Http(u64, oxinfer_server::Answer),
+    /// A native log line (pino-compatible JSON) for the log listener.
+    Log(u64, String),
 }
 
 struct Inner {
@@ -157,6 +161,8 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             (Event::Run(_, Err(_), _), Some(_)) => unreachable!("only successes are placed"),
             (Event::Job(id, ev), _) => (*id, payload::job_event(env, ev)?),
             (Event::JsCall(id, call, inputs, wanted), _) => (*id, payload::js_call(env, *call, inputs, wanted)?),
+            (Event::Http(id, answer), _) => (*id, payload::http_answer(env, answer)?),
+            (Event::Log(id, line), _) => (*id, js::new_string(env, line)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
         js::set(env, arr, 2 * n + 1, val)?;

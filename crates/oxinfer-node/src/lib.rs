@@ -11,6 +11,7 @@ mod hub;
 pub(crate) mod image;
 mod job;
 mod js;
+mod log;
 mod options;
 mod payload;
 mod pipeline;

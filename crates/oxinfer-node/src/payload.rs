@@ -212,3 +212,17 @@ pub fn js_call(env: Env, call: u64, inputs: &[oxinfer_core::InputTensor], wanted
     }
     Ok(arr)
 }
+
+/// A socketless HTTP answer as `[status, [name, value, ...], body bytes]`.
+pub fn http_answer(env: Env, (status, headers, body): &oxinfer_server::Answer) -> Result<Val> {
+    let arr = js::new_array(env, 3)?;
+    js::set(env, arr, 0, js::new_number(env, *status as f64)?)?;
+    let h = js::new_array(env, 2 * headers.len())?;
+    for (i, (k, v)) in headers.iter().enumerate() {
+        js::set(env, h, 2 * i as u32, js::new_string(env, k)?)?;
+        js::set(env, h, 2 * i as u32 + 1, js::new_string(env, v)?)?;
+    }
+    js::set(env, arr, 1, h)?;
+    js::set(env, arr, 2, js::new_typed_array(env, oxinfer_core::DType::Uint8, body)?)?;
+    Ok(arr)
+}

@@ -31,6 +31,7 @@ pub struct NativeServeOptions {
     pub threads: Option<u32>,
     pub models: Option<Vec<String>>,
     pub listen: Option<bool>,
+    pub drain_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -80,42 +81,15 @@ pub fn start_server(o: NativeServeOptions) -> Result<AsyncTask<StartTask>> {
     }
     options.timeout_ms = o.timeout_ms.filter(|t| *t > 0.0);
     options.listen = o.listen.unwrap_or(true);
+    if let Some(ms) = o.drain_ms.filter(|d| d.is_finite() && *d >= 0.0) {
+        options.drain = std::time::Duration::from_secs_f64(ms / 1000.0);
+    }
     if let Some(t) = o.threads {
         options.threads = t.max(1) as usize;
     }
     Ok(AsyncTask::new(StartTask(Some(options))))
 }
 
-#[napi(object)]
-pub struct NativeHttpResponse {
-    pub status: u32,
-    pub headers: Vec<Vec<String>>,
-    pub body: Buffer,
-}
-
-pub struct HandleTask {
-    server: Arc<Mutex<Option<Server>>>,
-    req: Option<oxinfer_server::Exchange>,
-}
-
-impl Task for HandleTask {
-    type Output = (u16, Vec<(String, String)>, Vec<u8>);
-    type JsValue = NativeHttpResponse;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        let req = self.req.take().ok_or_else(|| to_napi(oxinfer_core::Error::Backend("handle ran twice".into())))?;
-        // The server is looked up, not held, while the request runs, so that a close can proceed.
-        let handler = self.server.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.handler());
-        let handler = handler.ok_or_else(|| to_napi(oxinfer_core::Error::Disposed("the server was closed".into())))?;
-        // A panic anywhere in a request must not take the Node process down.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(req)))
-            .map_err(|p| to_napi(oxinfer_core::Error::from_panic(p)))
-    }
-
-    fn resolve(&mut self, _env: Env, (status, headers, body): Self::Output) -> Result<Self::JsValue> {
-        Ok(NativeHttpResponse { status: status as u32, headers: headers.into_iter().map(|(k, v)| vec![k, v]).collect(), body: body.into() })
-    }
-}
 
 pub struct CloseTask(Arc<Mutex<Option<Server>>>);
 
@@ -195,16 +169,23 @@ impl NativeServer {
         self.with(|s| s.addr.map(|a| a.port() as u32))
     }
 
-    /// Answers one HTTP request without a socket (the Fastify plugin's path),
-    /// off the JS thread: decoding, inference and encoding stay native.
-    #[napi(ts_return_type = "Promise<NativeHttpResponse>")]
-    pub fn handle(&self, method: String, url: String, headers: Vec<Vec<String>>, body: Buffer) -> AsyncTask<HandleTask> {
+    /// Answers one HTTP request without a socket (the Fastify plugin's path):
+    /// decoding, inference and encoding stay native on the server's runtime,
+    /// and the answer comes back through the hub as `[status, headers, body]`
+    /// for request `id`. No thread waits for it.
+    #[napi]
+    pub fn handle(&self, hub: &NativeHub, id: f64, method: String, url: String, headers: Vec<Vec<String>>, body: Buffer) -> Result<()> {
         let headers = headers.into_iter().filter_map(|h| match <[String; 2]>::try_from(h) {
             Ok([k, v]) => Some((k, v)),
             Err(_) => None,
         });
         let req = oxinfer_server::Exchange { method, url, headers: headers.collect(), body: body.to_vec() };
-        AsyncTask::new(HandleTask { server: Arc::clone(&self.server), req: Some(req) })
+        // The server is looked up, not held, while the request runs, so that a close can proceed.
+        let handler = self.with(|s| s.handler())?;
+        let hub = Arc::clone(&hub.hub);
+        let id = id as u64;
+        handler.spawn(req, Box::new(move |answer| hub.push(crate::hub::Event::Http(id, answer))));
+        Ok(())
     }
 
     /// Models that failed to load at start.
@@ -292,7 +273,13 @@ impl NativeServer {
     /// The Prometheus text exposition.
     #[napi]
     pub fn metrics(&self) -> Result<String> {
-        self.with(|s| s.app.metrics.render(&s.app.repo))
+        self.with(|s| s.app.metrics.render(&s.app.repo, &s.app.externals))
+    }
+
+    /// The metrics as prom-client's `metric.get()` shapes them (JSON), for a host registry to merge.
+    #[napi]
+    pub fn metrics_json(&self) -> Result<String> {
+        self.with(|s| s.app.metrics.families_json(&s.app.repo, &s.app.externals).to_string())
     }
 
     /// The statistics extension's JSON for every ready version.

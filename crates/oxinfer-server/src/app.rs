@@ -33,6 +33,9 @@ pub struct ServerOptions {
     /// Bind the socket (false: requests come only through `handle`, as
     /// from the Fastify plugin).
     pub listen: bool,
+    /// How long a close waits for requests in flight before it drops them
+    /// (Kubernetes gives 30 s between SIGTERM and SIGKILL by default).
+    pub drain: Duration,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +53,7 @@ impl Default for ServerOptions {
             threads: 2,
             models: None,
             listen: true,
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -63,5 +67,48 @@ pub struct App {
     pub draining: AtomicBool,
     /// Models answered outside the engine (JS handlers).
     pub externals: crate::external::Externals,
+    /// Socketless exchanges in flight (the Fastify plugin's), which a close waits for.
+    pub exchanges: std::sync::Arc<Exchanges>,
+}
+
+/// A count of work in flight that a close can wait to reach zero.
+#[derive(Default)]
+pub struct Exchanges {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Exchanges {
+    /// Counts one in; the guard counts it out when dropped.
+    pub fn enter(self: &std::sync::Arc<Self>) -> ExchangeGuard {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        ExchangeGuard(std::sync::Arc::clone(self))
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Resolves once nothing is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One exchange in flight (see `Exchanges::enter`).
+pub struct ExchangeGuard(std::sync::Arc<Exchanges>);
+
+impl Drop for ExchangeGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 

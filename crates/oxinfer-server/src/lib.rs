@@ -16,4 +16,4 @@ pub mod stats;
 
 pub use error::{Result, ServerError};
 pub use routes::all_stats_json as routes_stats;
-pub use server::{Exchange, Handler, Server, ServerOptions};
+pub use server::{Answer, Exchange, Handler, Server, ServerOptions};

@@ -5,9 +5,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::Mutex;
 
-use crate::model::Version;
+use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use serde_json::{json, Map, Value};
+
+use crate::external::Externals;
 use crate::repository::Repository;
 
 pub struct Metrics {
@@ -26,6 +30,11 @@ pub struct Metrics {
     queued: IntGaugeVec,
     ready: IntGaugeVec,
     pub http_in_flight: IntGauge,
+    /// One scrape at a time: a scrape resets and refills the gauges.
+    scrape: Mutex<()>,
+    /// Every family's name, help and type, in registration order, so that
+    /// families with no samples yet are still listed for a merging registry.
+    described: Vec<(String, String, &'static str)>,
 }
 
 const MV: &[&str] = &["model", "version"];
@@ -37,23 +46,29 @@ fn us_buckets() -> Vec<f64> {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        let described = std::cell::RefCell::new(Vec::new());
+        let add = |c: Box<dyn prometheus::core::Collector>, name: &str, help: &str, kind: &'static str| {
+            registry.register(c).expect("unique metric");
+            described.borrow_mut().push((name.to_string(), help.to_string(), kind));
+        };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("metric definition");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            add(Box::new(c.clone()), name, help, "counter");
             c
         };
         let hist = |name: &str, help: &str, buckets: Vec<f64>| {
             let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), MV).expect("metric definition");
-            registry.register(Box::new(h.clone())).expect("unique metric");
+            add(Box::new(h.clone()), name, help, "histogram");
             h
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGaugeVec::new(Opts::new(name, help), MV).expect("metric definition");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            add(Box::new(g.clone()), name, help, "gauge");
             g
         };
-        let http_in_flight = IntGauge::new("oxinfer_http_requests_in_flight", "HTTP requests being served").expect("metric definition");
-        registry.register(Box::new(http_in_flight.clone())).expect("unique metric");
+        let (in_flight, in_flight_help) = ("oxinfer_http_requests_in_flight", "HTTP requests being served");
+        let http_in_flight = IntGauge::new(in_flight, in_flight_help).expect("metric definition");
+        add(Box::new(http_in_flight.clone()), in_flight, in_flight_help, "gauge");
         Metrics {
             success: counter("oxinfer_inference_request_success", "Successful inference requests", MV),
             failure: counter("oxinfer_inference_request_failure", "Failed inference requests, by error code", &["model", "version", "reason"]),
@@ -69,14 +84,15 @@ impl Metrics {
             queued: gauge("oxinfer_inference_queue_size", "Requests waiting in the queue"),
             ready: gauge("oxinfer_model_ready", "1 when the model version is loaded and serving"),
             http_in_flight,
+            scrape: Mutex::new(()),
+            described: described.take(),
             registry,
         }
     }
 
-    /// Records one finished request.
-    pub fn observe(&self, v: &Version, ok: Result<&oxinfer_core::Timing, &'static str>, rows: u64, took_us: f64) {
-        let ver = v.version.to_string();
-        let labels = [v.model.as_str(), ver.as_str()];
+    /// Records one finished request of `model` version `version`.
+    pub fn observe(&self, model: &str, version: &str, ok: Result<&oxinfer_core::Timing, &'static str>, rows: u64, took_us: f64) {
+        let labels = [model, version];
         match ok {
             Ok(t) => {
                 self.success.with_label_values(&labels).inc();
@@ -92,8 +108,10 @@ impl Metrics {
         self.request_us.with_label_values(&labels).observe(took_us);
     }
 
-    /// The text exposition, with the gauges read now.
-    pub fn render(&self, repo: &Repository) -> String {
+    /// Every family, with the gauges read now from the schedulers (and the
+    /// JS models, which are always ready).
+    fn gather(&self, repo: &Repository, externals: &Externals) -> Vec<MetricFamily> {
+        let _one = self.scrape.lock().unwrap_or_else(|e| e.into_inner());
         self.ready.reset();
         self.pending.reset();
         self.queued.reset();
@@ -107,10 +125,60 @@ impl Metrics {
             let seen = v.stats.exec_seen.swap(now, Relaxed);
             self.exec.with_label_values(&labels).inc_by(now.saturating_sub(seen));
         }
+        for x in externals.all() {
+            self.ready.with_label_values(&[x.name.as_str(), "1"]).set(1);
+        }
+        self.registry.gather()
+    }
+
+    /// The text exposition (what `GET /metrics` answers).
+    pub fn render(&self, repo: &Repository, externals: &Externals) -> String {
         let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&self.gather(repo, externals), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
+
+    /// The same figures as prom-client's `metric.get()` shapes them
+    /// (`[{name, help, type, values: [{labels, value, metricName?}]}]`), so
+    /// that a host service's prom-client registry can merge them.
+    pub fn families_json(&self, repo: &Repository, externals: &Externals) -> Value {
+        let families = self.gather(repo, externals);
+        let list = self.described.iter().map(|(name, help, kind)| {
+            let values = families.iter().find(|f| f.name() == name).map_or_else(Vec::new, values_json);
+            json!({ "name": name, "help": help, "type": kind, "values": values, "aggregator": "sum" })
+        });
+        Value::Array(list.collect())
+    }
+}
+
+/// A family's samples as prom-client lists them (histograms as `_bucket`, `_sum` and `_count`).
+fn values_json(f: &MetricFamily) -> Vec<Value> {
+    let name = f.name();
+    let mut values = Vec::new();
+    let labels_of = |m: &prometheus::proto::Metric| -> Map<String, Value> { m.get_label().iter().map(|l| (l.name().to_string(), Value::from(l.value()))).collect() };
+    for m in f.get_metric() {
+        let labels = labels_of(m);
+        match f.get_field_type() {
+            MetricType::COUNTER => values.push(json!({ "labels": labels, "value": m.get_counter().get_value() })),
+            MetricType::GAUGE => values.push(json!({ "labels": labels, "value": m.get_gauge().get_value() })),
+            MetricType::HISTOGRAM => {
+                let h = m.get_histogram();
+                let bucket = |le: Value, count: u64| {
+                    let mut l = labels.clone();
+                    l.insert("le".into(), le);
+                    json!({ "metricName": format!("{name}_bucket"), "labels": l, "value": count })
+                };
+                for b in h.get_bucket() {
+                    values.push(bucket(Value::from(b.upper_bound()), b.cumulative_count()));
+                }
+                values.push(bucket(Value::from("+Inf"), h.get_sample_count()));
+                values.push(json!({ "metricName": format!("{name}_sum"), "labels": labels, "value": h.get_sample_sum() }));
+                values.push(json!({ "metricName": format!("{name}_count"), "labels": labels, "value": h.get_sample_count() }));
+            }
+            _ => {}
+        }
+    }
+    values
 }
 
 impl Default for Metrics {

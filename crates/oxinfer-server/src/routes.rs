@@ -48,6 +48,11 @@ pub fn router(app: Arc<App>) -> Router {
 /// An error as the protocol answers it: `{"error": "..."}` and its status.
 pub fn error(e: ServerError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    // Server-side failures are logged; a client's mistakes (4xx) and the
+    // answers of overload (503, 504), which come in floods, are in the access log.
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE && status != StatusCode::GATEWAY_TIMEOUT {
+        tracing::warn!(status = status.as_u16(), code = e.code(), error = %e, "request failed");
+    }
     let mut r = Response::new(Body::from(protocol::encode_error(&e.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -93,6 +98,13 @@ async fn guard(State(app): State<Arc<App>>, req: Request<Body>, next: Next) -> R
     }
     app.metrics.http_in_flight.inc();
     let _guard = InFlight(&app.metrics.http_in_flight);
+    // The access log is debug-level: off by default, and a disabled callsite costs a branch.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let (method, path, started) = (req.method().clone(), req.uri().path().to_string(), Instant::now());
+        let r = next.run(req).await;
+        tracing::debug!(method = %method, path = %path, status = r.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+        return r;
+    }
     next.run(req).await
 }
 
@@ -204,14 +216,14 @@ async fn config_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, Strin
     app.repo.get(&m, Some(&v)).map_or_else(error, |v| json_response(config_json(&v)))
 }
 
-fn stats_json(v: &Version) -> Value {
-    let s = &v.stats;
+/// One version's statistics, as Triton's statistics extension shapes them.
+fn stats_body(name: &str, version: &str, s: &crate::stats::Stats, executions: u64, pending: usize, queued: usize) -> Value {
     json!({
-        "name": v.model,
-        "version": v.version.to_string(),
+        "name": name,
+        "version": version,
         "last_inference": s.last_inference.load(Relaxed),
         "inference_count": s.inference_count.load(Relaxed),
-        "execution_count": v.scheduler.executions(),
+        "execution_count": executions,
         "inference_stats": {
             "success": s.success.json(),
             "fail": s.fail.json(),
@@ -221,14 +233,26 @@ fn stats_json(v: &Version) -> Value {
             "compute_output": s.compute_output.json(),
         },
         "failures": *s.failures.lock().unwrap_or_else(|p| p.into_inner()),
-        "pending_request_count": v.scheduler.pending(),
-        "queue_size": v.scheduler.queued(),
+        "pending_request_count": pending,
+        "queue_size": queued,
     })
 }
 
-/// `{"model_stats": [...]}` for every ready version.
+fn stats_json(v: &Version) -> Value {
+    stats_body(&v.model, &v.version.to_string(), &v.stats, v.scheduler.executions(), v.scheduler.pending(), v.scheduler.queued())
+}
+
+/// A JS model's statistics: each request is one execution, and nothing queues natively.
+fn external_stats_json(x: &crate::external::External) -> Value {
+    let s = &x.stats;
+    stats_body(&x.name, "1", s, s.success.count.load(Relaxed) + s.fail.count.load(Relaxed), 0, 0)
+}
+
+/// `{"model_stats": [...]}` for every ready version and every JS model.
 pub fn all_stats_json(app: &App) -> Value {
-    json!({ "model_stats": app.repo.all().iter().map(|v| stats_json(v)).collect::<Vec<_>>() })
+    let mut list: Vec<Value> = app.repo.all().iter().map(|v| stats_json(v)).collect();
+    list.extend(app.externals.all().iter().map(|x| external_stats_json(x)));
+    json!({ "model_stats": list })
 }
 
 async fn all_stats(State(app): State<Arc<App>>) -> Response {
@@ -236,6 +260,9 @@ async fn all_stats(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn stats(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    if let Some(x) = app.externals.get(&m) {
+        return json_response(json!({ "model_stats": [external_stats_json(&x)] }));
+    }
     match app.repo.get(&m, None) {
         Ok(_) => json_response(json!({ "model_stats": app.repo.all().iter().filter(|v| v.model == m).map(|v| stats_json(v)).collect::<Vec<_>>() })),
         Err(e) => error(e),
@@ -243,6 +270,11 @@ async fn stats(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
 }
 
 async fn stats_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    match external(&app, &m, Some(&v)) {
+        Ok(Some(x)) => return json_response(json!({ "model_stats": [external_stats_json(&x)] })),
+        Ok(None) => {}
+        Err(e) => return error(e),
+    }
     app.repo.get(&m, Some(&v)).map_or_else(error, |v| json_response(json!({ "model_stats": [stats_json(&v)] })))
 }
 
@@ -281,7 +313,7 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
         Ok(r) => r,
         Err(e) => {
             version.stats.count_failure(&e);
-            app.metrics.observe(&version, Err(e.code()), 0, started.elapsed().as_secs_f64() * 1e6);
+            app.metrics.observe(&version.model, &version.version.to_string(), Err(e.code()), 0, started.elapsed().as_secs_f64() * 1e6);
             return error(e);
         }
     };
@@ -301,8 +333,8 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     let took = started.elapsed().as_secs_f64() * 1e6;
     match result {
         Ok((outputs, timing)) => {
-            app.metrics.observe(&version, Ok(&timing), rows, took);
             let ver = version.version.to_string();
+            app.metrics.observe(&version.model, &ver, Ok(&timing), rows, took);
             let mut r = infer_response(&version.model, &ver, &req, &outputs);
             let h = r.headers_mut();
             h.insert("x-queue-time-us", HeaderValue::from(timing.queue_us));
@@ -310,7 +342,7 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
             r
         }
         Err(e) => {
-            app.metrics.observe(&version, Err(e.code()), rows, took);
+            app.metrics.observe(&version.model, &version.version.to_string(), Err(e.code()), rows, took);
             error(e)
         }
     }
@@ -353,18 +385,28 @@ fn infer_response(model: &str, version: &str, req: &protocol::InferRequest, outp
 
 /// A JS model's request: the same decoding and encoding, the work done by its handler.
 async fn run_external(app: Arc<App>, x: Arc<crate::external::External>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let took = || started.elapsed().as_secs_f64() * 1e6;
     let mut req = match decode_request(&app, &headers, body).await {
         Ok(r) => r,
         Err(e) => {
             x.stats.count_failure(&e);
+            app.metrics.observe(&x.name, "1", Err(e.code()), 0, took());
             return error(e);
         }
     };
     let wanted: Vec<String> = req.outputs.iter().map(|o| o.name.clone()).collect();
+    let rows = req.inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64);
     let timeout = std::time::Duration::from_secs_f64(app.options.timeout_ms.unwrap_or(60_000.0) / 1000.0);
     match x.infer(std::mem::take(&mut req.inputs), &wanted, timeout).await {
-        Ok((outputs, _)) => infer_response(&x.name, "1", &req, &outputs),
-        Err(e) => error(e),
+        Ok((outputs, timing)) => {
+            app.metrics.observe(&x.name, "1", Ok(&timing), rows, took());
+            infer_response(&x.name, "1", &req, &outputs)
+        }
+        Err(e) => {
+            app.metrics.observe(&x.name, "1", Err(e.code()), rows, took());
+            error(e)
+        }
     }
 }
 
@@ -421,7 +463,7 @@ async fn unload(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response 
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut r = Response::new(Body::from(app.metrics.render(&app.repo)));
+    let mut r = Response::new(Body::from(app.metrics.render(&app.repo, &app.externals)));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     r
 }

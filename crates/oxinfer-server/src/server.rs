@@ -52,7 +52,8 @@ impl Server {
         };
         let threads = options.threads.max(1);
         let poll = options.poll;
-        let app = Arc::new(App { repo, metrics: Metrics::new(), options, draining: AtomicBool::new(false), externals: Default::default() });
+        let drain = options.drain;
+        let app = Arc::new(App { repo, metrics: Metrics::new(), options, draining: AtomicBool::new(false), externals: Default::default(), exchanges: Default::default() });
         let router = crate::routes::router(Arc::clone(&app));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (up_tx, up_rx) = std::sync::mpsc::channel::<Result<tokio::runtime::Handle>>();
@@ -74,25 +75,52 @@ impl Server {
                         tokio::spawn(poll_loop(Arc::clone(&served), every));
                     }
                     let draining = Arc::clone(&served);
+                    // Told when the close begins, so that the drain deadline counts from there.
+                    let (closing_tx, closing_rx) = tokio::sync::oneshot::channel::<()>();
                     let stopped = async move {
                         let _ = stop_rx.await;
                         draining.draining.store(true, Relaxed);
+                        let _ = closing_tx.send(());
                     };
-                    let Some(listener) = listener else {
-                        let _ = up_tx.send(Ok(handle));
-                        stopped.await;
-                        return;
-                    };
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            let _ = up_tx.send(Err(ServerError::Core(oxinfer_core::Error::Backend(e.to_string()))));
-                            return;
+                    let deadline = async move {
+                        if closing_rx.await.is_ok() {
+                            tokio::time::sleep(drain).await;
+                        } else {
+                            std::future::pending::<()>().await;
                         }
                     };
-                    let _ = up_tx.send(Ok(handle));
-                    if let Err(e) = axum::serve(listener, routes).with_graceful_shutdown(stopped).await {
-                        tracing::error!(error = %e, "the server stopped");
+                    tokio::pin!(deadline);
+                    match listener {
+                        None => {
+                            let _ = up_tx.send(Ok(handle));
+                            stopped.await;
+                        }
+                        Some(listener) => {
+                            let listener = match tokio::net::TcpListener::from_std(listener) {
+                                Ok(l) => l,
+                                Err(e) => {
+                                    let _ = up_tx.send(Err(ServerError::Core(oxinfer_core::Error::Backend(e.to_string()))));
+                                    return;
+                                }
+                            };
+                            let _ = up_tx.send(Ok(handle));
+                            let serving = axum::serve(listener, routes).with_graceful_shutdown(stopped);
+                            tokio::select! {
+                                r = std::future::IntoFuture::into_future(serving) => if let Err(e) = r {
+                                    tracing::error!(error = %e, "the server stopped");
+                                },
+                                _ = &mut deadline => {
+                                    tracing::warn!(drain_ms = drain.as_millis() as u64, "the drain deadline passed with connections still open; closing them");
+                                }
+                            }
+                        }
+                    }
+                    // Socketless exchanges (the Fastify plugin's) finish too, within the same deadline.
+                    tokio::select! {
+                        _ = served.exchanges.idle() => {}
+                        _ = &mut deadline => {
+                            tracing::warn!(in_flight = served.exchanges.in_flight(), "the drain deadline passed with plugin requests in flight; dropping them");
+                        }
                     }
                 });
             })
@@ -108,7 +136,7 @@ impl Server {
 
     /// What answers requests without a socket (see `Handler`).
     pub fn handler(&self) -> Handler {
-        Handler { router: self.router.clone(), runtime: self.runtime.clone() }
+        Handler { router: self.router.clone(), runtime: self.runtime.clone(), app: Arc::clone(&self.app) }
     }
 
     /// Stops accepting connections, lets every request already accepted
@@ -125,8 +153,15 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A server dropped without `close` stops the same way, but is not
+    /// waited for: the drop may run on a thread that must not block (a JS
+    /// finaliser), and the server thread ends by itself.
     fn drop(&mut self) {
-        self.close();
+        self.app.draining.store(true, Relaxed);
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.thread.take();
     }
 }
 
@@ -137,6 +172,7 @@ impl Drop for Server {
 pub struct Handler {
     router: axum::Router,
     runtime: tokio::runtime::Handle,
+    app: Arc<App>,
 }
 
 /// An HTTP exchange in plain parts: method, URL (path and query), headers, body.
@@ -148,33 +184,50 @@ pub struct Exchange {
 }
 
 impl Handler {
-    /// Status, headers and body of the answer to `x`; a request that is not
-    /// valid HTTP is a 400 like any other. Blocking (call it off the JS thread).
-    pub fn handle(&self, x: Exchange) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        use tower::ServiceExt;
-        let mut builder = axum::http::Request::builder().method(x.method.as_str()).uri(x.url.as_str());
-        for (k, v) in &x.headers {
-            builder = builder.header(k.as_str(), v.as_str());
-        }
-        let req = match builder.body(axum::body::Body::from(x.body)) {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = crate::protocol::encode_error(&format!("not a valid HTTP request: {e}"));
-                return (400, vec![("content-type".into(), "application/json".into())], msg);
-            }
-        };
+    /// Answers `x` on the server's runtime and calls `done` with status,
+    /// headers and body; a request that is not valid HTTP is a 400 like any
+    /// other. Returns at once: no thread waits for the answer, and a close
+    /// waits for it to be sent.
+    pub fn spawn(&self, x: Exchange, done: Box<dyn FnOnce(Answer) + Send>) {
+        let guard = self.app.exchanges.enter();
         let router = self.router.clone();
-        self.runtime.block_on(async move {
-            let response = match router.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            };
-            let (parts, body) = response.into_parts();
-            let bytes = axum::body::to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
-            let headers = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string()))).collect();
-            (parts.status.as_u16(), headers, bytes)
-        })
+        self.runtime.spawn(async move {
+            let _guard = guard;
+            done(answer(router, x).await);
+        });
     }
+
+    /// The same as `spawn`, waiting for the answer. Blocking: call it off the runtime.
+    pub fn handle(&self, x: Exchange) -> Answer {
+        let _guard = self.app.exchanges.enter();
+        self.runtime.block_on(answer(self.router.clone(), x))
+    }
+}
+
+/// Status, headers and body of an answer.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+async fn answer(router: axum::Router, x: Exchange) -> Answer {
+    use tower::ServiceExt;
+    let mut builder = axum::http::Request::builder().method(x.method.as_str()).uri(x.url.as_str());
+    for (k, v) in &x.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let req = match builder.body(axum::body::Body::from(x.body)) {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = crate::protocol::encode_error(&format!("not a valid HTTP request: {e}"));
+            return (400, vec![("content-type".into(), "application/json".into())], msg);
+        }
+    };
+    let response = match router.oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.map(|b| b.to_vec()).unwrap_or_default();
+    let headers = parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_string()))).collect();
+    (parts.status.as_u16(), headers, bytes)
 }
 
 /// Reloads changed or new model folders and forgets removed ones, every `every`.

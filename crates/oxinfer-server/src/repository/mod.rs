@@ -131,7 +131,9 @@ impl Repository {
         check_name(name)?;
         let dir = self.root.join(name);
         if !dir.is_dir() {
-            return Err(ServerError::bad(format!("no model folder '{name}' in the repository")));
+            let e = ServerError::bad(format!("no model folder '{name}' in the repository"));
+            tracing::warn!(model = name, error = %e, "model failed to load");
+            return Err(e);
         }
         let stamp = stamp(&dir);
         let loaded = (|| -> Result<BTreeMap<u64, Arc<Version>>> {

@@ -1,0 +1,187 @@
+// The server as operators meet it: native logs bridged to pino (a real pino
+// logger and a plain line stream), its metrics merged into a real prom-client
+// registry, JS models in stats and metrics, the Fastify path answered without
+// holding libuv threads, and closes that wait for (or, past the drain
+// deadline, drop) what is in flight.
+import { pbkdf2 } from 'node:crypto'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import pino from 'pino'
+import { Registry, Counter } from 'prom-client'
+import { describe, expect, it } from 'vitest'
+
+// @ts-expect-error: a plain .mjs script without types
+import { ensureExampleRepository } from '../scripts/example-repository.mjs'
+import { serve, setLogger, Tensor } from '../index.js'
+import { oxinferPlugin } from '../src/fastify.js'
+import { rejectsWith } from './helpers'
+
+const x16 = (seed: number): number[] => Array.from({ length: 16 }, (_, i) => Math.sin(seed * 16 + i))
+const infer = (url: string, model: string, body: unknown) => fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Lines written to it, parsed. */
+function lineStream() {
+  const lines: Record<string, unknown>[] = []
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l))
+      done()
+    },
+  })
+  return { lines, stream }
+}
+
+async function until(f: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !f(); i++) await tick(10)
+  if (!f()) throw new Error(`timed out waiting for ${what}`)
+}
+
+describe('server logs', () => {
+  it('reach a real pino logger with their fields, and a line stream as pino JSON', async () => {
+    const { lines, stream } = lineStream()
+    const logger = pino({ level: 'debug', base: { svc: 'test' } }, stream)
+    const server = await serve({ repository: ensureExampleRepository(), port: 0, load: ['tiny_mlp', 'nope'], logger })
+    try {
+      await until(() => lines.some((l) => l.msg === 'model failed to load'), 'the load failure line')
+      // pino wrote them: its own base, its level numbers, and the native event's fields.
+      expect(lines.find((l) => l.msg === 'model loaded')).toMatchObject({ level: 30, svc: 'test', model: 'tiny_mlp', target: expect.stringMatching(/^oxinfer_server/) })
+      expect(lines.find((l) => l.msg === 'model failed to load')).toMatchObject({ level: 40, model: 'nope', error: expect.stringMatching(/nope/) })
+      // At debug (the logger's own level), one access line per request.
+      expect((await infer(server.address!.url, 'tiny_mlp', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(1) }] })).status).toBe(200)
+      expect((await infer(server.address!.url, 'tiny_mlp', { inputs: [] })).status).toBe(400)
+      await until(() => lines.filter((l) => l.msg === 'request').length >= 2, 'two access lines')
+      const access = lines.filter((l) => l.msg === 'request')
+      expect(access.map((l) => [l.level, l.method, l.path, l.status])).toEqual([
+        [20, 'POST', '/v2/models/tiny_mlp/infer', 200],
+        [20, 'POST', '/v2/models/tiny_mlp/infer', 400],
+      ])
+      expect(access[0].micros).toEqual(expect.any(Number))
+    } finally {
+      await server.close()
+    }
+    // A plain stream gets pino's own line shape; 'warn' keeps the info lines out.
+    const plain = lineStream()
+    const s2 = await serve({ repository: ensureExampleRepository(), port: 0, load: ['tiny_mlp', 'nope'], logger: plain.stream, logLevel: 'warn' })
+    try {
+      await until(() => plain.lines.length > 0, 'a warn line')
+      await tick(50)
+      expect(plain.lines.every((l) => (l.level as number) >= 40)).toBe(true)
+      expect(plain.lines[0]).toMatchObject({ level: 40, name: 'oxinfer', pid: process.pid, hostname: expect.any(String), time: expect.any(Number), msg: 'model failed to load' })
+    } finally {
+      await s2.close()
+    }
+    // Off: no more lines reach it.
+    setLogger(null)
+    const before = plain.lines.length
+    const s3 = await serve({ repository: ensureExampleRepository(), port: 0, load: ['nope'] })
+    await s3.close()
+    await tick(50)
+    expect(plain.lines.length).toBe(before)
+  })
+
+  it('refuses loggers and levels it cannot use', async () => {
+    expect(() => setLogger({} as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => setLogger(process.stdout, 'loud' as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    await rejectsWith(serve({ repository: ensureExampleRepository(), port: 0, logLevel: 'info' }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(serve({ repository: ensureExampleRepository(), port: 0, drainMs: -1 }), 'ERR_INVALID_ARGUMENT')
+  })
+})
+
+describe('server metrics for a host service', () => {
+  it('merge into a real prom-client registry, JS models included, and read afresh on each scrape', async () => {
+    const server = await serve({ repository: ensureExampleRepository(), port: 0, load: ['tiny_mlp'], models: { echo: ({ x }) => ({ y: x }) } })
+    try {
+      const own = new Registry()
+      const hits = new Counter({ name: 'app_hits_total', help: 'the host app', registers: [own] })
+      hits.inc(3)
+      const merged = Registry.merge([own, server.registry() as never])
+      const url = server.address!.url
+      expect((await infer(url, 'tiny_mlp', { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 16], data: [...x16(1), ...x16(2)] }] })).status).toBe(200)
+      expect((await infer(url, 'echo', { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [7] }] })).status).toBe(200)
+      const text = await merged.metrics()
+      expect(text).toMatch(/^app_hits_total 3$/m)
+      expect(text).toMatch(/^oxinfer_inference_request_success\{model="tiny_mlp",version="1"\} 1$/m)
+      expect(text).toMatch(/^oxinfer_inference_count\{model="tiny_mlp",version="1"\} 2$/m)
+      expect(text).toMatch(/^oxinfer_inference_request_success\{model="echo",version="1"\} 1$/m)
+      expect(text).toMatch(/^oxinfer_model_ready\{model="echo",version="1"\} 1$/m)
+      expect(text).toMatch(/^oxinfer_inference_compute_infer_duration_us_bucket\{model="tiny_mlp",version="1",le="\+Inf"\} 1$/m)
+      expect(text).toMatch(/^# TYPE oxinfer_inference_queue_duration_us histogram$/m)
+      // The same figures as the server's own exposition, sample for sample.
+      const samples = (t: string) => t.split('\n').filter((l) => l.startsWith('oxinfer_') && !l.startsWith('oxinfer_http_requests_in_flight')).map((l) => l.replace(/\{([^}]*)\}/, (_m, inner: string) => `{${inner.split(',').sort().join(',')}}`)).sort()
+      expect(samples(text)).toEqual(samples(server.metrics()))
+      // A second scrape sees new requests.
+      await infer(url, 'tiny_mlp', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(3) }] })
+      await tick(5)
+      expect(await merged.metrics()).toMatch(/^oxinfer_inference_request_success\{model="tiny_mlp",version="1"\} 2$/m)
+      // Merging it twice is a name clash, as for any two registries with the same metric.
+      expect(() => Registry.merge([server.registry() as never, server.registry() as never])).toThrow(/already been registered/)
+      // JS models in the statistics extension too.
+      const stats = server.stats().model_stats
+      expect(stats.find((s) => s.name === 'echo')).toMatchObject({ version: '1', inference_count: 1, execution_count: 1, inference_stats: { success: { count: 1 } } })
+      expect((await (await fetch(`${url}/v2/models/echo/stats`)).json()).model_stats[0].name).toBe('echo')
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('the Fastify path and closing', () => {
+  it('answers without holding libuv threads: JS models that use the thread pool do not starve', async () => {
+    // Each request's handler needs a libuv pool thread (pbkdf2). Were each
+    // plugin request to hold one of the 4 pool threads while it waits, 16 at
+    // once would leave the handlers none, and every request would time out.
+    const server = await serve({
+      repository: ensureExampleRepository(),
+      listen: false,
+      load: [],
+      timeoutMs: 20_000,
+      models: {
+        hash: async ({ x }) => {
+          const key = await new Promise<Buffer>((res, rej) => pbkdf2(Buffer.from(x.data as Int32Array), 'salt', 2000, 8, 'sha256', (e, k) => (e ? rej(e) : res(k))))
+          return { h: new Tensor('uint8', new Uint8Array(key), [8]) }
+        },
+      },
+    })
+    const app = Fastify()
+    await app.register(oxinferPlugin, { server })
+    try {
+      const rs = await Promise.all(Array.from({ length: 16 }, (_, i) => app.inject({ method: 'POST', url: '/v2/models/hash/infer', payload: { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [i] }] } })))
+      expect(rs.map((r) => r.statusCode)).toEqual(Array(16).fill(200))
+      expect(new Set(rs.map((r) => JSON.stringify(r.json().outputs[0].data))).size).toBe(16)
+    } finally {
+      await app.close()
+      await server.close()
+    }
+  })
+
+  it('close waits for plugin requests in flight, and the drain deadline bounds a close', async () => {
+    let release: () => void = () => {}
+    const gate = new Promise<void>((r) => (release = r))
+    const server = await serve({ repository: ensureExampleRepository(), listen: false, load: [], models: { slow: async ({ x }) => (await gate, { y: x }) } })
+    const app = Fastify()
+    await app.register(oxinferPlugin, { server })
+    const pending = Array.from({ length: 5 }, (_, i) => app.inject({ method: 'POST', url: '/v2/models/slow/infer', payload: { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [i] }] } }))
+    await tick(50)
+    let closed = false
+    const closing = server.close().then(() => (closed = true))
+    await tick(100)
+    expect(closed).toBe(false)
+    release()
+    const rs = await Promise.all(pending)
+    await closing
+    expect(rs.map((r) => r.json().outputs[0].data[0])).toEqual([0, 1, 2, 3, 4])
+    // Closed: the plugin's next request is refused (the app answers 500 for the rejection).
+    expect((await app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(500)
+    await app.close()
+
+    // A handler that never answers: a close gives up after drainMs, well before the 60 s model timeout.
+    const stuck = await serve({ repository: ensureExampleRepository(), port: 0, load: [], drainMs: 200, models: { never: () => new Promise(() => {}) } })
+    const req = infer(stuck.address!.url, 'never', { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [1] }] }).then((r) => r.status, () => 'dropped')
+    await tick(100)
+    const started = Date.now()
+    await stuck.close()
+    expect(Date.now() - started).toBeLessThan(20_000)
+    expect(await req).toBe('dropped')
+  })
+})
