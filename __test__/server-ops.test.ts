@@ -4,6 +4,9 @@
 // holding libuv threads, and closes that wait for (or, past the drain
 // deadline, drop) what is in flight.
 import { pbkdf2 } from 'node:crypto'
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import pino from 'pino'
@@ -14,7 +17,7 @@ import { describe, expect, it } from 'vitest'
 import { ensureExampleRepository } from '../scripts/example-repository.mjs'
 import { serve, setLogger, Tensor } from '../index.js'
 import { oxinferPlugin } from '../src/fastify.js'
-import { rejectsWith } from './helpers'
+import { fixture, rejectsWith } from './helpers'
 
 const x16 = (seed: number): number[] => Array.from({ length: 16 }, (_, i) => Math.sin(seed * 16 + i))
 const infer = (url: string, model: string, body: unknown) => fetch(`${url}/v2/models/${model}/infer`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
@@ -183,5 +186,39 @@ describe('the Fastify path and closing', () => {
     await stuck.close()
     expect(Date.now() - started).toBeLessThan(20_000)
     expect(await req).toBe('dropped')
+  })
+})
+
+describe('requests whose clients hang up', () => {
+  it('are not run when they were still queued', async () => {
+    // One instance of a model whose run takes as long as asked: a short run
+    // holds it while a second request, which would take hours, waits; that
+    // client hangs up, and the queue must drop its run instead of starting it.
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-repo-'))
+    mkdirSync(join(repo, 'slow', '1'), { recursive: true })
+    cpSync(fixture('slow_loop.onnx'), join(repo, 'slow', '1', 'model.onnx'))
+    writeFileSync(join(repo, 'slow', 'config.json'), JSON.stringify({ max_batch_size: 0, instance_group: [{ count: 1 }] }))
+    const server = await serve({ repository: repo, port: 0, drainMs: 1000 })
+    const url = server.address!.url
+    const run = (iters: number, signal?: AbortSignal) =>
+      fetch(`${url}/v2/models/slow/infer`, { method: 'POST', signal, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [256, 256], data: new Array(65536).fill(0.01) }, { name: 'iters', datatype: 'INT64', shape: [], data: [iters] }] }) })
+    const pending = () => server.stats().model_stats[0].pending_request_count
+    try {
+      const first = run(2000)
+      await until(() => pending() === 1, 'the first run')
+      const hangUp = new AbortController()
+      const second = run(50_000_000, hangUp.signal).catch((e: Error) => e.name)
+      await until(() => pending() === 2, 'the second request to queue')
+      hangUp.abort()
+      expect(await second).toBe('AbortError')
+      expect((await first).status).toBe(200)
+      // Had it started, the second run would hold the model for hours.
+      await until(() => pending() === 0, 'the queue to drop the abandoned run')
+      const again = await run(1)
+      expect(again.status).toBe(200)
+    } finally {
+      await server.close()
+      rmSync(repo, { recursive: true, force: true })
+    }
   })
 })

@@ -258,6 +258,17 @@ describe('the KServe v2 server', () => {
     await expectError(await post(`${url}/v2/models/tiny_mlp/infer`, { parameters: { sequence_id: 3 }, inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 16], data: x16(0) }] }), 400, /not a sequence model/)
     const config = await (await fetch(`${url}/v2/models/vad/config`)).json()
     expect(config.sequence_batching.state).toEqual([{ input_name: 'state', output_name: 'stateN' }])
+    // At most max_sequences open at once: one more start is a 503 with Retry-After, until one ends.
+    const capped = { ...config, sequence_batching: { ...config.sequence_batching, max_sequences: 2 } }
+    expect((await post(`${url}/v2/repository/models/vad/load`, { parameters: { config: JSON.stringify(capped) } })).status).toBe(200)
+    expect((await step(1, 0, { sequence_start: true })).status).toBe(200)
+    expect((await step(2, 0, { sequence_start: true })).status).toBe(200)
+    const full = await step(3, 0, { sequence_start: true })
+    expect(full.headers.get('retry-after')).toBe('1')
+    await expectError(full, 503, /max_sequences/)
+    expect((await step(1, 1, { sequence_end: true })).status).toBe(200)
+    expect((await step(3, 0, { sequence_start: true })).status).toBe(200)
+    expect((await (await fetch(`${url}/v2/models/vad/config`)).json()).sequence_batching.max_sequences).toBe(2)
   })
 
   it('reports statistics and Prometheus metrics', async () => {
@@ -370,8 +381,30 @@ describe('the server over other repositories', () => {
       cpSync(fixture('tiny_mlp.onnx'), join(repo, 'n', '1', 'model.onnx'))
       writeFileSync(join(repo, 'n', 'config.json'), JSON.stringify({ version_policy: { all: {} } }))
       await waitFor(async () => (await fetch(`${url}/v2/models/n/ready`)).status === 200)
+      // Unloaded through the API, it stays unloaded, even when its files change.
+      expect((await post(`${url}/v2/repository/models/n/unload`, {})).status).toBe(200)
+      writeFileSync(join(repo, 'n', 'config.json'), JSON.stringify({ version_policy: { latest: { num_versions: 1 } } }))
+      await new Promise((r) => setTimeout(r, 400))
+      expect((await fetch(`${url}/v2/models/n/ready`)).status).toBe(404)
     } finally {
       await server.close()
+    }
+    // Started with a list of models, polling reloads those but leaves new folders to the API.
+    const listed = await serve({ repository: repo, port: 0, poll: 100, load: ['m'] })
+    try {
+      mkdirSync(join(repo, 'o', '1'), { recursive: true })
+      cpSync(fixture('tiny_mlp.onnx'), join(repo, 'o', '1', 'model.onnx'))
+      rmSync(join(repo, 'm', '3'), { recursive: true })
+      mkdirSync(join(repo, 'm', '4'))
+      cpSync(fixture('tiny_mlp.onnx'), join(repo, 'm', '4', 'model.onnx'))
+      const u = listed.address!.url
+      for (let i = 0; i < 100 && (await (await fetch(`${u}/v2/models/m`)).json()).versions?.[0] !== '4'; i++) await new Promise((r) => setTimeout(r, 50))
+      expect((await (await fetch(`${u}/v2/models/m`)).json()).versions).toEqual(['4'])
+      expect((await fetch(`${u}/v2/models/o/ready`)).status).toBe(404)
+      expect((await post(`${u}/v2/repository/models/o/load`, {})).status).toBe(200)
+      expect((await fetch(`${u}/v2/models/o/ready`)).status).toBe(200)
+    } finally {
+      await listed.close()
       rmSync(repo, { recursive: true, force: true })
     }
   })

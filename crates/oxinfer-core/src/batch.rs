@@ -201,6 +201,15 @@ enum Share {
 /// `ERR_ABORTED` and its rows are dropped; the others are unaffected. Every
 /// request is settled exactly once, even if merging or splitting panics.
 pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
+    // Requests whose callers gave up while queued (a client that hung up)
+    // are settled now, and their rows are not run at all.
+    let (gone, reqs): (Vec<_>, Vec<_>) = reqs.into_iter().partition(|(_, r)| r.ctl.is_aborted());
+    for (_, req) in gone {
+        settle(req, Err(aborted()), finished);
+    }
+    if reqs.is_empty() {
+        return;
+    }
     let shares = catch_unwind(AssertUnwindSafe(|| match reqs.first().map(|(_, r)| &r.work) {
         Some(Work::Pipeline(_)) => pipeline_shares(backend, slot, &reqs),
         _ => model_shares(backend, slot, &reqs, layout),

@@ -195,6 +195,7 @@ fn config_json(v: &Version) -> Value {
     if let Some(sb) = &c.sequence_batching {
         out["sequence_batching"] = json!({
             "max_sequence_idle_microseconds": sb.max_sequence_idle_microseconds,
+            "max_sequences": sb.max_sequences,
             "state": sb.state.iter().map(|s| json!({ "input_name": s.input_name, "output_name": s.output_name })).collect::<Vec<_>>(),
         });
     }

@@ -230,7 +230,8 @@ async fn answer(router: axum::Router, x: Exchange) -> Answer {
     (parts.status.as_u16(), headers, bytes)
 }
 
-/// Reloads changed or new model folders and forgets removed ones, every `every`.
+/// Reloads changed model folders (and new ones, unless the server was
+/// started with a list of models), and forgets removed ones, every `every`.
 async fn poll_loop(app: Arc<App>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
@@ -245,7 +246,9 @@ async fn poll_loop(app: Arc<App>, every: Duration) {
                 tracing::info!(model = %n, "model folder removed; unloading");
                 a.repo.forget(&n);
             }
-            for n in a.repo.changed() {
+            // With an explicit list of models to load, new folders wait for
+            // the API, as in Triton's explicit mode; otherwise they load.
+            for n in a.repo.changed(a.options.models.is_none()) {
                 // A failure is recorded in the index; the old version keeps serving.
                 let _ = a.repo.load(&n, None);
             }

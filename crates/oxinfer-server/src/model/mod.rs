@@ -182,23 +182,40 @@ impl Version {
             }
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let ctl = Arc::new(RunControl::new());
+        // Dropped before the answer (the client hung up): the run is skipped
+        // if still queued, stopped if running alone.
+        let mut gone = AbortOnDrop(Some(Arc::clone(&ctl)));
         let req = Request {
             id: 0,
             work,
             deadline: request::deadline(options.timeout_ms.or(self.default_timeout_ms())),
             priority: request::level(options.priority),
-            ctl: Arc::new(RunControl::new()),
+            ctl,
             done: Box::new(move |r| {
                 let _ = tx.send(r);
             }),
         };
         self.scheduler.submit(req)?;
-        let out = rx.await.map_err(|_| ServerError::Core(oxinfer_core::Error::Backend("the run ended without an outcome".into())))??;
+        let out = rx.await.map_err(|_| ServerError::Core(oxinfer_core::Error::Backend("the run ended without an outcome".into())));
+        gone.0 = None;
+        let out = out??;
         let tensors = match (&self.kind, pick) {
             (Kind::Pipeline(p), Some(wanted)) => pipeline::outputs(p, out.tensors, &wanted),
             _ => out.tensors,
         };
         Ok((tensors, out.timing))
+    }
+}
+
+/// Aborts a run when the request waiting for it is dropped unanswered.
+struct AbortOnDrop(Option<Arc<RunControl>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(ctl) = self.0.take() {
+            ctl.abort();
+        }
     }
 }
 

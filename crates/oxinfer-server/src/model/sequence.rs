@@ -2,7 +2,8 @@
 //! (`sequence_id`, `sequence_start`, `sequence_end`): each sequence is a
 //! core stream whose state outputs feed its state inputs natively between
 //! requests, as `session.stream` does in-process. Idle sequences are closed
-//! after `max_sequence_idle_microseconds` (default 60 s).
+//! after `max_sequence_idle_microseconds` (default 60 s), and at most
+//! `max_sequences` are open at once.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -21,6 +22,7 @@ pub struct Sequences {
     state: Vec<(usize, usize)>,
     live: Mutex<HashMap<String, (Arc<Stream>, Instant)>>,
     idle: Duration,
+    max: usize,
     open: Arc<AtomicUsize>,
 }
 
@@ -63,7 +65,8 @@ impl Sequences {
             state.push((o, i));
         }
         let idle = if config.max_sequence_idle_microseconds > 0 { Duration::from_micros(config.max_sequence_idle_microseconds) } else { Duration::from_secs(60) };
-        Ok(Sequences { state, live: Mutex::new(HashMap::new()), idle, open: Arc::new(AtomicUsize::new(0)) })
+        let max = if config.max_sequences > 0 { config.max_sequences.min(1 << 20) as usize } else { 1024 };
+        Ok(Sequences { state, live: Mutex::new(HashMap::new()), idle, max, open: Arc::new(AtomicUsize::new(0)) })
     }
 
     /// Whether input `i` or output `o` is state the server feeds itself.
@@ -100,6 +103,9 @@ impl Sequences {
             if c.start {
                 if let Some((old, _)) = live.remove(&c.id) {
                     old.close();
+                }
+                if live.len() >= self.max {
+                    return Err(ServerError::Unavailable { message: format!("{} sequences are open, the most this model keeps (sequence_batching.max_sequences); end one or retry later", live.len()), retry_after: Some(1) });
                 }
                 let s = Stream::open(Arc::clone(scheduler), info, StreamSpec { state: self.state.clone(), initial: vec![] }, Arc::clone(&self.open))?;
                 live.insert(c.id.clone(), (Arc::new(s), now));

@@ -66,6 +66,9 @@ pub struct TensorConfig {
 #[serde(default)]
 pub struct SequenceBatching {
     pub max_sequence_idle_microseconds: u64,
+    /// Sequences open at once (oxinfer's own; 0: 1024). A start past it is
+    /// refused with 503 and Retry-After, since each holds its state.
+    pub max_sequences: u64,
     /// Pairs of (state input, state output) names; oxinfer's own, since
     /// Triton's implicit state needs the same pairing.
     pub state: Vec<SequenceState>,

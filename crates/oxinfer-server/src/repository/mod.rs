@@ -39,6 +39,9 @@ pub struct Repository {
     pub root: PathBuf,
     rt: &'static Runtime,
     models: RwLock<BTreeMap<String, Entry>>,
+    /// One load at a time, so that an API load and a polling pass of the
+    /// same model cannot interleave and leave the older result installed.
+    loading: std::sync::Mutex<()>,
 }
 
 /// A model name that is one plain folder name: no separators, no `..`.
@@ -57,7 +60,7 @@ impl Repository {
         if !root.is_dir() {
             return Err(ServerError::Repository(format!("the model repository '{}' is not a folder", root.display())));
         }
-        Ok(Repository { root, rt, models: RwLock::new(BTreeMap::new()) })
+        Ok(Repository { root, rt, models: RwLock::new(BTreeMap::new()), loading: std::sync::Mutex::new(()) })
     }
 
     /// The model folders present on disk.
@@ -129,6 +132,7 @@ impl Repository {
     /// recorded. Blocking: call it off the async runtime.
     pub fn load(&self, name: &str, config: Option<serde_json::Value>) -> Result<()> {
         check_name(name)?;
+        let _one = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let dir = self.root.join(name);
         if !dir.is_dir() {
             let e = ServerError::bad(format!("no model folder '{name}' in the repository"));
@@ -195,16 +199,21 @@ impl Repository {
         }
     }
 
-    /// Models whose files changed since they were loaded (or new folders):
-    /// what a polling pass reloads.
-    pub fn changed(&self) -> Vec<String> {
-        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+    /// Models whose files changed since they were loaded, and new folders
+    /// when `new_folders`: what a polling pass reloads. Models unloaded
+    /// through the API stay unloaded. The files are walked without holding
+    /// the lock that requests read.
+    pub fn changed(&self, new_folders: bool) -> Vec<String> {
+        let known: BTreeMap<String, Option<Stamp>> = {
+            let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+            models.iter().map(|(n, e)| (n.clone(), (e.reason != "unloaded").then(|| e.stamp.clone()))).collect()
+        };
         self.on_disk()
             .into_iter()
-            .filter(|n| match models.get(n) {
-                Some(e) if e.reason == "unloaded" => false,
-                Some(e) => e.stamp != stamp(&self.root.join(n)),
-                None => true,
+            .filter(|n| match known.get(n) {
+                Some(None) => false,
+                Some(Some(s)) => *s != stamp(&self.root.join(n)),
+                None => new_folders,
             })
             .collect()
     }
