@@ -196,8 +196,8 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'oxinfer-readme-'))
   mkdirSync(nodeModules())
   symlinkSync(root, join(nodeModules(), 'oxinfer'), 'dir')
-  // The Fastify example's host framework, as an app that uses the plugin has it.
-  symlinkSync(join(root, 'node_modules', 'fastify'), join(nodeModules(), 'fastify'), 'dir')
+  // The host service's own libraries that the serving examples use with oxinfer.
+  for (const dep of ['fastify', 'pino', 'prom-client']) symlinkSync(join(root, 'node_modules', dep), join(nodeModules(), dep), 'dir')
   penguins = penguinFiles()
   diagnostics = typeCheck(blocks.filter((b) => TS.has(b.lang)))
 })
