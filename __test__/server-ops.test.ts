@@ -222,3 +222,66 @@ describe('requests whose clients hang up', () => {
     }
   })
 })
+
+describe('graphs served as models', () => {
+  it('a graph.json version runs other served models (sharing their queues) and ONNX files of its own', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-repo-'))
+    mkdirSync(join(repo, 'mlp', '1'), { recursive: true })
+    cpSync(fixture('tiny_mlp.onnx'), join(repo, 'mlp', '1', 'model.onnx'))
+    // 'a_chain' sorts before 'mlp': graphs load after the models they name.
+    mkdirSync(join(repo, 'a_chain', '1'), { recursive: true })
+    cpSync(fixture('tiny_mlp.onnx'), join(repo, 'a_chain', '1', 'own.onnx'))
+    const spec = {
+      version: 1,
+      inputs: { x: { type: 'float32', shape: [-1, 16] } },
+      nodes: [
+        { name: 'served', kind: 'model', model: 'mlp', inputs: { x: 'x' } },
+        { name: 'own', kind: 'model', model: 'own.onnx', inputs: { x: 'x' } },
+        { name: 'sum', kind: 'op', op: 'add', inputs: ['served.y', 'own.y'] },
+        { name: 'best', kind: 'op', op: 'argmax', axis: 1, inputs: ['sum.y'] },
+        { name: 'big', kind: 'op', op: 'sigmoid', inputs: ['sum.y'], when: { input: 'sum.y', op: '>', value: 100 } },
+      ],
+      outputs: { sum: 'sum.y', best: 'best.y', big: 'big.y' },
+    }
+    writeFileSync(join(repo, 'a_chain', '1', 'graph.json'), JSON.stringify(spec))
+    const server = await serve({ repository: repo, port: 0 })
+    try {
+      expect(server.failures).toEqual([])
+      const url = server.address!.url
+      const meta = await (await fetch(`${url}/v2/models/a_chain`)).json()
+      expect(meta).toMatchObject({ name: 'a_chain', platform: 'oxinfer_graph', inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 16] }] })
+      const x = [...x16(1), ...x16(2)]
+      const r = await infer(url, 'a_chain', { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 16], data: x }], outputs: [{ name: 'best' }, { name: 'sum' }, { name: 'big' }] })
+      expect(r.status).toBe(200)
+      const body = await r.json()
+      const y = (await (await infer(url, 'mlp', { inputs: [{ name: 'x', datatype: 'FP32', shape: [2, 16], data: x }] })).json()).outputs[0].data as number[]
+      const sum = body.outputs.find((o: { name: string }) => o.name === 'sum')
+      sum.data.forEach((v: number, i: number) => expect(v).toBeCloseTo(2 * y[i], 5))
+      expect(body.outputs.map((o: { name: string }) => o.name)).toEqual(['best', 'sum', 'big'])
+      expect(body.outputs[0]).toMatchObject({ datatype: 'INT64', shape: [2], data: [y[0] > y[1] ? 0 : 1, y[2] > y[3] ? 0 : 1] })
+      // A skipped output answers as an empty tensor.
+      expect(body.outputs[2]).toMatchObject({ name: 'big', shape: [0], data: [] })
+      // The graph's run of 'mlp' went through the served model's own queue.
+      expect(server.stats().model_stats.find((s) => s.name === 'mlp')!.execution_count).toBe(2)
+      expect(server.stats().model_stats.find((s) => s.name === 'a_chain')).toMatchObject({ inference_count: 2, execution_count: 1 })
+      await expectError(await infer(url, 'a_chain', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }), 400)
+      expect(() => server.session('a_chain')).toThrow(/graph/)
+    } finally {
+      await server.close()
+    }
+    // A graph naming a model the repository does not serve fails to load, saying which.
+    writeFileSync(join(repo, 'a_chain', '1', 'graph.json'), JSON.stringify({ ...spec, nodes: [{ ...spec.nodes[0], model: 'ghost' }, ...spec.nodes.slice(1)] }))
+    const s2 = await serve({ repository: repo, port: 0 })
+    try {
+      expect(s2.failures).toEqual([{ model: 'a_chain', reason: expect.stringMatching(/'ghost'/) }])
+    } finally {
+      await s2.close()
+      rmSync(repo, { recursive: true, force: true })
+    }
+  })
+})
+
+async function expectError(r: Response, status: number): Promise<void> {
+  expect(r.status).toBe(status)
+  expect(typeof (await r.json()).error).toBe('string')
+}

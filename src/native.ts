@@ -191,6 +191,23 @@ export interface NativeServer {
   close(): Promise<void>
 }
 
+/** @internal A built graph (see src/graph.ts). */
+export interface NativeGraph {
+  readonly inputs: NativeValueInfo[]
+  readonly outputs: NativeValueInfo[]
+  readonly nodes: string[]
+  switchStats(): string
+  /** Runs one request; the outcome arrives through the hub for `id`. */
+  run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>): void
+  abort(id: number): void
+}
+
+/** @internal Binds a graph spec's model keys to sessions, then builds it. */
+export interface NativeGraphBuilder {
+  bind(key: string, session: NativeSession): void
+  build(hub: unknown, spec: string, file?: string | null): NativeGraph
+}
+
 /** Each string enum object, as the addon exports it. */
 type NativeEnums = { readonly [K in keyof Enums]: NativeEnum<NameOf<K>> }
 
@@ -199,6 +216,9 @@ export interface NativeBinding extends NativeEnums {
   fitPlatt(scores: Float64Array, labels: Uint8Array): number[]
   processImages(images: unknown[], options: Record<string, unknown>, field: string, out?: Float32Array | Uint8Array): Promise<unknown[]>
   loadTokenizer(source: string | Uint8Array): Promise<NativeTokenizer>
+  /** The model keys a graph spec names (throws ERR_INVALID_SPEC, located in `file` when given). */
+  graphModelKeys(spec: string, file?: string | null): string[]
+  NativeGraphBuilder: new () => NativeGraphBuilder
   /** Native log lines at `level` and above go to hub listener `id` (no hub: off). */
   setLogSink(hub: unknown, id: number, level: string): void
   /** Parses `spec` as a spec this build reads (throws ERR_INVALID_SPEC, located in `file` when given). */

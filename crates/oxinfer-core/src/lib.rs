@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod batch;
 pub mod error;
+pub mod graph;
 pub mod image;
 pub mod job;
 pub mod layout;
@@ -19,6 +20,7 @@ pub mod tensor;
 pub mod text;
 pub mod timing;
 pub mod validate;
+pub mod vision;
 
 pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
 pub use error::{Error, ErrorCode, Result};

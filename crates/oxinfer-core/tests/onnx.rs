@@ -1,22 +1,14 @@
 //! The ONNX Runtime backend on real models, with the library that the
 //! onnxruntime-node devDependency ships (or OXINFER_ORT_DYLIB).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use oxinfer_core::onnx::{library, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::onnx::{ModelSource, OnnxBackend, OnnxOptions};
 use oxinfer_core::{validate, Backend, DType, Dim, InputTensor, RunControl, ValueKind};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn runtime() -> &'static library::Runtime {
-    let path = std::env::var_os("OXINFER_ORT_DYLIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"));
-    library::runtime(&path).expect("ONNX Runtime library (run `npm install` first, or set OXINFER_ORT_DYLIB)")
-}
+mod common;
+use common::{root, runtime};
 
 fn fixture(name: &str) -> PathBuf {
     root().join("__test__/fixtures").join(name)

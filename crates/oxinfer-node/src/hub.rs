@@ -28,6 +28,8 @@ pub enum Event {
     Http(u64, oxinfer_server::Answer),
     /// A native log line (pino-compatible JSON) for the log listener.
     Log(u64, String),
+    /// A graph request's outcome.
+    Graph(u64, CoreResult<crate::graph::GraphDelivery>),
 }
 
 struct Inner {
@@ -163,6 +165,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             (Event::JsCall(id, call, inputs, wanted), _) => (*id, payload::js_call(env, *call, inputs, wanted)?),
             (Event::Http(id, answer), _) => (*id, payload::http_answer(env, answer)?),
             (Event::Log(id, line), _) => (*id, js::new_string(env, line)?),
+            (Event::Graph(id, r), _) => (*id, payload::graph_outcome(env, r)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;
         js::set(env, arr, 2 * n + 1, val)?;

@@ -7,6 +7,7 @@ extern crate napi_derive;
 mod columns;
 mod errors;
 mod feeds;
+mod graph;
 mod hub;
 pub(crate) mod image;
 mod job;

@@ -226,3 +226,37 @@ pub fn http_answer(env: Env, (status, headers, body): &oxinfer_server::Answer) -
     js::set(env, arr, 2, js::new_typed_array(env, oxinfer_core::DType::Uint8, body)?)?;
     Ok(arr)
 }
+
+/// A graph request's outcome: the encoded error, or `[outputs (as a run's
+/// block, in graph output order without the skipped ones), skipped names,
+/// node reports]`.
+pub fn graph_outcome(env: Env, r: &Result<crate::graph::GraphDelivery>) -> Result<Val> {
+    let d = match r {
+        Ok(d) => d,
+        Err(e) => return failure(env, e),
+    };
+    let block = match success(env, &d.outputs, Format::Plain) {
+        Ok(b) => b,
+        Err(e) => return failure(env, &e),
+    };
+    let arr = js::new_array(env, 3)?;
+    js::set(env, arr, 0, block)?;
+    let skipped = js::new_array(env, d.skipped.len())?;
+    for (i, n) in d.skipped.iter().enumerate() {
+        js::set(env, skipped, i as u32, js::new_string(env, n)?)?;
+    }
+    js::set(env, arr, 1, skipped)?;
+    let nodes = js::new_array(env, d.nodes.len())?;
+    for (i, n) in d.nodes.iter().enumerate() {
+        // [node, ran, wallUs, queueUs, engineUs, batchRows, runs, variant (-1: none)]
+        let row = js::new_array(env, 8)?;
+        js::set(env, row, 0, js::new_string(env, &n.node)?)?;
+        let nums = [if n.ran { 1.0 } else { 0.0 }, n.wall_us, n.queue_us, n.engine_us, n.batch_rows as f64, n.runs as f64, n.variant.map_or(-1.0, |v| v as f64)];
+        for (k, x) in nums.into_iter().enumerate() {
+            js::set(env, row, k as u32 + 1, js::new_number(env, x)?)?;
+        }
+        js::set(env, nodes, i as u32, row)?;
+    }
+    js::set(env, arr, 2, nodes)?;
+    Ok(arr)
+}

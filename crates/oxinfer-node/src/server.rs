@@ -220,7 +220,8 @@ impl NativeServer {
     #[napi]
     pub fn session(&self, hub: &NativeHub, name: String, version: Option<String>) -> Result<NativeSession> {
         let v = self.with(|s| s.app.repo.get(&name, version.as_deref()))?.map_err(server_to_napi)?;
-        Ok(NativeSession::over(Arc::clone(&v.scheduler), v.info.clone(), Arc::clone(&hub.hub), v.pool_size as u32))
+        let scheduler = v.scheduler.clone().ok_or_else(|| to_napi(oxinfer_core::Error::InvalidArgument(format!("model '{name}' is a graph: it has no session of its own"))))?;
+        Ok(NativeSession::over(scheduler, v.info.clone(), Arc::clone(&hub.hub), v.pool_size as u32))
     }
 
     /// The served pipeline's compiled form, to run in-process on the same scheduler.

@@ -215,7 +215,7 @@ pub struct NativeSession {
 }
 
 
-fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
+pub(crate) fn value_infos(list: &[oxinfer_core::ValueInfo]) -> Vec<NativeValueInfo> {
     list.iter()
         .map(|v| NativeValueInfo {
             name: v.name.clone(),

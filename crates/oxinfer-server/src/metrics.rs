@@ -119,9 +119,9 @@ impl Metrics {
             let ver = v.version.to_string();
             let labels = [v.model.as_str(), ver.as_str()];
             self.ready.with_label_values(&labels).set(1);
-            self.pending.with_label_values(&labels).set(v.scheduler.pending() as i64);
-            self.queued.with_label_values(&labels).set(v.scheduler.queued() as i64);
-            let now = v.scheduler.executions();
+            self.pending.with_label_values(&labels).set(v.pending() as i64);
+            self.queued.with_label_values(&labels).set(v.queued() as i64);
+            let now = v.executions();
             let seen = v.stats.exec_seen.swap(now, Relaxed);
             self.exec.with_label_values(&labels).inc_by(now.saturating_sub(seen));
         }

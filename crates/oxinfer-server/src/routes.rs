@@ -240,7 +240,7 @@ fn stats_body(name: &str, version: &str, s: &crate::stats::Stats, executions: u6
 }
 
 fn stats_json(v: &Version) -> Value {
-    stats_body(&v.model, &v.version.to_string(), &v.stats, v.scheduler.executions(), v.scheduler.pending(), v.scheduler.queued())
+    stats_body(&v.model, &v.version.to_string(), &v.stats, v.executions(), v.pending(), v.queued())
 }
 
 /// A JS model's statistics: each request is one execution, and nothing queues natively.

@@ -31,7 +31,9 @@ impl Server {
     pub fn start(options: ServerOptions) -> Result<Server> {
         let rt = oxinfer_core::onnx::library::runtime(&options.library)?;
         let repo = Repository::new(&options.repository, rt)?;
-        let names = options.models.clone().unwrap_or_else(|| repo.on_disk());
+        let mut names = options.models.clone().unwrap_or_else(|| repo.on_disk());
+        // Graphs run other served models: those load first.
+        names.sort_by_key(|n| repo.is_graph(n));
         let mut failures = Vec::new();
         for n in &names {
             if let Err(e) = repo.load(n, None) {

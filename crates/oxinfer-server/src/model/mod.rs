@@ -1,15 +1,19 @@
 //! A served model version: its engine (an ONNX model or a pipeline over one,
-//! on the core's scheduler), the tensors it takes and gives as the protocol
-//! names them, its statistics, and `infer`, which queues one request on the
-//! same scheduler that in-process `Session.run` calls use.
+//! on the core's scheduler, or a graph over other served models), the
+//! tensors it takes and gives as the protocol names them, its statistics,
+//! and `infer`, which queues one request on the same scheduler that
+//! in-process `Session.run` calls use.
 
 mod pipeline;
 pub mod sequence;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+use oxinfer_core::graph::{Graph, GraphRunOptions, NodeRunner, SchedulerRunner};
 use oxinfer_core::onnx::library::Runtime;
 use oxinfer_core::onnx::{ModelSource, OnnxBackend, OnnxOptions};
 use oxinfer_core::pipeline::{Pipeline, RunOptions};
@@ -34,7 +38,21 @@ pub enum Kind {
     /// A pipeline: each input is a record field (one row per element along
     /// dim 0), each output a result column.
     Pipeline(Arc<Pipeline>),
+    /// A graph (`graph.json`) whose model keys are other served models (their
+    /// queues, so the graph's runs batch with their direct requests) or ONNX
+    /// files in the version folder.
+    Graph(GraphModel),
 }
+
+/// A served graph and its own counters (it has no queue of its own).
+pub struct GraphModel {
+    pub graph: Arc<Graph>,
+    in_flight: Arc<AtomicUsize>,
+    done: AtomicU64,
+}
+
+/// Finds the latest ready version of a served model, for a graph's keys.
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Option<Arc<Version>>;
 
 /// A loaded, servable model version.
 pub struct Version {
@@ -43,8 +61,9 @@ pub struct Version {
     pub kind: Kind,
     pub inputs: Vec<TensorMeta>,
     pub outputs: Vec<TensorMeta>,
-    pub scheduler: Arc<Scheduler>,
-    /// The ONNX model's own inputs and outputs.
+    /// The engine's queue (None for a graph, whose models have their own).
+    pub scheduler: Option<Arc<Scheduler>>,
+    /// The ONNX model's own inputs and outputs (a graph's, for a graph).
     pub info: ModelInfo,
     pub config: ModelConfig,
     pub stats: Stats,
@@ -69,9 +88,13 @@ pub struct InferOptions {
 impl Version {
     /// Loads the version in `dir` (holding `model.onnx` or `pipeline.json`);
     /// every file it names must lie inside `root`.
-    pub fn load(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir: &Path, config: ModelConfig) -> Result<Version> {
+    pub fn load(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
         let spec_path = dir.join("pipeline.json");
         let onnx_path = dir.join("model.onnx");
+        let graph_path = dir.join("graph.json");
+        if graph_path.is_file() {
+            return load_graph(rt, root, model, version, dir, &graph_path, config, resolve);
+        }
         if spec_path.is_file() {
             let text = oxinfer_core::pipeline::spec::read(&spec_path)?;
             let spec = oxinfer_core::pipeline::parse(&text).map_err(|e| oxinfer_core::pipeline::locate::in_file(e, &text, &spec_path.display().to_string()))?;
@@ -86,22 +109,10 @@ impl Version {
             if config.sequence_batching.is_some() {
                 return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not pipelines")));
             }
-            Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: spec_path, sequences: None })
+            Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path: spec_path, sequences: None })
         } else if onnx_path.is_file() {
             let (backend, pool_size) = load_onnx(rt, &inside(root, &onnx_path)?, &config, None, None)?;
             let info = backend.info().clone();
-            let metas = |list: &[oxinfer_core::ValueInfo]| -> Vec<TensorMeta> {
-                list.iter()
-                    .map(|v| TensorMeta {
-                        name: v.name.clone(),
-                        dtype: match v.kind {
-                            ValueKind::Tensor(d) => d,
-                            _ => DType::String,
-                        },
-                        shape: v.dims.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { -1 }).collect(),
-                    })
-                    .collect()
-            };
             let sequences = config.sequence_batching.as_ref().map(|c| sequence::Sequences::new(&info, c)).transpose()?;
             let (mut inputs, mut outputs) = (metas(&info.inputs), metas(&info.outputs));
             // A sequence's state is fed natively: the protocol does not show it.
@@ -116,9 +127,32 @@ impl Version {
                 options.layout.check(&info)?;
             }
             let scheduler = Arc::new(Scheduler::with_options(backend, options)?);
-            Ok(Version { model: model.into(), version, kind: Kind::Onnx, inputs, outputs, scheduler, info, config, stats: Stats::default(), pool_size, path: onnx_path, sequences })
+            Ok(Version { model: model.into(), version, kind: Kind::Onnx, inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path: onnx_path, sequences })
         } else {
-            Err(ServerError::Repository(format!("model '{model}' version {version} holds neither model.onnx nor pipeline.json ({})", dir.display())))
+            Err(ServerError::Repository(format!("model '{model}' version {version} holds none of model.onnx, pipeline.json and graph.json ({})", dir.display())))
+        }
+    }
+
+    /// Requests queued or running (a graph's: in flight).
+    pub fn pending(&self) -> usize {
+        match (&self.kind, &self.scheduler) {
+            (Kind::Graph(g), _) => g.in_flight.load(Relaxed),
+            (_, Some(s)) => s.pending(),
+            _ => 0,
+        }
+    }
+
+    /// Requests waiting in the queue (a graph's wait in its models' queues).
+    pub fn queued(&self) -> usize {
+        self.scheduler.as_ref().map_or(0, |s| s.queued())
+    }
+
+    /// Model executions (a graph's: requests run).
+    pub fn executions(&self) -> u64 {
+        match (&self.kind, &self.scheduler) {
+            (Kind::Graph(g), _) => g.done.load(Relaxed),
+            (_, Some(s)) => s.executions(),
+            _ => 0,
         }
     }
 
@@ -133,6 +167,7 @@ impl Version {
         match self.kind {
             Kind::Onnx => "onnxruntime_onnx",
             Kind::Pipeline(_) => "oxinfer_pipeline",
+            Kind::Graph(_) => "oxinfer_graph",
         }
     }
 
@@ -142,7 +177,7 @@ impl Version {
     pub async fn infer(&self, inputs: Vec<InputTensor>, wanted: &[String], options: &InferOptions) -> Result<(Vec<OutputTensor>, Timing)> {
         let started = Instant::now();
         // Rows, as Triton counts inferences: dim 0 where it is the batch.
-        let batched = self.config.max_batch_size > 0 || matches!(self.kind, Kind::Pipeline(_));
+        let batched = self.config.max_batch_size > 0 || matches!(self.kind, Kind::Pipeline(_) | Kind::Graph(_));
         let rows = if batched { inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64) } else { 1 };
         let result = self.run(inputs, wanted, options).await;
         self.stats.record(&result, rows, started.elapsed());
@@ -158,14 +193,21 @@ impl Version {
                     return Err(ServerError::bad(format!("output '{}' is the sequence's state, kept by the server", self.info.outputs[o].name)));
                 }
                 idx.retain(|&o| !seq.is_state_output(o));
-                let out = seq.step(&self.scheduler, &self.info, c.clone(), inputs, idx, request::level(options.priority)).await?;
+                let Some(scheduler) = &self.scheduler else { return Err(ServerError::bad(format!("model '{}' is not a sequence model", self.model))) };
+                let out = seq.step(scheduler, &self.info, c.clone(), inputs, idx, request::level(options.priority)).await?;
                 return Ok((out.tensors, out.timing));
             }
             (Some(_), None) => return Err(ServerError::bad(format!("model '{}' is a sequence model: give parameters.sequence_id (with sequence_start on a sequence's first request)", self.model))),
             (None, Some(_)) => return Err(ServerError::bad(format!("model '{}' is not a sequence model; drop parameters.sequence_id", self.model))),
             (None, None) => {}
         }
+        let scheduler = match (&self.kind, &self.scheduler) {
+            (Kind::Graph(g), _) => return self.run_graph(g, inputs, wanted, options).await,
+            (_, Some(s)) => s,
+            (_, None) => return Err(ServerError::Core(oxinfer_core::Error::Backend(format!("model '{}' has no engine", self.model)))),
+        };
         let (work, pick): (Work, Option<Vec<String>>) = match &self.kind {
+            Kind::Graph(_) => unreachable!("graphs returned above"),
             Kind::Onnx => {
                 let names = (!wanted.is_empty()).then_some(wanted);
                 let idx = validate::check_request(&self.info, &inputs, names)?;
@@ -196,7 +238,7 @@ impl Version {
                 let _ = tx.send(r);
             }),
         };
-        self.scheduler.submit(req)?;
+        scheduler.submit(req)?;
         let out = rx.await.map_err(|_| ServerError::Core(oxinfer_core::Error::Backend("the run ended without an outcome".into())));
         gone.0 = None;
         let out = out??;
@@ -206,6 +248,129 @@ impl Version {
         };
         Ok((tensors, out.timing))
     }
+}
+
+impl Version {
+    /// One request through a graph: its model runs queue on their models'
+    /// schedulers; the outputs asked for come back in the order asked.
+    async fn run_graph(&self, g: &GraphModel, inputs: Vec<InputTensor>, wanted: &[String], options: &InferOptions) -> Result<(Vec<OutputTensor>, Timing)> {
+        for w in wanted {
+            if !self.outputs.iter().any(|o| &o.name == w) {
+                return Err(ServerError::bad(format!("unknown output '{w}' of model '{}'; it has {}", self.model, names(&self.outputs))));
+            }
+        }
+        let inputs: Vec<InputTensor> = inputs.into_iter().map(|t| t.into_owned()).collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ctl = Arc::new(RunControl::new());
+        let mut gone = AbortOnDrop(Some(Arc::clone(&ctl)));
+        let opts = GraphRunOptions {
+            priority: request::level(options.priority),
+            deadline: request::deadline(options.timeout_ms.or(self.default_timeout_ms())),
+            ctl: Some(ctl),
+            ..GraphRunOptions::default()
+        };
+        g.in_flight.fetch_add(1, Relaxed);
+        let in_flight = Arc::clone(&g.in_flight);
+        g.graph.run(
+            inputs,
+            opts,
+            Box::new(move |r| {
+                in_flight.fetch_sub(1, Relaxed);
+                let _ = tx.send(r);
+            }),
+        );
+        let r = rx.await.map_err(|_| ServerError::Core(oxinfer_core::Error::Backend("the graph ended without an outcome".into())));
+        gone.0 = None;
+        g.done.fetch_add(1, Relaxed);
+        let result = r??;
+        let engine_us = result.engine_us();
+        let timing = Timing { infer_us: engine_us, queue_us: result.nodes.iter().map(|n| n.timing.queue_us).max().unwrap_or(0), batch_rows: 1, batch_requests: 1, ..Timing::default() };
+        let mut out = Vec::new();
+        for o in result.outputs {
+            if !wanted.is_empty() && !wanted.contains(&o.name) {
+                continue;
+            }
+            match o.value {
+                Some(t) => out.push(t),
+                // The protocol has no "skipped": an empty tensor stands for it, and the name says which.
+                None => {
+                    let dtype = self.outputs.iter().find(|m| m.name == o.name).map_or(DType::Float32, |m| m.dtype);
+                    let data = if dtype == DType::String { oxinfer_core::OutputData::Strings(Vec::new()) } else { oxinfer_core::OutputData::Buffer(Box::new(oxinfer_core::tensor::AlignedBytes::zeroed(0))) };
+                    out.push(OutputTensor { name: o.name.clone(), dtype, dims: vec![0], data });
+                }
+            }
+        }
+        if !wanted.is_empty() {
+            out.sort_by_key(|t| wanted.iter().position(|w| *w == t.name));
+        }
+        Ok((out, timing))
+    }
+}
+
+/// The protocol's view of model values (-1 for any size; non-tensors as BYTES).
+fn metas(list: &[oxinfer_core::ValueInfo]) -> Vec<TensorMeta> {
+    list.iter()
+        .map(|v| TensorMeta {
+            name: v.name.clone(),
+            dtype: match v.kind {
+                ValueKind::Tensor(d) => d,
+                _ => DType::String,
+            },
+            shape: v.dims.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { -1 }).collect(),
+        })
+        .collect()
+}
+
+/// Loads a graph version: each model key is an ONNX file in the version
+/// folder (loaded for this graph alone), or else a served model's latest
+/// ready version (whose queue the graph then shares).
+#[allow(clippy::too_many_arguments)]
+fn load_graph(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir: &Path, path: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
+    let text = oxinfer_core::pipeline::spec::read(path)?;
+    let located = |e: oxinfer_core::Error| oxinfer_core::pipeline::locate::in_file(e, &text, &path.display().to_string());
+    let spec = oxinfer_core::graph::parse(&text).map_err(located)?;
+    if config.sequence_batching.is_some() {
+        return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not graphs")));
+    }
+    let mut keys = Vec::new();
+    spec_keys(&spec, &mut keys);
+    let mut runners: HashMap<String, Arc<dyn NodeRunner>> = HashMap::new();
+    for key in keys {
+        let file = dir.join(&key);
+        let runner: Arc<dyn NodeRunner> = if key.ends_with(".onnx") && file.is_file() {
+            let (backend, _) = load_onnx(rt, &inside(root, &file)?, &config, None, None)?;
+            let info = backend.info().clone();
+            Arc::new(SchedulerRunner::new(Arc::new(Scheduler::with_options(backend, scheduler_options(&config))?), info))
+        } else {
+            let served = resolve(&key).ok_or_else(|| ServerError::Repository(format!("model '{model}': the graph names model '{key}', which is neither an ONNX file in {} nor a ready model of the repository (load it first)", dir.display())))?;
+            match (&served.kind, &served.scheduler) {
+                (Kind::Onnx, Some(s)) if served.sequences.is_none() => Arc::new(SchedulerRunner::new(Arc::clone(s), served.info.clone())),
+                _ => return Err(ServerError::Repository(format!("model '{model}': graph nodes run plain ONNX models; '{key}' is a {}", served.platform()))),
+            }
+        };
+        runners.insert(key, runner);
+    }
+    let graph = Graph::from_spec(&spec, &runners).map_err(located)?;
+    let (inputs, outputs) = (metas(graph.inputs()), metas(graph.outputs()));
+    let info = ModelInfo { inputs: graph.inputs().to_vec(), outputs: graph.outputs().to_vec(), ..ModelInfo::default() };
+    let kind = Kind::Graph(GraphModel { graph: Arc::new(graph), in_flight: Default::default(), done: AtomicU64::new(0) });
+    Ok(Version { model: model.into(), version, kind, inputs, outputs, scheduler: None, info, config, stats: Stats::default(), pool_size: 0, path: path.to_path_buf(), sequences: None })
+}
+
+/// Every model key a graph spec names, nested graphs included.
+fn spec_keys(spec: &oxinfer_core::graph::GraphSpec, out: &mut Vec<String>) {
+    use oxinfer_core::graph::spec::NodeKind;
+    for n in &spec.nodes {
+        match &n.kind {
+            NodeKind::Model { model } => out.push(model.clone()),
+            NodeKind::Switch(s) => out.extend(s.variants.iter().map(|v| v.model.clone())),
+            NodeKind::Rank(r) => out.push(r.model.clone()),
+            NodeKind::Graph(g) => spec_keys(g, out),
+            NodeKind::Op(_) => {}
+        }
+    }
+    out.sort();
+    out.dedup();
 }
 
 /// Aborts a run when the request waiting for it is dropped unanswered.

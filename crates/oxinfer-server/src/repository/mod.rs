@@ -77,6 +77,12 @@ impl Repository {
         out
     }
 
+    /// Whether a version folder of `name` holds a graph (which needs the
+    /// models it names loaded first).
+    pub fn is_graph(&self, name: &str) -> bool {
+        check_name(name).is_ok() && versions(&self.root.join(name)).iter().any(|v| self.root.join(name).join(v.to_string()).join("graph.json").is_file())
+    }
+
     /// The serving version `version` of `name` (the latest when none is given).
     pub fn get(&self, name: &str, version: Option<&str>) -> Result<Arc<Version>> {
         check_name(name)?;
@@ -153,7 +159,8 @@ impl Repository {
             }
             let mut out = BTreeMap::new();
             for v in chosen {
-                let version = Version::load(self.rt, &self.root, name, v, &dir.join(v.to_string()), config.clone()).map_err(|e| ServerError::Repository(format!("model '{name}' version {v}: {e}")))?;
+                let resolve = |key: &str| self.get(key, None).ok();
+                let version = Version::load(self.rt, &self.root, name, v, &dir.join(v.to_string()), config.clone(), &resolve).map_err(|e| ServerError::Repository(format!("model '{name}' version {v}: {e}")))?;
                 out.insert(v, Arc::new(version));
             }
             Ok(out)

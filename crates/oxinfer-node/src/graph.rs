@@ -1,0 +1,226 @@
+//! Graphs from JS: the spec's model keys listed for the TS layer to resolve,
+//! each key bound to a session's scheduler, the graph built and validated
+//! natively, and each request run there with its outputs (and where its time
+//! went) delivered through the hub.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use napi::bindgen_prelude::*;
+use oxinfer_core::graph::{self, spec::GraphSpec, spec::NodeKind, Graph, GraphResult, GraphRunOptions, NodeRunner, NodeStatus, SchedulerRunner, Variant};
+use oxinfer_core::{Error as CoreError, RunOutput, Timing};
+
+use crate::errors::IntoNapi;
+use crate::hub::{Event, Hub, NativeHub};
+use crate::session::{NativeSession, NativeValueInfo};
+
+fn in_file(e: CoreError, text: &str, file: Option<&str>) -> CoreError {
+    match file {
+        Some(f) => oxinfer_core::pipeline::locate::in_file(e, text, f),
+        None => e,
+    }
+}
+
+/// Every model key a spec names (model, switch variant and rank nodes,
+/// nested graphs included), sorted and without repeats.
+fn keys(spec: &GraphSpec, out: &mut Vec<String>) {
+    for n in &spec.nodes {
+        match &n.kind {
+            NodeKind::Model { model } => out.push(model.clone()),
+            NodeKind::Switch(s) => out.extend(s.variants.iter().map(|v| v.model.clone())),
+            NodeKind::Rank(r) => out.push(r.model.clone()),
+            NodeKind::Graph(g) => keys(g, out),
+            NodeKind::Op(_) => {}
+        }
+    }
+}
+
+/// Parses `spec` (errors located in `file` when given) and lists the model
+/// keys it names, for the caller to bind before building.
+#[napi(catch_unwind)]
+pub fn graph_model_keys(spec: String, file: Option<String>) -> Result<Vec<String>> {
+    let parsed = graph::parse(&spec).map_err(|e| in_file(e, &spec, file.as_deref())).js()?;
+    let mut out = Vec::new();
+    keys(&parsed, &mut out);
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Collects the sessions a graph's model keys stand for, then builds it.
+#[napi]
+pub struct NativeGraphBuilder {
+    runners: HashMap<String, Arc<dyn NodeRunner>>,
+}
+
+#[napi]
+impl NativeGraphBuilder {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        NativeGraphBuilder { runners: HashMap::new() }
+    }
+
+    /// Binds `key` to `session`'s queue: the graph's runs of that model merge
+    /// with the session's own (and other graphs') into batches.
+    #[napi]
+    pub fn bind(&mut self, key: String, session: &NativeSession) -> Result<()> {
+        let scheduler = session.scheduler().js()?;
+        self.runners.insert(key, Arc::new(SchedulerRunner::new(scheduler, session.model_info().clone())));
+        Ok(())
+    }
+
+    /// Builds the graph: every check of the spec against the models runs
+    /// here (cycles, dangling inputs, types and shapes on edges).
+    #[napi(catch_unwind)]
+    pub fn build(&self, hub: &NativeHub, spec: String, file: Option<String>) -> Result<NativeGraph> {
+        let g = Graph::build(&spec, &self.runners).map_err(|e| in_file(e, &spec, file.as_deref())).js()?;
+        Ok(NativeGraph { inner: Arc::new(g), hub: Arc::clone(&hub.hub), running: Default::default() })
+    }
+}
+
+impl Default for NativeGraphBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where one node's time went, as JS reads it.
+pub struct NativeNodeReport {
+    pub node: String,
+    pub ran: bool,
+    pub wall_us: f64,
+    pub queue_us: f64,
+    pub engine_us: f64,
+    pub batch_rows: u32,
+    pub runs: u32,
+    pub variant: Option<u32>,
+}
+
+#[napi]
+pub struct NativeGraph {
+    inner: Arc<Graph>,
+    hub: Arc<Hub>,
+    /// Aborters of requests in flight, by request id.
+    running: Arc<Mutex<HashMap<u64, Arc<oxinfer_core::RunControl>>>>,
+}
+
+/// A graph request's outcome for the hub: the outputs that were produced,
+/// the names of those skipped, and per-node reports.
+pub struct GraphDelivery {
+    pub outputs: RunOutput,
+    pub skipped: Vec<String>,
+    pub nodes: Vec<NativeNodeReport>,
+}
+
+fn delivery(r: GraphResult) -> GraphDelivery {
+    let engine: u64 = r.engine_us();
+    let mut skipped = Vec::new();
+    let mut tensors = Vec::new();
+    for o in r.outputs {
+        match o.value {
+            Some(t) => tensors.push(t),
+            None => skipped.push(o.name),
+        }
+    }
+    let nodes = r
+        .nodes
+        .iter()
+        .map(|n| NativeNodeReport {
+            node: n.node.clone(),
+            ran: n.status == NodeStatus::Ran,
+            wall_us: n.wall_us as f64,
+            queue_us: n.timing.queue_us as f64,
+            engine_us: (n.timing.pre_us + n.timing.infer_us + n.timing.post_us) as f64,
+            batch_rows: n.timing.batch_rows,
+            runs: n.runs,
+            variant: n.variant.map(|v| v as u32),
+        })
+        .collect();
+    let timing = Timing { infer_us: engine, ..Timing::default() };
+    GraphDelivery { outputs: RunOutput { tensors, micros: r.wall_us, timing }, skipped, nodes }
+}
+
+#[napi]
+impl NativeGraph {
+    #[napi(getter)]
+    pub fn inputs(&self) -> Vec<NativeValueInfo> {
+        crate::session::value_infos(self.inner.inputs())
+    }
+
+    #[napi(getter)]
+    pub fn outputs(&self) -> Vec<NativeValueInfo> {
+        crate::session::value_infos(self.inner.outputs())
+    }
+
+    /// The node names, in spec order.
+    #[napi(getter)]
+    pub fn nodes(&self) -> Vec<String> {
+        self.inner.nodes().into_iter().map(String::from).collect()
+    }
+
+    /// Every switch node's decisions and per-variant latencies (JSON).
+    #[napi]
+    pub fn switch_stats(&self) -> String {
+        use serde_json::json;
+        let list: Vec<serde_json::Value> = self
+            .inner
+            .switch_stats()
+            .iter()
+            .map(|s| {
+                json!({
+                    "node": s.node, "policy": s.policy, "current": s.current, "decisions": s.decisions, "switches": s.switches, "probes": s.probes,
+                    "variants": s.variants.iter().map(|v| json!({ "name": v.name, "quality": v.quality, "chosen": v.chosen, "runs": v.runs, "p50Us": v.p50_us, "p95Us": v.p95_us, "lastUs": v.last_us })).collect::<Vec<_>>(),
+                    "events": s.events.iter().map(|e| json!({ "decision": e.decision, "from": e.from, "to": e.to, "measure": e.measure })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Runs one request (`feeds` flat: `[name, typeCode, data, dims, ...]`,
+    /// copied now); the outcome arrives through the hub for `id`.
+    /// `variants` maps switch node names to a variant name or index.
+    #[napi]
+    pub fn run(&self, env: Env, id: f64, feeds: Unknown, timeout_ms: Option<f64>, priority: Option<u32>, variants: Option<HashMap<String, Either<u32, String>>>) -> Result<()> {
+        let id = id as u64;
+        let inputs: Vec<oxinfer_core::InputTensor> = crate::feeds::parse(env.raw(), feeds.value().value).js()?.into_iter().map(|t| t.into_owned()).collect();
+        let ctl = Arc::new(oxinfer_core::RunControl::new());
+        let opts = GraphRunOptions {
+            priority: oxinfer_core::request::level(priority),
+            deadline: oxinfer_core::request::deadline(timeout_ms),
+            variants: variants
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        match v {
+                            Either::A(i) => Variant::Index(i as usize),
+                            Either::B(s) => Variant::Name(s),
+                        },
+                    )
+                })
+                .collect(),
+            ctl: Some(Arc::clone(&ctl)),
+        };
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, ctl);
+        let (hub, running) = (Arc::clone(&self.hub), Arc::clone(&self.running));
+        self.inner.run(
+            inputs,
+            opts,
+            Box::new(move |r| {
+                running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                hub.push(Event::Graph(id, r.map(delivery)));
+            }),
+        );
+        Ok(())
+    }
+
+    /// Aborts request `id`: nodes not yet started are not run.
+    #[napi]
+    pub fn abort(&self, id: f64) {
+        if let Some(ctl) = self.running.lock().unwrap_or_else(|e| e.into_inner()).get(&(id as u64)) {
+            ctl.abort();
+        }
+    }
+}

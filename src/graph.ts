@@ -1,0 +1,257 @@
+// Graphs of models and tensor ops (issue #14): a versioned JSON spec whose
+// model keys are bound here to Sessions (given, or loaded from files beside
+// the spec), then built, validated and run natively. One JS crossing per
+// request: every hop between models, and every op, stays in Rust; model
+// runs queue on the sessions' own schedulers, so concurrent graph requests
+// are merged into batches at each model node.
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path'
+
+import { fromNative, invalidArg, OxinferError } from './errors'
+import * as hub from './hub'
+import { native, type NativeGraph, type NativeValueInfo } from './native'
+import { checkKeys, isPlainObject } from './options'
+import { unpack } from './payload'
+import { internalsOf } from './session/internal'
+import type { SessionOptions, ValueInfo } from './session/options'
+import { Session } from './session/session'
+import { flattenFeeds, outputTensor, type Tensor, type TensorLike } from './tensor'
+
+/** A graph spec (see schema/graph.schema.json); read natively, so only its outline is typed here. */
+export interface GraphSpec {
+  version: 1
+  inputs: Record<string, { type: string; shape?: number[] }>
+  nodes: Record<string, unknown>[]
+  outputs: Record<string, string>
+}
+
+/** Options of {@link Graph.create}. */
+export interface GraphOptions {
+  /**
+   * What the spec's model keys stand for: a Session (shared: its own runs and
+   * the graph's merge into batches, and disposing the graph leaves it open),
+   * or a model file path. Keys not given are read as model file paths,
+   * relative to the spec file (or `baseDir`).
+   */
+  models?: Record<string, Session | string>
+  /** Options of the sessions the graph loads itself (threads, batching...). */
+  session?: SessionOptions
+  /** Where relative model paths start; default the spec file's folder, else the working directory. */
+  baseDir?: string
+}
+
+/** Options of {@link Graph.run}. */
+export interface GraphRunOptions {
+  /** Model runs still queued after this many ms fail with ERR_TIMEOUT. */
+  timeoutMs?: number
+  /** Queue priority of every model run, 1 the most urgent. */
+  priority?: number
+  /** The variant of each switch node, by node name: a variant name or index. */
+  variants?: Record<string, string | number>
+  /** Aborting it stops nodes that have not started (ERR_ABORTED). */
+  signal?: AbortSignal
+  /** Called with where the request's time went, before the promise settles. */
+  onTiming?: (t: GraphTiming) => void
+}
+
+/** One node's share of a graph request. */
+export interface NodeTiming {
+  /** The node's name ("outer/inner" inside a nested graph). */
+  node: string
+  /** false when its predicate was false or an input it needs was skipped. */
+  ran: boolean
+  /** From its start to its settling, µs (queue wait included). */
+  wallUs: number
+  queueUs: number
+  /** The engine's own time (0 for ops). */
+  engineUs: number
+  /** Rows of the batch its model run was merged into. */
+  batchRows: number
+  /** Model runs made (a rank node may make several). */
+  runs: number
+  /** The variant a switch node chose. */
+  variant?: number
+}
+
+/** Where a graph request's time went: compare `engineUs` with `wallUs` for the graph's own overhead. */
+export interface GraphTiming {
+  wallUs: number
+  engineUs: number
+  /** Outputs not produced because the nodes making them were skipped. */
+  skipped: string[]
+  nodes: NodeTiming[]
+}
+
+/** A switch node's decisions and its variants' latencies. */
+export interface SwitchStats {
+  node: string
+  policy: string
+  current: number
+  decisions: number
+  switches: number
+  probes: number
+  variants: { name: string; quality: number; chosen: number; runs: number; p50Us: number | null; p95Us: number | null; lastUs: number | null }[]
+  events: { decision: number; from: number; to: number; measure: number }[]
+}
+
+/** A graph's outputs by name; a skipped output is null. */
+export type GraphResult = Record<string, Tensor | null>
+
+const OPTION_KEYS = ['models', 'session', 'baseDir'] as const
+const RUN_KEYS = ['timeoutMs', 'priority', 'variants', 'signal', 'onTiming'] as const
+
+const info = (v: NativeValueInfo): ValueInfo => Object.freeze({ name: v.name, type: v.type, dims: Object.freeze(v.dims.slice()) })
+
+/** A built graph. Any number of concurrent `run` calls is safe. */
+export class Graph {
+  readonly inputs: readonly ValueInfo[]
+  readonly outputs: readonly ValueInfo[]
+  /** The node names, in spec order. */
+  readonly nodes: readonly string[]
+  #native: NativeGraph
+  /** Sessions this graph loaded (and disposes). */
+  #owned: Session[]
+  #disposed = false
+  #inFlight = 0
+
+  private constructor(n: NativeGraph, owned: Session[]) {
+    this.#native = n
+    this.#owned = owned
+    this.inputs = Object.freeze(n.inputs.map(info))
+    this.outputs = Object.freeze(n.outputs.map(info))
+    this.nodes = Object.freeze(n.nodes.slice())
+  }
+
+  /**
+   * Builds a graph from a spec (an object, or the path of a JSON file whose
+   * errors then give their line). Every check runs here, against the bound
+   * models: a cycle, a dangling input, a type or shape mismatch on an edge
+   * fail with ERR_INVALID_SPEC naming the nodes.
+   */
+  static async create(spec: GraphSpec | string, opts: GraphOptions = {}): Promise<Graph> {
+    if (!isPlainObject(opts)) throw invalidArg('Graph.create: options must be an object')
+    checkKeys('Graph.create', opts, OPTION_KEYS)
+    const options = opts as GraphOptions
+    let text: string
+    let file: string | null = null
+    if (typeof spec === 'string') {
+      if (spec === '') throw invalidArg('Graph.create: the spec path must not be empty')
+      file = resolvePath(spec)
+      try {
+        text = await native.readSpec(file)
+      } catch (e) {
+        throw fromNative(e)
+      }
+    } else if (isPlainObject(spec)) {
+      text = JSON.stringify(spec)
+    } else {
+      throw invalidArg('Graph.create: spec must be a graph spec object or the path of a JSON file')
+    }
+    const given = options.models ?? {}
+    if (!isPlainObject(given)) throw invalidArg('Graph.create: models must be an object of Sessions or model paths by key')
+    const base = options.baseDir ?? (file ? dirname(file) : process.cwd())
+    let keys: string[]
+    try {
+      keys = native.graphModelKeys(text, file)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    for (const k of Object.keys(given)) if (!keys.includes(k)) throw invalidArg(`Graph.create: models.${k} is not named by the spec (it names ${keys.map((x) => `'${x}'`).join(', ') || 'no model'})`)
+    const owned: Session[] = []
+    try {
+      const bound: [string, Session][] = []
+      for (const key of keys) {
+        const m = given[key] ?? key
+        if (m instanceof Session) bound.push([key, m])
+        else if (typeof m === 'string' && m !== '') {
+          const s = await Session.create(isAbsolute(m) ? m : resolvePath(base, m), options.session)
+          owned.push(s)
+          bound.push([key, s])
+        } else throw invalidArg(`Graph.create: models.${key} must be a Session or a model path`)
+      }
+      const builder = new native.NativeGraphBuilder()
+      for (const [key, s] of bound) builder.bind(key, internalsOf(s).native)
+      const n = builder.build(hub.nativeHub, text, file)
+      return new Graph(n, owned)
+    } catch (e) {
+      await Promise.allSettled(owned.map((s) => s.dispose()))
+      throw e instanceof OxinferError ? e : fromNative(e)
+    }
+  }
+
+  /** Runs one request: the graph's inputs by name in, its outputs by name out (null where skipped). */
+  run(feeds: Record<string, TensorLike>, opts: GraphRunOptions = {}): Promise<GraphResult> {
+    if (this.#disposed) return Promise.reject(new OxinferError('ERR_DISPOSED', 'the graph was disposed'))
+    const options = opts as GraphRunOptions
+    let flat: unknown[]
+    try {
+      if (!isPlainObject(opts)) throw invalidArg('graph.run: options must be an object')
+      checkKeys('graph.run', opts, RUN_KEYS)
+      if (options.variants !== undefined && !isPlainObject(options.variants)) throw invalidArg('graph.run: variants must be an object of variant names or indices by switch node')
+      flat = flattenFeeds('graph.run', 'input', feeds)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    const { signal, onTiming } = options
+    if (signal?.aborted) return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    return new Promise<GraphResult>((resolve, reject) => {
+      const id = hub.nextId()
+      const onAbort = (): void => this.#native.abort(id)
+      const settle = (payload: unknown): void => {
+        hub.track(-1)
+        this.#inFlight--
+        signal?.removeEventListener('abort', onAbort)
+        if (typeof payload === 'string') {
+          reject(fromNative(payload))
+          return
+        }
+        const [block, skipped, nodes] = payload as [unknown, string[], (string | number)[][]]
+        const out: GraphResult = {}
+        const produced = this.outputs.filter((o) => !skipped.includes(o.name))
+        let k = 0
+        unpack(block, (_id, type, data, dims) => {
+          out[produced[k++].name] = outputTensor(type, data, dims)
+        })
+        for (const name of skipped) out[name] = null
+        if (onTiming) {
+          const list: NodeTiming[] = nodes.map((r) => ({ node: r[0] as string, ran: r[1] === 1, wallUs: r[2] as number, queueUs: r[3] as number, engineUs: r[4] as number, batchRows: r[5] as number, runs: r[6] as number, ...((r[7] as number) >= 0 ? { variant: r[7] as number } : {}) }))
+          const t = block as unknown[]
+          const h = new Float64Array(t[1] as ArrayBuffer, 0, 1)
+          try {
+            onTiming({ wallUs: h[0], engineUs: list.filter((n) => !n.node.includes('/')).reduce((a, n) => a + n.engineUs, 0), skipped, nodes: list })
+          } catch {
+            // A callback's failure is the caller's; the result still arrives.
+          }
+        }
+        resolve(out)
+      }
+      const sent = hub.submit(id, settle, () => this.#native.run(id, flat, options.timeoutMs, options.priority, options.variants), reject)
+      if (sent) {
+        this.#inFlight++
+        signal?.addEventListener('abort', onAbort, { once: true })
+      }
+    })
+  }
+
+  /** Runs each request of `list` concurrently (their model runs merge into batches); results in order. */
+  runBatch(list: Record<string, TensorLike>[], options: Omit<GraphRunOptions, 'onTiming'> = {}): Promise<GraphResult[]> {
+    if (!Array.isArray(list)) return Promise.reject(invalidArg('graph.runBatch: list must be an array of inputs'))
+    return Promise.all(list.map((feeds) => this.run(feeds, options)))
+  }
+
+  /** Every switch node's decisions and per-variant latencies. */
+  switchStats(): SwitchStats[] {
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the graph was disposed')
+    return JSON.parse(this.#native.switchStats()) as SwitchStats[]
+  }
+
+  /** Waits for nothing new: refuses further runs and disposes the sessions the graph loaded itself (given ones stay open). */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return
+    this.#disposed = true
+    await Promise.all(this.#owned.map((s) => s.dispose()))
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose()
+  }
+}
