@@ -35,7 +35,7 @@ export interface GraphOptions {
   models?: Record<string, Session | string>
   /** Options of the sessions the graph loads itself (threads, batching...). */
   session?: SessionOptions
-  /** Where relative model paths start; default the spec file's folder, else the working directory. */
+  /** Where relative model paths (and files ops name, such as a `ctc_decode` vocabulary) start; default the spec file's folder, else the working directory. */
   baseDir?: string
 }
 
@@ -170,7 +170,7 @@ export class Graph {
       }
       const builder = new native.NativeGraphBuilder()
       for (const [key, s] of bound) builder.bind(key, internalsOf(s).native)
-      const n = builder.build(hub.nativeHub, text, file)
+      const n = builder.build(hub.nativeHub, text, file, base)
       return new Graph(n, owned)
     } catch (e) {
       await Promise.allSettled(owned.map((s) => s.dispose()))

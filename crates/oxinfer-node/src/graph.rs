@@ -70,10 +70,12 @@ impl NativeGraphBuilder {
     }
 
     /// Builds the graph: every check of the spec against the models runs
-    /// here (cycles, dangling inputs, types and shapes on edges).
+    /// here (cycles, dangling inputs, types and shapes on edges). Files the
+    /// spec names are relative to `base`.
     #[napi(catch_unwind)]
-    pub fn build(&self, hub: &NativeHub, spec: String, file: Option<String>) -> Result<NativeGraph> {
-        let g = Graph::build(&spec, &self.runners).map_err(|e| in_file(e, &spec, file.as_deref())).js()?;
+    pub fn build(&self, hub: &NativeHub, spec: String, file: Option<String>, base: Option<String>) -> Result<NativeGraph> {
+        let base = base.map(std::path::PathBuf::from);
+        let g = Graph::build_in(&spec, &self.runners, base.as_deref()).map_err(|e| in_file(e, &spec, file.as_deref())).js()?;
         Ok(NativeGraph { inner: Arc::new(g), hub: Arc::clone(&hub.hub), running: Default::default() })
     }
 }

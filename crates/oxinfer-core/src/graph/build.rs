@@ -76,6 +76,12 @@ impl Graph {
         Self::from_spec(&spec::from_value(spec)?, models)
     }
 
+    /// Builds a graph from spec JSON text whose files (a `ctc_decode`
+    /// vocabulary) are relative to `base`.
+    pub fn build_in(spec: &str, models: &HashMap<String, Arc<dyn NodeRunner>>, base: Option<&std::path::Path>) -> Result<Graph> {
+        Self::from_spec(&spec::parse(spec)?.with_base(base), models)
+    }
+
     /// Builds a graph from a parsed spec.
     pub fn from_spec(spec: &GraphSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Result<Graph> {
         Ok(Graph { plan: Arc::new(plan(spec, models)?) })
@@ -129,7 +135,7 @@ fn model<'a>(models: &'a HashMap<String, Arc<dyn NodeRunner>>, node: &NodeSpec, 
 }
 
 /// The executor and output names of each node (types come later, in order).
-fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Result<(Exec, Vec<String>)> {
+fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>, base: Option<&std::path::Path>) -> Result<(Exec, Vec<String>)> {
     let fail = |at: String, m: String| error(Some(n.label()), &at, m);
     let out_names = |list: &[ValueInfo]| list.iter().map(|v| v.name.clone()).collect::<Vec<_>>();
     Ok(match &n.kind {
@@ -139,7 +145,13 @@ fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Resu
             (Exec::Model(Arc::clone(r)), outs)
         }
         NodeKind::Op(o) => {
-            let op = Op(o.clone());
+            let mut o = o.clone();
+            if let crate::graph::spec::OpSpec::CtcDecode { vocabulary, loaded } = &mut o {
+                let file = base.map_or_else(|| std::path::PathBuf::from(&*vocabulary), |b| b.join(&*vocabulary));
+                let text = std::fs::read_to_string(&file).map_err(|e| crate::error::Error::file("the ctc_decode vocabulary", &file, e))?;
+                loaded.0 = Some(Arc::new(crate::vision::Vocabulary::from_keys(&text)));
+            }
+            let op = Op(o);
             op.check_arity(n.inputs.len()).map_err(|m| fail(format!("{}.inputs", n.path), format!("node '{}': {m}", n.name)))?;
             let outs = op.outputs().iter().map(|s| s.to_string()).collect();
             (Exec::Op(op), outs)
@@ -350,7 +362,7 @@ fn plan(spec: &GraphSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Resu
     let mut execs = Vec::with_capacity(nodes.len());
     let mut outs = Vec::with_capacity(nodes.len());
     for n in nodes {
-        let (e, o) = executor(n, models)?;
+        let (e, o) = executor(n, models, spec.base.as_deref())?;
         execs.push(e);
         outs.push(o);
     }

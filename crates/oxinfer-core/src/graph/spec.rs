@@ -29,6 +29,23 @@ pub struct GraphSpec {
     /// Where this spec sits in the file: "" for a top-level graph,
     /// "nodes[2].graph." for a nested one (prefixes every JSON path).
     pub path: String,
+    /// The folder that files the spec names (a `ctc_decode` vocabulary) are
+    /// relative to; None: the working directory.
+    pub base: Option<std::path::PathBuf>,
+}
+
+impl GraphSpec {
+    /// The spec with files resolved from `base`, nested graphs included.
+    pub fn with_base(mut self, base: Option<&std::path::Path>) -> GraphSpec {
+        self.base = base.map(std::path::Path::to_path_buf);
+        for n in &mut self.nodes {
+            if let NodeKind::Graph(g) = &mut n.kind {
+                let inner = std::mem::replace(&mut **g, GraphSpec { inputs: Default::default(), nodes: Vec::new(), outputs: Default::default(), path: String::new(), base: None });
+                **g = inner.with_base(base);
+            }
+        }
+        self
+    }
 }
 
 /// A declared graph input: its element type and shape (-1: any size; no
@@ -187,6 +204,92 @@ pub enum OpSpec {
     },
     /// New dims for the same elements: -1 is inferred, 0 copies the input's dim.
     Reshape { shape: Vec<i64> },
+    /// An encoded PNG or JPEG (uint8 bytes) to RGB pixels, uint8 [H, W, 3].
+    #[serde(rename = "decode_image")]
+    DecodeImage {
+        #[serde(default = "max_pixels")]
+        max_pixels: usize,
+    },
+    /// RGB pixels [H, W, 3] to a text detector's input: `x` float32
+    /// [1, 3, H', W'] (sides multiples of 32, the longer at most `maxSide`;
+    /// BGR, ImageNet-normalised, as PaddleOCR feeds it) and `scale` float32
+    /// [2] (original over resized width and height).
+    #[serde(rename = "det_input")]
+    DetInput {
+        #[serde(default = "max_side")]
+        max_side: usize,
+    },
+    /// A text detector's probability map [1, 1, H', W'] and `scale` to
+    /// `boxes` float32 [N, 5] (x0, y0, x1, y1, score in original pixels,
+    /// reading order).
+    #[serde(rename = "text_boxes")]
+    TextBoxes {
+        #[serde(default)]
+        thresh: Option<f32>,
+        #[serde(default)]
+        box_thresh: Option<f32>,
+        #[serde(default)]
+        unclip_ratio: Option<f32>,
+        #[serde(default)]
+        min_size: Option<usize>,
+        #[serde(default)]
+        max_boxes: Option<usize>,
+    },
+    /// RGB pixels and `boxes` to one batch of crops: `x` float32
+    /// [N, 3, height, W] (aspect kept, right-padded to the widest crop within
+    /// `minWidth..=maxWidth`; normalised as (v/255 − 0.5)/0.5) and `widths`
+    /// int64 [N] (each crop's own width).
+    #[serde(rename = "crop_text")]
+    CropText {
+        #[serde(default = "crop_height")]
+        height: usize,
+        min_width: usize,
+        max_width: usize,
+    },
+    /// Crops `x` and their `widths`, and an orientation classifier's
+    /// probabilities [N, 2]: `y`, with the crops whose "rotated 180°"
+    /// probability is above `threshold` turned upright, and `rotated` uint8 [N].
+    #[serde(rename = "rotate_flagged")]
+    RotateFlagged {
+        #[serde(default = "rotate_threshold")]
+        threshold: f32,
+    },
+    /// Greedy CTC decoding of a recogniser's output [N, T, C] with the
+    /// characters of `vocabulary` (a PaddleOCR keys file, relative to the
+    /// spec's folder): `text` string [N] and `confidence` float32 [N].
+    #[serde(rename = "ctc_decode")]
+    CtcDecode {
+        vocabulary: String,
+        /// The file's characters, read once when the graph is built.
+        #[serde(skip)]
+        loaded: Loaded,
+    },
+}
+
+/// A vocabulary read at build time (equal to any other: specs compare by what is written).
+#[derive(Clone, Debug, Default)]
+pub struct Loaded(pub Option<std::sync::Arc<crate::vision::Vocabulary>>);
+
+impl PartialEq for Loaded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+fn max_pixels() -> usize {
+    64 << 20
+}
+
+fn max_side() -> usize {
+    960
+}
+
+fn crop_height() -> usize {
+    48
+}
+
+fn rotate_threshold() -> f32 {
+    0.9
 }
 
 /// A switch node: variants of one model and the policy that picks one.
@@ -469,7 +572,7 @@ fn graph(o: &Map<String, Value>, path: &str, stage: Option<&str>) -> Result<Grap
     if outputs.is_empty() {
         return Err(error(stage.map(str::to_string), &at("outputs"), "the graph declares no outputs"));
     }
-    Ok(GraphSpec { inputs, nodes, outputs, path: if path.is_empty() { String::new() } else { format!("{path}.") } })
+    Ok(GraphSpec { inputs, nodes, outputs, path: if path.is_empty() { String::new() } else { format!("{path}.") }, base: None })
 }
 
 fn node(v: &Value, path: &str) -> Result<NodeSpec> {

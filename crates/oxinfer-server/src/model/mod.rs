@@ -329,6 +329,12 @@ fn load_graph(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir:
     let text = oxinfer_core::pipeline::spec::read(path)?;
     let located = |e: oxinfer_core::Error| oxinfer_core::pipeline::locate::in_file(e, &text, &path.display().to_string());
     let spec = oxinfer_core::graph::parse(&text).map_err(located)?;
+    // A vocabulary the spec names must lie in the repository too.
+    for n in &spec.nodes {
+        if let oxinfer_core::graph::spec::NodeKind::Op(oxinfer_core::graph::spec::OpSpec::CtcDecode { vocabulary, .. }) = &n.kind {
+            inside(root, &dir.join(vocabulary))?;
+        }
+    }
     if config.sequence_batching.is_some() {
         return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not graphs")));
     }
@@ -350,7 +356,7 @@ fn load_graph(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir:
         };
         runners.insert(key, runner);
     }
-    let graph = Graph::from_spec(&spec, &runners).map_err(located)?;
+    let graph = Graph::from_spec(&spec.with_base(Some(dir)), &runners).map_err(located)?;
     let (inputs, outputs) = (metas(graph.inputs()), metas(graph.outputs()));
     let info = ModelInfo { inputs: graph.inputs().to_vec(), outputs: graph.outputs().to_vec(), ..ModelInfo::default() };
     let kind = Kind::Graph(GraphModel { graph: Arc::new(graph), in_flight: Default::default(), done: AtomicU64::new(0) });

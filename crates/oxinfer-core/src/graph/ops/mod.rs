@@ -4,6 +4,7 @@
 mod math;
 pub(crate) mod num;
 mod shape;
+mod vision;
 
 use crate::backend::Dim;
 use crate::error::{Error, Result};
@@ -51,11 +52,20 @@ impl Op {
             OpSpec::Softmax { .. } => "softmax",
             OpSpec::Cast { .. } => "cast",
             OpSpec::Reshape { .. } => "reshape",
+            OpSpec::DecodeImage { .. } => "decode_image",
+            OpSpec::DetInput { .. } => "det_input",
+            OpSpec::TextBoxes { .. } => "text_boxes",
+            OpSpec::CropText { .. } => "crop_text",
+            OpSpec::RotateFlagged { .. } => "rotate_flagged",
+            OpSpec::CtcDecode { .. } => "ctc_decode",
         }
     }
 
     /// The op's output names.
     pub fn outputs(&self) -> &'static [&'static str] {
+        if let Some(list) = vision::outputs(&self.0) {
+            return list;
+        }
         match self.0 {
             OpSpec::Topk { .. } => &["values", "indices"],
             _ => &["y"],
@@ -65,6 +75,10 @@ impl Op {
     /// Checks how many inputs the op is given.
     pub fn check_arity(&self, n: usize) -> std::result::Result<(), String> {
         let want: (usize, usize) = match &self.0 {
+            spec if vision::arity(spec).is_some() => {
+                let a = vision::arity(spec).unwrap_or(1);
+                (a, a)
+            }
             OpSpec::Concat { .. } => (1, usize::MAX),
             OpSpec::Gather { indices: Some(_), .. } => (1, 1),
             OpSpec::Gather { indices: None, .. } => (2, 2),
@@ -95,6 +109,9 @@ impl Op {
             return Err(format!("op '{}' needs tensors, got a {} value", self.name(), t.kind.type_name()));
         }
         let one = |t: Ty| Ok(vec![t]);
+        if vision::arity(&self.0).is_some() {
+            return vision::infer(&self.0, inputs);
+        }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat_ty(inputs, *axis)?),
             OpSpec::Slice { axis, start, end, step } => one(shape::slice_ty(x, *axis, *start, *end, *step)?),
@@ -127,6 +144,9 @@ impl Op {
         self.check_arity(inputs.len()).map_err(Error::InvalidArgument)?;
         let x = &inputs[0];
         let one = |t: Result<OutputTensor>| t.map(|t| vec![t]);
+        if vision::arity(&self.0).is_some() {
+            return vision::run(&self.0, inputs);
+        }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat(inputs, *axis)),
             OpSpec::Slice { axis, start, end, step } => one(shape::slice(x, *axis, *start, *end, *step)),
