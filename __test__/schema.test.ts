@@ -4,6 +4,8 @@ import Ajv2020 from 'ajv/dist/2020'
 import { describe, expect, it } from 'vitest'
 
 import { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS, Pipeline, type PipelineSpec } from '../index.js'
+import { fromNative } from '../src/errors'
+import { native } from '../src/native'
 import { fixture, rejectsWith, root } from './helpers'
 
 const schema = JSON.parse(readFileSync(join(root, 'schema', 'pipeline.schema.json'), 'utf8'))
@@ -73,4 +75,47 @@ describe('the JSON Schema, the TS types and the Rust serde types agree', () => {
     await rejectsWith(Pipeline.create({ ...penguins(), fields: [] }, { baseDir: fixture('penguins') }), 'ERR_INVALID_SPEC')
     await Promise.all([p.dispose(), unfitted.dispose()])
   })
+})
+
+describe('the graph spec schema and the Rust parser agree', () => {
+  const graphSchema = JSON.parse(readFileSync(join(root, 'schema', 'graph.schema.json'), 'utf8'))
+  const validateGraph = ajv.compile(graphSchema)
+  const ocr = (): any => JSON.parse(readFileSync(join(root, 'examples', 'ocr', 'graph.json'), 'utf8'))
+  /** Whether Rust reads the spec (its syntax and fields; the models are checked when a graph is built). */
+  const rustReads = (s: unknown): boolean => {
+    try {
+      native.graphModelKeys(JSON.stringify(s), null)
+      return true
+    } catch (e) {
+      expect(fromNative(e).code).toBe('ERR_INVALID_SPEC')
+      return false
+    }
+  }
+  const variants: [string, (s: any) => void][] = [
+    ['as is', () => {}],
+    ['an extra top-level key', (s) => (s.extra = 1)],
+    ['a name and a description', (s) => Object.assign(s, { name: 'ocr', description: 'reads text' })],
+    ['an unknown op', (s) => (s.nodes[0].op = 'blur')],
+    ['an unknown op key', (s) => (s.nodes[1].maxSidee = 3)],
+    ['an unknown kind', (s) => (s.nodes[2].kind = 'lambda')],
+    ['a node name with a dot', (s) => (s.nodes[2].name = 'det.v2')],
+    ['a predicate', (s) => (s.nodes[5].when = { input: 'boxes.boxes', op: '>', value: 0.5, reduce: 'all' })],
+    ['a predicate with an unknown comparison', (s) => (s.nodes[5].when = { input: 'boxes.boxes', op: '~', value: 0.5 })],
+    ['crop_text without widths', (s) => delete s.nodes[4].minWidth],
+    ['a switch', (s) => s.nodes.push({ name: 'pick', kind: 'switch', inputs: { x: 'upright.y' }, variants: [{ model: 'rec' }, { model: 'rec2', quality: 0.5 }], policy: { kind: 'latency-slo', sloMs: 20 } })],
+    ['a switch with an unknown policy', (s) => s.nodes.push({ name: 'pick', kind: 'switch', inputs: { x: 'upright.y' }, variants: [{ model: 'rec' }], policy: { kind: 'random' } })],
+    ['a rank node', (s) => s.nodes.push({ name: 'r', kind: 'rank', model: 'scorer', strategy: 'pairwise', inputs: { candidates: 'boxes.boxes' } })],
+    ['a rank node with an unknown strategy', (s) => s.nodes.push({ name: 'r', kind: 'rank', model: 'scorer', strategy: 'bubble', inputs: {} })],
+    ['a nested graph', (s) => s.nodes.push({ name: 'sub', kind: 'graph', inputs: { b: 'boxes.boxes' }, graph: { inputs: { b: { type: 'float32' } }, nodes: [{ name: 's', kind: 'op', op: 'sigmoid', inputs: ['b'] }], outputs: { y: 's.y' } } })],
+    ['an input of an unknown type', (s) => (s.inputs.image.type = 'bytes')],
+    ['version 2', (s) => (s.version = 2)],
+  ]
+  for (const [what, mutate] of variants) {
+    it(`${what}`, () => {
+      const s = ocr()
+      mutate(s)
+      const schemaOk = validateGraph(s) as boolean
+      expect(rustReads(s), `schema says ${schemaOk ? 'valid' : 'invalid'}: ${JSON.stringify(validateGraph.errors)}`).toBe(schemaOk)
+    })
+  }
 })
