@@ -52,6 +52,18 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// Set on the schedulers' worker threads.
+    static WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the schedulers' workers (never a
+/// caller's thread, such as the JS thread): work that follows a completion
+/// may run here without blocking a caller.
+pub fn on_worker() -> bool {
+    WORKER.with(|w| w.get())
+}
+
 pub struct Scheduler {
     shared: Arc<Shared>,
     workers: Mutex<Vec<JoinHandle<()>>>,
@@ -125,6 +137,7 @@ impl Scheduler {
                         crate::priority::lower_current_thread();
                     }
                     let _ = ready.send(());
+                    WORKER.with(|w| w.set(true));
                     worker(s, slot)
                 })
                 .map_err(|e| Error::Backend(format!("cannot start a worker thread: {e}")))?;

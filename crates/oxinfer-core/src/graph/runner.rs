@@ -57,6 +57,10 @@ pub trait NodeRunner: Send + Sync {
     }
 }
 
+/// Models measured shorter than this (µs) run inline on the worker that
+/// finished the graph's previous hop, when their own queue is empty.
+const INLINE_HOP_US: u64 = 500;
+
 /// A model session's scheduler as a node runner: inputs are validated as
 /// `Session.run` validates them, then queued as a model run, where the
 /// scheduler merges them with other queued runs of the same model.
@@ -117,6 +121,18 @@ impl NodeRunner for SchedulerRunner {
         };
         // The scheduler drops a request it refuses, completion included, so
         // the completion is shared to report the refusal.
+        // A graph hop from the previous model's completion, to a short model
+        // whose queue is empty, runs right here on that worker: no
+        // cross-thread wake-up per hop (the cost that dominates chains of
+        // small models). Never on a caller's thread, never past a queue.
+        let learned = self.mean_us.load(Ordering::Relaxed);
+        if learned > 0 && learned <= INLINE_HOP_US && crate::scheduler::on_worker() && self.scheduler.pending() == 0 {
+            let r = self.scheduler.run_now(model_run(inputs, wanted));
+            if let Ok(out) = &r {
+                self.mean_us.store((learned * 7 + out.micros) / 8, Ordering::Relaxed);
+            }
+            return done(r);
+        }
         let slot: Arc<Mutex<Option<Completion>>> = Arc::new(Mutex::new(Some(done)));
         let theirs = Arc::clone(&slot);
         let mean = Arc::clone(&self.mean_us);
