@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { Graph, type GraphSpec, type GraphTiming, Session, Tensor } from '../index.js'
+import { Graph, type GraphSpec, type GraphTiming, Pipeline, Session, Tensor } from '../index.js'
 import { fixture, readJson, rejectsWith, root } from './helpers'
 
 const MLP = fixture('tiny_mlp.onnx')
@@ -194,6 +194,47 @@ describe('Graph', () => {
     expect((await g.run({ x: x16(2) })).sum!.dims).toEqual([2, 2])
     await g.dispose()
     await rejectsWith(g.run({ x: x16(1) }), 'ERR_DISPOSED')
+  })
+})
+
+describe('pipelines as graph nodes', () => {
+  it('runs a pipeline node on record fields as tensors, with what pipeline.run gives', async () => {
+    const { records } = readJson<{ records: Record<string, unknown>[] }>('penguins/records.json')
+    const rows = records.slice(0, 20)
+    const p = await Pipeline.load(fixture('penguins/pipeline.json'))
+    const spec: GraphSpec = {
+      version: 1,
+      inputs: {
+        island: { type: 'string', shape: [-1] },
+        bill_length_mm: { type: 'float64', shape: [-1] },
+        bill_depth_mm: { type: 'float64', shape: [-1] },
+        flipper_length_mm: { type: 'float64', shape: [-1] },
+        body_mass_g: { type: 'float64', shape: [-1] },
+        sex: { type: 'string', shape: [-1] },
+      },
+      nodes: [
+        { name: 'species', kind: 'model', model: 'penguins', inputs: { island: 'island', bill_length_mm: 'bill_length_mm', bill_depth_mm: 'bill_depth_mm', flipper_length_mm: 'flipper_length_mm', body_mass_g: 'body_mass_g', sex: 'sex' } },
+        { name: 'best', kind: 'op', op: 'argmax', axis: 1, inputs: ['species.scores'] },
+      ],
+      outputs: { label: 'species.label', best: 'best.y', scores: 'species.scores' },
+    }
+    const g = await Graph.create(spec, { models: { penguins: p } })
+    try {
+      const col = (k: string) => rows.map((r) => r[k])
+      const num = (k: string) => new Tensor('float64', Float64Array.from(col(k).map((v) => (typeof v === 'number' ? v : Number.NaN))), [rows.length])
+      const str = (k: string) => new Tensor('string', col(k).map((v) => (v == null ? '' : String(v))), [rows.length])
+      const r = await g.run({ island: str('island'), sex: str('sex'), bill_length_mm: num('bill_length_mm'), bill_depth_mm: num('bill_depth_mm'), flipper_length_mm: num('flipper_length_mm'), body_mass_g: num('body_mass_g') })
+      const want = await p.runBatch(rows)
+      expect(r.label!.data).toEqual(want.map((w) => w.label))
+      const best = Array.from(r.best!.data as BigInt64Array).map(Number)
+      expect(best).toEqual(want.map((w) => (w.scores as number[]).indexOf(Math.max(...(w.scores as number[])))))
+      // A field of the wrong kind is an input error naming it.
+      const e = await rejectsWith(g.run({ island: num('bill_length_mm'), sex: str('sex'), bill_length_mm: num('bill_length_mm'), bill_depth_mm: num('bill_depth_mm'), flipper_length_mm: num('flipper_length_mm'), body_mass_g: num('body_mass_g') }), 'ERR_INVALID_INPUT')
+      expect(e.message).toMatch(/island/)
+    } finally {
+      await g.dispose()
+      await p.dispose()
+    }
   })
 })
 

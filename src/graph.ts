@@ -11,6 +11,7 @@ import * as hub from './hub'
 import { native, type NativeGraph, type NativeValueInfo } from './native'
 import { checkKeys, isPlainObject } from './options'
 import { unpack } from './payload'
+import { Pipeline, pipelineNatives } from './pipeline/pipeline'
 import { internalsOf } from './session/internal'
 import type { SessionOptions, ValueInfo } from './session/options'
 import { Session } from './session/session'
@@ -27,12 +28,15 @@ export interface GraphSpec {
 /** Options of {@link Graph.create}. */
 export interface GraphOptions {
   /**
-   * What the spec's model keys stand for: a Session (shared: its own runs and
-   * the graph's merge into batches, and disposing the graph leaves it open),
-   * or a model file path. Keys not given are read as model file paths,
-   * relative to the spec file (or `baseDir`).
+   * What the spec's model keys stand for: a Session or a Pipeline (shared:
+   * its own runs and the graph's merge into batches, and disposing the graph
+   * leaves it open), or a file path: an ONNX model, or a pipeline spec
+   * (`.json`). Keys not given are read as file paths, relative to the spec
+   * file (or `baseDir`). A pipeline node's inputs are its fields (one
+   * element per row; strings for categories and text) and its outputs the
+   * result columns (`scores`, `label`, `label_index`, ...).
    */
-  models?: Record<string, Session | string>
+  models?: Record<string, Session | Pipeline | string>
   /** Options of the sessions the graph loads itself (threads, batching...). */
   session?: SessionOptions
   /** Where relative model paths (and files ops name, such as a `ctc_decode` vocabulary) start; default the spec file's folder, else the working directory. */
@@ -108,12 +112,12 @@ export class Graph {
   /** The node names, in spec order. */
   readonly nodes: readonly string[]
   #native: NativeGraph
-  /** Sessions this graph loaded (and disposes). */
-  #owned: Session[]
+  /** Sessions and pipelines this graph loaded (and disposes). */
+  #owned: (Session | Pipeline)[]
   #disposed = false
   #inFlight = 0
 
-  private constructor(n: NativeGraph, owned: Session[]) {
+  private constructor(n: NativeGraph, owned: (Session | Pipeline)[]) {
     this.#native = n
     this.#owned = owned
     this.inputs = Object.freeze(n.inputs.map(info))
@@ -156,20 +160,27 @@ export class Graph {
       throw fromNative(e)
     }
     for (const k of Object.keys(given)) if (!keys.includes(k)) throw invalidArg(`Graph.create: models.${k} is not named by the spec (it names ${keys.map((x) => `'${x}'`).join(', ') || 'no model'})`)
-    const owned: Session[] = []
+    const owned: (Session | Pipeline)[] = []
     try {
-      const bound: [string, Session][] = []
+      const bound: [string, Session | Pipeline][] = []
       for (const key of keys) {
         const m = given[key] ?? key
-        if (m instanceof Session) bound.push([key, m])
+        if (m instanceof Session || m instanceof Pipeline) bound.push([key, m])
         else if (typeof m === 'string' && m !== '') {
-          const s = await Session.create(isAbsolute(m) ? m : resolvePath(base, m), options.session)
-          owned.push(s)
-          bound.push([key, s])
-        } else throw invalidArg(`Graph.create: models.${key} must be a Session or a model path`)
+          const path = isAbsolute(m) ? m : resolvePath(base, m)
+          const made = path.endsWith('.json') ? await Pipeline.load(path, { session: options.session }) : await Session.create(path, options.session)
+          owned.push(made)
+          bound.push([key, made])
+        } else throw invalidArg(`Graph.create: models.${key} must be a Session, a Pipeline or a file path`)
       }
       const builder = new native.NativeGraphBuilder()
-      for (const [key, s] of bound) builder.bind(key, internalsOf(s).native)
+      for (const [key, m] of bound) {
+        if (m instanceof Session) builder.bind(key, internalsOf(m).native)
+        else {
+          const { pipeline, session } = pipelineNatives(m)
+          builder.bindPipeline(key, pipeline, internalsOf(session).native)
+        }
+      }
       const n = builder.build(hub.nativeHub, text, file, base)
       return new Graph(n, owned)
     } catch (e) {

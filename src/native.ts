@@ -205,6 +205,7 @@ export interface NativeGraph {
 /** @internal Binds a graph spec's model keys to sessions, then builds it. */
 export interface NativeGraphBuilder {
   bind(key: string, session: NativeSession): void
+  bindPipeline(key: string, pipeline: NativePipeline, session: NativeSession): void
   build(hub: unknown, spec: string, file?: string | null, base?: string | null): NativeGraph
 }
 

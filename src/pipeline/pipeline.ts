@@ -26,6 +26,16 @@ const SPARE_MAX = 1 << 17
 const PIPELINE_OPTION_KEYS = ['baseDir', 'session', 'batching', 'unknownFields'] as const
 const PIPELINE_BATCHING_KEYS = ['maxBatchSize', 'maxDelayMicros', 'preferredBatchSizes', 'maxQueue', 'timeoutMs', 'priorityLevels'] as const
 
+/** @internal The native parts of each pipeline, for graphs that run it as a node. */
+const natives = new WeakMap<object, { pipeline: NativePipeline; session: Session }>()
+
+/** @internal The native pipeline and the session it runs on. */
+export function pipelineNatives(p: object): { pipeline: NativePipeline; session: Session } {
+  const n = natives.get(p)
+  if (n === undefined) throw new TypeError('not an oxinfer Pipeline')
+  return n
+}
+
 /**
  * A tabular inference pipeline: pre-processing, feature assembly, the model and
  * post-processing, all run natively with one crossing per request or batch.
@@ -63,6 +73,7 @@ export class Pipeline {
     this.#read = compileReader(this.#groups)
     const internals = this.#internals
     this.#outbox = new Outbox(6, (list) => this.#native.submitMany(internals.native, list))
+    natives.set(this, { pipeline: n, session })
   }
 
   /**

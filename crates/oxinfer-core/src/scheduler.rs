@@ -186,6 +186,11 @@ impl Scheduler {
         refused
     }
 
+    /// The engine this scheduler runs on.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.shared.backend
+    }
+
     /// Runs a request on the calling thread, using slot 0. Meant for runs
     /// measured to be shorter than a cross-thread hop, when the session is idle.
     pub fn run_now(&self, work: Work) -> Result<RunOutput> {

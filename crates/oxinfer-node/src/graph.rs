@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
-use oxinfer_core::graph::{self, spec::GraphSpec, spec::NodeKind, Graph, GraphResult, GraphRunOptions, NodeRunner, NodeStatus, SchedulerRunner, Variant};
+use oxinfer_core::graph::{self, spec::GraphSpec, spec::NodeKind, Graph, GraphResult, GraphRunOptions, NodeRunner, NodeStatus, PipelineRunner, SchedulerRunner, Variant};
 use oxinfer_core::{Error as CoreError, RunOutput, Timing};
 
 use crate::errors::IntoNapi;
@@ -66,6 +66,17 @@ impl NativeGraphBuilder {
     pub fn bind(&mut self, key: String, session: &NativeSession) -> Result<()> {
         let scheduler = session.scheduler().js()?;
         self.runners.insert(key, Arc::new(SchedulerRunner::new(scheduler, session.model_info().clone())));
+        Ok(())
+    }
+
+    /// Binds `key` to a pipeline compiled against `session`'s model: the
+    /// node's inputs are its fields, its outputs the result columns, and
+    /// its runs merge with the pipeline's own on that session's queue.
+    #[napi]
+    pub fn bind_pipeline(&mut self, key: String, pipeline: &crate::pipeline::NativePipeline, session: &NativeSession) -> Result<()> {
+        let scheduler = session.scheduler().js()?;
+        let runner = PipelineRunner::new(Arc::clone(&pipeline.inner), scheduler).js()?;
+        self.runners.insert(key, Arc::new(runner));
         Ok(())
     }
 

@@ -67,6 +67,6 @@ mod value;
 
 pub use build::Graph;
 pub use exec::{GraphDone, GraphOutput, GraphResult, GraphRunOptions, NodeReport, NodeStatus, Variant};
-pub use runner::{CallContext, NodeRunner, SchedulerRunner};
+pub use runner::{CallContext, NodeRunner, PipelineRunner, SchedulerRunner};
 pub use spec::{parse, GraphSpec};
 pub use switch::{Load, Policy, SwitchState, SwitchStats, VariantStats};

@@ -161,6 +161,77 @@ impl NodeRunner for SchedulerRunner {
     }
 }
 
+/// A compiled pipeline as a node runner: its fields are the node's inputs
+/// (one element per row along dim 0; numbers, strings for categories and
+/// text), its result columns the outputs (`scores`, `label`, `label_index`,
+/// ...). Runs queue as pipeline runs on the scheduler of the pipeline's
+/// model, where they merge with its other runs.
+pub struct PipelineRunner {
+    pipeline: Arc<crate::pipeline::Pipeline>,
+    scheduler: Arc<Scheduler>,
+    inputs: Vec<ValueInfo>,
+    outputs: Vec<ValueInfo>,
+    next_id: AtomicU64,
+}
+
+impl PipelineRunner {
+    /// A runner for `pipeline`, compiled against the model `scheduler` runs.
+    pub fn new(pipeline: Arc<crate::pipeline::Pipeline>, scheduler: Arc<Scheduler>) -> crate::error::Result<Self> {
+        let (inputs, outputs) = crate::pipeline::tensors::io(&pipeline, &**scheduler.backend())?;
+        Ok(PipelineRunner { pipeline, scheduler, inputs, outputs, next_id: AtomicU64::new(1) })
+    }
+}
+
+impl NodeRunner for PipelineRunner {
+    fn inputs(&self) -> &[ValueInfo] {
+        &self.inputs
+    }
+
+    fn outputs(&self) -> &[ValueInfo] {
+        &self.outputs
+    }
+
+    fn submit(&self, inputs: Vec<InputTensor>, done: Completion) {
+        self.submit_with(inputs, &CallContext::default(), done)
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.scheduler.pending()
+    }
+
+    fn submit_with(&self, inputs: Vec<InputTensor>, ctx: &CallContext, done: Completion) {
+        // The records are copied into the batch here, so nothing borrowed outlives this call.
+        let batch = match crate::pipeline::tensors::batch(&self.pipeline, inputs) {
+            Ok(b) => b,
+            Err(e) => return done(Err(e)),
+        };
+        let slot: Arc<Mutex<Option<Completion>>> = Arc::new(Mutex::new(Some(done)));
+        let theirs = Arc::clone(&slot);
+        let (pipeline, wanted) = (Arc::clone(&self.pipeline), ctx.outputs.clone());
+        let req = Request {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            work: crate::request::pipeline_run(Arc::clone(&self.pipeline), batch, crate::pipeline::RunOptions { fail_fast: true, timings: false }),
+            deadline: ctx.deadline,
+            priority: ctx.priority,
+            ctl: Arc::new(RunControl::new()),
+            done: Box::new(move |r| {
+                let r = r.map(|mut out| {
+                    out.tensors = crate::pipeline::tensors::outputs(&pipeline, std::mem::take(&mut out.tensors), &wanted);
+                    out
+                });
+                if let Some(done) = take(&theirs) {
+                    done(r)
+                }
+            }),
+        };
+        if let Err(e) = self.scheduler.submit(req) {
+            if let Some(done) = take(&slot) {
+                done(Err(e))
+            }
+        }
+    }
+}
+
 fn take(slot: &Mutex<Option<Completion>>) -> Option<Completion> {
     slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }

@@ -12,6 +12,7 @@ pub mod post;
 pub mod spec;
 pub mod stages;
 pub mod stats;
+pub mod tensors;
 
 pub use columns::{Batch, Col, InColumn};
 pub use outcome::{Outcome, StageTimings};

@@ -4,7 +4,6 @@
 //! and `infer`, which queues one request on the same scheduler that
 //! in-process `Session.run` calls use.
 
-mod pipeline;
 pub mod sequence;
 
 use std::collections::HashMap;
@@ -16,7 +15,7 @@ use std::time::Instant;
 use oxinfer_core::graph::{Graph, GraphRunOptions, NodeRunner, SchedulerRunner};
 use oxinfer_core::onnx::library::Runtime;
 use oxinfer_core::onnx::{ModelSource, OnnxBackend, OnnxOptions};
-use oxinfer_core::pipeline::{Pipeline, RunOptions};
+use oxinfer_core::pipeline::{tensors as pipeline, Pipeline, RunOptions};
 use oxinfer_core::{model_run, pipeline_run, request, validate, Backend, DType, Dim, InputTensor, ModelInfo, OutputTensor, Request, RunControl, Scheduler, SchedulerOptions, Timing, ValueKind, Work};
 
 use crate::error::{Result, ServerError};
@@ -104,7 +103,11 @@ impl Version {
             let (backend, pool_size) = load_onnx(rt, &model_file, &config, num("intraOpThreads"), num("poolSize"))?;
             let info = backend.info().clone();
             let compiled = Arc::new(Pipeline::compile_in(spec, &info, Some(dir))?);
-            let (inputs, outputs) = pipeline::io(&compiled, &*backend)?;
+            let (inputs, outputs) = pipeline::io(&compiled, &*backend).map_err(|e| match e {
+                oxinfer_core::Error::Unsupported(m) => ServerError::Repository(m),
+                e => e.into(),
+            })?;
+            let (inputs, outputs) = (metas(&inputs), metas(&outputs));
             let scheduler = Arc::new(Scheduler::with_options(backend, scheduler_options(&config))?);
             if config.sequence_batching.is_some() {
                 return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not pipelines")));
@@ -214,7 +217,7 @@ impl Version {
                 (model_run(inputs, idx), None)
             }
             Kind::Pipeline(p) => {
-                let batch = pipeline::batch(p, &self.inputs, inputs)?;
+                let batch = pipeline::batch(p, inputs)?;
                 for w in wanted {
                     if !self.outputs.iter().any(|o| &o.name == w) {
                         return Err(ServerError::bad(format!("unknown output '{w}' of model '{}'; it has {}", self.model, names(&self.outputs))));

@@ -1,19 +1,28 @@
-//! A pipeline as a served model: each record field is an input tensor whose
-//! dim 0 is the rows, and each result column an output tensor. Missing
-//! values: NaN for numbers, an empty string for categories and text.
+//! A pipeline seen as a model of tensors (how the server serves it and a
+//! graph runs it): each record field is an input tensor whose dim 0 is the
+//! rows, and each result column an output tensor. Missing values: NaN for
+//! numbers, an empty string for categories and text.
 
 use std::collections::HashMap;
 
-use oxinfer_core::pipeline::spec::{FieldType, Post};
-use oxinfer_core::pipeline::{Batch, InColumn, Pipeline, RunOptions};
-use oxinfer_core::{Backend, DType, InputData, InputTensor, OutputData, OutputTensor, RunControl, Timing};
+use crate::backend::{Backend, Dim, RunControl, ValueInfo, ValueKind};
+use crate::error::{Error, Result};
+use crate::pipeline::spec::{FieldType, Post};
+use crate::pipeline::{Batch, InColumn, Pipeline, RunOptions};
+use crate::tensor::{DType, InputData, InputTensor, OutputData, OutputTensor};
+use crate::timing::Timing;
 
-use super::TensorMeta;
-use crate::error::{Result, ServerError};
+fn info(name: &str, dtype: DType, shape: &[i64]) -> ValueInfo {
+    ValueInfo { name: name.to_string(), kind: ValueKind::Tensor(dtype), dims: shape.iter().map(|&d| if d < 0 { Dim::Dynamic } else { Dim::Fixed(d) }).collect() }
+}
+
+fn bad(message: String) -> Error {
+    Error::InvalidInput { message, input: None, row: None, field: None }
+}
 
 /// The inputs (one per field) and outputs (the result columns, found by
 /// running the pipeline on an empty batch, which never reaches the model).
-pub(super) fn io(p: &Pipeline, backend: &dyn Backend) -> Result<(Vec<TensorMeta>, Vec<TensorMeta>)> {
+pub fn io(p: &Pipeline, backend: &dyn Backend) -> Result<(Vec<ValueInfo>, Vec<ValueInfo>)> {
     let mut inputs = Vec::new();
     for f in &p.spec().fields {
         let (dtype, shape) = match f.kind {
@@ -23,10 +32,10 @@ pub(super) fn io(p: &Pipeline, backend: &dyn Backend) -> Result<(Vec<TensorMeta>
             FieldType::Category | FieldType::Text => (DType::String, vec![-1]),
             FieldType::Array => (DType::Float64, vec![-1, f.size.unwrap_or(1) as i64]),
             FieldType::List | FieldType::Image => {
-                return Err(ServerError::Repository(format!("field '{}' is a {:?} field; served pipelines take number, integer, boolean, category, text and array fields", f.name, f.kind).to_lowercase()))
+                return Err(Error::Unsupported(format!("field '{}' is a {:?} field; a pipeline run on tensors takes number, integer, boolean, category, text and array fields", f.name, f.kind).to_lowercase()))
             }
         };
-        inputs.push(TensorMeta { name: f.name.clone(), dtype, shape });
+        inputs.push(info(&f.name, dtype, &shape));
     }
     let empty = Batch { rows: 0, columns: vec![], rejected: vec![] };
     let cols = p.run(&empty, RunOptions { fail_fast: false, timings: false }, backend, 0, &RunControl::new(), &mut Timing::default())?;
@@ -40,29 +49,30 @@ pub(super) fn io(p: &Pipeline, backend: &dyn Backend) -> Result<(Vec<TensorMeta>
         }
         match c.name.as_str() {
             "label" => {
-                outputs.push(TensorMeta { name: "label".into(), dtype: DType::String, shape: shape.clone() });
-                outputs.push(TensorMeta { name: "label_index".into(), dtype: DType::Int32, shape });
+                outputs.push(info("label", DType::String, &shape));
+                outputs.push(info("label_index", DType::Int32, &shape));
             }
-            "bucket" => outputs.push(TensorMeta { name: "bucket".into(), dtype: DType::String, shape }),
-            "above" => outputs.push(TensorMeta { name: "above".into(), dtype: DType::Bool, shape }),
-            _ => outputs.push(TensorMeta { name: c.name.clone(), dtype: c.dtype, shape }),
+            "bucket" => outputs.push(info("bucket", DType::String, &shape)),
+            "above" => outputs.push(info("above", DType::Bool, &shape)),
+            _ => outputs.push(info(&c.name, c.dtype, &shape)),
         }
     }
     Ok((inputs, outputs))
 }
 
-/// The request's tensors as a batch of records.
-pub(super) fn batch(p: &Pipeline, metas: &[TensorMeta], inputs: Vec<InputTensor>) -> Result<Batch> {
+/// Tensors (one per field, as `io` declares them) as a batch of records.
+pub fn batch(p: &Pipeline, inputs: Vec<InputTensor>) -> Result<Batch> {
     let fields = &p.spec().fields;
     let mut rows: Option<(usize, String)> = None;
     let mut columns = Vec::with_capacity(inputs.len());
     for t in inputs {
         let Some(f) = fields.iter().find(|f| f.name == t.name) else {
-            return Err(ServerError::bad(format!("unknown input '{}'; the pipeline's fields are {}", t.name, super::names(metas))));
+            let names: Vec<String> = fields.iter().map(|f| format!("'{}'", f.name)).collect();
+            return Err(Error::invalid_input(&t.name, format!("unknown input '{}'; the pipeline's fields are {}", t.name, names.join(", "))));
         };
         let n = t.dims.first().copied().unwrap_or(1).max(0) as usize;
         match &rows {
-            Some((m, first)) if *m != n => return Err(ServerError::bad(format!("input '{}' has {n} rows but '{first}' has {m}; every field needs one value per row", t.name))),
+            Some((m, first)) if *m != n => return Err(bad(format!("input '{}' has {n} rows but '{first}' has {m}; every field needs one value per row", t.name))),
             None => rows = Some((n, t.name.clone())),
             _ => {}
         }
@@ -72,7 +82,7 @@ pub(super) fn batch(p: &Pipeline, metas: &[TensorMeta], inputs: Vec<InputTensor>
             _ => 1,
         };
         if t.dims.is_empty() || per_row != want {
-            return Err(ServerError::bad(format!("input '{}' has shape {:?}; a {} field takes [rows]{}", t.name, t.dims, kind_name(f.kind), if want > 1 { format!(" x {want}") } else { String::new() })));
+            return Err(bad(format!("input '{}' has shape {:?}; a {} field takes [rows]{}", t.name, t.dims, kind_name(f.kind), if want > 1 { format!(" x {want}") } else { String::new() })));
         }
         let col = match f.kind {
             FieldType::Category => {
@@ -101,7 +111,7 @@ pub(super) fn batch(p: &Pipeline, metas: &[TensorMeta], inputs: Vec<InputTensor>
     }
     let rows = rows.map_or(0, |(n, _)| n);
     if rows == 0 {
-        return Err(ServerError::bad("the request holds no rows"));
+        return Err(bad("the request holds no rows".into()));
     }
     Ok(Batch { rows, columns, rejected: vec![] })
 }
@@ -122,7 +132,7 @@ fn kind_name(k: FieldType) -> &'static str {
 fn strings(t: &InputTensor) -> Result<&[String]> {
     match &t.data {
         InputData::Strings(s) => Ok(s),
-        _ => Err(ServerError::bad(format!("input '{}' is {}, but its field takes strings (BYTES)", t.name, crate::protocol::datatype_name(t.dtype)))),
+        _ => Err(bad(format!("input '{}' is {}, but its field takes strings", t.name, t.dtype.name()))),
     }
 }
 
@@ -146,13 +156,13 @@ fn numbers(t: &InputTensor) -> Result<Vec<f64>> {
         DType::Uint16 => conv!(u16, 2),
         DType::Int8 => conv!(i8, 1),
         DType::Uint8 | DType::Bool => b.iter().map(|&x| x as f64).collect(),
-        DType::String => return Err(ServerError::bad(format!("input '{}' is BYTES, but its field takes numbers", t.name))),
+        DType::String => return Err(bad(format!("input '{}' holds strings, but its field takes numbers", t.name))),
     })
 }
 
 /// The result columns as the protocol's outputs: class labels and bucket
 /// names as strings (empty below a threshold), `label_index` beside them.
-pub(super) fn outputs(p: &Pipeline, cols: Vec<OutputTensor>, wanted: &[String]) -> Vec<OutputTensor> {
+pub fn outputs(p: &Pipeline, cols: Vec<OutputTensor>, wanted: &[String]) -> Vec<OutputTensor> {
     let spec = p.spec();
     let labels = spec.output.labels.as_deref();
     let buckets = spec.output.postprocess.iter().find_map(|o| if let Post::Bucket { names, .. } = o { Some(names.as_slice()) } else { None });
