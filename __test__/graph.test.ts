@@ -108,6 +108,26 @@ describe('Graph', () => {
     }
   })
 
+  it('runs a graph measured fast on the JS thread when idle, with the same results', async () => {
+    const g = await Graph.create(chain(), { models: { mlp: MLP } })
+    try {
+      const x = x16(1, 3)
+      const first = await g.run({ x })
+      // Queued at first (nothing is measured yet), then inline: no queue at any model node.
+      const queues: number[] = []
+      for (let i = 0; i < 30; i++) {
+        const r = await g.run({ x }, { onTiming: (t) => queues.push(Math.max(...t.nodes.map((n) => n.queueUs))) })
+        expect(Array.from(r.sum!.data as Float32Array)).toEqual(Array.from(first.sum!.data as Float32Array))
+      }
+      expect(queues.filter((q) => q === 0).length).toBeGreaterThanOrEqual(20)
+      // Concurrent requests are not inline: they queue, and still get their own answers.
+      const many = await Promise.all(Array.from({ length: 16 }, (_, i) => g.run({ x: x16(1, i) })))
+      for (let i = 0; i < 16; i++) expect(Array.from(many[i].sum!.data as Float32Array)).toEqual(Array.from((await g.run({ x: x16(1, i) })).sum!.data as Float32Array))
+    } finally {
+      await g.dispose()
+    }
+  })
+
   it('picks a switch variant per request and records the decisions', async () => {
     const spec: GraphSpec = {
       version: 1,

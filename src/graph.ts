@@ -12,6 +12,7 @@ import { native, type NativeGraph, type NativeValueInfo } from './native'
 import { checkKeys, isPlainObject } from './options'
 import { unpack } from './payload'
 import { Pipeline, pipelineNatives } from './pipeline/pipeline'
+import { chargeTurn, withinTurnBudget } from './session/execute'
 import { internalsOf } from './session/internal'
 import type { SessionOptions, ValueInfo } from './session/options'
 import { Session } from './session/session'
@@ -101,6 +102,12 @@ export interface SwitchStats {
 export type GraphResult = Record<string, Tensor | null>
 
 const OPTION_KEYS = ['models', 'session', 'baseDir'] as const
+/**
+ * A graph measured under this many µs runs on the JS thread when it is idle
+ * and the turn's inline budget allows (its short models run there too): the
+ * hops to a worker and back would cost more than the graph.
+ */
+const INLINE_US = 300
 const RUN_KEYS = ['timeoutMs', 'priority', 'variants', 'signal', 'onTiming'] as const
 
 const info = (v: NativeValueInfo): ValueInfo => Object.freeze({ name: v.name, type: v.type, dims: Object.freeze(v.dims.slice()) })
@@ -116,6 +123,8 @@ export class Graph {
   #owned: (Session | Pipeline)[]
   #disposed = false
   #inFlight = 0
+  /** Running estimate of a request's wall time, µs (unknown at first). */
+  #estimate = Number.POSITIVE_INFINITY
 
   private constructor(n: NativeGraph, owned: (Session | Pipeline)[]) {
     this.#native = n
@@ -204,6 +213,7 @@ export class Graph {
     }
     const { signal, onTiming } = options
     if (signal?.aborted) return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
+    const inline = this.#inFlight === 0 && this.#estimate <= INLINE_US && withinTurnBudget(this.#estimate)
     return new Promise<GraphResult>((resolve, reject) => {
       const id = hub.nextId()
       const onAbort = (): void => this.#native.abort(id)
@@ -215,7 +225,9 @@ export class Graph {
           reject(fromNative(payload))
           return
         }
-        const [block, skipped, nodes] = payload as [unknown, string[], (string | number)[][]]
+        const [block, skipped, nodes] = payload as [unknown[], string[], (string | number)[][]]
+        const wallUs = new Float64Array(block[1] as ArrayBuffer, 0, 1)[0]
+        this.#estimate = this.#estimate === Number.POSITIVE_INFINITY ? wallUs : 0.8 * this.#estimate + 0.2 * wallUs
         const out: GraphResult = {}
         const produced = this.outputs.filter((o) => !skipped.includes(o.name))
         let k = 0
@@ -225,21 +237,27 @@ export class Graph {
         for (const name of skipped) out[name] = null
         if (onTiming) {
           const list: NodeTiming[] = nodes.map((r) => ({ node: r[0] as string, ran: r[1] === 1, wallUs: r[2] as number, queueUs: r[3] as number, engineUs: r[4] as number, batchRows: r[5] as number, runs: r[6] as number, ...((r[7] as number) >= 0 ? { variant: r[7] as number } : {}) }))
-          const t = block as unknown[]
-          const h = new Float64Array(t[1] as ArrayBuffer, 0, 1)
           try {
-            onTiming({ wallUs: h[0], engineUs: list.filter((n) => !n.node.includes('/')).reduce((a, n) => a + n.engineUs, 0), skipped, nodes: list })
+            onTiming({ wallUs, engineUs: list.filter((n) => !n.node.includes('/')).reduce((a, n) => a + n.engineUs, 0), skipped, nodes: list })
           } catch {
             // A callback's failure is the caller's; the result still arrives.
           }
         }
         resolve(out)
       }
-      const sent = hub.submit(id, settle, () => this.#native.run(id, flat, options.timeoutMs, options.priority, options.variants), reject)
-      if (sent) {
-        this.#inFlight++
-        signal?.addEventListener('abort', onAbort, { once: true })
+      let now: unknown
+      const started = inline ? performance.now() : 0
+      const sent = hub.submit(id, settle, () => (now = this.#native.run(id, flat, options.timeoutMs, options.priority, options.variants, inline)), reject)
+      if (!sent) return
+      this.#inFlight++
+      if (now !== undefined) {
+        // Finished inline: settled here, not through the hub.
+        hub.cancel(id)
+        chargeTurn(performance.now() - started)
+        settle(now)
+        return
       }
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 

@@ -197,8 +197,8 @@ export interface NativeGraph {
   readonly outputs: NativeValueInfo[]
   readonly nodes: string[]
   switchStats(): string
-  /** Runs one request; the outcome arrives through the hub for `id`. */
-  run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>): void
+  /** Runs one request; returns its outcome when it finished inline, else it arrives through the hub for `id`. */
+  run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>, inline?: boolean): unknown
   abort(id: number): void
 }
 

@@ -117,6 +117,14 @@ pub struct NativeGraph {
     running: Arc<Mutex<HashMap<u64, Arc<oxinfer_core::RunControl>>>>,
 }
 
+/// Where an outcome goes: kept for the `run` call still on the stack (an
+/// inline request), or, once that call has returned, to the hub.
+enum Handoff {
+    Waiting,
+    Done(oxinfer_core::Result<GraphDelivery>),
+    Gone,
+}
+
 /// A graph request's outcome for the hub: the outputs that were produced,
 /// the names of those skipped, and per-node reports.
 pub struct GraphDelivery {
@@ -191,13 +199,17 @@ impl NativeGraph {
     }
 
     /// Runs one request (`feeds` flat: `[name, typeCode, data, dims, ...]`,
-    /// copied now); the outcome arrives through the hub for `id`.
-    /// `variants` maps switch node names to a variant name or index.
+    /// copied now). `variants` maps switch node names to a variant name or
+    /// index. With `inline`, short models with empty queues run on this
+    /// thread; a request that finishes before this call returns has its
+    /// outcome returned, any other arrives through the hub for `id`.
     #[napi]
-    pub fn run(&self, env: Env, id: f64, feeds: Unknown, timeout_ms: Option<f64>, priority: Option<u32>, variants: Option<HashMap<String, Either<u32, String>>>) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(&self, env: Env, id: f64, feeds: Unknown, timeout_ms: Option<f64>, priority: Option<u32>, variants: Option<HashMap<String, Either<u32, String>>>, inline: Option<bool>) -> Result<Unknown<'_>> {
         let id = id as u64;
         let inputs: Vec<oxinfer_core::InputTensor> = crate::feeds::parse(env.raw(), feeds.value().value).js()?.into_iter().map(|t| t.into_owned()).collect();
         let ctl = Arc::new(oxinfer_core::RunControl::new());
+        let inline = inline.unwrap_or(false);
         let opts = GraphRunOptions {
             priority: oxinfer_core::request::level(priority),
             deadline: oxinfer_core::request::deadline(timeout_ms),
@@ -215,18 +227,36 @@ impl NativeGraph {
                 })
                 .collect(),
             ctl: Some(Arc::clone(&ctl)),
+            inline,
         };
         self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, ctl);
+        // While this call runs, an outcome is kept for it; after, it goes to the hub.
+        let here: Arc<Mutex<Handoff>> = Arc::new(Mutex::new(Handoff::Waiting));
+        let theirs = Arc::clone(&here);
         let (hub, running) = (Arc::clone(&self.hub), Arc::clone(&self.running));
         self.inner.run(
             inputs,
             opts,
             Box::new(move |r| {
                 running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                hub.push(Event::Graph(id, r.map(delivery)));
+                let r = r.map(delivery);
+                let mut h = theirs.lock().unwrap_or_else(|e| e.into_inner());
+                match *h {
+                    Handoff::Waiting if inline => *h = Handoff::Done(r),
+                    _ => {
+                        drop(h);
+                        hub.push(Event::Graph(id, r));
+                    }
+                }
             }),
         );
-        Ok(())
+        let done = std::mem::replace(&mut *here.lock().unwrap_or_else(|e| e.into_inner()), Handoff::Gone);
+        let value = match done {
+            Handoff::Done(r) => crate::payload::graph_outcome(env.raw(), &r).js()?,
+            _ => crate::js::undefined(env.raw()).js()?,
+        };
+        // SAFETY: a value made in this call's scope, returned to JS at once.
+        unsafe { Unknown::from_napi_value(env.raw(), value) }
     }
 
     /// Aborts request `id`: nodes not yet started are not run.

@@ -51,6 +51,9 @@ pub struct GraphRunOptions {
     /// Once aborted, nodes not yet started fail the request with `ERR_ABORTED`
     /// (model runs already queued or running finish).
     pub ctl: Option<Arc<RunControl>>,
+    /// Short models with empty queues may run on the thread that calls
+    /// `run` (a caller that measured the graph as fast, and is idle).
+    pub inline: bool,
 }
 
 /// One graph output: its tensor, or None when the node producing it was skipped.
@@ -471,7 +474,7 @@ fn add(a: &mut Timing, b: &Timing) {
 }
 
 fn context(run: &Run, wanted: Vec<String>) -> CallContext {
-    CallContext { priority: run.opts.priority, deadline: run.opts.deadline, outputs: wanted }
+    CallContext { priority: run.opts.priority, deadline: run.opts.deadline, outputs: wanted, inline: run.opts.inline }
 }
 
 /// Submits a model (or switch variant) run of node `n`; `keep` holds the
@@ -599,7 +602,7 @@ impl NodeRunner for Graph {
     }
 
     fn submit_with(&self, inputs: Vec<InputTensor>, ctx: &CallContext, done: Completion) {
-        let opts = GraphRunOptions { priority: ctx.priority, deadline: ctx.deadline, ..Default::default() };
+        let opts = GraphRunOptions { priority: ctx.priority, deadline: ctx.deadline, inline: ctx.inline, ..Default::default() };
         let wanted = ctx.outputs.clone();
         self.run(
             inputs,

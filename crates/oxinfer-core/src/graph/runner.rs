@@ -24,6 +24,8 @@ pub struct CallContext {
     /// The outputs the graph consumes (empty: all tensor outputs). A runner
     /// may return more; the graph picks outputs by name.
     pub outputs: Vec<String>,
+    /// The caller allows short runs on its own thread (see `GraphRunOptions::inline`).
+    pub inline: bool,
 }
 
 /// Something a graph node can run: a model session, a pipeline, a test
@@ -126,7 +128,7 @@ impl NodeRunner for SchedulerRunner {
         // cross-thread wake-up per hop (the cost that dominates chains of
         // small models). Never on a caller's thread, never past a queue.
         let learned = self.mean_us.load(Ordering::Relaxed);
-        if learned > 0 && learned <= INLINE_HOP_US && crate::scheduler::on_worker() && self.scheduler.pending() == 0 {
+        if learned > 0 && learned <= INLINE_HOP_US && (ctx.inline || crate::scheduler::on_worker()) && self.scheduler.pending() == 0 {
             let r = self.scheduler.run_now(model_run(inputs, wanted));
             if let Ok(out) = &r {
                 self.mean_us.store((learned * 7 + out.micros) / 8, Ordering::Relaxed);
