@@ -128,6 +128,28 @@ describe('Graph', () => {
     }
   })
 
+  it('runs a job over a source of requests, results in order, with progress', async () => {
+    const g = await Graph.create(chain(), { models: { mlp: MLP } })
+    try {
+      function* source() {
+        for (let i = 0; i < 40; i++) yield { x: x16(2, i) }
+      }
+      const seen: number[] = []
+      const job = g.runJob(source(), { concurrency: 8, onProgress: (p) => seen.push(p.rowsDone) })
+      let i = 0
+      for await (const r of job) {
+        const want = await g.run({ x: x16(2, i++) })
+        expect(Array.from(r.sum!.data as Float32Array)).toEqual(Array.from(want.sum!.data as Float32Array))
+      }
+      expect(i).toBe(40)
+      expect((await job.done).rows).toBe(80)
+      expect(seen.at(-1)).toBe(80)
+      expect(() => g.runJob('file.csv' as never)).toThrow(/iterable/)
+    } finally {
+      await g.dispose()
+    }
+  })
+
   it('picks a switch variant per request and records the decisions', async () => {
     const spec: GraphSpec = {
       version: 1,

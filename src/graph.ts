@@ -9,6 +9,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from './errors'
 import * as hub from './hub'
 import { native, type NativeGraph, type NativeValueInfo } from './native'
+import { abortedJob, type BatchJob, driveChunks, iteratorOf, type JobOptions, jobOptions, newBatchJob } from './job'
 import { checkKeys, isPlainObject } from './options'
 import { unpack } from './payload'
 import { Pipeline, pipelineNatives } from './pipeline/pipeline'
@@ -265,6 +266,38 @@ export class Graph {
   runBatch(list: Record<string, TensorLike>[], options: Omit<GraphRunOptions, 'onTiming'> = {}): Promise<GraphResult[]> {
     if (!Array.isArray(list)) return Promise.reject(invalidArg('graph.runBatch: list must be an array of inputs'))
     return Promise.all(list.map((feeds) => this.run(feeds, options)))
+  }
+
+  /**
+   * Runs the graph over a whole source of requests (an async or sync
+   * iterable of inputs, each batched along axis 0 by the caller): up to
+   * `concurrency` run at once, their model runs merging into batches; results
+   * come out in input order, and a request is pulled only when there is
+   * room, so memory stays bounded. Progress counts rows (the first input's
+   * dims[0]).
+   */
+  runJob(source: AsyncIterable<Record<string, TensorLike>> | Iterable<Record<string, TensorLike>>, options: JobOptions = {}): BatchJob<GraphResult> {
+    const o = jobOptions('graph runJob', options, [])
+    if (typeof source === 'string') throw invalidArg('Graph.runJob: give an iterable of inputs (a graph has no record schema to read a file with)')
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the graph was disposed')
+    if (o.signal?.aborted) throw abortedJob(o.signal)
+    const it = iteratorOf(source, 'Graph.runJob')
+    const inner = new AbortController()
+    const job = newBatchJob<GraphResult>(o.concurrency, () => {}, () => inner.abort())
+    const rowsOf = (feeds: Record<string, TensorLike>): number => {
+      const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
+      return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
+    }
+    const run = (feeds: Record<string, TensorLike>, _firstRow: number, signal: AbortSignal): Promise<GraphResult> => this.run(feeds, { signal })
+    const chunks: AsyncIterator<Record<string, TensorLike>> = {
+      next: async () => (await it.next()) as IteratorResult<Record<string, TensorLike>>,
+      return: async () => {
+        await it.return?.()
+        return { value: undefined, done: true }
+      },
+    }
+    driveChunks(job, chunks, run, rowsOf, () => 0, o, inner)
+    return job
   }
 
   /** Every switch node's decisions and per-variant latencies. */
