@@ -240,8 +240,9 @@ describe('graphs served as models', () => {
         { name: 'sum', kind: 'op', op: 'add', inputs: ['served.y', 'own.y'] },
         { name: 'best', kind: 'op', op: 'argmax', axis: 1, inputs: ['sum.y'] },
         { name: 'big', kind: 'op', op: 'sigmoid', inputs: ['sum.y'], when: { input: 'sum.y', op: '>', value: 100 } },
+        { name: 'pick', kind: 'switch', inputs: { x: 'x' }, variants: [{ model: 'mlp', quality: 0.9 }, { model: 'own.onnx', quality: 0.5, name: 'own' }], policy: { kind: 'explicit' } },
       ],
-      outputs: { sum: 'sum.y', best: 'best.y', big: 'big.y' },
+      outputs: { sum: 'sum.y', best: 'best.y', big: 'big.y', picked: 'pick.y' },
     }
     writeFileSync(join(repo, 'a_chain', '1', 'graph.json'), JSON.stringify(spec))
     const server = await serve({ repository: repo, port: 0 })
@@ -261,9 +262,15 @@ describe('graphs served as models', () => {
       expect(body.outputs[0]).toMatchObject({ datatype: 'INT64', shape: [2], data: [y[0] > y[1] ? 0 : 1, y[2] > y[3] ? 0 : 1] })
       // A skipped output answers as an empty tensor.
       expect(body.outputs[2]).toMatchObject({ name: 'big', shape: [0], data: [] })
-      // The graph's run of 'mlp' went through the served model's own queue.
-      expect(server.stats().model_stats.find((s) => s.name === 'mlp')!.execution_count).toBe(2)
-      expect(server.stats().model_stats.find((s) => s.name === 'a_chain')).toMatchObject({ inference_count: 2, execution_count: 1 })
+      // The graph's runs of 'mlp' (its node, and the switch's best variant) went through the served model's own queue.
+      expect(server.stats().model_stats.find((s) => s.name === 'mlp')!.execution_count).toBe(3)
+      const graphStats = server.stats().model_stats.find((s) => s.name === 'a_chain') as any
+      expect(graphStats).toMatchObject({ inference_count: 2, execution_count: 1 })
+      // The switch's decisions, in the statistics and the metrics.
+      expect(graphStats.graph_switches).toMatchObject([{ node: 'pick', policy: 'explicit', current: 0, decisions: 1, variants: [{ name: 'mlp', chosen: 1 }, { name: 'own', chosen: 0 }] }])
+      const metrics = server.metrics()
+      expect(metrics).toMatch(/^oxinfer_graph_switch_requests\{model="a_chain",node="pick",variant="mlp",version="1"\} 1$/m)
+      expect(metrics).toMatch(/^oxinfer_graph_switch_variant\{model="a_chain",node="pick",version="1"\} 0$/m)
       await expectError(await infer(url, 'a_chain', { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] }), 400)
       expect(() => server.session('a_chain')).toThrow(/graph/)
     } finally {

@@ -29,6 +29,12 @@ pub struct Metrics {
     pending: IntGaugeVec,
     queued: IntGaugeVec,
     ready: IntGaugeVec,
+    /// Graph switch nodes: the variant a request gets now, each variant's
+    /// requests and p95 engine time (read from the graphs when scraped).
+    switch_current: IntGaugeVec,
+    switch_changes: IntGaugeVec,
+    switch_chosen: IntGaugeVec,
+    switch_p95: IntGaugeVec,
     pub http_in_flight: IntGauge,
     /// One scrape at a time: a scrape resets and refills the gauges.
     scrape: Mutex<()>,
@@ -61,11 +67,14 @@ impl Metrics {
             add(Box::new(h.clone()), name, help, "histogram");
             h
         };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGaugeVec::new(Opts::new(name, help), MV).expect("metric definition");
+        let gauge_of = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
             add(Box::new(g.clone()), name, help, "gauge");
             g
         };
+        let gauge = |name: &str, help: &str| gauge_of(name, help, MV);
+        const SW: &[&str] = &["model", "version", "node"];
+        const SWV: &[&str] = &["model", "version", "node", "variant"];
         let (in_flight, in_flight_help) = ("oxinfer_http_requests_in_flight", "HTTP requests being served");
         let http_in_flight = IntGauge::new(in_flight, in_flight_help).expect("metric definition");
         add(Box::new(http_in_flight.clone()), in_flight, in_flight_help, "gauge");
@@ -83,6 +92,10 @@ impl Metrics {
             pending: gauge("oxinfer_inference_pending_request_count", "Requests queued or executing (in-process ones included)"),
             queued: gauge("oxinfer_inference_queue_size", "Requests waiting in the queue"),
             ready: gauge("oxinfer_model_ready", "1 when the model version is loaded and serving"),
+            switch_current: gauge_of("oxinfer_graph_switch_variant", "A graph switch node's current variant (index in its spec)", SW),
+            switch_changes: gauge_of("oxinfer_graph_switch_changes", "Changes of a graph switch node's current variant since it loaded", SW),
+            switch_chosen: gauge_of("oxinfer_graph_switch_requests", "Requests a graph switch node sent to each variant since it loaded", SWV),
+            switch_p95: gauge_of("oxinfer_graph_switch_p95_us", "p95 engine time of each variant over the switch's window, in microseconds", SWV),
             http_in_flight,
             scrape: Mutex::new(()),
             described: described.take(),
@@ -115,6 +128,9 @@ impl Metrics {
         self.ready.reset();
         self.pending.reset();
         self.queued.reset();
+        for g in [&self.switch_current, &self.switch_changes, &self.switch_chosen, &self.switch_p95] {
+            g.reset();
+        }
         for v in repo.all() {
             let ver = v.version.to_string();
             let labels = [v.model.as_str(), ver.as_str()];
@@ -124,6 +140,20 @@ impl Metrics {
             let now = v.executions();
             let seen = v.stats.exec_seen.swap(now, Relaxed);
             self.exec.with_label_values(&labels).inc_by(now.saturating_sub(seen));
+            if let crate::model::Kind::Graph(g) = &v.kind {
+                for sw in g.graph.switch_stats() {
+                    let node = [labels[0], labels[1], sw.node.as_str()];
+                    self.switch_current.with_label_values(&node).set(sw.current as i64);
+                    self.switch_changes.with_label_values(&node).set(sw.switches as i64);
+                    for var in &sw.variants {
+                        let l = [labels[0], labels[1], sw.node.as_str(), var.name.as_str()];
+                        self.switch_chosen.with_label_values(&l).set(var.chosen as i64);
+                        if let Some(p) = var.p95_us {
+                            self.switch_p95.with_label_values(&l).set(p as i64);
+                        }
+                    }
+                }
+            }
         }
         for x in externals.all() {
             self.ready.with_label_values(&[x.name.as_str(), "1"]).set(1);

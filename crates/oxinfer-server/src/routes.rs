@@ -240,7 +240,23 @@ fn stats_body(name: &str, version: &str, s: &crate::stats::Stats, executions: u6
 }
 
 fn stats_json(v: &Version) -> Value {
-    stats_body(&v.model, &v.version.to_string(), &v.stats, v.executions(), v.pending(), v.queued())
+    let mut out = stats_body(&v.model, &v.version.to_string(), &v.stats, v.executions(), v.pending(), v.queued());
+    // A graph's switch nodes: their decisions and each variant's latency.
+    if let crate::model::Kind::Graph(g) = &v.kind {
+        let switches: Vec<Value> = g
+            .graph
+            .switch_stats()
+            .iter()
+            .map(|s| {
+                json!({
+                    "node": s.node, "policy": s.policy, "current": s.current, "decisions": s.decisions, "switches": s.switches, "probes": s.probes,
+                    "variants": s.variants.iter().map(|x| json!({ "name": x.name, "quality": x.quality, "chosen": x.chosen, "runs": x.runs, "p50_us": x.p50_us, "p95_us": x.p95_us })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        out["graph_switches"] = Value::Array(switches);
+    }
+    out
 }
 
 /// A JS model's statistics: each request is one execution, and nothing queues natively.
