@@ -178,6 +178,16 @@ describe('the Fastify path and closing', () => {
     expect((await app.inject({ method: 'GET', url: '/v2/health/live' })).statusCode).toBe(500)
     await app.close()
 
+    // Past the drain deadline, a plugin request still waiting answers 503 instead of hanging.
+    const never = await serve({ repository: ensureExampleRepository(), listen: false, load: [], drainMs: 0, models: { never: () => new Promise(() => {}) } })
+    const app2 = Fastify()
+    await app2.register(oxinferPlugin, { server: never })
+    const waiting = app2.inject({ method: 'POST', url: '/v2/models/never/infer', payload: { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [1] }] } })
+    await tick(50)
+    await never.close()
+    expect((await waiting).statusCode).toBe(503)
+    await app2.close()
+
     // A handler that never answers: a close gives up after drainMs, well before the 60 s model timeout.
     const stuck = await serve({ repository: ensureExampleRepository(), port: 0, load: [], drainMs: 200, models: { never: () => new Promise(() => {}) } })
     const req = infer(stuck.address!.url, 'never', { inputs: [{ name: 'x', datatype: 'INT32', shape: [1], data: [1] }] }).then((r) => r.status, () => 'dropped')

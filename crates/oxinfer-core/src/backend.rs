@@ -70,6 +70,12 @@ pub struct RunControl {
     terminator: Mutex<Option<Box<dyn Fn() + Send + Sync>>>,
 }
 
+impl std::fmt::Debug for RunControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunControl").field("aborted", &self.is_aborted()).finish()
+    }
+}
+
 impl RunControl {
     pub fn new() -> Self {
         Self::default()

@@ -234,10 +234,7 @@ impl NativeGraph {
         let here: Arc<Mutex<Handoff>> = Arc::new(Mutex::new(Handoff::Waiting));
         let theirs = Arc::clone(&here);
         let (hub, running) = (Arc::clone(&self.hub), Arc::clone(&self.running));
-        self.inner.run(
-            inputs,
-            opts,
-            Box::new(move |r| {
+        let done: oxinfer_core::graph::GraphDone = Box::new(move |r| {
                 running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 let r = r.map(delivery);
                 let mut h = theirs.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,8 +245,13 @@ impl NativeGraph {
                         hub.push(Event::Graph(id, r));
                     }
                 }
-            }),
-        );
+            });
+        // Inline: on this thread (measured short). Otherwise off it, ops before the first model included.
+        if inline {
+            self.inner.run(inputs, opts, done);
+        } else {
+            self.inner.run_detached(inputs, opts, done);
+        }
         let done = std::mem::replace(&mut *here.lock().unwrap_or_else(|e| e.into_inner()), Handoff::Gone);
         let value = match done {
             Handoff::Done(r) => crate::payload::graph_outcome(env.raw(), &r).js()?,

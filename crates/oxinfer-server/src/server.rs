@@ -92,6 +92,7 @@ impl Server {
                         }
                     };
                     tokio::pin!(deadline);
+                    let mut passed = false;
                     match listener {
                         None => {
                             let _ = up_tx.send(Ok(handle));
@@ -112,16 +113,20 @@ impl Server {
                                     tracing::error!(error = %e, "the server stopped");
                                 },
                                 _ = &mut deadline => {
+                                    passed = true;
                                     tracing::warn!(drain_ms = drain.as_millis() as u64, "the drain deadline passed with connections still open; closing them");
                                 }
                             }
                         }
                     }
-                    // Socketless exchanges (the Fastify plugin's) finish too, within the same deadline.
-                    tokio::select! {
-                        _ = served.exchanges.idle() => {}
-                        _ = &mut deadline => {
-                            tracing::warn!(in_flight = served.exchanges.in_flight(), "the drain deadline passed with plugin requests in flight; dropping them");
+                    // Socketless exchanges (the Fastify plugin's) finish too,
+                    // within the same deadline (a finished deadline is not polled again).
+                    if !passed {
+                        tokio::select! {
+                            _ = served.exchanges.idle() => {}
+                            _ = &mut deadline => {
+                                tracing::warn!(in_flight = served.exchanges.in_flight(), "the drain deadline passed with plugin requests in flight; they answer 503");
+                            }
                         }
                     }
                 });
@@ -193,9 +198,18 @@ impl Handler {
     pub fn spawn(&self, x: Exchange, done: Box<dyn FnOnce(Answer) + Send>) {
         let guard = self.app.exchanges.enter();
         let router = self.router.clone();
+        // Answered exactly once: a task dropped unfinished (the runtime shut
+        // down past the drain deadline) answers 503, a panic 500.
+        let mut reply = Reply(Some(done));
         self.runtime.spawn(async move {
             let _guard = guard;
-            done(answer(router, x).await);
+            let answered = match tokio::spawn(answer(router, x)).await {
+                Ok(a) => a,
+                Err(e) => plain(500, &format!("the request failed: {}", if e.is_panic() { "a panic in the server" } else { "cancelled" })),
+            };
+            if let Some(done) = reply.0.take() {
+                done(answered);
+            }
         });
     }
 
@@ -209,6 +223,22 @@ impl Handler {
 /// Status, headers and body of an answer.
 pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// An error answer in the protocol's JSON.
+fn plain(status: u16, message: &str) -> Answer {
+    (status, vec![("content-type".into(), "application/json".into())], crate::protocol::encode_error(message))
+}
+
+/// A socketless exchange's reply, sent with 503 if dropped unsent.
+struct Reply(Option<Box<dyn FnOnce(Answer) + Send>>);
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(done) = self.0.take() {
+            done(plain(503, "the server closed before answering"));
+        }
+    }
+}
+
 async fn answer(router: axum::Router, x: Exchange) -> Answer {
     use tower::ServiceExt;
     let mut builder = axum::http::Request::builder().method(x.method.as_str()).uri(x.url.as_str());
@@ -217,10 +247,7 @@ async fn answer(router: axum::Router, x: Exchange) -> Answer {
     }
     let req = match builder.body(axum::body::Body::from(x.body)) {
         Ok(r) => r,
-        Err(e) => {
-            let msg = crate::protocol::encode_error(&format!("not a valid HTTP request: {e}"));
-            return (400, vec![("content-type".into(), "application/json".into())], msg);
-        }
+        Err(e) => return plain(400, &format!("not a valid HTTP request: {e}")),
     };
     let response = match router.oneshot(req).await {
         Ok(r) => r,
@@ -250,9 +277,12 @@ async fn poll_loop(app: Arc<App>, every: Duration) {
             }
             // With an explicit list of models to load, new folders wait for
             // the API, as in Triton's explicit mode; otherwise they load.
-            for n in a.repo.changed(a.options.models.is_none()) {
+            let mut changed = a.repo.changed(a.options.models.is_none());
+            // Graphs after the models they run, as at start.
+            changed.sort_by_key(|n| a.repo.is_graph(n));
+            for n in changed {
                 // A failure is recorded in the index; the old version keeps serving.
-                let _ = a.repo.load(&n, None);
+                let _ = a.repo.reload_changed(&n);
             }
         })
         .await;

@@ -186,6 +186,14 @@ impl Graph {
     /// inputs (`ERR_INVALID_INPUT`); `done` is called exactly once, on the
     /// thread that settles the last node (or on this one for an immediate
     /// error). Borrowed input data must stay valid until `done` is called.
+    /// `run`, started on the compute pool instead of the calling thread, so
+    /// that ops before the first model (an image decode, say) never hold a
+    /// caller's thread (the JS thread, an HTTP runtime's). Returns at once.
+    pub fn run_detached(&self, inputs: Vec<InputTensor>, opts: GraphRunOptions, done: GraphDone) {
+        let g = self.clone();
+        rayon::spawn(move || g.run(inputs, opts, done));
+    }
+
     pub fn run(&self, inputs: Vec<InputTensor>, opts: GraphRunOptions, done: GraphDone) {
         let plan = Arc::clone(&self.plan);
         if let Err(e) = validate::check_inputs(&plan.inputs, &inputs) {
@@ -474,7 +482,7 @@ fn add(a: &mut Timing, b: &Timing) {
 }
 
 fn context(run: &Run, wanted: Vec<String>) -> CallContext {
-    CallContext { priority: run.opts.priority, deadline: run.opts.deadline, outputs: wanted, inline: run.opts.inline }
+    CallContext { priority: run.opts.priority, deadline: run.opts.deadline, outputs: wanted, inline: run.opts.inline, ctl: run.opts.ctl.clone() }
 }
 
 /// Submits a model (or switch variant) run of node `n`; `keep` holds the
@@ -602,7 +610,7 @@ impl NodeRunner for Graph {
     }
 
     fn submit_with(&self, inputs: Vec<InputTensor>, ctx: &CallContext, done: Completion) {
-        let opts = GraphRunOptions { priority: ctx.priority, deadline: ctx.deadline, inline: ctx.inline, ..Default::default() };
+        let opts = GraphRunOptions { priority: ctx.priority, deadline: ctx.deadline, inline: ctx.inline, ctl: ctx.ctl.clone(), ..Default::default() };
         let wanted = ctx.outputs.clone();
         self.run(
             inputs,

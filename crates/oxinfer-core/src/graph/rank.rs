@@ -64,6 +64,9 @@ fn rows_into(count: usize, w: usize, mut fill: impl FnMut(usize, &mut [u8])) -> 
     b
 }
 
+/// The most candidates a pairwise rank node takes (N(N−1) model rows).
+pub const MAX_PAIRWISE: usize = 512;
+
 impl Ranker {
     /// The model inputs that rank `cands` for `query`.
     pub fn runs(&self, cands: &InputTensor, query: Option<&InputTensor>) -> Result<Runs> {
@@ -71,6 +74,11 @@ impl Ranker {
             return Err(Error::invalid_input(&cands.name, format!("rank: candidates must be a numeric [N, F] tensor, got {} dims {:?}", cands.dtype.name(), cands.dims)));
         }
         let (n, f) = (cands.dims[0] as usize, cands.dims[1] as usize);
+        // Pairwise rows grow as N²: past this many candidates one request
+        // could ask for gigabytes of model input.
+        if self.strategy == RankStrategy::Pairwise && n > MAX_PAIRWISE {
+            return Err(Error::invalid_input(&cands.name, format!("rank: pairwise ranking takes at most {MAX_PAIRWISE} candidates ({} pairs), got {n}; rank pointwise first and re-rank the top ones pairwise", MAX_PAIRWISE * (MAX_PAIRWISE - 1))));
+        }
         let q: &[u8] = match query {
             None => &[],
             Some(t) if t.dtype != cands.dtype => {
@@ -233,6 +241,14 @@ mod tests {
         assert_eq!(r.inputs[0].dims, vec![4, 4]);
         // Pairs (0,1), (0,2), (1,0), (1,2), ...
         assert_eq!(&f32s(&r.inputs[0])[..8], &[1., 2., 3., 4., 1., 2., 5., 6.]);
+    }
+
+    #[test]
+    fn pairwise_refuses_more_candidates_than_it_can_pair() {
+        let many = InputTensor::from_values("c", DType::Float32, &[MAX_PAIRWISE as i64 + 1, 1], &vec![0f32; MAX_PAIRWISE + 1]).unwrap();
+        let e = ranker(RankStrategy::Pairwise, None, None).runs(&many, None).err().unwrap();
+        assert!(e.to_string().contains("at most 512"), "{e}");
+        assert!(ranker(RankStrategy::Pointwise, None, None).runs(&many, None).is_ok());
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct CallContext {
     pub outputs: Vec<String>,
     /// The caller allows short runs on its own thread (see `GraphRunOptions::inline`).
     pub inline: bool,
+    /// The request's abort control: a model run still queued when it is
+    /// aborted is dropped (out of its merged batch), one running alone stopped.
+    pub ctl: Option<Arc<RunControl>>,
 }
 
 /// Something a graph node can run: a model session, a pipeline, a test
@@ -143,7 +146,7 @@ impl NodeRunner for SchedulerRunner {
             work: model_run(inputs, wanted),
             deadline: ctx.deadline,
             priority: ctx.priority,
-            ctl: Arc::new(RunControl::new()),
+            ctl: ctx.ctl.clone().unwrap_or_default(),
             done: Box::new(move |r| {
                 if let Ok(out) = &r {
                     let old = mean.load(Ordering::Relaxed);
@@ -215,7 +218,7 @@ impl NodeRunner for PipelineRunner {
             work: crate::request::pipeline_run(Arc::clone(&self.pipeline), batch, crate::pipeline::RunOptions { fail_fast: true, timings: false }),
             deadline: ctx.deadline,
             priority: ctx.priority,
-            ctl: Arc::new(RunControl::new()),
+            ctl: ctx.ctl.clone().unwrap_or_default(),
             done: Box::new(move |r| {
                 let r = r.map(|mut out| {
                     out.tensors = crate::pipeline::tensors::outputs(&pipeline, std::mem::take(&mut out.tensors), &wanted);

@@ -67,6 +67,10 @@ fn step_max(step: &[f32]) -> (usize, f32, bool) {
 /// values or `c` is not the vocabulary's size.
 pub fn ctc_greedy(logits: &[f32], dims: [usize; 3], vocab: &Vocabulary) -> Result<Vec<(String, f32)>> {
     let [n, t, c] = dims;
+    // An empty time axis makes any row count consistent with no data: bound it.
+    if n > 1 << 24 {
+        return Err(Error::invalid_input("logits", format!("{n} lines is more than a recogniser batch can hold")));
+    }
     if n.checked_mul(t).and_then(|v| v.checked_mul(c)) != Some(logits.len()) {
         return Err(Error::invalid_input("logits", format!("{} values do not make a {dims:?} recogniser output", logits.len())));
     }

@@ -274,7 +274,8 @@ impl Version {
         };
         g.in_flight.fetch_add(1, Relaxed);
         let in_flight = Arc::clone(&g.in_flight);
-        g.graph.run(
+        // Off the HTTP runtime's threads: ops before the first model (a decode) may be long.
+        g.graph.run_detached(
             inputs,
             opts,
             Box::new(move |r| {

@@ -139,6 +139,22 @@ impl Repository {
     pub fn load(&self, name: &str, config: Option<serde_json::Value>) -> Result<()> {
         check_name(name)?;
         let _one = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        self.load_locked(name, config)
+    }
+
+    /// A polling pass's reload: skipped when the model was unloaded through
+    /// the API since the pass looked (checked under the load lock).
+    pub fn reload_changed(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let _one = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let unloaded = self.models.read().unwrap_or_else(|e| e.into_inner()).get(name).is_some_and(|e| e.reason == "unloaded");
+        if unloaded {
+            return Ok(());
+        }
+        self.load_locked(name, None)
+    }
+
+    fn load_locked(&self, name: &str, config: Option<serde_json::Value>) -> Result<()> {
         let dir = self.root.join(name);
         if !dir.is_dir() {
             let e = ServerError::bad(format!("no model folder '{name}' in the repository"));
@@ -193,6 +209,8 @@ impl Repository {
     /// versions they hold; the engines are freed when the last one ends.
     pub fn unload(&self, name: &str) -> Result<()> {
         check_name(name)?;
+        // Not in the middle of a load of the same model, which would reinstate it.
+        let _one = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         match models.get_mut(name) {
             Some(e) => {
