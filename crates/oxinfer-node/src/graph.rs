@@ -12,6 +12,7 @@ use oxinfer_core::{Error as CoreError, RunOutput, Timing};
 
 use crate::errors::IntoNapi;
 use crate::hub::{Event, Hub, NativeHub};
+use crate::payload::{GraphDelivery, NativeNodeReport};
 use crate::session::{NativeSession, NativeValueInfo};
 
 fn in_file(e: CoreError, text: &str, file: Option<&str>) -> CoreError {
@@ -97,18 +98,6 @@ impl Default for NativeGraphBuilder {
     }
 }
 
-/// Where one node's time went, as JS reads it.
-pub struct NativeNodeReport {
-    pub node: String,
-    pub ran: bool,
-    pub wall_us: f64,
-    pub queue_us: f64,
-    pub engine_us: f64,
-    pub batch_rows: u32,
-    pub runs: u32,
-    pub variant: Option<u32>,
-}
-
 #[napi]
 pub struct NativeGraph {
     inner: Arc<Graph>,
@@ -123,14 +112,6 @@ enum Handoff {
     Waiting,
     Done(oxinfer_core::Result<GraphDelivery>),
     Gone,
-}
-
-/// A graph request's outcome for the hub: the outputs that were produced,
-/// the names of those skipped, and per-node reports.
-pub struct GraphDelivery {
-    pub outputs: RunOutput,
-    pub skipped: Vec<String>,
-    pub nodes: Vec<NativeNodeReport>,
 }
 
 fn delivery(r: GraphResult) -> GraphDelivery {

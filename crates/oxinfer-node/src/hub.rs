@@ -29,7 +29,7 @@ pub enum Event {
     /// A native log line (pino-compatible JSON) for the log listener.
     Log(u64, String),
     /// A graph request's outcome.
-    Graph(u64, CoreResult<crate::graph::GraphDelivery>),
+    Graph(u64, CoreResult<payload::GraphDelivery>),
 }
 
 struct Inner {

@@ -230,7 +230,7 @@ pub fn http_answer(env: Env, (status, headers, body): &oxinfer_server::Answer) -
 /// A graph request's outcome: the encoded error, or `[outputs (as a run's
 /// block, in graph output order without the skipped ones), skipped names,
 /// node reports]`.
-pub fn graph_outcome(env: Env, r: &Result<crate::graph::GraphDelivery>) -> Result<Val> {
+pub fn graph_outcome(env: Env, r: &Result<GraphDelivery>) -> Result<Val> {
     let d = match r {
         Ok(d) => d,
         Err(e) => return failure(env, e),
@@ -259,4 +259,24 @@ pub fn graph_outcome(env: Env, r: &Result<crate::graph::GraphDelivery>) -> Resul
     }
     js::set(env, arr, 2, nodes)?;
     Ok(arr)
+}
+
+/// Where one node's time went, as JS reads it.
+pub struct NativeNodeReport {
+    pub node: String,
+    pub ran: bool,
+    pub wall_us: f64,
+    pub queue_us: f64,
+    pub engine_us: f64,
+    pub batch_rows: u32,
+    pub runs: u32,
+    pub variant: Option<u32>,
+}
+
+/// A graph request's outcome for the hub: the outputs that were produced,
+/// the names of those skipped, and per-node reports.
+pub struct GraphDelivery {
+    pub outputs: RunOutput,
+    pub skipped: Vec<String>,
+    pub nodes: Vec<NativeNodeReport>,
 }
