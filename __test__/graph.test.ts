@@ -239,6 +239,44 @@ describe('Graph', () => {
   })
 })
 
+describe('tokenization as a graph node', () => {
+  it('tokenizes once for two models, as the text pipeline does', async () => {
+    const tokenizer = fixture('text/qwen3-tokenizer.json')
+    const model = join(root, 'examples', 'text', 'bag_of_embeddings.onnx')
+    const spec: GraphSpec = {
+      version: 1,
+      inputs: { text: { type: 'string', shape: [-1] } },
+      nodes: [
+        { name: 'tok', kind: 'op', op: 'tokenize', tokenizer, maxLength: 64, inputs: ['text'] },
+        { name: 'a', kind: 'model', model: 'first', inputs: { input_ids: 'tok.input_ids', attention_mask: 'tok.attention_mask' } },
+        { name: 'b', kind: 'model', model: 'second', inputs: { input_ids: 'tok.input_ids', attention_mask: 'tok.attention_mask' } },
+        { name: 'pa', kind: 'op', op: 'softmax', inputs: ['a.logits'] },
+        { name: 'pb', kind: 'op', op: 'softmax', inputs: ['b.logits'] },
+      ],
+      outputs: { a: 'pa.y', b: 'pb.y', ids: 'tok.input_ids' },
+    }
+    const g = await Graph.create(spec, { models: { first: model, second: model } })
+    const p = await Pipeline.load(join(root, 'examples', 'text', 'pipeline.json'))
+    try {
+      const texts = ['a fine day', 'nothing works and everything is late', '']
+      let t: GraphTiming | undefined
+      const r = await g.run({ text: new Tensor('string', texts, [3]) }, { onTiming: (v) => (t = v) })
+      expect(t!.nodes.filter((n) => n.node === 'tok')).toHaveLength(1)
+      const want = await p.runBatch(texts.map((text) => ({ text })))
+      const a = Array.from(r.a!.data as Float32Array)
+      const b = Array.from(r.b!.data as Float32Array)
+      expect(a).toEqual(b)
+      want.forEach((w, i) => (w.scores as number[]).forEach((v, k) => expect(a[i * 2 + k]).toBeCloseTo(v, 5)))
+      expect(r.ids!.dims[0]).toBe(3)
+      // A tokenizer file that is not there fails at build with ERR_FILE.
+      await rejectsWith(Graph.create({ ...spec, nodes: [{ ...spec.nodes[0], tokenizer: 'nope.json' }, ...spec.nodes.slice(1)] }, { models: { first: model, second: model } }), 'ERR_FILE')
+    } finally {
+      await g.dispose()
+      await p.dispose()
+    }
+  })
+})
+
 describe('pipelines as graph nodes', () => {
   it('runs a pipeline node on record fields as tensors, with what pipeline.run gives', async () => {
     const { records } = readJson<{ records: Record<string, unknown>[] }>('penguins/records.json')

@@ -108,6 +108,8 @@ describe('the graph spec schema and the Rust parser agree', () => {
     ['a rank node with an unknown strategy', (s) => s.nodes.push({ name: 'r', kind: 'rank', model: 'scorer', strategy: 'bubble', inputs: {} })],
     ['a nested graph', (s) => s.nodes.push({ name: 'sub', kind: 'graph', inputs: { b: 'boxes.boxes' }, graph: { inputs: { b: { type: 'float32' } }, nodes: [{ name: 's', kind: 'op', op: 'sigmoid', inputs: ['b'] }], outputs: { y: 's.y' } } })],
     ['an input of an unknown type', (s) => (s.inputs.image.type = 'bytes')],
+    ['a tokenize op', (s) => s.nodes.push({ name: 'tok', kind: 'op', op: 'tokenize', tokenizer: 't.json', maxLength: 32, padding: 'max_length', inputs: ['read.text'] })],
+    ['a tokenize op without maxLength', (s) => s.nodes.push({ name: 'tok', kind: 'op', op: 'tokenize', tokenizer: 't.json', inputs: ['read.text'] })],
     ['version 2', (s) => (s.version = 2)],
   ]
   for (const [what, mutate] of variants) {

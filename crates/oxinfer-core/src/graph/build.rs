@@ -146,10 +146,17 @@ fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>, base: O
         }
         NodeKind::Op(o) => {
             let mut o = o.clone();
-            if let crate::graph::spec::OpSpec::CtcDecode { vocabulary, loaded } = &mut o {
-                let file = base.map_or_else(|| std::path::PathBuf::from(&*vocabulary), |b| b.join(&*vocabulary));
-                let text = std::fs::read_to_string(&file).map_err(|e| crate::error::Error::file("the ctc_decode vocabulary", &file, e))?;
-                loaded.0 = Some(Arc::new(crate::vision::Vocabulary::from_keys(&text)));
+            let resolve = |f: &str| base.map_or_else(|| std::path::PathBuf::from(f), |b| b.join(f));
+            match &mut o {
+                crate::graph::spec::OpSpec::CtcDecode { vocabulary, loaded } => {
+                    let file = resolve(vocabulary);
+                    let text = std::fs::read_to_string(&file).map_err(|e| crate::error::Error::file("the ctc_decode vocabulary", &file, e))?;
+                    loaded.0 = Some(Arc::new(crate::vision::Vocabulary::from_keys(&text)));
+                }
+                crate::graph::spec::OpSpec::Tokenize { tokenizer, loaded, .. } => {
+                    loaded.0 = Some(Arc::new(crate::text::TextTokenizer::from_file(&resolve(tokenizer))?));
+                }
+                _ => {}
             }
             let op = Op(o);
             op.check_arity(n.inputs.len()).map_err(|m| fail(format!("{}.inputs", n.path), format!("node '{}': {m}", n.name)))?;

@@ -257,6 +257,22 @@ pub enum OpSpec {
     /// Greedy CTC decoding of a recogniser's output [N, T, C] with the
     /// characters of `vocabulary` (a PaddleOCR keys file, relative to the
     /// spec's folder): `text` string [N] and `confidence` float32 [N].
+    /// Text (a string tensor [N], and optionally a second one of pair
+    /// texts) to `input_ids` and `attention_mask` int64 [N, L] with a
+    /// Hugging Face `tokenizer.json` (relative to the spec's folder):
+    /// truncated to `maxLength`, padded to the longest row (`padding:
+    /// "longest"`, the default) or to `maxLength`.
+    Tokenize {
+        tokenizer: String,
+        max_length: usize,
+        #[serde(default)]
+        padding: TokenizePadding,
+        #[serde(default = "yes")]
+        add_special_tokens: bool,
+        /// The tokenizer, read once when the graph is built.
+        #[serde(skip)]
+        loaded: LoadedTokenizer,
+    },
     #[serde(rename = "ctc_decode")]
     CtcDecode {
         vocabulary: String,
@@ -264,6 +280,35 @@ pub enum OpSpec {
         #[serde(skip)]
         loaded: Loaded,
     },
+}
+
+/// How a `tokenize` op pads its rows.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenizePadding {
+    #[default]
+    Longest,
+    MaxLength,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A tokenizer read at build time (equal to any other, as `Loaded`).
+#[derive(Clone, Default)]
+pub struct LoadedTokenizer(pub Option<std::sync::Arc<crate::text::TextTokenizer>>);
+
+impl std::fmt::Debug for LoadedTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "LoadedTokenizer(loaded)" } else { "LoadedTokenizer(none)" })
+    }
+}
+
+impl PartialEq for LoadedTokenizer {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A vocabulary read at build time (equal to any other: specs compare by what is written).

@@ -4,6 +4,7 @@
 mod math;
 pub(crate) mod num;
 mod shape;
+mod text;
 mod vision;
 
 use crate::backend::Dim;
@@ -58,12 +59,13 @@ impl Op {
             OpSpec::CropText { .. } => "crop_text",
             OpSpec::RotateFlagged { .. } => "rotate_flagged",
             OpSpec::CtcDecode { .. } => "ctc_decode",
+            OpSpec::Tokenize { .. } => "tokenize",
         }
     }
 
     /// The op's output names.
     pub fn outputs(&self) -> &'static [&'static str] {
-        if let Some(list) = vision::outputs(&self.0) {
+        if let Some(list) = vision::outputs(&self.0).or_else(|| text::outputs(&self.0)) {
             return list;
         }
         match self.0 {
@@ -75,6 +77,7 @@ impl Op {
     /// Checks how many inputs the op is given.
     pub fn check_arity(&self, n: usize) -> std::result::Result<(), String> {
         let want: (usize, usize) = match &self.0 {
+            spec if text::arity(spec).is_some() => text::arity(spec).unwrap_or((1, 1)),
             spec if vision::arity(spec).is_some() => {
                 let a = vision::arity(spec).unwrap_or(1);
                 (a, a)
@@ -94,6 +97,7 @@ impl Op {
                 (1, 1) if binary(&self.0).is_some() => "1 input (with 'scalar')".to_string(),
                 (2, 2) if binary(&self.0).is_some() => "2 inputs (or 1 with 'scalar')".to_string(),
                 (2, 2) => "2 inputs (data, indices), or 1 with 'indices' given".to_string(),
+                (1, 2) => "1 input (texts) or 2 (texts, pair texts)".to_string(),
                 (a, _) => format!("{a} input{}", if a == 1 { "" } else { "s" }),
             };
             return Err(format!("op '{}' takes {expected}, but {n} {} given", self.name(), if n == 1 { "is" } else { "are" }));
@@ -111,6 +115,9 @@ impl Op {
         let one = |t: Ty| Ok(vec![t]);
         if vision::arity(&self.0).is_some() {
             return vision::infer(&self.0, inputs);
+        }
+        if text::arity(&self.0).is_some() {
+            return text::infer(&self.0, inputs);
         }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat_ty(inputs, *axis)?),
@@ -146,6 +153,9 @@ impl Op {
         let one = |t: Result<OutputTensor>| t.map(|t| vec![t]);
         if vision::arity(&self.0).is_some() {
             return vision::run(&self.0, inputs);
+        }
+        if text::arity(&self.0).is_some() {
+            return text::run(&self.0, inputs);
         }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat(inputs, *axis)),
