@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from './errors'
 import * as hub from './hub'
 import { native, type NativeGraph, type NativeValueInfo } from './native'
-import { abortedJob, type BatchJob, driveChunks, iteratorOf, type JobOptions, jobOptions, newBatchJob } from './job'
+import { type BatchJob, feedsJob, type JobOptions, jobOptions } from './job'
 import { checkKeys, isPlainObject } from './options'
 import { unpack } from './payload'
 import { Pipeline, pipelineNatives } from './pipeline/pipeline'
@@ -280,24 +280,7 @@ export class Graph {
     const o = jobOptions('graph runJob', options, [])
     if (typeof source === 'string') throw invalidArg('Graph.runJob: give an iterable of inputs (a graph has no record schema to read a file with)')
     if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the graph was disposed')
-    if (o.signal?.aborted) throw abortedJob(o.signal)
-    const it = iteratorOf(source, 'Graph.runJob')
-    const inner = new AbortController()
-    const job = newBatchJob<GraphResult>(o.concurrency, () => {}, () => inner.abort())
-    const rowsOf = (feeds: Record<string, TensorLike>): number => {
-      const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
-      return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
-    }
-    const run = (feeds: Record<string, TensorLike>, _firstRow: number, signal: AbortSignal): Promise<GraphResult> => this.run(feeds, { signal })
-    const chunks: AsyncIterator<Record<string, TensorLike>> = {
-      next: async () => (await it.next()) as IteratorResult<Record<string, TensorLike>>,
-      return: async () => {
-        await it.return?.()
-        return { value: undefined, done: true }
-      },
-    }
-    driveChunks(job, chunks, run, rowsOf, () => 0, o, inner)
-    return job
+    return feedsJob<Record<string, TensorLike>, GraphResult>(source, 'Graph.runJob', o, (feeds, signal) => this.run(feeds, { signal }))
   }
 
   /** Every switch node's decisions and per-variant latencies. */

@@ -332,3 +332,28 @@ export function iteratorOf(source: unknown, what: string): AsyncIterator<unknown
   if (s !== null && typeof s === 'object' && typeof s[Symbol.iterator] === 'function') return s[Symbol.iterator]!()
   throw invalidArg(`${what}: source must be a file path or an (async) iterable`)
 }
+
+/**
+ * @internal A job over a source of feeds (one request per item, rows counted
+ * along the first feed's axis 0): results in order, at most `concurrency`
+ * in flight. Shared by `Session.runJob` and `Graph.runJob`.
+ */
+export function feedsJob<F, R>(source: unknown, what: string, o: ResolvedJobOptions, run: (feeds: F, signal: AbortSignal) => Promise<R>): BatchJob<R> {
+  if (o.signal?.aborted) throw abortedJob(o.signal)
+  const it = iteratorOf(source, what)
+  const inner = new AbortController()
+  const job = newBatchJob<R>(o.concurrency, () => {}, () => inner.abort())
+  const rowsOf = (feeds: F): number => {
+    const first = feeds !== null && typeof feeds === 'object' ? (Object.values(feeds)[0] as { dims?: readonly number[] } | undefined) : undefined
+    return Number(first?.dims?.[0] ?? 0)
+  }
+  const chunks: AsyncIterator<F> = {
+    next: async () => (await it.next()) as IteratorResult<F>,
+    return: async () => {
+      await it.return?.()
+      return { value: undefined, done: true }
+    },
+  }
+  driveChunks(job, chunks, (feeds, _firstRow, signal) => run(feeds, signal), rowsOf, () => 0, o, inner)
+  return job
+}

@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks'
 import { disposeSymbol } from '../dispose'
 import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
-import { abortedJob, driveChunks, iteratorOf, jobOptions, newBatchJob, type BatchJob, type SessionJobOptions } from '../job'
+import { feedsJob, jobOptions, type BatchJob, type SessionJobOptions } from '../job'
 import { resolveLibrary } from '../library'
 import { native, type NativeSession, type NativeStream, type NativeValueInfo } from '../native'
 import { checkKeys, intOption, isPlainObject, showValue } from '../options'
@@ -232,25 +232,7 @@ export class Session {
     const outputs = (options as SessionJobOptions).outputs
     if (outputs !== undefined && (!Array.isArray(outputs) || outputs.some((x) => typeof x !== 'string'))) throw invalidArg('runJob: options.outputs must be an array of output names')
     if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
-    if (o.signal?.aborted) throw abortedJob(o.signal)
-    const it = iteratorOf(source, 'Session.runJob')
-    const inner = new AbortController()
-    const job = newBatchJob<Record<string, Tensor>>(o.concurrency, () => {}, () => inner.abort())
-    const rowsOf = (feeds: Record<string, TensorLike>): number => {
-      const first = isPlainObject(feeds) ? Object.values(feeds)[0] : undefined
-      return Number((first?.dims as readonly number[] | undefined)?.[0] ?? 0)
-    }
-    const run = (feeds: Record<string, TensorLike>, _firstRow: number, signal: AbortSignal): Promise<Record<string, Tensor>> =>
-      this.run(feeds, outputs === undefined ? { signal } : { signal, outputs })
-    const chunks: AsyncIterator<Record<string, TensorLike>> = {
-      next: async () => (await it.next()) as IteratorResult<Record<string, TensorLike>>,
-      return: async () => {
-        await it.return?.()
-        return { value: undefined, done: true }
-      },
-    }
-    driveChunks(job, chunks, run, rowsOf, () => 0, o, inner)
-    return job
+    return feedsJob<Record<string, TensorLike>, Record<string, Tensor>>(source, 'Session.runJob', o, (feeds, signal) => this.run(feeds, outputs === undefined ? { signal } : { signal, outputs }))
   }
 
   #flatten(feeds: Record<string, TensorLike>): unknown[] {
