@@ -57,6 +57,7 @@
 
 mod build;
 mod exec;
+mod op_spec;
 pub mod ops;
 pub mod rank;
 pub mod runner;
