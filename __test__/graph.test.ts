@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { Graph, type GraphSpec, type GraphTiming, Pipeline, Session, Tensor } from '../index.js'
+import { Graph, type GraphSpec, type GraphTiming, IMAGENET, ImageProcessor, Pipeline, Session, Tensor } from '../index.js'
 import { fixture, readJson, rejectsWith, root } from './helpers'
 
 const MLP = fixture('tiny_mlp.onnx')
@@ -273,6 +273,32 @@ describe('tokenization as a graph node', () => {
     } finally {
       await g.dispose()
       await p.dispose()
+    }
+  })
+})
+
+describe('image preprocessing as a graph node', () => {
+  it('gives what ImageProcessor gives, with the pipeline image stage options', async () => {
+    const opts = { resize: { shorter: 40 }, centerCrop: { width: 32, height: 32 }, normalize: IMAGENET }
+    const spec: GraphSpec = {
+      version: 1,
+      inputs: { photo: { type: 'uint8', shape: [-1] } },
+      nodes: [{ name: 'pre', kind: 'op', op: 'image', ...opts, inputs: ['photo'] }],
+      outputs: { pixels: 'pre.y' },
+    }
+    const g = await Graph.create(spec)
+    try {
+      expect(g.outputs[0]).toMatchObject({ name: 'pixels', type: 'float32' })
+      const bytes = readFileSync(fixture('images/china.jpg'))
+      const r = await g.run({ photo: new Tensor('uint8', new Uint8Array(bytes), [bytes.length]) })
+      const want = await new ImageProcessor(opts).run([new Uint8Array(bytes)])
+      expect(r.pixels!.dims).toEqual(want.dims)
+      expect(Array.from(r.pixels!.data as Float32Array)).toEqual(Array.from(want.data as Float32Array))
+      // Options the image stage refuses are spec errors here too.
+      await rejectsWith(Graph.create({ ...spec, nodes: [{ ...spec.nodes[0], resize: { width: 0, height: 3 } }] }), 'ERR_INVALID_SPEC')
+      await rejectsWith(g.run({ photo: new Tensor('uint8', new Uint8Array([1, 2, 3]), [3]) }), 'ERR_INVALID_INPUT')
+    } finally {
+      await g.dispose()
     }
   })
 })

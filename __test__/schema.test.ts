@@ -109,6 +109,8 @@ describe('the graph spec schema and the Rust parser agree', () => {
     ['a nested graph', (s) => s.nodes.push({ name: 'sub', kind: 'graph', inputs: { b: 'boxes.boxes' }, graph: { inputs: { b: { type: 'float32' } }, nodes: [{ name: 's', kind: 'op', op: 'sigmoid', inputs: ['b'] }], outputs: { y: 's.y' } } })],
     ['an input of an unknown type', (s) => (s.inputs.image.type = 'bytes')],
     ['a tokenize op', (s) => s.nodes.push({ name: 'tok', kind: 'op', op: 'tokenize', tokenizer: 't.json', maxLength: 32, padding: 'max_length', inputs: ['read.text'] })],
+    ['an image op', (s) => s.nodes.push({ name: 'pre', kind: 'op', op: 'image', resize: { width: 224, height: 224 }, normalize: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, layout: 'chw', inputs: ['image'] })],
+    ['an image op with an unknown key', (s) => s.nodes.push({ name: 'pre', kind: 'op', op: 'image', rotate: 90, inputs: ['image'] })],
     ['a tokenize op without maxLength', (s) => s.nodes.push({ name: 'tok', kind: 'op', op: 'tokenize', tokenizer: 't.json', inputs: ['read.text'] })],
     ['version 2', (s) => (s.version = 2)],
   ]

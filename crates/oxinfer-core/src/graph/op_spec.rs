@@ -139,6 +139,25 @@ pub enum OpSpec {
     /// Greedy CTC decoding of a recogniser's output [N, T, C] with the
     /// characters of `vocabulary` (a PaddleOCR keys file, relative to the
     /// spec's folder): `text` string [N] and `confidence` float32 [N].
+    /// An encoded PNG or JPEG (uint8 bytes [n]) to a model's image input
+    /// `y` [1, C, H, W] (or [1, H, W, C] with `layout: "hwc"`), with the
+    /// pipeline image stage's options and defaults: `resize` ({width,
+    /// height} or {shorter}), `filter`, `centerCrop`, `color`, `normalize`
+    /// ({mean, std}), `layout`.
+    Image {
+        #[serde(default)]
+        resize: Option<crate::pipeline::spec::ImageResize>,
+        #[serde(default)]
+        filter: Option<crate::image::Filter>,
+        #[serde(default)]
+        center_crop: Option<crate::pipeline::spec::Size>,
+        #[serde(default)]
+        color: Option<crate::image::Color>,
+        #[serde(default)]
+        normalize: Option<crate::pipeline::spec::Normalize>,
+        #[serde(default)]
+        layout: Option<crate::image::ChannelOrder>,
+    },
     /// Text (a string tensor [N], and optionally a second one of pair
     /// texts) to `input_ids` and `attention_mask` int64 [N, L] with a
     /// Hugging Face `tokenizer.json` (relative to the spec's folder):

@@ -60,6 +60,7 @@ impl Op {
             OpSpec::RotateFlagged { .. } => "rotate_flagged",
             OpSpec::CtcDecode { .. } => "ctc_decode",
             OpSpec::Tokenize { .. } => "tokenize",
+            OpSpec::Image { .. } => "image",
         }
     }
 

@@ -28,6 +28,18 @@ pub(crate) fn infer(spec: &OpSpec, inputs: &[Ty]) -> std::result::Result<Vec<Ty>
     };
     let t = |d: DType, dims: Vec<Dim>| Ty::tensor(d, Some(dims));
     Ok(match spec {
+        OpSpec::Image { .. } => {
+            want(0, DType::Uint8, "image: the encoded image")?;
+            let o = image_options(spec).map_err(|e| e.to_string())?;
+            let dims = match crate::image::fixed_size(&o) {
+                Some((c, h, w)) => match o.layout {
+                    crate::image::ChannelOrder::Chw => vec![Dim::Fixed(1), Dim::Fixed(c as i64), Dim::Fixed(h as i64), Dim::Fixed(w as i64)],
+                    crate::image::ChannelOrder::Hwc => vec![Dim::Fixed(1), Dim::Fixed(h as i64), Dim::Fixed(w as i64), Dim::Fixed(c as i64)],
+                },
+                None => vec![Dim::Fixed(1), any(), any(), any()],
+            };
+            vec![t(if o.uint8 { DType::Uint8 } else { DType::Float32 }, dims)]
+        }
         OpSpec::DecodeImage { .. } => {
             want(0, DType::Uint8, "decode_image: the encoded image")?;
             vec![t(DType::Uint8, vec![any(), any(), Dim::Fixed(3)])]
@@ -63,7 +75,7 @@ pub(crate) fn infer(spec: &OpSpec, inputs: &[Ty]) -> std::result::Result<Vec<Ty>
 /// The op's inputs, in order.
 pub(crate) fn arity(spec: &OpSpec) -> Option<usize> {
     Some(match spec {
-        OpSpec::DecodeImage { .. } | OpSpec::DetInput { .. } | OpSpec::CtcDecode { .. } => 1,
+        OpSpec::DecodeImage { .. } | OpSpec::DetInput { .. } | OpSpec::CtcDecode { .. } | OpSpec::Image { .. } => 1,
         OpSpec::TextBoxes { .. } | OpSpec::CropText { .. } => 2,
         OpSpec::RotateFlagged { .. } => 3,
         _ => return None,
@@ -78,7 +90,7 @@ pub(crate) fn outputs(spec: &OpSpec) -> Option<&'static [&'static str]> {
         OpSpec::CropText { .. } => &["x", "widths"],
         OpSpec::RotateFlagged { .. } => &["y", "rotated"],
         OpSpec::CtcDecode { .. } => &["text", "confidence"],
-        OpSpec::DecodeImage { .. } => &["y"],
+        OpSpec::DecodeImage { .. } | OpSpec::Image { .. } => &["y"],
         _ => return None,
     })
 }
@@ -123,9 +135,28 @@ fn boxes_of(t: &InputTensor) -> Result<Vec<TextBox>> {
     Ok(v.chunks_exact(5).map(|b| TextBox { x0: b[0], y0: b[1], x1: b[2], y1: b[3], score: b[4] }).collect())
 }
 
+/// The `image` op's options, as the pipeline image stage checks them.
+fn image_options(spec: &OpSpec) -> Result<crate::image::ImageOptions> {
+    let OpSpec::Image { resize, filter, center_crop, color, normalize, layout } = spec else { return Err(Error::Unsupported("not an image op".into())) };
+    let stage = crate::pipeline::spec::Stage::Image { name: None, field: "image".into(), resize: resize.clone(), filter: *filter, center_crop: center_crop.clone(), color: *color, normalize: normalize.clone(), layout: *layout };
+    crate::pipeline::stages::image_options(&stage, "image")
+}
+
 /// Runs a vision op.
 pub(crate) fn run(spec: &OpSpec, inputs: &[InputTensor]) -> Result<Vec<OutputTensor>> {
     match spec {
+        OpSpec::Image { .. } => {
+            let o = image_options(spec)?;
+            let bytes = view::<u8>(&inputs[0], DType::Uint8, "image")?;
+            // SAFETY: `bytes` outlives this call, which is the only reader.
+            let input = crate::image::ImageInput::Encoded(unsafe { crate::tensor::BorrowedBytes::new(bytes.as_ptr(), bytes.len()) });
+            let p = crate::image::process_batch(std::slice::from_ref(&input), &o, &inputs[0].name)?;
+            let dims = match p.layout {
+                crate::image::ChannelOrder::Chw => vec![1, p.channels as i64, p.height as i64, p.width as i64],
+                crate::image::ChannelOrder::Hwc => vec![1, p.height as i64, p.width as i64, p.channels as i64],
+            };
+            Ok(vec![if o.uint8 { out("y", DType::Uint8, dims, &p.bytes) } else { out("y", DType::Float32, dims, &p.floats) }])
+        }
         OpSpec::DecodeImage { max_pixels } => {
             let bytes = view::<u8>(&inputs[0], DType::Uint8, "decode_image")?;
             let r = crate::image::decode(&bytes, *max_pixels).map_err(|m| Error::invalid_input(&inputs[0].name, format!("decode_image: {m}")))?;
