@@ -8,46 +8,19 @@ mod common;
 
 // In a module so that `cargo test graph` selects these tests by name.
 mod graph {
-    use super::common;
     use std::collections::HashMap;
-    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{mpsc, Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use oxinfer_core::graph::{Graph, GraphResult, GraphRunOptions, NodeRunner, NodeStatus, SchedulerRunner, Variant};
-    use oxinfer_core::onnx::{library, ModelSource, OnnxBackend, OnnxOptions};
+    use oxinfer_core::onnx::OnnxBackend;
     use oxinfer_core::tensor::AlignedBytes;
     use oxinfer_core::{
-        Backend, Completion, DType, Dim, Error, InputTensor, OutputData, OutputTensor, RunControl, RunOutput, Scheduler, SchedulerOptions, Timing, ValueInfo, ValueKind,
+        Backend, Completion, DType, Dim, Error, InputTensor, OutputData, OutputTensor, RunControl, RunOutput, SchedulerOptions, Timing, ValueInfo, ValueKind,
     };
 
-    type Models = HashMap<String, Arc<dyn NodeRunner>>;
-
-    fn backend(name: &str, pool: usize) -> Arc<OnnxBackend> {
-        let lib = std::env::var_os("OXINFER_ORT_DYLIB")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| common::root().join("node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"));
-        let rt = library::runtime(&lib).expect("ONNX Runtime (npm install first)");
-        let opts = OnnxOptions { intra_op_threads: 1, pool_size: pool, ..OnnxOptions::default() };
-        Arc::new(OnnxBackend::load(rt, ModelSource::Path(common::root().join("__test__/fixtures").join(name)), &opts).unwrap())
-    }
-
-    /// A session of `name`: its backend (to run by hand), scheduler and runner.
-    fn session(name: &str, pool: usize, options: SchedulerOptions) -> (Arc<OnnxBackend>, Arc<Scheduler>, Arc<SchedulerRunner>) {
-        let b = backend(name, pool);
-        let s = Arc::new(Scheduler::with_options(Arc::clone(&b) as Arc<dyn Backend>, options).unwrap());
-        let r = Arc::new(SchedulerRunner::new(Arc::clone(&s), b.info().clone()));
-        (b, s, r)
-    }
-
-    fn plain() -> SchedulerOptions {
-        SchedulerOptions { priority_levels: 1, ..Default::default() }
-    }
-
-    fn models(list: &[(&str, Arc<dyn NodeRunner>)]) -> Models {
-        list.iter().map(|(k, r)| (k.to_string(), Arc::clone(r))).collect()
-    }
+    use super::common::graph::{models, plain, session};
 
     fn run(g: &Graph, inputs: Vec<InputTensor>, opts: GraphRunOptions) -> oxinfer_core::Result<GraphResult> {
         let (tx, rx) = mpsc::channel();
@@ -361,136 +334,18 @@ mod graph {
     }
 
     /// Build errors: each is ERR_INVALID_SPEC naming the nodes (and edge) involved.
-    #[test]
-    fn invalid_specs_name_the_nodes() {
-        let (_b, _s, mlp) = session("tiny_mlp.onnx", 1, plain());
-        let (_b2, _s2, add) = session("add_int64.onnx", 1, plain());
-        let m = models(&[("det", mlp.clone() as Arc<dyn NodeRunner>), ("cls", mlp as Arc<dyn NodeRunner>), ("add", add as Arc<dyn NodeRunner>)]);
-        let wrap = |nodes: &str, outputs: &str| {
-            format!(
-                r#"{{"version": 1, "inputs": {{"x": {{"type": "float32", "shape": [-1, 16]}}, "i": {{"type": "int64", "shape": [3]}}}}, "nodes": [{nodes}], "outputs": {{{outputs}}}}}"#
-            )
-        };
-        let det = r#"{"name": "det", "kind": "model", "model": "det", "inputs": {"x": "x"}}"#;
-        let cases: Vec<(String, Vec<&str>, &str)> = vec![
-            (wrap(r#"{"name": "a", "kind": "frob"}"#, r#""o": "x""#), vec!["node 'a'", "unknown kind 'frob'"], "nodes[0].kind"),
-            (wrap(r#"{"name": "a", "kind": "op", "op": "frob", "inputs": ["x"]}"#, r#""o": "x""#), vec!["frob"], "nodes[0]"),
-            (wrap(&format!("{det}, {det}"), r#""o": "det.y""#), vec!["duplicate node name 'det'", "nodes[0]", "nodes[1]"], "nodes[1].name"),
-            (
-                wrap(r#"{"name": "a", "kind": "op", "op": "sigmoid", "inputs": ["b.y"]}, {"name": "b", "kind": "op", "op": "sigmoid", "inputs": ["a.y"]}"#, r#""o": "a.y""#),
-                vec!["cycle", "a -> b -> a"],
-                "nodes[0].inputs",
-            ),
-            (
-                wrap(r#"{"name": "cls", "kind": "model", "model": "cls", "inputs": {"x": "det.y"}}"#, r#""o": "cls.y""#),
-                vec!["dangling input det.y -> cls.x", "no node 'det'"],
-                "nodes[0].inputs.x",
-            ),
-            (
-                wrap(&format!(r#"{det}, {{"name": "cls", "kind": "model", "model": "cls", "inputs": {{"x": "det.out"}}}}"#), r#""o": "cls.y""#),
-                vec!["dangling input det.out -> cls.x", "node 'det' has no output 'out'", "'y'"],
-                "nodes[1].inputs.x",
-            ),
-            (
-                wrap(r#"{"name": "cls", "kind": "model", "model": "cls", "inputs": {"x": "nope"}}"#, r#""o": "cls.y""#),
-                vec!["dangling input nope -> cls.x", "not a graph input"],
-                "nodes[0].inputs.x",
-            ),
-            (wrap(det, r#""o": "det.z""#), vec!["dangling graph output det.z -> o", "no output 'z'"], "outputs.o"),
-            (
-                wrap(r#"{"name": "cls", "kind": "model", "model": "missing", "inputs": {"x": "x"}}"#, r#""o": "cls.y""#),
-                vec!["node 'cls'", "model 'missing'", "not supplied"],
-                "nodes[0].model",
-            ),
-            (
-                wrap(r#"{"name": "cls", "kind": "model", "model": "cls", "inputs": {"x": "x", "z": "x"}}"#, r#""o": "cls.y""#),
-                vec!["node 'cls' has no input 'z'", "'x'"],
-                "nodes[0].inputs.z",
-            ),
-            (
-                wrap(r#"{"name": "sum", "kind": "model", "model": "add", "inputs": {"a": "i"}}"#, r#""o": "sum.c""#),
-                vec!["node 'sum'", "input 'b'", "not connected"],
-                "nodes[0].inputs",
-            ),
-            (
-                wrap(
-                    &format!(
-                        r#"{det}, {{"name": "c", "kind": "op", "op": "cast", "to": "float64", "inputs": ["x"]}}, {{"name": "cls", "kind": "model", "model": "cls", "inputs": {{"x": "c.y"}}}}"#
-                    ),
-                    r#""o": "cls.y""#,
-                ),
-                vec!["type mismatch on edge c.y -> cls.x", "float64 vs float32"],
-                "nodes[2].inputs.x",
-            ),
-            (
-                wrap(&format!(r#"{det}, {{"name": "cls", "kind": "model", "model": "cls", "inputs": {{"x": "det.y"}}}}"#), r#""o": "cls.y""#),
-                vec!["shape mismatch on edge det.y -> cls.x", "dim 1 is 2 vs 16"],
-                "nodes[1].inputs.x",
-            ),
-            (
-                wrap(
-                    r#"{"name": "am", "kind": "op", "op": "argmax", "axis": 1, "inputs": ["x"]}, {"name": "cls", "kind": "model", "model": "cls", "inputs": {"x": "am.y"}}"#,
-                    r#""o": "cls.y""#,
-                ),
-                vec!["mismatch on edge am.y -> cls.x", "int64 vs float32"],
-                "nodes[1].inputs.x",
-            ),
-            (
-                wrap(
-                    r#"{"name": "s", "kind": "op", "op": "slice", "axis": 1, "start": 0, "end": 8, "inputs": ["x"]}, {"name": "cls", "kind": "model", "model": "cls", "inputs": {"x": "s.y"}}"#,
-                    r#""o": "cls.y""#,
-                ),
-                vec!["shape mismatch on edge s.y -> cls.x", "8 vs 16"],
-                "nodes[1].inputs.x",
-            ),
-            (
-                wrap(&format!(r#"{det}, {{"name": "bad", "kind": "op", "op": "add", "inputs": ["det.y", "i"]}}"#), r#""o": "bad.y""#),
-                vec!["node 'bad' (op add)", "float32 vs int64", "det.y -> bad.0", "i -> bad.1"],
-                "nodes[1].inputs",
-            ),
-            (
-                wrap(r#"{"name": "s", "kind": "switch", "variants": [{"model": "det"}, {"model": "add"}], "policy": {"kind": "explicit"}, "inputs": {"x": "x"}}"#, r#""o": "s.y""#),
-                vec!["switch 's'", "variant 'add'", "variant 'det'"],
-                "nodes[0].variants[1]",
-            ),
-            (
-                wrap(r#"{"name": "r", "kind": "rank", "model": "det", "strategy": "pointwise", "inputs": {"candidates": "i"}}"#, r#""o": "r.order""#),
-                vec!["rank 'r'", "int64", "i -> r.candidates"],
-                "nodes[0].inputs",
-            ),
-            (
-                wrap(r#"{"name": "g", "kind": "graph", "graph": {"nodes": [{"name": "in", "kind": "model", "model": "nope"}], "outputs": {"o": "in.y"}}}"#, r#""o": "g.o""#),
-                vec!["node 'in'", "model 'nope'"],
-                "nodes[0].graph.nodes[0].model",
-            ),
-            (
-                wrap(r#"{"name": "w", "kind": "op", "op": "sigmoid", "inputs": ["x"], "when": {"input": "q.y", "op": ">", "value": 0}}"#, r#""o": "w.y""#),
-                vec!["dangling input q.y -> w (when)", "no node 'q'"],
-                "nodes[0].when.input",
-            ),
-        ];
-        for (spec, wants, at) in cases {
-            let e = Graph::build(&spec, &m).err().unwrap_or_else(|| panic!("accepted: {spec}"));
-            assert_eq!(e.code(), "ERR_INVALID_SPEC", "{e}");
-            for w in &wants {
-                assert!(e.to_string().contains(w), "'{e}' should mention '{w}'");
-            }
-            assert!(e.spec_at().is_some_and(|a| a.starts_with(at)), "'{e}' at {:?}, expected {at}", e.spec_at());
-        }
-    }
-
     const GATED: &str = r#"{
-  "version": 1,
-  "inputs": {"x": {"type": "float32", "shape": [-1, 16]}, "t": {"type": "float32", "shape": [1]}},
-  "nodes": [
+      "version": 1,
+      "inputs": {"x": {"type": "float32", "shape": [-1, 16]}, "t": {"type": "float32", "shape": [1]}},
+      "nodes": [
     {"name": "gate", "kind": "model", "model": "mlp", "inputs": {"x": "x"}},
     {"name": "score", "kind": "op", "op": "sub", "inputs": ["gate.y", "t"]},
     {"name": "expensive", "kind": "model", "model": "mlp", "inputs": {"x": "x"}, "when": {"input": "score.y", "op": ">", "value": 0, "reduce": "all"}},
     {"name": "after", "kind": "op", "op": "softmax", "axis": 1, "inputs": ["expensive.y"]},
     {"name": "cheap", "kind": "op", "op": "sigmoid", "inputs": ["gate.y"]}
-  ],
-  "outputs": {"after": "after.y", "cheap": "cheap.y", "expensive": "expensive.y"}
-}"#;
+      ],
+      "outputs": {"after": "after.y", "cheap": "cheap.y", "expensive": "expensive.y"}
+    }"#;
 
     #[test]
     fn a_false_predicate_skips_the_node_and_what_depends_on_it() {

@@ -124,8 +124,6 @@ impl NodeRunner for SchedulerRunner {
             Ok(w) => w,
             Err(e) => return done(Err(e)),
         };
-        // The scheduler drops a request it refuses, completion included, so
-        // the completion is shared to report the refusal.
         // A graph hop from the previous model's completion, to a short model
         // whose queue is empty, runs right here on that worker: no
         // cross-thread wake-up per hop (the cost that dominates chains of
@@ -134,34 +132,50 @@ impl NodeRunner for SchedulerRunner {
         if learned > 0 && learned <= INLINE_HOP_US && (ctx.inline || crate::scheduler::on_worker()) && self.scheduler.pending() == 0 {
             let r = self.scheduler.run_now(model_run(inputs, wanted));
             if let Ok(out) = &r {
-                self.mean_us.store((learned * 7 + out.micros) / 8, Ordering::Relaxed);
+                learn(&self.mean_us, out.micros);
             }
             return done(r);
         }
-        let slot: Arc<Mutex<Option<Completion>>> = Arc::new(Mutex::new(Some(done)));
-        let theirs = Arc::clone(&slot);
         let mean = Arc::clone(&self.mean_us);
-        let req = Request {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            work: model_run(inputs, wanted),
-            deadline: ctx.deadline,
-            priority: ctx.priority,
-            ctl: ctx.ctl.clone().unwrap_or_default(),
-            done: Box::new(move |r| {
-                if let Ok(out) = &r {
-                    let old = mean.load(Ordering::Relaxed);
-                    let new = if old == 0 { out.micros } else { (old * 7 + out.micros) / 8 };
-                    mean.store(new, Ordering::Relaxed);
-                }
-                if let Some(done) = take(&theirs) {
-                    done(r)
-                }
-            }),
-        };
-        if let Err(e) = self.scheduler.submit(req) {
-            if let Some(done) = take(&slot) {
-                done(Err(e))
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        queue(&self.scheduler, id, model_run(inputs, wanted), ctx, done, move |r| {
+            if let Ok(out) = &r {
+                learn(&mean, out.micros);
             }
+            r
+        });
+    }
+}
+
+/// Folds a run's engine µs into a moving average (the first run sets it).
+fn learn(mean: &AtomicU64, micros: u64) {
+    let old = mean.load(Ordering::Relaxed);
+    mean.store(if old == 0 { micros } else { (old * 7 + micros) / 8 }, Ordering::Relaxed);
+}
+
+/// Queues `work` on `scheduler` with the node's priority, deadline and the
+/// request's abort control; `then` shapes the outcome before `done` gets it.
+/// The scheduler drops a request it refuses, completion included, so the
+/// completion is shared to report the refusal.
+fn queue(scheduler: &Scheduler, id: u64, work: crate::request::Work, ctx: &CallContext, done: Completion, then: impl FnOnce(crate::error::Result<crate::request::RunOutput>) -> crate::error::Result<crate::request::RunOutput> + Send + 'static) {
+    let slot: Arc<Mutex<Option<Completion>>> = Arc::new(Mutex::new(Some(done)));
+    let theirs = Arc::clone(&slot);
+    let req = Request {
+        id,
+        work,
+        deadline: ctx.deadline,
+        priority: ctx.priority,
+        ctl: ctx.ctl.clone().unwrap_or_default(),
+        done: Box::new(move |r| {
+            let r = then(r);
+            if let Some(done) = take(&theirs) {
+                done(r)
+            }
+        }),
+    };
+    if let Err(e) = scheduler.submit(req) {
+        if let Some(done) = take(&slot) {
+            done(Err(e))
         }
     }
 }
@@ -210,30 +224,14 @@ impl NodeRunner for PipelineRunner {
             Ok(b) => b,
             Err(e) => return done(Err(e)),
         };
-        let slot: Arc<Mutex<Option<Completion>>> = Arc::new(Mutex::new(Some(done)));
-        let theirs = Arc::clone(&slot);
         let (pipeline, wanted) = (Arc::clone(&self.pipeline), ctx.outputs.clone());
-        let req = Request {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            work: crate::request::pipeline_run(Arc::clone(&self.pipeline), batch, crate::pipeline::RunOptions { fail_fast: true, timings: false }),
-            deadline: ctx.deadline,
-            priority: ctx.priority,
-            ctl: ctx.ctl.clone().unwrap_or_default(),
-            done: Box::new(move |r| {
-                let r = r.map(|mut out| {
-                    out.tensors = crate::pipeline::tensors::outputs(&pipeline, std::mem::take(&mut out.tensors), &wanted);
-                    out
-                });
-                if let Some(done) = take(&theirs) {
-                    done(r)
-                }
-            }),
-        };
-        if let Err(e) = self.scheduler.submit(req) {
-            if let Some(done) = take(&slot) {
-                done(Err(e))
-            }
-        }
+        let work = crate::request::pipeline_run(Arc::clone(&self.pipeline), batch, crate::pipeline::RunOptions { fail_fast: true, timings: false });
+        queue(&self.scheduler, self.next_id.fetch_add(1, Ordering::Relaxed), work, ctx, done, move |r| {
+            r.map(|mut out| {
+                out.tensors = crate::pipeline::tensors::outputs(&pipeline, std::mem::take(&mut out.tensors), &wanted);
+                out
+            })
+        });
     }
 }
 

@@ -2,6 +2,8 @@
 //! the onnxruntime-node devDependency, or OXINFER_ORT_DYLIB) and the penguins
 //! model.
 
+pub mod graph;
+
 use std::path::{Path, PathBuf};
 
 use oxinfer_core::onnx::{library, ModelSource, OnnxBackend, OnnxOptions};

@@ -28,11 +28,13 @@ pub(crate) trait Elem: Copy + PartialOrd + Default + Send + Sync + 'static {
     fn bin(op: Bin, a: Self, b: Self) -> Option<Self>;
 }
 
-macro_rules! float_elem {
-    ($t:ty, $d:expr) => {
+/// `Elem` for one type: the conversions are `as` casts for every type; the
+/// arithmetic (`$bin`, a function of op, a, b) differs for floats and integers.
+macro_rules! elem {
+    ($t:ty, $d:expr, $float:expr, $bin:expr) => {
         impl Elem for $t {
             const DTYPE: DType = $d;
-            const FLOAT: bool = true;
+            const FLOAT: bool = $float;
             fn from_f64(x: f64) -> Self {
                 x as $t
             }
@@ -46,69 +48,61 @@ macro_rules! float_elem {
                 self as i64
             }
             fn bin(op: Bin, a: Self, b: Self) -> Option<Self> {
-                Some(match op {
-                    Bin::Add => a + b,
-                    Bin::Sub => a - b,
-                    Bin::Mul => a * b,
-                    Bin::Div => a / b,
-                    // NaN propagates, as numpy's maximum/minimum do.
-                    Bin::Max => {
-                        if a.is_nan() || a > b {
-                            a
-                        } else {
-                            b
-                        }
-                    }
-                    Bin::Min => {
-                        if a.is_nan() || a < b {
-                            a
-                        } else {
-                            b
-                        }
-                    }
-                })
+                $bin(op, a, b)
             }
         }
     };
 }
 
-macro_rules! int_elem {
-    ($t:ty, $d:expr) => {
-        impl Elem for $t {
-            const DTYPE: DType = $d;
-            const FLOAT: bool = false;
-            fn from_f64(x: f64) -> Self {
-                x as $t
-            }
-            fn to_f64(self) -> f64 {
-                self as f64
-            }
-            fn from_i64(x: i64) -> Self {
-                x as $t
-            }
-            fn to_i64(self) -> i64 {
-                self as i64
-            }
-            fn bin(op: Bin, a: Self, b: Self) -> Option<Self> {
-                // Wrapping, as the engines' integer arithmetic does.
-                Some(match op {
-                    Bin::Add => a.wrapping_add(b),
-                    Bin::Sub => a.wrapping_sub(b),
-                    Bin::Mul => a.wrapping_mul(b),
-                    Bin::Div if b == 0 => return None,
-                    Bin::Div => a.wrapping_div(b),
-                    Bin::Max => a.max(b),
-                    Bin::Min => a.min(b),
-                })
-            }
+/// Float arithmetic; NaN propagates through max and min, as numpy's maximum/minimum do.
+macro_rules! float_bin {
+    ($t:ty) => {
+        |op: Bin, a: $t, b: $t| -> Option<$t> {
+            Some(match op {
+                Bin::Add => a + b,
+                Bin::Sub => a - b,
+                Bin::Mul => a * b,
+                Bin::Div => a / b,
+                Bin::Max => {
+                    if a.is_nan() || a > b {
+                        a
+                    } else {
+                        b
+                    }
+                }
+                Bin::Min => {
+                    if a.is_nan() || a < b {
+                        a
+                    } else {
+                        b
+                    }
+                }
+            })
         }
     };
 }
 
-float_elem!(f32, DType::Float32);
-float_elem!(f64, DType::Float64);
-int_elem!(i32, DType::Int32);
-int_elem!(i64, DType::Int64);
+/// Integer arithmetic, wrapping as the engines' does; division by zero is undefined.
+macro_rules! int_bin {
+    ($t:ty) => {
+        |op: Bin, a: $t, b: $t| -> Option<$t> {
+            Some(match op {
+                Bin::Add => a.wrapping_add(b),
+                Bin::Sub => a.wrapping_sub(b),
+                Bin::Mul => a.wrapping_mul(b),
+                Bin::Div if b == 0 => return None,
+                Bin::Div => a.wrapping_div(b),
+                Bin::Max => a.max(b),
+                Bin::Min => a.min(b),
+            })
+        }
+    };
+}
+
+elem!(f32, DType::Float32, true, float_bin!(f32));
+elem!(f64, DType::Float64, true, float_bin!(f64));
+elem!(i32, DType::Int32, false, int_bin!(i32));
+elem!(i64, DType::Int64, false, int_bin!(i64));
 
 /// Whether the arithmetic ops compute in `d`.
 pub(crate) fn arithmetic(d: DType) -> bool {
