@@ -9,6 +9,7 @@ export type TensorType =
   | 'float32'
   | 'float64'
   | 'float16'
+  | 'bfloat16'
   | 'int8'
   | 'uint8'
   | 'int16'
@@ -26,6 +27,8 @@ export interface TensorDataMap {
   float64: Float64Array
   /** Raw IEEE half-precision bits. */
   float16: Uint16Array
+  /** Raw bfloat16 bits (the high half of a float32's bits). */
+  bfloat16: Uint16Array
   int8: Int8Array
   uint8: Uint8Array
   int16: Int16Array
@@ -44,6 +47,7 @@ export interface TensorInputMap {
   float32: Float32Array | readonly number[]
   float64: Float64Array | readonly number[]
   float16: Uint16Array | readonly number[]
+  bfloat16: Uint16Array | readonly number[]
   int8: Int8Array | readonly number[]
   uint8: Uint8Array | Uint8ClampedArray | readonly number[]
   int16: Int16Array | readonly number[]
@@ -91,6 +95,7 @@ export const TYPE_CODES: Record<TensorType, number> = {
   float64: 11,
   uint32: 12,
   uint64: 13,
+  bfloat16: 16,
 }
 /** @internal */
 export const TYPE_BY_CODE: TensorType[] = []
@@ -101,6 +106,7 @@ export const ARRAY_CTORS: Record<Exclude<TensorType, 'string'>, { new (n: number
   float32: Float32Array,
   float64: Float64Array,
   float16: Uint16Array,
+  bfloat16: Uint16Array,
   int8: Int8Array,
   uint8: Uint8Array,
   int16: Int16Array,

@@ -107,6 +107,12 @@ impl RunControl {
     }
 }
 
+/// Where a model's bytes come from.
+pub enum ModelSource {
+    Path(std::path::PathBuf),
+    Bytes(Vec<u8>),
+}
+
 /// An engine with a loaded model.
 pub trait Backend: Send + Sync {
     fn info(&self) -> &ModelInfo;

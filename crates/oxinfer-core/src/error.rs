@@ -115,6 +115,24 @@ pub enum Error {
 }
 
 impl Error {
+    /// An error of the given kind carrying only a message (errors that
+    /// crossed a plugin boundary, which carries code and message).
+    pub fn with_kind(kind: ErrorCode, message: String) -> Self {
+        match kind {
+            ErrorCode::InvalidArgument => Error::InvalidArgument(message),
+            ErrorCode::InvalidInput => Error::InvalidInput { message, input: None, row: None, field: None },
+            ErrorCode::InvalidSpec => Error::InvalidSpec { message, stage: None, at: None, origin: None },
+            ErrorCode::ModelLoad => Error::ModelLoad(message),
+            ErrorCode::File => Error::File { message, path: String::new() },
+            ErrorCode::Unsupported => Error::Unsupported(message),
+            ErrorCode::Aborted => Error::Aborted(message),
+            ErrorCode::Disposed => Error::Disposed(message),
+            ErrorCode::Overloaded => Error::Overloaded(message),
+            ErrorCode::Timeout => Error::Timeout(message),
+            ErrorCode::Backend => Error::Backend(message),
+        }
+    }
+
     /// The stable code that bindings expose (`error.code` in JS).
     pub fn code(&self) -> &'static str {
         self.kind().as_str()

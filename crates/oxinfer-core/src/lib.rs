@@ -11,6 +11,7 @@ pub mod layout;
 pub mod onnx;
 pub mod padding;
 pub mod pipeline;
+pub mod plugin;
 pub mod priority;
 pub mod queue;
 pub mod request;
@@ -22,7 +23,7 @@ pub mod timing;
 pub mod validate;
 pub mod vision;
 
-pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueInfo, ValueKind};
+pub use backend::{Backend, Dim, ModelInfo, ModelMetadata, ModelSource, RunControl, ValueInfo, ValueKind};
 pub use error::{Error, ErrorCode, Result};
 pub use layout::Layout;
 pub use request::{model_run, pipeline_run, Completion, Request, RunOutput, Work};

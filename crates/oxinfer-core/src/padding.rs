@@ -82,6 +82,7 @@ pub fn scalar_bytes(dtype: DType, value: f64) -> Vec<u8> {
         DType::Float32 => (value as f32).to_ne_bytes().to_vec(),
         DType::Float64 => value.to_ne_bytes().to_vec(),
         DType::Float16 => half::f16::from_f64(value).to_bits().to_ne_bytes().to_vec(),
+        DType::BFloat16 => half::bf16::from_f64(value).to_bits().to_ne_bytes().to_vec(),
         DType::Int8 => (value as i8).to_ne_bytes().to_vec(),
         DType::Uint8 => (value as u8).to_ne_bytes().to_vec(),
         DType::Bool => vec![(value != 0.0) as u8],

@@ -20,10 +20,12 @@ pub enum DType {
     Float64 = 11,
     Uint32 = 12,
     Uint64 = 13,
+    /// Raw bfloat16 bits (JS: `Uint16Array`).
+    BFloat16 = 16,
 }
 
 impl DType {
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 14] = [
         DType::Float32,
         DType::Uint8,
         DType::Int8,
@@ -37,6 +39,7 @@ impl DType {
         DType::Float64,
         DType::Uint32,
         DType::Uint64,
+        DType::BFloat16,
     ];
 
     /// onnxruntime-common's name for the type.
@@ -55,6 +58,7 @@ impl DType {
             DType::Float64 => "float64",
             DType::Uint32 => "uint32",
             DType::Uint64 => "uint64",
+            DType::BFloat16 => "bfloat16",
         }
     }
 
@@ -70,7 +74,7 @@ impl DType {
     pub fn size(self) -> usize {
         match self {
             DType::Uint8 | DType::Int8 | DType::Bool => 1,
-            DType::Uint16 | DType::Int16 | DType::Float16 => 2,
+            DType::Uint16 | DType::Int16 | DType::Float16 | DType::BFloat16 => 2,
             DType::Float32 | DType::Int32 | DType::Uint32 => 4,
             DType::Float64 | DType::Int64 | DType::Uint64 => 8,
             DType::String => 0,

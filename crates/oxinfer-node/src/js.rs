@@ -139,6 +139,7 @@ pub fn accepts(dtype: DType, kind: i32) -> bool {
         DType::Float32 => kind == FLOAT32,
         DType::Float64 => kind == FLOAT64,
         DType::Float16 => kind == UINT16 || kind == FLOAT16,
+        DType::BFloat16 => kind == UINT16,
         DType::Int8 => kind == INT8,
         DType::Uint8 => kind == UINT8 || kind == UINT8_CLAMPED,
         DType::Bool => kind == UINT8,
@@ -156,7 +157,7 @@ fn kind_of(dtype: DType) -> i32 {
     match dtype {
         DType::Float32 => FLOAT32,
         DType::Float64 => FLOAT64,
-        DType::Float16 | DType::Uint16 => UINT16,
+        DType::Float16 | DType::BFloat16 | DType::Uint16 => UINT16,
         DType::Int8 => INT8,
         DType::Uint8 | DType::Bool => UINT8,
         DType::Int16 => INT16,

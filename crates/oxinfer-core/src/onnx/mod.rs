@@ -4,4 +4,5 @@ mod convert;
 pub mod library;
 mod model;
 
-pub use model::{Device, GraphOptimization, ModelSource, OnnxBackend, OnnxOptions};
+pub use crate::backend::ModelSource;
+pub use model::{Device, GraphOptimization, OnnxBackend, OnnxOptions};

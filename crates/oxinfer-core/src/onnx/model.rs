@@ -1,6 +1,5 @@
 //! A loaded ONNX model with a pool of ORT sessions sharing pre-packed weights.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use ort::ep::ExecutionProvider;
@@ -10,7 +9,7 @@ use ort::session::HasSelectedOutputs;
 
 use super::convert::{from_value, to_value, value_info};
 use super::library::Runtime;
-use crate::backend::{Backend, Dim, ModelInfo, ModelMetadata, RunControl, ValueKind};
+use crate::backend::{Backend, Dim, ModelInfo, ModelMetadata, ModelSource, RunControl, ValueKind};
 use crate::error::{Error, Result};
 use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputTensor};
 
@@ -113,11 +112,6 @@ impl Default for OnnxOptions {
             auto_threads: false,
         }
     }
-}
-
-pub enum ModelSource {
-    Path(PathBuf),
-    Bytes(Vec<u8>),
 }
 
 pub struct OnnxBackend {

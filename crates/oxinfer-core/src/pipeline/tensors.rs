@@ -148,6 +148,7 @@ fn numbers(t: &InputTensor) -> Result<Vec<f64>> {
         DType::Float64 => conv!(f64, 8),
         DType::Float32 => conv!(f32, 4),
         DType::Float16 => b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
+        DType::BFloat16 => b.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64()).collect(),
         DType::Int64 => conv!(i64, 8),
         DType::Uint64 => conv!(u64, 8),
         DType::Int32 => conv!(i32, 4),

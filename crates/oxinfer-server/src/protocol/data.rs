@@ -50,6 +50,7 @@ impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
             DType::Int32 => fill(d, Numeric::<i32>::new(n, self.dtype), self),
             DType::Int64 => fill(d, Numeric::<i64>::new(n, self.dtype), self),
             DType::Float16 => fill(d, Numeric::<half::f16>::new(n, self.dtype), self),
+            DType::BFloat16 => fill(d, Numeric::<half::bf16>::new(n, self.dtype), self),
             DType::Float32 => fill(d, Numeric::<f32>::new(n, self.dtype), self),
             DType::Float64 => {
                 let raw = <&RawValue>::deserialize(d)?;
@@ -266,7 +267,7 @@ pub(super) fn want(d: DType) -> String {
     let what = match d {
         DType::Bool => "true or false",
         DType::String => "a string",
-        DType::Float16 | DType::Float32 | DType::Float64 => "a number",
+        DType::Float16 | DType::BFloat16 | DType::Float32 | DType::Float64 => "a number",
         _ => "an integer",
     };
     format!("{} data needs {what}", datatype_name(d))
@@ -379,21 +380,26 @@ macro_rules! float_elem {
 }
 float_elem!(f32, f64);
 
-impl Elem for half::f16 {
-    const SIZE: usize = 2;
-    fn from_u64(v: u64) -> Result<Self, Misfit> {
-        Ok(half::f16::from_f64(v as f64))
-    }
-    fn from_i64(v: i64) -> Result<Self, Misfit> {
-        Ok(half::f16::from_f64(v as f64))
-    }
-    fn from_f64(v: f64) -> Result<Self, Misfit> {
-        Ok(half::f16::from_f64(v))
-    }
-    fn put(self, out: &mut [u8]) {
-        out.copy_from_slice(&self.to_ne_bytes());
-    }
+macro_rules! half_elem {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            const SIZE: usize = 2;
+            fn from_u64(v: u64) -> Result<Self, Misfit> {
+                Ok(<$t>::from_f64(v as f64))
+            }
+            fn from_i64(v: i64) -> Result<Self, Misfit> {
+                Ok(<$t>::from_f64(v as f64))
+            }
+            fn from_f64(v: f64) -> Result<Self, Misfit> {
+                Ok(<$t>::from_f64(v))
+            }
+            fn put(self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_ne_bytes());
+            }
+        }
+    )*};
 }
+half_elem!(half::f16, half::bf16);
 
 pub(super) struct Numeric<E> {
     buf: AlignedBytes,

@@ -7,7 +7,7 @@ use crate::error::ServerError;
 
 /// Every datatype the protocol names that the core can hold, in the order
 /// the KServe v2 spec lists them (the order error messages give).
-const NAMES: [(&str, DType); 13] = [
+const NAMES: [(&str, DType); 14] = [
     ("BOOL", DType::Bool),
     ("UINT8", DType::Uint8),
     ("UINT16", DType::Uint16),
@@ -20,6 +20,7 @@ const NAMES: [(&str, DType); 13] = [
     ("FP16", DType::Float16),
     ("FP32", DType::Float32),
     ("FP64", DType::Float64),
+    ("BF16", DType::BFloat16),
     ("BYTES", DType::String),
 ];
 
@@ -38,6 +39,7 @@ pub fn datatype_name(d: DType) -> &'static str {
         DType::Float16 => "FP16",
         DType::Float32 => "FP32",
         DType::Float64 => "FP64",
+        DType::BFloat16 => "BF16",
         DType::String => "BYTES",
     }
 }
@@ -50,10 +52,6 @@ pub fn datatype_name(d: DType) -> &'static str {
 pub fn parse_datatype(s: &str) -> Result<DType, ServerError> {
     if let Some(&(_, d)) = NAMES.iter().find(|(n, _)| *n == s) {
         return Ok(d);
-    }
-    if s == "BF16" {
-        // The spec names BF16, but the core has no bfloat16 tensors.
-        return Err(ServerError::bad("datatype BF16 is not supported; send FP16 or FP32"));
     }
     let allowed: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
     Err(ServerError::bad(format!("unknown datatype {}; the accepted datatypes are {}", quote(s), allowed.join(", "))))
@@ -80,8 +78,7 @@ mod tests {
         }
         let Err(ServerError::BadRequest(m)) = parse_datatype("FP99") else { panic!() };
         assert!(m.contains("\"FP99\"") && m.contains("BOOL, UINT8") && m.contains("BYTES"), "{m}");
-        let Err(ServerError::BadRequest(m)) = parse_datatype("BF16") else { panic!() };
-        assert!(m.contains("BF16 is not supported"), "{m}");
+        assert_eq!(parse_datatype("BF16").unwrap(), DType::BFloat16);
         // Names are case-sensitive, as in the spec.
         assert!(parse_datatype("fp32").is_err());
         let Err(ServerError::BadRequest(m)) = parse_datatype(&"x".repeat(10_000)) else { panic!() };

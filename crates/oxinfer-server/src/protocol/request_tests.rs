@@ -170,7 +170,7 @@ fn shapes_are_checked_before_anything_is_allocated() {
 fn malformed_headers_name_the_problem() {
     let cases: &[(&str, &str)] = &[
         (r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP99","data":[1]}]}"#, "input \"x\": unknown datatype \"FP99\""),
-        (r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BF16","data":[1]}]}"#, "BF16 is not supported"),
+        (r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BF17","data":[1]}]}"#, "input \"x\": unknown datatype \"BF17\""),
         (r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#, "input \"x\" is given twice"),
         (r#"{"inputs":[{"shape":[1],"datatype":"FP32","data":[1]}]}"#, "inputs[0] has no name"),
         (r#"{"inputs":[{"name":"x","datatype":"FP32","data":[1]}]}"#, "input \"x\" has no shape"),

@@ -101,7 +101,7 @@ fn json_estimate(o: &OutputTensor) -> usize {
         None => {
             let n = o.bytes().len() / o.dtype.size().max(1);
             let per = match o.dtype {
-                DType::Float32 | DType::Float16 => 12,
+                DType::Float32 | DType::Float16 | DType::BFloat16 => 12,
                 DType::Float64 => 20,
                 DType::Bool => 6,
                 _ => 4 * o.dtype.size(),
@@ -161,6 +161,7 @@ fn json_data(out: &mut Vec<u8>, o: &OutputTensor) {
         // An f16 is written as the shortest text of its exact f32 value,
         // which reads back to the same f16.
         DType::Float16 => list(out, b, half::f16::from_le_bytes, |out, v| f32s(out, v.to_f32())),
+        DType::BFloat16 => list(out, b, half::bf16::from_le_bytes, |out, v| f32s(out, v.to_f32())),
         DType::Float64 => list(out, b, f64::from_le_bytes, |out, v| {
             if v.is_finite() {
                 out.extend_from_slice(f.format_finite(v).as_bytes())

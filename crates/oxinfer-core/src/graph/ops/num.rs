@@ -178,6 +178,7 @@ pub(crate) fn f64s(dtype: DType, b: &[u8]) -> Option<Vec<f64>> {
         DType::Float32 => read(b, |c| f32::from_ne_bytes(c) as f64),
         DType::Float64 => read(b, f64::from_ne_bytes),
         DType::Float16 => read(b, |c| half::f16::from_ne_bytes(c).to_f64()),
+        DType::BFloat16 => read(b, |c| half::bf16::from_ne_bytes(c).to_f64()),
         DType::Int8 => read(b, |c: [u8; 1]| c[0] as i8 as f64),
         DType::Uint8 => read(b, |c: [u8; 1]| c[0] as f64),
         DType::Bool => read(b, |c: [u8; 1]| if c[0] != 0 { 1.0 } else { 0.0 }),
