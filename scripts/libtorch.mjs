@@ -1,48 +1,40 @@
 #!/usr/bin/env node
 // libtorch 2.11 for the torch backend, from PyPI, cached outside the clone
-// under ~/.cache/oxinfer and keyed by the hash of its requirements file, so
-// that reruns cost nothing.
-//   node scripts/libtorch.mjs            the slim libtorch (torch wheel without
-//                                        dependencies + CUDA runtime wheels);
+// under ~/.cache/oxinfer, so that reruns cost nothing.
+//   node scripts/libtorch.mjs            the slim libtorch that @oxinfer/torch's
+//                                        installer makes (packages/torch/libtorch.js);
 //                                        prints its folder (holding lib/ and include/)
 //   node scripts/libtorch.mjs --python   a virtual environment with the full
-//                                        PyTorch build; prints its python
+//                                        PyTorch build (scripts/requirements-torch.txt),
+//                                        for the fixtures and the benchmark's peer;
+//                                        prints its python
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const cache = () => process.env.OXINFER_CACHE ?? join(homedir(), '.cache', 'oxinfer')
-const keyed = (file) => createHash('sha256').update(readFileSync(join(here, file))).digest('hex').slice(0, 12)
-const pip = ['--quiet', '--disable-pip-version-check', '--no-input']
+const { install } = createRequire(import.meta.url)('../packages/torch/libtorch.js')
 
 /** The folder holding libtorch's lib/ and include/ (the wheel's torch/), installed once. */
 export function libtorch() {
-  const dir = join(cache(), `libtorch-2.11.0-${keyed('requirements-libtorch.txt')}`)
-  const torch = join(dir, 'torch')
-  if (existsSync(join(dir, '.complete'))) return torch
-  mkdirSync(cache(), { recursive: true })
-  // An interrupted install has no .complete marker: start it again.
-  rmSync(dir, { recursive: true, force: true })
-  const py = process.env.PYTHON ?? 'python3'
-  execFileSync(py, ['-m', 'pip', 'install', ...pip, '--no-deps', '--only-binary=:all:', '--target', dir, '-r', join(here, 'requirements-libtorch.txt')], { stdio: 'inherit' })
-  if (!existsSync(join(torch, 'lib', 'libtorch_cpu.so'))) throw new Error(`no libtorch_cpu.so under ${torch}`)
-  writeFileSync(join(dir, '.complete'), '')
-  return torch
+  return install({ quiet: true })
 }
 
 /** A virtual environment with the full PyTorch build (fixtures, the benchmark's peer). */
 export function pythonTorch() {
-  const dir = join(cache(), `py-torch-${keyed('requirements-torch.txt')}`)
+  const hash = createHash('sha256').update(readFileSync(join(here, 'requirements-torch.txt'))).digest('hex').slice(0, 12)
+  const base = process.env.OXINFER_CACHE ?? join(homedir(), '.cache', 'oxinfer')
+  const dir = join(base, `py-torch-${hash}`)
   const python = join(dir, 'bin', 'python')
   if (existsSync(join(dir, '.complete'))) return python
-  mkdirSync(cache(), { recursive: true })
+  mkdirSync(base, { recursive: true })
   rmSync(dir, { recursive: true, force: true })
   execFileSync(process.env.PYTHON ?? 'python3', ['-m', 'venv', dir], { stdio: 'inherit' })
-  execFileSync(python, ['-m', 'pip', 'install', ...pip, '-r', join(here, 'requirements-torch.txt')], { stdio: 'inherit' })
+  execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', join(here, 'requirements-torch.txt')], { stdio: 'inherit' })
   execFileSync(python, ['-c', 'import torch'], { stdio: 'inherit' })
   writeFileSync(join(dir, '.complete'), '')
   return python

@@ -57,6 +57,33 @@ class Mixed(nn.Module):
         return {"total": total, "scaled": scaled, "shifted": bias + 1.0, "count": (ids > 0).sum(dim=1).to(torch.int32)}
 
 
+class LinearClassifier(nn.Module):
+    """ONNX-ML's LinearClassifier with a softmax, then the L1 Normalizer skl2onnx adds."""
+
+    def __init__(self, coef: Tensor, intercept: Tensor):
+        super().__init__()
+        self.register_buffer("coef", coef)
+        self.register_buffer("intercept", intercept)
+
+    def forward(self, float_input: Tensor) -> Tuple[Tensor, Tensor]:
+        p = torch.softmax(float_input @ self.coef.t() + self.intercept, dim=1)
+        p = p / p.abs().sum(dim=1, keepdim=True)
+        return p.argmax(dim=1), p
+
+
+def penguins_twin():
+    import onnx
+    from onnx import helper, numpy_helper  # noqa: F401
+
+    path = os.path.join(os.path.dirname(__file__), "..", "__test__", "fixtures", "penguins", "penguins.onnx")
+    node = next(n for n in onnx.load(path).graph.node if n.op_type == "LinearClassifier")
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs["post_transform"] == b"SOFTMAX" and list(attrs["classlabels_ints"]) == [0, 1, 2]
+    intercept = torch.tensor(list(attrs["intercepts"]), dtype=torch.float32)
+    coef = torch.tensor(list(attrs["coefficients"]), dtype=torch.float32).reshape(len(intercept), -1)
+    return LinearClassifier(coef, intercept).eval()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(7)
@@ -85,6 +112,13 @@ def main():
         [{"name": "total", "type": "int64", "dims": [-1]}, {"name": "scaled", "type": "float16", "dims": [-1]},
          {"name": "shifted", "type": "bfloat16", "dims": [-1]}, {"name": "count", "type": "int32", "dims": [-1]}])
     torch.jit.save(torch.jit.script(Mixed()), os.path.join(OUT, "mixed.pt"), _extra_files=mixed_decl)
+
+    # A TorchScript twin of the shipped penguins classifier (scikit-learn's
+    # LogisticRegression as ONNX), built from that model's own weights, so
+    # the penguins pipeline can run on either backend.
+    torch.jit.save(torch.jit.script(penguins_twin()), os.path.join(OUT, "penguins.pt"), _extra_files=declare(
+        [{"name": "float_input", "type": "float32", "dims": [-1, 10]}],
+        [{"name": "label", "type": "int64", "dims": [-1]}, {"name": "probabilities", "type": "float32", "dims": [-1, 3]}]))
 
     # Not TorchScript: a plain pickle of the weights, as torch.save writes it.
     torch.save(mlp.state_dict(), os.path.join(OUT, "weights_only.pt"))

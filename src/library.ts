@@ -7,11 +7,18 @@ import { fromNative, invalidArg, OxinferError } from './errors'
 import { native, type NameOf } from './native'
 import { checkKeys, isPlainObject, oneOf } from './options'
 import { currentPlatform } from './platform'
+import { setLibtorch } from './torch'
 
 /** Options of {@link configure}. */
 export interface ConfigureOptions {
   /** Absolute path of the ONNX Runtime shared library to load. Default: found automatically (see README). */
   ortLibrary?: string
+  /**
+   * The libtorch 2.11 folder (holding lib/) for TorchScript models, ahead of
+   * OXINFER_LIBTORCH, LIBTORCH, the folder `npx oxinfer-torch-install` fills,
+   * and the PyTorch of the python on PATH. Set it before the first TorchScript model loads.
+   */
+  libtorch?: string
   /** ONNX Runtime's log level. Default: 'fatal', so that ONNX Runtime prints nothing on stderr (its errors reach you as OxinferErrors). */
   logLevel?: NameOf<'LogLevel'>
 }
@@ -72,8 +79,12 @@ export function resolveLibrary(): string {
  */
 export function configure(options: ConfigureOptions = {}): void {
   if (!isPlainObject(options)) throw invalidArg('configure: options must be an object')
-  checkKeys('configure', options, ['ortLibrary', 'logLevel'])
-  const { ortLibrary, logLevel } = options
+  checkKeys('configure', options, ['ortLibrary', 'logLevel', 'libtorch'])
+  const { ortLibrary, logLevel, libtorch } = options
+  if (libtorch !== undefined) {
+    if (typeof libtorch !== 'string' || libtorch === '') throw invalidArg('configure: libtorch must be a non-empty folder path')
+    setLibtorch(resolvePath(libtorch))
+  }
   if (ortLibrary !== undefined) {
     if (typeof ortLibrary !== 'string' || ortLibrary === '') throw invalidArg('configure: ortLibrary must be a non-empty path string')
     const abs = resolvePath(ortLibrary)

@@ -134,6 +134,11 @@ export interface NativeSessionOptions {
   maxPaddingWaste: number
   zeroCopy: boolean
   autoThreads: boolean
+  /** 'onnx' or 'torch'. */
+  backend: string
+  plugin?: { path: string; preload: string[]; engineDir?: string }
+  declaredInputs?: Array<{ name: string; type?: string; dims?: readonly number[] }>
+  declaredOutputs?: Array<{ name: string; type?: string; dims?: readonly number[] }>
 }
 /** @internal Delivers completions to JS; referenced while native work is in flight. */
 export interface NativeHub {
@@ -154,6 +159,8 @@ export interface NativeServeOptions {
   models?: string[]
   listen?: boolean
   drainMs?: number
+  torch?: { path: string; preload: string[]; engineDir?: string }
+  torchMissing?: string
 }
 
 /** @internal One HTTP answer of a socketless exchange. */

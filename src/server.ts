@@ -8,6 +8,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path'
 import { fromNative, invalidArg, OxinferError } from './errors'
 import * as hub from './hub'
 import { resolveLibrary } from './library'
+import { torchForServer } from './torch'
 import { type Logger, type LogLevel, setLogger } from './log'
 import { type MergeableRegistry, mergeableRegistry } from './metrics'
 import { native, type NativeHttpResponse, type NativeServer } from './native'
@@ -216,6 +217,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
       models: o.load,
       listen: o.listen,
       drainMs: o.drainMs,
+      ...torchForServer(),
     })
   } catch (e) {
     throw fromNative(e)

@@ -21,8 +21,26 @@ export interface SessionOptions {
   interOpThreads?: number
   /** Graph optimisation level. Default: 'all'. */
   graphOptimization?: NameOf<'GraphOptimization'>
-  /** Execution device. Default: 'cpu'. An unavailable device rejects with ERR_UNSUPPORTED. */
+  /**
+   * Execution device. Default: 'cpu'. An unavailable device (no GPU, or an
+   * engine library without CUDA) rejects with ERR_UNSUPPORTED naming what is
+   * missing; there is no silent fallback to the CPU.
+   */
   device?: 'cpu' | 'cuda' | `cuda:${number}`
+  /**
+   * The engine: 'onnx' (ONNX Runtime) or 'torch' (TorchScript on libtorch,
+   * through the optional @oxinfer/torch package). Default: 'torch' for paths
+   * ending in .pt, .pth, .pts or .torchscript and for bytes of a zip archive
+   * (TorchScript's format), otherwise 'onnx'.
+   */
+  backend?: 'onnx' | 'torch'
+  /**
+   * TorchScript only: the element types and shapes of inputs and outputs,
+   * which TorchScript files do not record (names come from `forward`'s
+   * signature). Overrides an `oxinfer.json` saved in the archive. Undeclared
+   * inputs are float32 of any shape. Refused for ONNX models.
+   */
+  declare?: { inputs?: readonly DeclaredValue[]; outputs?: readonly DeclaredValue[] }
   /**
    * How many runs of this session may execute at once (engine sessions
    * sharing pre-packed weights). When neither this nor `intraOpThreads` is
@@ -69,6 +87,14 @@ export interface SessionOptions {
    * load. Every input needs a dynamic batch dim; otherwise ERR_INVALID_ARGUMENT.
    */
   batching?: BatchingOptions
+}
+
+/** A declared input or output of a TorchScript model (see {@link SessionOptions.declare}). */
+export interface DeclaredValue {
+  name: string
+  type?: Exclude<TensorType, 'string' | 'uint16' | 'uint32' | 'uint64'>
+  /** -1 for a dynamic dimension. */
+  dims?: readonly number[]
 }
 
 /** Dynamic batching options (see {@link SessionOptions.batching}). */
@@ -171,7 +197,30 @@ const SESSION_OPTION_KEYS = [
   'workerPriority',
   'batching',
   'zeroCopy',
+  'backend',
+  'declare',
 ] as const
+
+const DECLARABLE = ['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int16', 'int32', 'int64', 'bool']
+
+function declaredList(o: Record<string, unknown>, side: 'inputs' | 'outputs'): DeclaredValue[] | undefined {
+  const list = o[side]
+  if (list === undefined) return undefined
+  if (!Array.isArray(list)) throw invalidArg(`declare.${side} must be an array of { name, type?, dims? }`)
+  return list.map((d: unknown, i) => {
+    const at = `declare.${side}[${i}]`
+    if (!isPlainObject(d)) throw invalidArg(`${at} must be an object { name, type?, dims? }`)
+    checkKeys(at, d, ['name', 'type', 'dims'])
+    if (typeof d.name !== 'string' || d.name === '') throw invalidArg(`${at}.name must be a non-empty string`)
+    if (d.type !== undefined && (typeof d.type !== 'string' || !DECLARABLE.includes(d.type))) {
+      throw invalidArg(`${at}.type must be one of ${DECLARABLE.join(', ')}, got ${showValue(d.type)}`)
+    }
+    if (d.dims !== undefined && (!Array.isArray(d.dims) || d.dims.some((n) => typeof n !== 'number' || !Number.isSafeInteger(n) || n < -1))) {
+      throw invalidArg(`${at}.dims must be an array of integers (-1 for a dynamic dimension)`)
+    }
+    return { name: d.name, type: d.type as DeclaredValue['type'], dims: d.dims as number[] | undefined }
+  })
+}
 
 /** @internal Session options resolved: what the native session takes, and what stays in JS. */
 export interface ParsedSessionOptions {
@@ -180,6 +229,8 @@ export interface ParsedSessionOptions {
   inline: number
   timeoutMs: number
   priorityLevels: number
+  /** The engine asked for; undefined: chosen by the model (see `backend`). */
+  backend: 'onnx' | 'torch' | undefined
 }
 
 /** @internal Reads `Session.create`'s options; throws ERR_INVALID_ARGUMENT. */
@@ -203,6 +254,15 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   const zeroCopy = o.zeroCopy ?? false
   if (typeof zeroCopy !== 'boolean') throw invalidArg('zeroCopy must be a boolean')
   const workerPriority = oneOf('workerPriority', o.workerPriority, native.WorkerPriority, 'low')
+  if (o.backend !== undefined && o.backend !== 'onnx' && o.backend !== 'torch') throw invalidArg(`backend must be 'onnx' or 'torch', got ${showValue(o.backend)}`)
+  let declaredInputs: DeclaredValue[] | undefined
+  let declaredOutputs: DeclaredValue[] | undefined
+  if (o.declare !== undefined) {
+    if (!isPlainObject(o.declare)) throw invalidArg('declare must be an object { inputs?, outputs? }')
+    checkKeys('declare', o.declare, ['inputs', 'outputs'])
+    declaredInputs = declaredList(o.declare, 'inputs')
+    declaredOutputs = declaredList(o.declare, 'outputs')
+  }
   let maxBatchSize = 0
   let maxQueue = 0
   let timeoutMs = 0
@@ -269,10 +329,11 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   // an inline run would bypass it: no inlining then, unless asked for.
   const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
   return {
-    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy, autoThreads },
+    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy, autoThreads, backend: (o.backend as string | undefined) ?? '', declaredInputs, declaredOutputs },
     inline,
     timeoutMs,
     priorityLevels,
+    backend: o.backend as 'onnx' | 'torch' | undefined,
   }
 }
 

@@ -8,6 +8,7 @@ import { fromNative, invalidArg, OxinferError } from '../errors'
 import * as hub from '../hub'
 import { feedsJob, jobOptions, type BatchJob, type SessionJobOptions } from '../job'
 import { resolveLibrary } from '../library'
+import { detectBackend, torchPlugin } from '../torch'
 import { native, type NativeSession, type NativeStream, type NativeValueInfo } from '../native'
 import { checkKeys, intOption, isPlainObject, showValue } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
@@ -114,7 +115,11 @@ export class Session {
     }
     const o = parseSessionOptions(options)
     if (typeof model === 'string' && model === '') throw invalidArg('Session.create: the model path is empty')
-    const lib = resolveLibrary()
+    const backend = o.backend ?? detectBackend(model)
+    o.native.backend = backend
+    // A TorchScript model needs the torch plugin, not ONNX Runtime.
+    if (backend === 'torch') o.native.plugin = torchPlugin()
+    const lib = backend === 'torch' ? '' : resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
     let n: NativeSession
     try {

@@ -32,6 +32,10 @@ pub struct NativeServeOptions {
     pub models: Option<Vec<String>>,
     pub listen: Option<bool>,
     pub drain_ms: Option<f64>,
+    /// The torch plugin, for TorchScript models.
+    pub torch: Option<crate::session::NativePlugin>,
+    /// Why there is no torch plugin (the message TorchScript models fail with).
+    pub torch_missing: Option<String>,
 }
 
 #[napi(object)]
@@ -73,6 +77,11 @@ pub fn start_server(o: NativeServeOptions) -> Result<AsyncTask<StartTask>> {
     let bad = |m: String| to_napi(oxinfer_core::Error::InvalidArgument(m));
     let port = u16::try_from(o.port).map_err(|_| bad(format!("port must be from 0 to 65535, got {}", o.port)))?;
     let mut options = ServerOptions { repository: PathBuf::from(o.repository), host: o.host, port, library: PathBuf::from(o.library), token: o.token, models: o.models, ..ServerOptions::default() };
+    options.torch = match (&o.torch, o.torch_missing) {
+        (Some(p), _) => Ok(crate::session::plugin_spec(p)),
+        (None, Some(why)) => Err(why),
+        (None, None) => Err(oxinfer_server::model::engines::NO_TORCH.into()),
+    };
     if let Some(ms) = o.poll_ms {
         options.poll = Some(std::time::Duration::from_millis(ms.max(10) as u64));
     }

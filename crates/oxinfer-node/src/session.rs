@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::*;
 use oxinfer_core::onnx::{library, Device, ModelSource, OnnxBackend, OnnxOptions};
+use oxinfer_core::plugin::{Declared, LoadOptions, PluginSpec};
 use oxinfer_core::scheduler::Aborted;
 use oxinfer_core::{validate, Backend, Dim, Error as CoreError, Layout, ModelInfo, Scheduler};
 
@@ -54,6 +55,76 @@ pub struct NativeSessionOptions {
     pub zero_copy: bool,
     /// Neither intra-op threads nor the pool size were given: the core chooses both from a measured run.
     pub auto_threads: bool,
+    /// 'onnx', or 'torch' for a TorchScript model run by the torch plugin.
+    pub backend: String,
+    /// The torch plugin (backend 'torch').
+    pub plugin: Option<NativePlugin>,
+    /// Declared inputs and outputs (TorchScript files record neither types nor shapes).
+    pub declared_inputs: Option<Vec<NativeDeclared>>,
+    pub declared_outputs: Option<Vec<NativeDeclared>>,
+}
+
+/// A backend plugin library, the engine libraries to load before it, and the engine's lib folder.
+#[napi(object)]
+pub struct NativePlugin {
+    pub path: String,
+    pub preload: Vec<String>,
+    pub engine_dir: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeDeclared {
+    pub name: String,
+    #[napi(js_name = "type")]
+    pub dtype: Option<String>,
+    pub dims: Option<Vec<i64>>,
+}
+
+pub(crate) fn plugin_spec(p: &NativePlugin) -> PluginSpec {
+    PluginSpec { path: PathBuf::from(&p.path), preload: p.preload.iter().map(PathBuf::from).collect(), engine_dir: p.engine_dir.clone() }
+}
+
+fn declared(list: &Option<Vec<NativeDeclared>>) -> Option<Vec<Declared>> {
+    list.as_ref().map(|l| l.iter().map(|d| Declared { name: d.name.clone(), dtype: d.dtype.clone(), dims: d.dims.clone() }).collect())
+}
+
+/// The engine a session loads its model with.
+#[derive(Clone)]
+enum Engine {
+    Onnx(OnnxOptions),
+    Plugin(PluginSpec, LoadOptions),
+}
+
+fn engine(o: &NativeSessionOptions) -> std::result::Result<Engine, CoreError> {
+    let onnx = parse_options(o)?;
+    match o.backend.as_str() {
+        "" | "onnx" => {
+            if o.declared_inputs.is_some() || o.declared_outputs.is_some() {
+                return Err(CoreError::InvalidArgument("declare applies to TorchScript models (backend 'torch'); ONNX models record their own inputs and outputs".into()));
+            }
+            Ok(Engine::Onnx(onnx))
+        }
+        "torch" => {
+            let p = o.plugin.as_ref().ok_or_else(|| CoreError::Unsupported("the torch backend is not installed".into()))?;
+            let spec = plugin_spec(p);
+            let device = match onnx.device {
+                Device::Cpu => "cpu".to_string(),
+                Device::Cuda(i) => format!("cuda:{i}"),
+            };
+            let load = LoadOptions {
+                device,
+                intra_op_threads: onnx.intra_op_threads,
+                inter_op_threads: onnx.inter_op_threads,
+                pool_size: onnx.pool_size,
+                auto_threads: onnx.auto_threads,
+                inputs: declared(&o.declared_inputs),
+                outputs: declared(&o.declared_outputs),
+                engine_dir: None,
+            };
+            Ok(Engine::Plugin(spec, load))
+        }
+        b => Err(CoreError::InvalidArgument(format!("backend must be 'onnx' or 'torch', got '{b}'"))),
+    }
 }
 
 #[napi(object)]
@@ -102,7 +173,7 @@ enum Source {
 
 pub struct CreateTask {
     source: Option<Source>,
-    options: OnnxOptions,
+    engine: Engine,
     low_priority: bool,
     max_batch: usize,
     max_queue: usize,
@@ -121,7 +192,7 @@ impl Task for CreateTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let source = self.source.take().ok_or_else(|| crate::errors::to_napi(CoreError::Backend("create ran twice".into())))?;
-        let options = self.options.clone();
+        let engine = self.engine.clone();
         let library = self.library.clone();
         let low = self.low_priority;
         let max_batch = self.max_batch;
@@ -131,23 +202,23 @@ impl Task for CreateTask {
         let preferred_batch_rows = self.preferred.clone();
         let layout = self.layout.clone();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            let rt = library::runtime(&PathBuf::from(&library))?;
             let source = match source {
                 Source::Path(p) => ModelSource::Path(PathBuf::from(p)),
                 Source::Bytes(b) => ModelSource::Bytes(b.to_vec()),
             };
-            // Built on a lowered thread, ORT's own intra-op threads inherit its priority.
-            let backend = if low {
-                oxinfer_core::priority::on_low_priority_thread(move || OnnxBackend::load(rt, source, &options))?
-            } else {
-                OnnxBackend::load(rt, source, &options)?
+            let load = move || -> std::result::Result<Arc<dyn Backend>, CoreError> {
+                Ok(match engine {
+                    Engine::Onnx(options) => Arc::new(OnnxBackend::load(library::runtime(&PathBuf::from(&library))?, source, &options)?),
+                    Engine::Plugin(spec, options) => Arc::new(spec.load(&source, options)?),
+                })
             };
+            // Built on a lowered thread, the engine's own intra-op threads inherit its priority.
+            let backend = if low { oxinfer_core::priority::on_low_priority_thread(load)? } else { load()? };
             let info = backend.info().clone();
             let pool = backend.slots() as u32;
             if max_batch > 1 {
                 layout.check(&info)?;
             }
-            let backend: Arc<dyn Backend> = Arc::new(backend);
             let options = oxinfer_core::SchedulerOptions { low_priority: low, max_batch_rows: max_batch, max_queue, priority_levels: levels, max_delay, preferred_batch_rows, layout };
             Ok((Arc::new(Scheduler::with_options(backend, options)?), info, pool))
         }))
@@ -189,12 +260,12 @@ pub fn create_session(
     };
     let preferred = options.preferred_batch_sizes.clone().unwrap_or_default().into_iter().map(|r| r as usize).collect();
     let zero_copy = options.zero_copy;
-    let options = parse_options(&options).js()?;
+    let engine = engine(&options).js()?;
     let source = match model {
         Either::A(p) => Source::Path(p),
         Either::B(b) => Source::Bytes(b),
     };
-    Ok(AsyncTask::new(CreateTask { source: Some(source), options, low_priority, max_batch, max_queue, levels, max_delay, preferred, layout, library, hub: Arc::clone(&hub.hub), zero_copy }))
+    Ok(AsyncTask::new(CreateTask { source: Some(source), engine, low_priority, max_batch, max_queue, levels, max_delay, preferred, layout, library, hub: Arc::clone(&hub.hub), zero_copy }))
 }
 
 #[napi]

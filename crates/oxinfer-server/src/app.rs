@@ -36,6 +36,9 @@ pub struct ServerOptions {
     /// How long a close waits for requests in flight before it drops them
     /// (Kubernetes gives 30 s between SIGTERM and SIGKILL by default).
     pub drain: Duration,
+    /// The torch plugin, for TorchScript models (`model.pt`), or why there
+    /// is none (the reason such models fail to load with).
+    pub torch: std::result::Result<oxinfer_core::plugin::PluginSpec, String>,
 }
 
 impl Default for ServerOptions {
@@ -54,6 +57,7 @@ impl Default for ServerOptions {
             models: None,
             listen: true,
             drain: Duration::from_secs(30),
+            torch: Err(crate::model::engines::NO_TORCH.into()),
         }
     }
 }

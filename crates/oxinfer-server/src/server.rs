@@ -30,7 +30,7 @@ impl Server {
     /// Loads the repository, binds the socket and starts serving. Blocking.
     pub fn start(options: ServerOptions) -> Result<Server> {
         let rt = oxinfer_core::onnx::library::runtime(&options.library)?;
-        let repo = Repository::new(&options.repository, rt)?;
+        let repo = Repository::new(&options.repository, crate::model::Engines { onnx: rt, torch: options.torch.clone() })?;
         let mut names = options.models.clone().unwrap_or_else(|| repo.on_disk());
         // Graphs run other served models: those load first.
         names.sort_by_key(|n| repo.is_graph(n));

@@ -3,7 +3,8 @@
 //! not element types or shapes; those come from declarations: the load
 //! options' `inputs`/`outputs`, else an `oxinfer.json` extra file saved in
 //! the archive (`torch.jit.save(m, f, _extra_files={"oxinfer.json": ...})`).
-//! Undeclared inputs are float32 of any shape.
+//! Undeclared inputs are float32 of any shape. Inputs are forward's argument
+//! names, or Triton's `INPUT__0`, `INPUT__1`, ... when declared that way.
 //!
 //! Outputs are named, by the return type:
 //! - `Tensor`: the declared name, else `output`;
@@ -103,9 +104,27 @@ fn is_tensor(ty: &str) -> bool {
     ty == "Tensor"
 }
 
+/// Triton's PyTorch convention: inputs declared `NAME__<i>` (`INPUT__0`)
+/// stand for forward's tensor arguments by position when none of the
+/// declared names is an argument's own.
+fn positional_names(sig: &Signature, declared: Option<&[Declared]>) -> Option<Vec<String>> {
+    let list = declared?;
+    let tensors: Vec<&str> = sig.args.iter().filter(|a| is_tensor(&a.ty)).map(|a| a.name.as_str()).collect();
+    if list.is_empty() || list.iter().any(|d| tensors.contains(&d.name.as_str())) {
+        return None;
+    }
+    let mut names: Vec<Option<String>> = vec![None; tensors.len()];
+    for d in list {
+        let i: usize = d.name.rsplit_once("__")?.1.parse().ok()?;
+        *names.get_mut(i)? = Some(d.name.clone());
+    }
+    names.into_iter().collect()
+}
+
 fn inputs(sig: &Signature, declared: Option<&[Declared]>) -> Result<Vec<ValueInfo>, TorchError> {
     let mut out = Vec::new();
     let mut skipped: Option<&str> = None;
+    let positional = positional_names(sig, declared);
     for a in &sig.args {
         if is_tensor(&a.ty) {
             if let Some(s) = skipped {
@@ -114,8 +133,9 @@ fn inputs(sig: &Signature, declared: Option<&[Declared]>) -> Result<Vec<ValueInf
                     a.name
                 )));
             }
-            let d = declared.and_then(|l| l.iter().find(|d| d.name == a.name));
-            out.push(info(&a.name, d.map_or(Ok(DType::Float32), |d| dtype(d, "input"))?, d));
+            let name = positional.as_ref().map_or(a.name.as_str(), |p| p[out.len()].as_str());
+            let d = declared.and_then(|l| l.iter().find(|d| d.name == name));
+            out.push(info(name, d.map_or(Ok(DType::Float32), |d| dtype(d, "input"))?, d));
         } else if a.optional {
             skipped.get_or_insert(&a.name);
         } else {

@@ -38,6 +38,7 @@ fn enable_cuda(engine_dir: Option<&str>) -> Result<(), String> {
         use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
         // SAFETY: loading libtorch's own CUDA library runs its registration.
         let handle = unsafe { Library::open(Some(&lib), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| {
+            let e = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
             format!("'{}' failed to load ({e}); it needs the CUDA 13 libraries (cuBLAS, cuDNN, ...) that a full PyTorch install brings", lib.display())
         })?;
         // Never unloaded: libtorch keeps pointers into it.

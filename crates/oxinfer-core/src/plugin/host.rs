@@ -68,7 +68,7 @@ pub fn open(path: &Path, preload: &[PathBuf]) -> Result<&'static Plugin> {
 fn load_global(path: &Path) -> std::result::Result<libloading::os::unix::Library, String> {
     use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
     // SAFETY: loading runs the library's initialisers, which is what is asked for.
-    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| e.to_string())
+    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string()))
 }
 
 #[cfg(not(unix))]
@@ -123,9 +123,10 @@ impl Plugin {
         }
         // SAFETY: `model` came from this plugin's `load`.
         let slots = unsafe { (self.vtable.slots)(model) }.max(1);
-        let backend = PluginBackend { plugin: self, model, info: ModelInfo::default(), slots };
-        let info = abi::info_from_json(report.text.as_deref().unwrap_or(""))?;
-        Ok(PluginBackend { info, ..backend })
+        // Owned from here: an unreadable info frees the model on the way out.
+        let mut backend = PluginBackend { plugin: self, model, info: ModelInfo::default(), slots };
+        backend.info = abi::info_from_json(report.text.as_deref().unwrap_or(""))?;
+        Ok(backend)
     }
 }
 
@@ -266,5 +267,22 @@ impl Backend for PluginBackend {
             return Err(Error::Backend(format!("the {} plugin returned {} outputs for {} asked", self.plugin.name, adopted.len(), outputs.len())));
         }
         Ok(adopted)
+    }
+}
+
+/// Where a plugin library is, the engine libraries to load before it, and
+/// the engine's folder (for libraries it loads on demand).
+#[derive(Clone, Debug, Default)]
+pub struct PluginSpec {
+    pub path: PathBuf,
+    pub preload: Vec<PathBuf>,
+    pub engine_dir: Option<String>,
+}
+
+impl PluginSpec {
+    /// Opens the plugin (once per process) and loads a model through it.
+    pub fn load(&self, source: &ModelSource, options: LoadOptions) -> Result<PluginBackend> {
+        let plugin = open(&self.path, &self.preload)?;
+        plugin.load(source, &LoadOptions { engine_dir: options.engine_dir.or_else(|| self.engine_dir.clone()), ..options })
     }
 }

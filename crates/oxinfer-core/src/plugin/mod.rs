@@ -8,4 +8,4 @@ pub mod export;
 pub mod host;
 
 pub use abi::{Declared, LoadOptions};
-pub use host::{open, Plugin, PluginBackend};
+pub use host::{open, Plugin, PluginBackend, PluginSpec};

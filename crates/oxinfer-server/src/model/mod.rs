@@ -4,6 +4,7 @@
 //! and `infer`, which queues one request on the same scheduler that
 //! in-process `Session.run` calls use.
 
+pub mod engines;
 pub mod sequence;
 
 use std::collections::HashMap;
@@ -13,10 +14,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use oxinfer_core::graph::{Graph, GraphRunOptions, NodeRunner, SchedulerRunner};
-use oxinfer_core::onnx::library::Runtime;
-use oxinfer_core::onnx::{ModelSource, OnnxBackend, OnnxOptions};
 use oxinfer_core::pipeline::{tensors as pipeline, Pipeline, RunOptions};
-use oxinfer_core::{model_run, pipeline_run, request, validate, Backend, DType, Dim, InputTensor, ModelInfo, OutputTensor, Request, RunControl, Scheduler, SchedulerOptions, Timing, ValueKind, Work};
+use oxinfer_core::{model_run, pipeline_run, request, validate, DType, Dim, InputTensor, ModelInfo, OutputTensor, Request, RunControl, Scheduler, SchedulerOptions, Timing, ValueKind, Work};
+
+pub use engines::Engines;
 
 use crate::error::{Result, ServerError};
 use crate::repository::config::ModelConfig;
@@ -34,6 +35,8 @@ pub struct TensorMeta {
 pub enum Kind {
     /// A plain model: inputs and outputs are the model's own.
     Onnx,
+    /// A plain TorchScript model (`model.pt`), on the torch plugin.
+    Torch,
     /// A pipeline: each input is a record field (one row per element along
     /// dim 0), each output a result column.
     Pipeline(Arc<Pipeline>),
@@ -87,12 +90,13 @@ pub struct InferOptions {
 impl Version {
     /// Loads the version in `dir` (holding `model.onnx` or `pipeline.json`);
     /// every file it names must lie inside `root`.
-    pub fn load(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
+    pub fn load(engines: &Engines, root: &Path, model: &str, version: u64, dir: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
         let spec_path = dir.join("pipeline.json");
         let onnx_path = dir.join("model.onnx");
+        let torch_path = dir.join(engines::TORCH_FILE);
         let graph_path = dir.join("graph.json");
         if graph_path.is_file() {
-            return load_graph(rt, root, model, version, dir, &graph_path, config, resolve);
+            return load_graph(engines, root, model, version, dir, &graph_path, config, resolve);
         }
         if spec_path.is_file() {
             let text = oxinfer_core::pipeline::spec::read(&spec_path)?;
@@ -100,7 +104,7 @@ impl Version {
             let model_file = inside(root, &dir.join(&spec.model))?;
             let session = spec.session.clone().unwrap_or_default();
             let num = |k: &str| session.get(k).and_then(|v| v.as_u64()).map(|n| n as usize);
-            let (backend, pool_size) = load_onnx(rt, &model_file, &config, num("intraOpThreads"), num("poolSize"))?;
+            let (backend, pool_size) = engines.load(&model_file, &config, num("intraOpThreads"), num("poolSize"))?;
             let info = backend.info().clone();
             let compiled = Arc::new(Pipeline::compile_in(spec, &info, Some(dir))?);
             let (inputs, outputs) = pipeline::io(&compiled, &*backend).map_err(|e| match e {
@@ -113,8 +117,9 @@ impl Version {
                 return Err(ServerError::Repository(format!("model '{model}': sequence_batching applies to plain ONNX models, not pipelines")));
             }
             Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path: spec_path, sequences: None })
-        } else if onnx_path.is_file() {
-            let (backend, pool_size) = load_onnx(rt, &inside(root, &onnx_path)?, &config, None, None)?;
+        } else if onnx_path.is_file() || torch_path.is_file() {
+            let (path, kind) = if onnx_path.is_file() { (onnx_path, Kind::Onnx) } else { (torch_path, Kind::Torch) };
+            let (backend, pool_size) = engines.load(&inside(root, &path)?, &config, None, None)?;
             let info = backend.info().clone();
             let sequences = config.sequence_batching.as_ref().map(|c| sequence::Sequences::new(&info, c)).transpose()?;
             let (mut inputs, mut outputs) = (metas(&info.inputs), metas(&info.outputs));
@@ -130,9 +135,9 @@ impl Version {
                 options.layout.check(&info)?;
             }
             let scheduler = Arc::new(Scheduler::with_options(backend, options)?);
-            Ok(Version { model: model.into(), version, kind: Kind::Onnx, inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path: onnx_path, sequences })
+            Ok(Version { model: model.into(), version, kind, inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path, sequences })
         } else {
-            Err(ServerError::Repository(format!("model '{model}' version {version} holds none of model.onnx, pipeline.json and graph.json ({})", dir.display())))
+            Err(ServerError::Repository(format!("model '{model}' version {version} holds none of model.onnx, model.pt, pipeline.json and graph.json ({})", dir.display())))
         }
     }
 
@@ -169,6 +174,7 @@ impl Version {
     pub fn platform(&self) -> &'static str {
         match self.kind {
             Kind::Onnx => "onnxruntime_onnx",
+            Kind::Torch => "pytorch_libtorch",
             Kind::Pipeline(_) => "oxinfer_pipeline",
             Kind::Graph(_) => "oxinfer_graph",
         }
@@ -211,7 +217,7 @@ impl Version {
         };
         let (work, pick): (Work, Option<Vec<String>>) = match &self.kind {
             Kind::Graph(_) => unreachable!("graphs returned above"),
-            Kind::Onnx => {
+            Kind::Onnx | Kind::Torch => {
                 let names = (!wanted.is_empty()).then_some(wanted);
                 let idx = validate::check_request(&self.info, &inputs, names)?;
                 (model_run(inputs, idx), None)
@@ -329,7 +335,7 @@ fn metas(list: &[oxinfer_core::ValueInfo]) -> Vec<TensorMeta> {
 /// folder (loaded for this graph alone), or else a served model's latest
 /// ready version (whose queue the graph then shares).
 #[allow(clippy::too_many_arguments)]
-fn load_graph(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir: &Path, path: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
+fn load_graph(engines: &Engines, root: &Path, model: &str, version: u64, dir: &Path, path: &Path, config: ModelConfig, resolve: Resolve<'_>) -> Result<Version> {
     let text = oxinfer_core::pipeline::spec::read(path)?;
     let located = |e: oxinfer_core::Error| oxinfer_core::pipeline::locate::in_file(e, &text, &path.display().to_string());
     let spec = oxinfer_core::graph::parse(&text).map_err(located)?;
@@ -347,14 +353,14 @@ fn load_graph(rt: &'static Runtime, root: &Path, model: &str, version: u64, dir:
     let mut runners: HashMap<String, Arc<dyn NodeRunner>> = HashMap::new();
     for key in keys {
         let file = dir.join(&key);
-        let runner: Arc<dyn NodeRunner> = if key.ends_with(".onnx") && file.is_file() {
-            let (backend, _) = load_onnx(rt, &inside(root, &file)?, &config, None, None)?;
+        let runner: Arc<dyn NodeRunner> = if (key.ends_with(".onnx") || engines::is_torch(Path::new(&key))) && file.is_file() {
+            let (backend, _) = engines.load(&inside(root, &file)?, &config, None, None)?;
             let info = backend.info().clone();
             Arc::new(SchedulerRunner::new(Arc::new(Scheduler::with_options(backend, scheduler_options(&config))?), info))
         } else {
             let served = resolve(&key).ok_or_else(|| ServerError::Repository(format!("model '{model}': the graph names model '{key}', which is neither an ONNX file in {} nor a ready model of the repository (load it first)", dir.display())))?;
             match (&served.kind, &served.scheduler) {
-                (Kind::Onnx, Some(s)) if served.sequences.is_none() => Arc::new(SchedulerRunner::new(Arc::clone(s), served.info.clone())),
+                (Kind::Onnx | Kind::Torch, Some(s)) if served.sequences.is_none() => Arc::new(SchedulerRunner::new(Arc::clone(s), served.info.clone())),
                 _ => return Err(ServerError::Repository(format!("model '{model}': graph nodes run plain ONNX models; '{key}' is a {}", served.platform()))),
             }
         };
@@ -402,18 +408,6 @@ pub fn inside(root: &Path, path: &Path) -> Result<PathBuf> {
         return Err(ServerError::Repository(format!("'{}' lies outside the model repository", path.display())));
     }
     Ok(real)
-}
-
-fn load_onnx(rt: &'static Runtime, path: &Path, config: &ModelConfig, intra: Option<usize>, pool: Option<usize>) -> Result<(Arc<dyn Backend>, usize)> {
-    let intra = config.parameter("intra_op_threads").and_then(|s| s.parse().ok()).or(intra);
-    let pool = config.instances().or(pool);
-    let options = OnnxOptions { intra_op_threads: intra.unwrap_or(0), pool_size: pool.unwrap_or(1), auto_threads: intra.is_none() && pool.is_none(), ..OnnxOptions::default() };
-    let backend = oxinfer_core::priority::on_low_priority_thread({
-        let path = path.to_path_buf();
-        move || OnnxBackend::load(rt, ModelSource::Path(path), &options)
-    })?;
-    let slots = backend.slots();
-    Ok((Arc::new(backend), slots))
 }
 
 /// Batching as the configuration asks: merging only with `dynamic_batching`

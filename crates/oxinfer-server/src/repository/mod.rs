@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use oxinfer_core::onnx::library::Runtime;
 
 use crate::error::{Result, ServerError};
 use crate::model::Version;
@@ -37,7 +36,7 @@ pub type Stamp = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
 pub struct Repository {
     pub root: PathBuf,
-    rt: &'static Runtime,
+    engines: crate::model::Engines,
     models: RwLock<BTreeMap<String, Entry>>,
     /// One load at a time, so that an API load and a polling pass of the
     /// same model cannot interleave and leave the older result installed.
@@ -55,12 +54,12 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 impl Repository {
-    pub fn new(root: &Path, rt: &'static Runtime) -> Result<Repository> {
+    pub fn new(root: &Path, engines: crate::model::Engines) -> Result<Repository> {
         let root = root.canonicalize().map_err(|e| oxinfer_core::Error::file("the model repository", root, e))?;
         if !root.is_dir() {
             return Err(ServerError::Repository(format!("the model repository '{}' is not a folder", root.display())));
         }
-        Ok(Repository { root, rt, models: RwLock::new(BTreeMap::new()), loading: std::sync::Mutex::new(()) })
+        Ok(Repository { root, engines, models: RwLock::new(BTreeMap::new()), loading: std::sync::Mutex::new(()) })
     }
 
     /// The model folders present on disk.
@@ -176,7 +175,7 @@ impl Repository {
             let mut out = BTreeMap::new();
             for v in chosen {
                 let resolve = |key: &str| self.get(key, None).ok();
-                let version = Version::load(self.rt, &self.root, name, v, &dir.join(v.to_string()), config.clone(), &resolve).map_err(|e| ServerError::Repository(format!("model '{name}' version {v}: {e}")))?;
+                let version = Version::load(&self.engines, &self.root, name, v, &dir.join(v.to_string()), config.clone(), &resolve).map_err(|e| ServerError::Repository(format!("model '{name}' version {v}: {e}")))?;
                 out.insert(v, Arc::new(version));
             }
             Ok(out)
