@@ -49,9 +49,10 @@ export function cargoFreeEnv(extra: Record<string, string> = {}): NodeJS.Process
 
 /** node_modules folders of the packages a production install needs (not dev, not optional), as package-lock.json resolves them. */
 export function runtimeDependencies(root: string): string[] {
-  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> }
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean; link?: boolean }> }
+  // Links are this repository's own packages (packages/torch), linked for development.
   return Object.entries(lock.packages)
-    .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev && !v.optional)
+    .filter(([k, v]) => k.startsWith('node_modules/') && !v.dev && !v.optional && !v.link)
     .map(([k]) => k)
 }
 
