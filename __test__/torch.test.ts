@@ -71,6 +71,35 @@ describe('TorchScript models', () => {
     await s.dispose()
   })
 
+  it("never let a model write to the caller's input, and learn undeclared output types", async () => {
+    // forward does `x /= 255` in place: inline or queued, the caller's array stays as it was.
+    for (const inlineThresholdMicros of [0, 1000]) {
+      const s = await Session.create(torchFixture('in_place.pt'), { inlineThresholdMicros })
+      const data = Float32Array.from([255, 510, 765])
+      for (let k = 0; k < 3; k++) {
+        const out = await s.run({ x: new Tensor('float32', data, [3]) })
+        expect(Array.from(out.output.data as Float32Array)).toEqual([1, 2, 3])
+      }
+      expect(Array.from(data)).toEqual([255, 510, 765])
+      await s.dispose()
+    }
+    // Only the input declared: a run on zeros at load shows an int64 label and float32 scores.
+    const p = await Session.create(torchFixture('penguins_inputs_only.pt'))
+    expect(p.outputs).toEqual([
+      { name: 'output__0', type: 'int64', dims: [-1] },
+      { name: 'output__1', type: 'float32', dims: [-1, -1] },
+    ])
+    const out = await p.run({ float_input: new Tensor('float32', new Float32Array(20), [2, 10]) })
+    expect(out.output__0.type).toBe('int64')
+    await p.dispose()
+    // Triton's OUTPUT__<i> names map by index, in whatever order they are listed.
+    const g = await Session.create(torchFixture('gru.pt'), { declare: { outputs: [{ name: 'OUTPUT__1', type: 'float32' }, { name: 'OUTPUT__0', type: 'float32' }] } })
+    const step = await g.run({ x: new Tensor('float32', Float32Array.from((ref.frames as number[]).slice(0, 24)), [3, 8]), state: new Tensor('float32', new Float32Array(48), [3, 16]) })
+    close(step.OUTPUT__0.data as Float32Array, ref.scores[0], 1e-5)
+    expect(step.OUTPUT__1.dims).toEqual([3, 16])
+    await g.dispose()
+  })
+
   it('batch concurrent runs into merged forwards, each caller getting its rows', async () => {
     const s = await Session.create(torchFixture('mlp.pt'), { inlineThresholdMicros: 0, batching: { maxBatchSize: 64 } })
     const plain = await Session.create(torchFixture('mlp.pt'), { inlineThresholdMicros: 0 })

@@ -13,6 +13,8 @@ import { libtorch } from './libtorch.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const env = { ...process.env, LIBTORCH: libtorch() }
+// The plugin has no run path (the host loads libtorch first); its own test binaries find libtorch here.
+env.LD_LIBRARY_PATH = [join(env.LIBTORCH, 'lib'), process.env.LD_LIBRARY_PATH].filter(Boolean).join(':')
 const cargo = (args) => execFileSync('cargo', args, { cwd: root, env, stdio: 'inherit' })
 
 if (process.argv[2] === 'test') {

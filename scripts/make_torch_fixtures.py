@@ -18,7 +18,10 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "__test__", "fixtures", "tor
 
 
 def declare(inputs, outputs):
-    return {"oxinfer.json": json.dumps({"inputs": inputs, "outputs": outputs})}
+    d = {"inputs": inputs}
+    if outputs is not None:
+        d["outputs"] = outputs
+    return {"oxinfer.json": json.dumps(d)}
 
 
 class Mlp(nn.Module):
@@ -55,6 +58,12 @@ class Mixed(nn.Module):
         total = ids.sum(dim=1)
         scaled = scale * 2.0
         return {"total": total, "scaled": scaled, "shifted": bias + 1.0, "count": (ids > 0).sum(dim=1).to(torch.int32)}
+
+
+class InPlace(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        x /= 255.0
+        return x
 
 
 class LinearClassifier(nn.Module):
@@ -119,6 +128,14 @@ def main():
     torch.jit.save(torch.jit.script(penguins_twin()), os.path.join(OUT, "penguins.pt"), _extra_files=declare(
         [{"name": "float_input", "type": "float32", "dims": [-1, 10]}],
         [{"name": "label", "type": "int64", "dims": [-1]}, {"name": "probabilities", "type": "float32", "dims": [-1, 3]}]))
+
+    # The same with only its input declared: the output types are learnt by a
+    # run on zeros at load (an int64 label and float32 probabilities).
+    torch.jit.save(torch.jit.script(penguins_twin()), os.path.join(OUT, "penguins_inputs_only.pt"), _extra_files=declare(
+        [{"name": "float_input", "type": "float32", "dims": [-1, 10]}], None))
+
+    # A model that writes to its input in place (TorchScript keeps `x /= 255` in place).
+    torch.jit.save(torch.jit.script(InPlace()), os.path.join(OUT, "in_place.pt"))
 
     # Not TorchScript: a plain pickle of the weights, as torch.save writes it.
     torch.save(mlp.state_dict(), os.path.join(OUT, "weights_only.pt"))

@@ -1,6 +1,7 @@
 // The torch backend's wiring on the JS side: which models are TorchScript,
 // where the plugin (@oxinfer/torch) and libtorch are, and the error that says
 // how to install what is missing. The plugin itself loads natively, once.
+import { existsSync } from 'node:fs'
 import { extname } from 'node:path'
 
 import { OxinferError } from './errors'
@@ -16,12 +17,17 @@ export interface TorchPlugin {
 const TORCH_EXTENSIONS = new Set(['.pt', '.pth', '.pts', '.torchscript'])
 
 let configuredLibtorch: string | undefined
-let found: TorchPlugin | undefined
+let found: { path: string; lib: string } | undefined
+/** Whether a session has been given the plugin (libtorch is then in the process for good). */
+let handedOut = false
 
-/** @internal Sets `configure({ libtorch })`. */
-export function setLibtorch(dir: string | undefined): void {
+/** @internal Sets `configure({ libtorch })`; refused once libtorch is loaded (two builds in one process would clash). */
+export function setLibtorch(dir: string): void {
+  if (handedOut && dir !== configuredLibtorch && found && !found.lib.startsWith(dir)) {
+    throw new OxinferError('ERR_INVALID_ARGUMENT', `configure: libtorch is already loaded from '${found.lib}'; it cannot be switched to '${dir}' in this process`)
+  }
   configuredLibtorch = dir
-  found = undefined
+  if (!handedOut) found = undefined
 }
 
 /** @internal The backend a model is for when none is given: a TorchScript extension, or a zip archive's bytes. */
@@ -50,16 +56,27 @@ function load(): TorchPackage {
 /** @internal The plugin for a server (which loads TorchScript models only if its repository has some), or why there is none. */
 export function torchForServer(): { torch?: TorchPlugin; torchMissing?: string } {
   try {
-    return { torch: torchPlugin() }
+    return { torch: torchPlugin('cpu') }
   } catch (e) {
     if (e instanceof OxinferError) return { torchMissing: e.message }
     throw e
   }
 }
 
-/** @internal The plugin and libtorch, found once; throws ERR_UNSUPPORTED saying what is missing. */
-export function torchPlugin(): TorchPlugin {
-  if (found) return found
+/**
+ * @internal The plugin and libtorch, found once; throws ERR_UNSUPPORTED
+ * saying what is missing. A CUDA device also preloads libtorch's CUDA
+ * library, before the plugin touches libtorch (see crates/oxinfer-torch/src/device.rs).
+ */
+export function torchPlugin(device: string): TorchPlugin {
+  const base = (found ??= locate())
+  handedOut = true
+  const preload = [`${base.lib}/libc10.so`, `${base.lib}/libtorch_cpu.so`]
+  if (device !== 'cpu' && existsSync(`${base.lib}/libtorch_cuda.so`)) preload.push(`${base.lib}/libtorch_cuda.so`)
+  return { path: base.path, preload, engineDir: base.lib }
+}
+
+function locate(): { path: string; lib: string } {
   const pkg = load()
   const path = process.env.OXINFER_TORCH_PLUGIN || pkg.pluginPath()
   if (!path) {
@@ -67,7 +84,5 @@ export function torchPlugin(): TorchPlugin {
   }
   const { dir, tried } = pkg.findLibtorch(configuredLibtorch)
   if (!dir) throw new OxinferError('ERR_UNSUPPORTED', `the torch backend needs libtorch 2.11 and found none; tried: ${tried.join('; ')}. ${HOW}`)
-  const lib = `${dir}/lib`
-  found = { path, preload: [`${lib}/libc10.so`, `${lib}/libtorch_cpu.so`], engineDir: lib }
-  return found
+  return { path, lib: `${dir}/lib` }
 }

@@ -40,11 +40,15 @@ function problem(dir) {
   return undefined
 }
 
-/** The torch folder of the python on PATH's PyTorch, if it has one. */
+let pythonLookup
+/** The torch folder of the python on PATH's PyTorch, if it has one (asked once per process). */
 function pythonTorch() {
+  if (pythonLookup !== undefined) return pythonLookup || undefined
+  pythonLookup = ''
   try {
     const out = execFileSync(process.env.PYTHON || 'python3', ['-c', "import importlib.util as u; s = u.find_spec('torch'); print(s.submodule_search_locations[0] if s else '')"], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] })
-    return out.trim() || undefined
+    pythonLookup = out.trim()
+    return pythonLookup || undefined
   } catch {
     return undefined
   }
@@ -52,18 +56,14 @@ function pythonTorch() {
 
 /**
  * The libtorch folder to use: `explicit` (configure({ libtorch })), then
- * OXINFER_LIBTORCH, LIBTORCH, the folder `install` fills, and the PyTorch of
- * the python on PATH. The first that exists decides; one of the wrong
- * version is refused with the reason, not skipped.
+ * OXINFER_LIBTORCH, the folder `install` fills, LIBTORCH (tch's build
+ * variable) and the PyTorch of the python on PATH. `explicit` and
+ * OXINFER_LIBTORCH decide when set (a wrong folder is refused with the
+ * reason); the others are skipped when missing or of another version.
  */
 function findLibtorch(explicit) {
   const tried = []
-  const candidates = [
-    ['configure({ libtorch })', explicit],
-    ['OXINFER_LIBTORCH', process.env.OXINFER_LIBTORCH],
-    ['LIBTORCH', process.env.LIBTORCH],
-  ]
-  for (const [what, dir] of candidates) {
+  for (const [what, dir] of [['configure({ libtorch })', explicit], ['OXINFER_LIBTORCH', process.env.OXINFER_LIBTORCH]]) {
     if (!dir) continue
     const why = problem(resolve(dir))
     if (why) return { tried: [...tried, `${what}: ${why}`] }
@@ -72,6 +72,11 @@ function findLibtorch(explicit) {
   const cached = join(installDir(), 'torch')
   if (existsSync(join(installDir(), '.complete')) && !problem(cached)) return { dir: cached, tried }
   tried.push(`${cached} (not installed)`)
+  if (process.env.LIBTORCH) {
+    const why = problem(resolve(process.env.LIBTORCH))
+    if (!why) return { dir: resolve(process.env.LIBTORCH), tried }
+    tried.push(`LIBTORCH: ${why}`)
+  }
   const py = pythonTorch()
   if (py && !problem(py)) return { dir: py, tried }
   tried.push(py ? `python's torch: ${problem(py)}` : "python's torch (none)")

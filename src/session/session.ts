@@ -118,7 +118,7 @@ export class Session {
     const backend = o.backend ?? detectBackend(model)
     o.native.backend = backend
     // A TorchScript model needs the torch plugin, not ONNX Runtime.
-    if (backend === 'torch') o.native.plugin = torchPlugin()
+    if (backend === 'torch') o.native.plugin = torchPlugin(o.native.device)
     const lib = backend === 'torch' ? '' : resolveLibrary()
     const source = typeof model === 'string' ? (isAbsolute(model) ? model : resolvePath(model)) : model
     let n: NativeSession

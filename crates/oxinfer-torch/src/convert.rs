@@ -50,8 +50,10 @@ fn engine(what: &str) -> impl Fn(tch::TchError) -> TorchError + '_ {
     move |e| TorchError::Engine(format!("{what}: {}", torch_message(&e)))
 }
 
-/// A tch view of `t` (on `device`). On the CPU it reads the caller's memory,
-/// which must outlive the returned tensor and anything aliasing it.
+/// `t` as a tch tensor on `device`, in memory of its own: TorchScript may
+/// write to its inputs in place (`x /= 255` compiles to an in-place op), and
+/// the caller's buffer is read-only (ONNX Runtime never writes to inputs).
+/// One copy on the CPU; the copy to a GPU is the one copy there.
 pub fn to_tensor(t: &InputTensor, device: Device) -> Result<Tensor, TorchError> {
     let kind = kind_of(t.dtype).map_err(|e| TorchError::Input(format!("input '{}': {e}", t.name)))?;
     let bytes = t.bytes();
@@ -67,7 +69,8 @@ pub fn to_tensor(t: &InputTensor, device: Device) -> Result<Tensor, TorchError> 
         unsafe { Tensor::f_from_blob(bytes.as_ptr(), &t.dims, &[], kind, Device::Cpu) }.map_err(engine("reading an input"))?
     };
     if device == Device::Cpu {
-        return Ok(cpu);
+        // The bool path already made a tensor of its own.
+        return Ok(if t.dtype == DType::Bool { cpu } else { cpu.copy() });
     }
     if bytes.len() >= PIN_BYTES {
         let pinned = cpu.f_pin_memory(device).map_err(engine("pinning an input"))?;
@@ -97,15 +100,18 @@ impl OutputBuffer for Held {
 }
 
 /// `t` as output `name`: brought to the CPU, made contiguous, and copied
-/// when it aliases one of `inputs` (a model that returns an input as is),
-/// whose memory is the caller's and is gone after the run.
-pub fn from_tensor(name: &str, t: Tensor, declared: Option<DType>, inputs: &[InputTensor]) -> Result<OutputTensor, TorchError> {
+/// when it aliases one of `inputs` (kept as a safeguard: inputs are copied
+/// in, so an output can only alias the caller's memory if that changes).
+pub fn from_tensor(name: &str, t: Tensor, reported: DType, inputs: &[InputTensor]) -> Result<OutputTensor, TorchError> {
     let kind = t.f_kind().map_err(engine("reading an output"))?;
     let dtype = dtype_of(kind).ok_or_else(|| TorchError::Unsupported(format!("output '{name}' has element type {kind:?}, which oxinfer does not return")))?;
-    if let Some(want) = declared {
-        if want != dtype {
-            return Err(TorchError::Engine(format!("output '{name}' is declared {} but the model returned {}", want.name(), dtype.name())));
-        }
+    // The session's metadata never says one type and returns another.
+    if reported != dtype {
+        return Err(TorchError::Engine(format!(
+            "output '{name}' is {} in the model's metadata (declared, or assumed when undeclared) but the model returned {}; declare its type",
+            reported.name(),
+            dtype.name()
+        )));
     }
     let cpu = if t.device() == Device::Cpu { t } else { t.f_to_device(Device::Cpu).map_err(engine("copying an output from the GPU"))? };
     let mut held = if cpu.is_contiguous() { cpu } else { cpu.f_contiguous().map_err(engine("laying out an output"))? };

@@ -49,12 +49,12 @@ struct ExtraFile {
 /// The declarations saved in the archive, if any.
 pub fn from_archive(source: &ModelSource) -> Result<Declarations, TorchError> {
     let none = Declarations { inputs: None, outputs: None };
-    let reader: Box<dyn ReadSeek> = match source {
+    let reader: Box<dyn ReadSeek + '_> = match source {
         ModelSource::Path(p) => match std::fs::File::open(p) {
             Ok(f) => Box::new(f),
             Err(_) => return Ok(none),
         },
-        ModelSource::Bytes(b) => Box::new(std::io::Cursor::new(b.clone())),
+        ModelSource::Bytes(b) => Box::new(std::io::Cursor::new(&b[..])),
     };
     // Not a zip: libtorch's own load will say what is wrong with it.
     let Ok(mut zip) = zip::ZipArchive::new(reader) else { return Ok(none) };
@@ -186,7 +186,7 @@ fn outputs(sig: &Signature, declared: Option<&[Declared]>) -> Result<(Vec<ValueI
             return Err(TorchError::Load(format!("forward returns {ty}; oxinfer returns tensors only, not {bad}")));
         }
         let infos = match declared {
-            Some(list) if list.len() == items.len() => list.iter().map(|d| Ok(info(&d.name, dtype(d, "output")?, Some(d)))).collect::<Result<Vec<_>, TorchError>>()?,
+            Some(list) if list.len() == items.len() => in_index_order(list).iter().map(|d| Ok(info(&d.name, dtype(d, "output")?, Some(d)))).collect::<Result<Vec<_>, TorchError>>()?,
             Some(list) => {
                 return Err(TorchError::Declaration(format!("{} outputs are declared, but forward returns {ty} ({} tensors)", list.len(), items.len())));
             }
@@ -195,12 +195,35 @@ fn outputs(sig: &Signature, declared: Option<&[Declared]>) -> Result<(Vec<ValueI
         return Ok((infos, Layout::Positional));
     }
     if type_args(ty, "List").is_some_and(|a| a.len() == 1 && is_tensor(&a[0])) {
-        return Ok((from_declared(ty)?, Layout::Positional));
+        let list = declared.map(in_index_order);
+        let infos = match list {
+            Some(l) => l.iter().map(|d| Ok(info(&d.name, dtype(d, "output")?, Some(d)))).collect::<Result<Vec<_>, TorchError>>()?,
+            None => from_declared(ty)?,
+        };
+        return Ok((infos, Layout::Positional));
     }
     if type_args(ty, "Dict").is_some_and(|a| a.len() == 2 && a[0] == "str" && is_tensor(&a[1])) {
         return Ok((from_declared(ty)?, Layout::Keyed));
     }
     Err(TorchError::Load(format!("forward returns {ty}; oxinfer takes a tensor, a tuple or list of tensors, or a Dict[str, Tensor]")))
+}
+
+/// Declared outputs in the order of their `__<i>` suffixes when every name
+/// has one (Triton's `OUTPUT__0`, `OUTPUT__1`, in any order), else as listed.
+fn in_index_order(list: &[Declared]) -> Vec<Declared> {
+    let index = |d: &Declared| d.name.rsplit_once("__").and_then(|(_, i)| i.parse::<usize>().ok());
+    let mut idx: Vec<(usize, Declared)> = Vec::with_capacity(list.len());
+    for d in list {
+        match index(d) {
+            Some(i) => idx.push((i, d.clone())),
+            None => return list.to_vec(),
+        }
+    }
+    idx.sort_by_key(|(i, _)| *i);
+    if idx.iter().enumerate().any(|(k, (i, _))| k != *i) {
+        return list.to_vec();
+    }
+    idx.into_iter().map(|(_, d)| d).collect()
 }
 
 fn check_known(declared: Option<&[Declared]>, infos: &[ValueInfo]) -> Result<(), TorchError> {

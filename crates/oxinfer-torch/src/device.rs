@@ -1,7 +1,10 @@
 //! Devices: `cpu`, `cuda` and `cuda:N`. The plugin links only libtorch's CPU
 //! libraries, so that it loads on machines without CUDA; libtorch's CUDA
 //! library (which registers CUDA with libtorch as it loads) is loaded from
-//! libtorch's folder the first time a CUDA device is asked for.
+//! libtorch's folder the first time a CUDA device is asked for. The host
+//! loads it before the plugin when the first session asks for CUDA: libtorch
+//! settles once per process whether CUDA exists (its CUDA hooks), so nothing
+//! here asks libtorch about CUDA before the library is in.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -24,18 +27,23 @@ pub fn parse(spec: &str) -> Result<Option<usize>, TorchError> {
 
 static CUDA: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// Whether libtorch's CUDA library is already in the process (loaded by the host).
+#[cfg(unix)]
+fn cuda_library_loaded() -> bool {
+    use libloading::os::unix::{Library, RTLD_NOW};
+    // SAFETY: RTLD_NOLOAD loads nothing; it only finds a library already in.
+    unsafe { Library::open(Some("libtorch_cuda.so"), RTLD_NOW | libc::RTLD_NOLOAD) }.is_ok()
+}
+
 fn enable_cuda(engine_dir: Option<&str>) -> Result<(), String> {
-    if tch::Cuda::is_available() {
-        return Ok(());
-    }
-    let dir = engine_dir.ok_or("libtorch's folder is not known, so its CUDA library cannot be found")?;
-    let lib = Path::new(dir).join("libtorch_cuda.so");
-    if !lib.exists() {
-        return Err(format!("libtorch at '{dir}' has no libtorch_cuda.so (a CPU-only libtorch)"));
-    }
     #[cfg(unix)]
-    {
+    if !cuda_library_loaded() {
         use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+        let dir = engine_dir.ok_or("libtorch's folder is not known, so its CUDA library cannot be found")?;
+        let lib = Path::new(dir).join("libtorch_cuda.so");
+        if !lib.exists() {
+            return Err(format!("libtorch at '{dir}' has no libtorch_cuda.so (a CPU-only libtorch)"));
+        }
         // SAFETY: loading libtorch's own CUDA library runs its registration.
         let handle = unsafe { Library::open(Some(&lib), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| {
             let e = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());

@@ -18,9 +18,6 @@ pub struct TorchBackend {
     module: CModule,
     device: Device,
     layout: Layout,
-    /// Output types that were declared (checked on every run); undeclared
-    /// outputs report the type the model returns.
-    declared: Vec<bool>,
     slots: usize,
 }
 
@@ -40,14 +37,20 @@ impl TorchBackend {
             check_file(p)?;
         }
         let device = device::resolve(&options.device, options.engine_dir.as_deref())?;
-        // Thread counts are process-wide in libtorch: the last session to set them wins.
-        if options.intra_op_threads > 0 {
+        // libtorch's thread counts are process-wide: set only when asked
+        // for (libtorch's default is one intra-op thread per core), and the
+        // last session to set them wins.
+        if options.intra_op_threads > 0 && !options.auto_threads {
             tch::set_num_threads(options.intra_op_threads as i32);
         }
-        if options.inter_op_threads > 0 && tch::get_num_interop_threads() != options.inter_op_threads as i32 {
-            // libtorch allows this once, before any inter-op work; later calls would abort.
+        // Inter-op threads can be set once, before any inter-op work; a
+        // second try would throw, so later sessions keep the first count.
+        if options.inter_op_threads > 1 {
             static INTEROP: std::sync::Once = std::sync::Once::new();
-            INTEROP.call_once(|| tch::set_num_interop_threads(options.inter_op_threads as i32));
+            let n = options.inter_op_threads as i32;
+            INTEROP.call_once(|| {
+                let _ = std::panic::catch_unwind(|| tch::set_num_interop_threads(n));
+            });
         }
         let what = match &source {
             ModelSource::Path(p) => format!("'{}'", p.display()),
@@ -64,13 +67,46 @@ impl TorchBackend {
         let sig = schema::forward(&module)?;
         let stored = declare::from_archive(&source)?;
         let decl = Declarations { inputs: options.inputs.clone().or(stored.inputs), outputs: options.outputs.clone().or(stored.outputs) };
-        let declared = decl.outputs.as_ref().map(|l| l.iter().filter(|d| d.dtype.is_some()).map(|d| d.name.clone()).collect::<Vec<_>>()).unwrap_or_default();
+        let typed: Vec<String> = decl.outputs.iter().flatten().filter(|d| d.dtype.is_some()).map(|d| d.name.clone()).collect();
         let (info, layout) = declare::model_info(&sig, &decl)?;
-        let declared = info.outputs.iter().map(|o| declared.contains(&o.name)).collect();
         // TorchScript's forward may run on several threads at once; each slot
         // is a concurrent caller of the one module.
         let slots = options.pool_size.max(1);
-        Ok(TorchBackend { info, module, device, layout, declared, slots })
+        let mut backend = TorchBackend { info, module, device, layout, slots };
+        backend.learn_output_types(&typed);
+        Ok(backend)
+    }
+
+    /// Outputs whose type was not declared report float32 unless a run on
+    /// zero inputs (possible when every input's type and dims are declared;
+    /// dynamic dims as 1) shows their real types and ranks.
+    fn learn_output_types(&mut self, typed: &[String]) {
+        let open: Vec<usize> = (0..self.info.outputs.len()).filter(|&i| !typed.contains(&self.info.outputs[i].name)).collect();
+        if open.is_empty() || self.info.inputs.iter().any(|i| i.dims.is_empty()) {
+            return;
+        }
+        let _mode = InferenceMode::enter();
+        let mut args = Vec::new();
+        for i in &self.info.inputs {
+            let ValueKind::Tensor(d) = i.kind else { return };
+            let Ok(kind) = crate::convert::kind_of(d) else { return };
+            let dims: Vec<i64> = i.dims.iter().map(|d| if let oxinfer_core::Dim::Fixed(n) = d { *n } else { 1 }).collect();
+            let Ok(t) = Tensor::f_zeros(&dims, (kind, self.device)) else { return };
+            args.push(IValue::Tensor(t));
+        }
+        let Ok(result) = self.module.forward_is(&args) else { return };
+        let Ok(split) = self.split(result) else { return };
+        for i in open {
+            if let Some(t) = &split[i] {
+                if let Some(d) = t.f_kind().ok().and_then(crate::convert::dtype_of) {
+                    let o = &mut self.info.outputs[i];
+                    o.kind = ValueKind::Tensor(d);
+                    if o.dims.is_empty() {
+                        o.dims = vec![oxinfer_core::Dim::Dynamic; t.dim()];
+                    }
+                }
+            }
+        }
     }
 
     pub fn device(&self) -> Device {
@@ -132,7 +168,7 @@ fn ivalue_kind(v: &IValue) -> &'static str {
 fn forward_error(e: &tch::TchError) -> TorchError {
     let m = torch_message(e);
     let lower = m.to_lowercase();
-    let about_inputs = ["shape", "size", "dimension", "dtype", "scalar type", "expected", "must match", "mat1"].iter().any(|k| lower.contains(k));
+    let about_inputs = ["shape", "dimension", "dtype", "scalar type", "mat1", "size of tensor", "sizes of tensors", "must match the size"].iter().any(|k| lower.contains(k));
     if about_inputs {
         TorchError::Input(format!("the model rejected the inputs: {m}"))
     } else {
@@ -169,11 +205,8 @@ impl Backend for TorchBackend {
         for &i in outputs {
             let o = &self.info.outputs[i];
             let t = split[i].take().ok_or_else(|| TorchError::Engine(format!("forward's result has no entry '{}'", o.name)))?;
-            let declared = match (&o.kind, self.declared[i]) {
-                (ValueKind::Tensor(d), true) => Some(*d),
-                _ => None,
-            };
-            out.push(from_tensor(&o.name, t, declared, inputs)?);
+            let ValueKind::Tensor(reported) = o.kind else { return Err(TorchError::Engine(format!("output '{}' is not a tensor", o.name)).into()) };
+            out.push(from_tensor(&o.name, t, reported, inputs)?);
         }
         Ok(out)
     }

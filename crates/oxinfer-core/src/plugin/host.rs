@@ -29,9 +29,15 @@ unsafe impl Sync for Plugin {}
 static OPENED: Mutex<Vec<&'static Plugin>> = Mutex::new(Vec::new());
 
 /// Opens the plugin at `path` after loading each of `preload` globally, or
-/// returns the one already opened from that path.
+/// returns the one already opened from that path (after loading any of
+/// `preload` not yet in: a later session may need more, such as CUDA).
 pub fn open(path: &Path, preload: &[PathBuf]) -> Result<&'static Plugin> {
     let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    for lib in preload {
+        // Loading a library already in only counts a reference; never unloaded.
+        let handle = load_global(lib).map_err(|e| Error::Unsupported(format!("cannot load '{}', which the backend plugin '{}' needs: {e}", lib.display(), path.display())))?;
+        std::mem::forget(handle);
+    }
     if let Some(p) = opened.iter().find(|p| p.path == path) {
         return Ok(p);
     }
@@ -39,9 +45,6 @@ pub fn open(path: &Path, preload: &[PathBuf]) -> Result<&'static Plugin> {
     let meta = std::fs::metadata(path).map_err(|e| Error::file(what, path, e))?;
     if !meta.is_file() {
         return Err(Error::file(what, path, "not a regular file"));
-    }
-    for lib in preload {
-        load_global(lib).map_err(|e| Error::Unsupported(format!("cannot load '{}', which the backend plugin '{}' needs: {e}", lib.display(), path.display())))?;
     }
     let fail = |why: String| Error::Unsupported(format!("cannot load the backend plugin '{}': {why}", path.display()));
     let lib = load_global(path).map_err(fail)?;

@@ -58,7 +58,9 @@ impl Engines {
     /// Loads `path` on the engine its extension names. `intra` and `pool`
     /// are a pipeline spec's session options; the configuration's
     /// `intra_op_threads` parameter and `instance_group` count go first.
-    pub fn load(&self, path: &Path, config: &ModelConfig, intra: Option<usize>, pool: Option<usize>) -> Result<(Arc<dyn Backend>, usize)> {
+    /// `own_io`: the configuration's `input`/`output` describe this model
+    /// (a plain model.pt), not a pipeline or graph around it.
+    pub fn load(&self, path: &Path, config: &ModelConfig, intra: Option<usize>, pool: Option<usize>, own_io: bool) -> Result<(Arc<dyn Backend>, usize)> {
         let intra = config.parameter("intra_op_threads").and_then(|s| s.parse().ok()).or(intra);
         let pool = config.instances().or(pool);
         let device = match config.parameter("device").as_deref() {
@@ -70,7 +72,7 @@ impl Engines {
             },
         };
         if is_torch(path) {
-            return self.load_torch(path, config, intra, pool, device);
+            return self.load_torch(path, config, intra, pool, device, own_io);
         }
         let options = OnnxOptions { intra_op_threads: intra.unwrap_or(0), pool_size: pool.unwrap_or(1), auto_threads: intra.is_none() && pool.is_none(), device, ..OnnxOptions::default() };
         let rt = self.onnx;
@@ -82,7 +84,7 @@ impl Engines {
         Ok((Arc::new(backend), slots))
     }
 
-    fn load_torch(&self, path: &Path, config: &ModelConfig, intra: Option<usize>, pool: Option<usize>, device: Device) -> Result<(Arc<dyn Backend>, usize)> {
+    fn load_torch(&self, path: &Path, config: &ModelConfig, intra: Option<usize>, pool: Option<usize>, device: Device, own_io: bool) -> Result<(Arc<dyn Backend>, usize)> {
         let spec = self.torch.clone().map_err(|why| ServerError::Core(oxinfer_core::Error::Unsupported(format!("'{}' is a TorchScript model, and {why}", path.display()))))?;
         let batched = config.max_batch_size > 0;
         let options = LoadOptions {
@@ -94,8 +96,8 @@ impl Engines {
             inter_op_threads: 0,
             pool_size: pool.unwrap_or(1),
             auto_threads: intra.is_none() && pool.is_none(),
-            inputs: declared(&config.input, batched)?,
-            outputs: declared(&config.output, batched)?,
+            inputs: if own_io { declared(&config.input, batched)? } else { None },
+            outputs: if own_io { declared(&config.output, batched)? } else { None },
             engine_dir: None,
         };
         let backend = oxinfer_core::priority::on_low_priority_thread({

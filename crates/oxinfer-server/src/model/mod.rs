@@ -104,7 +104,7 @@ impl Version {
             let model_file = inside(root, &dir.join(&spec.model))?;
             let session = spec.session.clone().unwrap_or_default();
             let num = |k: &str| session.get(k).and_then(|v| v.as_u64()).map(|n| n as usize);
-            let (backend, pool_size) = engines.load(&model_file, &config, num("intraOpThreads"), num("poolSize"))?;
+            let (backend, pool_size) = engines.load(&model_file, &config, num("intraOpThreads"), num("poolSize"), false)?;
             let info = backend.info().clone();
             let compiled = Arc::new(Pipeline::compile_in(spec, &info, Some(dir))?);
             let (inputs, outputs) = pipeline::io(&compiled, &*backend).map_err(|e| match e {
@@ -119,7 +119,7 @@ impl Version {
             Ok(Version { model: model.into(), version, kind: Kind::Pipeline(compiled), inputs, outputs, scheduler: Some(scheduler), info, config, stats: Stats::default(), pool_size, path: spec_path, sequences: None })
         } else if onnx_path.is_file() || torch_path.is_file() {
             let (path, kind) = if onnx_path.is_file() { (onnx_path, Kind::Onnx) } else { (torch_path, Kind::Torch) };
-            let (backend, pool_size) = engines.load(&inside(root, &path)?, &config, None, None)?;
+            let (backend, pool_size) = engines.load(&inside(root, &path)?, &config, None, None, true)?;
             let info = backend.info().clone();
             let sequences = config.sequence_batching.as_ref().map(|c| sequence::Sequences::new(&info, c)).transpose()?;
             let (mut inputs, mut outputs) = (metas(&info.inputs), metas(&info.outputs));
@@ -354,7 +354,7 @@ fn load_graph(engines: &Engines, root: &Path, model: &str, version: u64, dir: &P
     for key in keys {
         let file = dir.join(&key);
         let runner: Arc<dyn NodeRunner> = if (key.ends_with(".onnx") || engines::is_torch(Path::new(&key))) && file.is_file() {
-            let (backend, _) = engines.load(&inside(root, &file)?, &config, None, None)?;
+            let (backend, _) = engines.load(&inside(root, &file)?, &config, None, None, false)?;
             let info = backend.info().clone();
             Arc::new(SchedulerRunner::new(Arc::new(Scheduler::with_options(backend, scheduler_options(&config))?), info))
         } else {
