@@ -2,16 +2,21 @@
 //
 // One network in both forms (__test__/fixtures/torch/mlp.pt and mlp.onnx, a
 // 32 -> 256 -> 256 -> 10 MLP exported by scripts/make_torch_fixtures.py), on
-// the CPU, at batch 1, 8, 64 and 512. Contenders, all with intra-op threads =
-// cores and inputs row r, column k = sin(32 r + k):
-//   oxinfer, torch backend (mlp.pt through @oxinfer/torch);
-//   oxinfer, ONNX Runtime backend (mlp.onnx);
-//   onnxruntime-node (mlp.onnx), for reference;
+// the CPU, at batch 1, 8, 64 and 512, inputs row r, column k = sin(32 r + k):
+//   oxinfer, torch backend (mlp.pt through @oxinfer/torch), default options
+//     (the thread rule: one intra-op thread per slot, several slots);
+//   the same with PyTorch's threading (intra-op threads = cores, one slot);
+//   the same with inlineThresholdMicros 1000 (runs on the JS thread when idle);
+//   oxinfer, ONNX Runtime backend (mlp.onnx), default options;
+//   onnxruntime-node (mlp.onnx, intra-op threads = cores), for reference;
 //   PyTorch (torch.jit.load of mlp.pt under inference_mode), in a child
 //     process of the same run (scripts/libtorch.mjs --python installs it).
 // Protocol: sequential calls (each awaited), per-call latency; median and p99
-// per round, rounds rotated between contenders; throughput = batch / median
-// latency. Outputs of all four must agree within 1e-4.
+// per round, rounds rotated between contenders; sequential throughput =
+// batch / median latency. For the Node contenders also pipelined throughput:
+// 4 calls in flight (what a Node service with concurrent requests does), rows
+// per second of wall time. PyTorch's figure is its sequential one (one
+// Python process calling its model). Outputs of all must agree within 1e-4.
 // The same script with OXINFER_BENCH_DEVICE=cuda is the GPU check (benchmark/gpu).
 import { execFileSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
@@ -31,6 +36,18 @@ function rows(batch) {
   const x = new Float32Array(batch * 32)
   for (let r = 0; r < batch; r++) for (let k = 0; k < 32; k++) x[r * 32 + k] = Math.sin(r * 32 + k)
   return x
+}
+
+const IN_FLIGHT = 4
+
+/** Rows per second with IN_FLIGHT calls kept in flight. */
+async function pipelined(call, calls, batch) {
+  let left = calls
+  const t0 = now()
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (left-- > 0) await call()
+  }))
+  return (calls * batch) / ((now() - t0) / 1000)
 }
 
 async function timeCalls(call, calls) {
@@ -58,15 +75,26 @@ export async function run() {
   const require = createRequire(import.meta.url)
   const ox = require(join(BENCH_DIR, '..', 'index.js'))
   const py = python()
-  const opts = { intraOpThreads: THREADS, poolSize: 1, device: DEVICE }
+  // Default options: the thread rule picks threads and slots (a light model:
+  // one intra-op thread per slot, min(cores, 4) slots).
+  const opts = { device: DEVICE }
   const torch = await ox.Session.create(MODEL_PT, opts)
+  // PyTorch's own setting: one slot with an intra-op thread per core.
+  const torch2 = await ox.Session.create(MODEL_PT, { ...opts, intraOpThreads: THREADS, poolSize: 1 })
+  // Runs up to 1 ms inline on the JS thread when the session is idle: no
+  // worker handoff, so the engine's own floor (and an event loop blocked for
+  // each run's length).
+  const torchInline = await ox.Session.create(MODEL_PT, { ...opts, inlineThresholdMicros: 1000 })
+  const call = (s) => (x, b) => () => s.run({ features: new ox.Tensor('float32', x, [b, 32]) }).then((o) => o.logits.data)
   const contenders = {
-    'oxinfer torch': (x, b) => () => torch.run({ features: new ox.Tensor('float32', x, [b, 32]) }).then((o) => o.logits.data),
+    'oxinfer torch': call(torch),
+    [`oxinfer torch, ${THREADS} threads x 1 slot`]: call(torch2),
+    'oxinfer torch, inline <= 1 ms': call(torchInline),
   }
   let ortNode
   if (!GPU) {
     // ONNX Runtime on the GPU needs onnxruntime-gpu's library (see benchmark/gpu/README).
-    const onnx = await ox.Session.create(MODEL_ONNX, opts)
+    const onnx = await ox.Session.create(MODEL_ONNX)
     contenders['oxinfer onnx'] = (x, b) => () => onnx.run({ features: new ox.Tensor('float32', x, [b, 32]) }).then((o) => o.logits.data)
     const ort = require('onnxruntime-node')
     ortNode = await ort.InferenceSession.create(MODEL_ONNX, { intraOpNumThreads: THREADS, interOpNumThreads: 1 })
@@ -85,7 +113,11 @@ export async function run() {
           return out.batches
         }
         const out = {}
-        for (const [b, calls] of Object.entries(PLAN)) out[b] = await timeCalls(contenders[name](rows(Number(b)), Number(b)), calls)
+        for (const [b, calls] of Object.entries(PLAN)) {
+          const call = contenders[name](rows(Number(b)), Number(b))
+          out[b] = await timeCalls(call, calls)
+          out[b].pipelined_rows_per_s = await pipelined(call, calls, Number(b))
+        }
         return out
       })
       for (const [b, m] of Object.entries(result)) {
@@ -104,6 +136,7 @@ export async function run() {
       const ms = perRound[n][b]
       const med = pct(sorted(ms.map((m) => m.median_us)), 0.5)
       table[n][b] = { median_us: round(med, 1), p99_us: round(pct(sorted(ms.map((m) => m.p99_us)), 0.5), 1), rows_per_s: Math.round((Number(b) / med) * 1e6) }
+      if (n !== 'pytorch') table[n][b].pipelined_rows_per_s = Math.round(pct(sorted(ms.map((m) => m.pipelined_rows_per_s)), 0.5))
     }
   }
   const ratios = {}
@@ -111,9 +144,10 @@ export async function run() {
     ratios[b] = {
       torch_vs_pytorch_throughput: round(table['oxinfer torch'][b].rows_per_s / table.pytorch[b].rows_per_s, 2),
       torch_vs_pytorch_latency: round(table['oxinfer torch'][b].median_us / table.pytorch[b].median_us, 2),
+      torch_pipelined_vs_pytorch_throughput: round(table['oxinfer torch'][b].pipelined_rows_per_s / table.pytorch[b].rows_per_s, 2),
     }
     if (!GPU) ratios[b].onnx_vs_torch_throughput = round(table['oxinfer onnx'][b].rows_per_s / table['oxinfer torch'][b].rows_per_s, 2)
   }
-  await torch.dispose()
-  return { device: DEVICE, threads: THREADS, rounds: ROUNDS, plan: PLAN, pytorch: pyInfo, parity_max_abs: parity, table, ratios }
+  await Promise.all([torch.dispose(), torch2.dispose(), torchInline.dispose()])
+  return { device: DEVICE, threads: THREADS, torchPoolSize: torch.poolSize, rounds: ROUNDS, plan: PLAN, pytorch: pyInfo, parity_max_abs: parity, table, ratios }
 }

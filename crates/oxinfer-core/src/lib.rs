@@ -19,6 +19,7 @@ pub mod scheduler;
 pub mod stream;
 pub mod tensor;
 pub mod text;
+pub mod threads;
 pub mod timing;
 pub mod validate;
 pub mod vision;

@@ -4,6 +4,7 @@
 
 use oxinfer_core::backend::{Backend, ModelInfo, ModelSource, RunControl, ValueKind};
 use oxinfer_core::plugin::LoadOptions;
+use oxinfer_core::threads::Threads;
 use oxinfer_core::{Error, InputTensor, OutputTensor};
 use tch::{CModule, Device, IValue, Tensor};
 
@@ -19,6 +20,28 @@ pub struct TorchBackend {
     device: Device,
     layout: Layout,
     slots: usize,
+    /// Intra-op threads of each thread that runs forward (0: libtorch's default).
+    threads: usize,
+}
+
+thread_local! {
+    /// The intra-op thread count this thread last set in libtorch.
+    static THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Sets libtorch's intra-op threads for the calling thread. OpenMP keeps the
+/// count per thread, so a count set on the loading thread does not reach the
+/// workers (or the JS thread) that run forward: each sets it on first use.
+fn threads_on_this_thread(n: usize) {
+    if n == 0 {
+        return;
+    }
+    THREADS.with(|c| {
+        if c.get() != n {
+            tch::set_num_threads(n as i32);
+            c.set(n);
+        }
+    });
 }
 
 fn check_file(path: &std::path::Path) -> Result<(), TorchError> {
@@ -37,12 +60,6 @@ impl TorchBackend {
             check_file(p)?;
         }
         let device = device::resolve(&options.device, options.engine_dir.as_deref())?;
-        // libtorch's thread counts are process-wide: set only when asked
-        // for (libtorch's default is one intra-op thread per core), and the
-        // last session to set them wins.
-        if options.intra_op_threads > 0 && !options.auto_threads {
-            tch::set_num_threads(options.intra_op_threads as i32);
-        }
         // Inter-op threads can be set once, before any inter-op work; a
         // second try would throw, so later sessions keep the first count.
         if options.inter_op_threads > 1 {
@@ -71,10 +88,62 @@ impl TorchBackend {
         let (info, layout) = declare::model_info(&sig, &decl)?;
         // TorchScript's forward may run on several threads at once; each slot
         // is a concurrent caller of the one module.
-        let slots = options.pool_size.max(1);
-        let mut backend = TorchBackend { info, module, device, layout, slots };
+        let threads = if options.auto_threads { 1 } else { options.intra_op_threads };
+        let mut backend = TorchBackend { info, module, device, layout, slots: options.pool_size.max(1), threads };
         backend.learn_output_types(&typed);
+        if options.auto_threads {
+            // The engine-neutral rule (oxinfer_core::threads): a light model
+            // gets one thread per slot and several slots, a heavy one a
+            // thread per core. A GPU model keeps one slot.
+            let size = match &source {
+                ModelSource::Path(p) => std::fs::metadata(p).map_or(u64::MAX, |m| m.len()),
+                ModelSource::Bytes(b) => b.len() as u64,
+            };
+            let probe = if device == Device::Cpu && size <= Threads::LARGE_MODEL { backend.probe() } else { None };
+            let (threads, slots) = if device == Device::Cpu { Threads::choose(probe, size, Threads::cores()) } else { (Threads::cores(), 1) };
+            backend.threads = threads;
+            backend.slots = slots;
+        }
         Ok(backend)
+    }
+
+    /// Zero inputs (dynamic dims as 1), when every input's type and dims are known.
+    fn zeros(&self) -> Option<Vec<IValue>> {
+        let mut args = Vec::new();
+        for i in &self.info.inputs {
+            if i.dims.is_empty() {
+                return None;
+            }
+            let ValueKind::Tensor(d) = i.kind else { return None };
+            let kind = crate::convert::kind_of(d).ok()?;
+            let dims: Vec<i64> = i.dims.iter().map(|d| if let oxinfer_core::Dim::Fixed(n) = d { *n } else { 1 }).collect();
+            args.push(IValue::Tensor(Tensor::f_zeros(&dims, (kind, self.device)).ok()?));
+        }
+        Some(args)
+    }
+
+    /// The fastest of a few single-threaded runs on zero inputs, or None
+    /// when the inputs are not declared well enough to make them. The first
+    /// two runs are not timed: TorchScript's executor profiles and then
+    /// optimises the graph on them, which takes milliseconds once.
+    fn probe(&self) -> Option<std::time::Duration> {
+        let args = self.zeros()?;
+        threads_on_this_thread(1);
+        let _mode = InferenceMode::enter();
+        for _ in 0..2 {
+            self.module.forward_is(&args).ok()?;
+        }
+        let mut best = std::time::Duration::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            self.module.forward_is(&args).ok()?;
+            let took = t.elapsed();
+            if took > Threads::CLEARLY_HEAVY {
+                return Some(took);
+            }
+            best = best.min(took);
+        }
+        Some(best)
     }
 
     /// Outputs whose type was not declared report float32 unless a run on
@@ -82,18 +151,14 @@ impl TorchBackend {
     /// dynamic dims as 1) shows their real types and ranks.
     fn learn_output_types(&mut self, typed: &[String]) {
         let open: Vec<usize> = (0..self.info.outputs.len()).filter(|&i| !typed.contains(&self.info.outputs[i].name)).collect();
-        if open.is_empty() || self.info.inputs.iter().any(|i| i.dims.is_empty()) {
+        if open.is_empty() {
             return;
         }
+        let Some(args) = self.zeros() else { return };
+        // One thread: an OpenMP team made here, on the loading thread, would
+        // idle beside the runners' own and crowd the cores.
+        threads_on_this_thread(1);
         let _mode = InferenceMode::enter();
-        let mut args = Vec::new();
-        for i in &self.info.inputs {
-            let ValueKind::Tensor(d) = i.kind else { return };
-            let Ok(kind) = crate::convert::kind_of(d) else { return };
-            let dims: Vec<i64> = i.dims.iter().map(|d| if let oxinfer_core::Dim::Fixed(n) = d { *n } else { 1 }).collect();
-            let Ok(t) = Tensor::f_zeros(&dims, (kind, self.device)) else { return };
-            args.push(IValue::Tensor(t));
-        }
         let Ok(result) = self.module.forward_is(&args) else { return };
         let Ok(split) = self.split(result) else { return };
         for i in open {
@@ -189,6 +254,7 @@ impl Backend for TorchBackend {
         if ctl.is_aborted() {
             return Err(Error::Aborted("the run was aborted".into()));
         }
+        threads_on_this_thread(self.threads);
         let _mode = InferenceMode::enter();
         let mut args = Vec::with_capacity(self.info.inputs.len());
         for decl in &self.info.inputs {
