@@ -17,7 +17,9 @@
 // 4 calls in flight (what a Node service with concurrent requests does), rows
 // per second of wall time. PyTorch's figure is its sequential one (one
 // Python process calling its model). Outputs of all must agree within 1e-4.
-// The same script with OXINFER_BENCH_DEVICE=cuda is the GPU check (benchmark/gpu).
+// With OXINFER_BENCH_DEVICE=cuda the same script is the GPU check
+// (benchmark/gpu): the torch contenders run on the GPU, beside the same model
+// on the CPU, and PyTorch runs on the GPU too; parity is then within 1e-4.
 import { execFileSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -86,10 +88,20 @@ export async function run() {
   // each run's length).
   const torchInline = await ox.Session.create(MODEL_PT, { ...opts, inlineThresholdMicros: 1000 })
   const call = (s) => (x, b) => () => s.run({ features: new ox.Tensor('float32', x, [b, 32]) }).then((o) => o.logits.data)
+  // Dynamic batching: the pipelined calls (4 in flight) merge into one forward.
+  const torchBatched = await ox.Session.create(MODEL_PT, { ...opts, batching: { maxBatchSize: 2048 } })
   const contenders = {
     'oxinfer torch': call(torch),
     [`oxinfer torch, ${THREADS} threads x 1 slot`]: call(torch2),
     'oxinfer torch, inline <= 1 ms': call(torchInline),
+    'oxinfer torch, batching': call(torchBatched),
+  }
+  const extra = [torch2, torchInline, torchBatched]
+  if (GPU) {
+    // The same model on the CPU, for the GPU's speed-up and output parity.
+    const cpu = await ox.Session.create(MODEL_PT)
+    contenders['oxinfer torch on the cpu'] = call(cpu)
+    extra.push(cpu)
   }
   let ortNode
   if (!GPU) {
@@ -148,6 +160,6 @@ export async function run() {
     }
     if (!GPU) ratios[b].onnx_vs_torch_throughput = round(table['oxinfer onnx'][b].rows_per_s / table['oxinfer torch'][b].rows_per_s, 2)
   }
-  await Promise.all([torch.dispose(), torch2.dispose(), torchInline.dispose()])
+  await Promise.all([torch.dispose(), ...extra.map((s) => s.dispose())])
   return { device: DEVICE, threads: THREADS, torchPoolSize: torch.poolSize, rounds: ROUNDS, plan: PLAN, pytorch: pyInfo, parity_max_abs: parity, table, ratios }
 }

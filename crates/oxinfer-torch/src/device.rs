@@ -53,7 +53,7 @@ fn enable_cuda(engine_dir: Option<&str>) -> Result<(), String> {
         std::mem::forget(handle);
     }
     if !tch::Cuda::is_available() {
-        return Err("libtorch's CUDA library loaded, but CUDA reports no usable device (no GPU, or no driver)".into());
+        return Err("CUDA reports no usable device (no GPU, or no driver), though libtorch's CUDA library loaded".into());
     }
     Ok(())
 }
