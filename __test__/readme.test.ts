@@ -55,6 +55,8 @@ const PLACEHOLDERS: Record<string, string> = {
   'text.png': '__test__/fixtures/ocr/one_line.png',
   // examples/text's model (token ids → two logits)
   'bag_of_embeddings.onnx': 'examples/text/bag_of_embeddings.onnx',
+  // TorchScript: features float32 [batch, 32] → logits float32 [batch, 10]
+  'mlp.pt': '__test__/fixtures/torch/mlp.pt',
 }
 
 /** Placeholder files written here from fixtures/penguins/records.json (344 penguins, species included). */
