@@ -317,6 +317,10 @@ fn values(t: &Tensor, swap: bool, ascii: bool) -> Vec<String> {
                 let v = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
                 float_text(v as f64, format!("{v:?}"), swap)
             }
+            DType::BFloat16 => {
+                let v = half::bf16::from_le_bytes([c[0], c[1]]).to_f32();
+                float_text(v as f64, format!("{v:?}"), swap)
+            }
             DType::Float32 => {
                 let v = f32::from_le_bytes(c.try_into().unwrap());
                 float_text(v as f64, format!("{v:?}"), swap)
@@ -422,6 +426,7 @@ fn same_bytes(dtype: DType, got: &[u8], want: &[u8]) -> bool {
     }
     let nan = |c: &[u8]| match dtype {
         DType::Float16 => half::f16::from_le_bytes([c[0], c[1]]).is_nan(),
+        DType::BFloat16 => half::bf16::from_le_bytes([c[0], c[1]]).is_nan(),
         DType::Float32 => f32::from_le_bytes(c.try_into().unwrap()).is_nan(),
         DType::Float64 => f64::from_le_bytes(c.try_into().unwrap()).is_nan(),
         _ => false,

@@ -41,6 +41,7 @@ fn samples(d: DType) -> Vec<u8> {
         DType::Uint64 => le(&[0, 9007199254740993, u64::MAX - 1, u64::MAX], u64::to_le_bytes),
         DType::Int64 => le(&[i64::MIN, -9007199254740993, 0, i64::MAX], i64::to_le_bytes),
         DType::Float16 => le(&[half::f16::MIN, half::f16::from_f32(0.1), half::f16::from_bits(1), half::f16::MAX], half::f16::to_le_bytes),
+        DType::BFloat16 => le(&[half::bf16::MIN, half::bf16::from_f32(0.1), half::bf16::from_bits(1), half::bf16::MAX], half::bf16::to_le_bytes),
         DType::Float32 => le(&[f32::MIN, 0.1, -1e-45, f32::MAX], f32::to_le_bytes),
         DType::Float64 => le(&[f64::MIN, 0.1, -2.5e-300, 1e300], f64::to_le_bytes),
         DType::String => vec![],
