@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { Pipeline, type PipelineResult, type Server, serve, Session, Tensor } from '../index.js'
+import { Graph, Pipeline, type PipelineResult, type Server, serve, Session, Tensor } from '../index.js'
 import { fixture, readJson, rejectsWith, root } from './helpers'
 
 const torchFixture = (name: string) => fixture(join('torch', name))
@@ -138,6 +138,26 @@ describe('TorchScript models', () => {
     await p.dispose()
   })
 
+  it('run as graph nodes: a TorchScript model beside its ONNX twin', async () => {
+    const g = await Graph.create(
+      {
+        version: 1,
+        inputs: { features: { type: 'float32', shape: [-1, 32] } },
+        nodes: [
+          { name: 'torch', kind: 'model', model: torchFixture('mlp.pt'), inputs: { features: 'features' } },
+          { name: 'onnx', kind: 'model', model: torchFixture('mlp.onnx'), inputs: { features: 'features' } },
+          { name: 'gap', kind: 'op', op: 'sub', inputs: ['torch.logits', 'onnx.logits'] },
+        ],
+        outputs: { logits: 'torch.logits', gap: 'gap.y' },
+      },
+      {},
+    )
+    const out = await g.run({ features: new Tensor('float32', Float32Array.from(ref.features), [5, 32]) })
+    close(out.logits.data as Float32Array, ref.logits, 1e-5)
+    for (const d of out.gap.data as Float32Array) expect(Math.abs(d)).toBeLessThan(1e-5)
+    await g.dispose()
+  })
+
   it('refuse bad models, inputs and devices with typed errors', async () => {
     await rejectsWith(Session.create(torchFixture('weights_only.pt')), 'ERR_MODEL_LOAD')
     const bytes = readFileSync(torchFixture('mlp.pt'))
@@ -147,6 +167,10 @@ describe('TorchScript models', () => {
     const gpu = await rejectsWith(Session.create(torchFixture('mlp.pt'), { device: 'cuda' }), 'ERR_UNSUPPORTED')
     expect(gpu.message).toMatch(/cuda/)
     await rejectsWith(Session.create(torchFixture('mlp.onnx'), { declare: { inputs: [] } }), 'ERR_INVALID_ARGUMENT')
+    // ONNX Runtime's CUDA arena limit: not on the CPU, not for libtorch; ONNX Runtime without CUDA says so.
+    await rejectsWith(Session.create(torchFixture('mlp.onnx'), { gpuMemoryLimit: 1 << 30 }), 'ERR_INVALID_ARGUMENT')
+    await rejectsWith(Session.create(torchFixture('mlp.pt'), { device: 'cuda', gpuMemoryLimit: 1 << 30 }), 'ERR_INVALID_ARGUMENT')
+    expect((await rejectsWith(Session.create(torchFixture('mlp.onnx'), { device: 'cuda:0', gpuMemoryLimit: 1 << 30 }), 'ERR_UNSUPPORTED')).message).toMatch(/CUDA/)
     await rejectsWith(Session.create(torchFixture('mlp.pt'), { declare: { inputs: [{ name: 'nope' }] } }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(Session.create(torchFixture('mlp.pt'), { declare: { inputs: [{ name: 'features', type: 'string' as never }] } }), 'ERR_INVALID_ARGUMENT')
     await rejectsWith(Session.create(torchFixture('mlp.pt'), { backend: 'tf' as never }), 'ERR_INVALID_ARGUMENT')

@@ -139,6 +139,7 @@ export interface NativeSessionOptions {
   plugin?: { path: string; preload: string[]; engineDir?: string }
   declaredInputs?: Array<{ name: string; type?: string; dims?: readonly number[] }>
   declaredOutputs?: Array<{ name: string; type?: string; dims?: readonly number[] }>
+  gpuMemoryLimit: number
 }
 /** @internal Delivers completions to JS; referenced while native work is in flight. */
 export interface NativeHub {

@@ -35,6 +35,12 @@ export interface SessionOptions {
    */
   backend?: 'onnx' | 'torch'
   /**
+   * ONNX models on `device: 'cuda'`: the CUDA execution provider's memory
+   * arena limit in bytes (ONNX Runtime's `gpu_mem_limit`). Default: none.
+   * Refused on the CPU and for TorchScript models.
+   */
+  gpuMemoryLimit?: number
+  /**
    * TorchScript only: the element types and shapes of inputs and outputs,
    * which TorchScript files do not record (names come from `forward`'s
    * signature). Overrides an `oxinfer.json` saved in the archive. Undeclared
@@ -199,6 +205,7 @@ const SESSION_OPTION_KEYS = [
   'zeroCopy',
   'backend',
   'declare',
+  'gpuMemoryLimit',
 ] as const
 
 const DECLARABLE = ['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int16', 'int32', 'int64', 'bool']
@@ -254,6 +261,9 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   const zeroCopy = o.zeroCopy ?? false
   if (typeof zeroCopy !== 'boolean') throw invalidArg('zeroCopy must be a boolean')
   const workerPriority = oneOf('workerPriority', o.workerPriority, native.WorkerPriority, 'low')
+  const gpuMemoryLimit = o.gpuMemoryLimit ?? 0
+  if (typeof gpuMemoryLimit !== 'number' || !Number.isSafeInteger(gpuMemoryLimit) || gpuMemoryLimit < 0) throw invalidArg(`gpuMemoryLimit must be a number of bytes, got ${showValue(o.gpuMemoryLimit)}`)
+  if (gpuMemoryLimit > 0 && device === 'cpu') throw invalidArg("gpuMemoryLimit needs device 'cuda' or 'cuda:N'")
   if (o.backend !== undefined && o.backend !== 'onnx' && o.backend !== 'torch') throw invalidArg(`backend must be 'onnx' or 'torch', got ${showValue(o.backend)}`)
   let declaredInputs: DeclaredValue[] | undefined
   let declaredOutputs: DeclaredValue[] | undefined
@@ -329,7 +339,7 @@ export function parseSessionOptions(options: SessionOptions): ParsedSessionOptio
   // an inline run would bypass it: no inlining then, unless asked for.
   const inline = intOption(o, 'inlineThresholdMicros', maxDelayMicros > 0 ? 0 : 50, 0, 1000)
   return {
-    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy, autoThreads, backend: (o.backend as string | undefined) ?? '', declaredInputs, declaredOutputs },
+    native: { intraOpThreads, interOpThreads, graphOptimization, device, poolSize, intraOpSpinning: spinning, workerPriority, maxBatchSize, maxQueue, priorityLevels, maxDelayMicros, batchInputAxes, batchOutputAxes, batchShared, preferredBatchSizes, batchPadAxes, batchPadValues, batchOutputPadAxes, maxPaddingWaste, zeroCopy, autoThreads, backend: (o.backend as string | undefined) ?? '', declaredInputs, declaredOutputs, gpuMemoryLimit },
     inline,
     timeoutMs,
     priorityLevels,

@@ -62,6 +62,8 @@ pub struct NativeSessionOptions {
     /// Declared inputs and outputs (TorchScript files record neither types nor shapes).
     pub declared_inputs: Option<Vec<NativeDeclared>>,
     pub declared_outputs: Option<Vec<NativeDeclared>>,
+    /// ONNX Runtime's CUDA memory arena limit, in bytes (0: none).
+    pub gpu_memory_limit: f64,
 }
 
 /// A backend plugin library, the engine libraries to load before it, and the engine's lib folder.
@@ -105,6 +107,9 @@ fn engine(o: &NativeSessionOptions) -> std::result::Result<Engine, CoreError> {
             Ok(Engine::Onnx(onnx))
         }
         "torch" => {
+            if onnx.gpu_memory_limit > 0 {
+                return Err(CoreError::InvalidArgument("gpuMemoryLimit applies to ONNX Runtime's CUDA provider; libtorch's CUDA allocator is configured with PYTORCH_CUDA_ALLOC_CONF".into()));
+            }
             let p = o.plugin.as_ref().ok_or_else(|| CoreError::Unsupported("the torch backend is not installed".into()))?;
             let spec = plugin_spec(p);
             let device = match onnx.device {
@@ -163,6 +168,7 @@ fn parse_options(o: &NativeSessionOptions) -> std::result::Result<OnnxOptions, C
         pool_size: o.pool_size.max(1) as usize,
         intra_op_spinning: o.intra_op_spinning,
         auto_threads: o.auto_threads,
+        gpu_memory_limit: o.gpu_memory_limit.max(0.0) as usize,
     })
 }
 

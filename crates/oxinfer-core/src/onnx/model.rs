@@ -42,6 +42,8 @@ pub struct OnnxOptions {
     /// Choose intra-op threads and the pool size from a measured run (the
     /// user set neither): see `Threads`.
     pub auto_threads: bool,
+    /// The CUDA execution provider's memory arena limit in bytes (0: none).
+    pub gpu_memory_limit: usize,
 }
 
 impl Default for OnnxOptions {
@@ -54,6 +56,7 @@ impl Default for OnnxOptions {
             pool_size: 1,
             intra_op_spinning: false,
             auto_threads: false,
+            gpu_memory_limit: 0,
         }
     }
 }
@@ -240,8 +243,12 @@ fn builder(rt: &Runtime, opts: &OnnxOptions, weights: &PrepackedWeights) -> Resu
     b = b.with_optimization_level(level).map_err(e)?;
     b = b.with_prepacked_weights(weights).map_err(e)?;
     if let Device::Cuda(id) = opts.device {
+        let mut cuda = ort::ep::CUDA::default().with_device_id(id);
+        if opts.gpu_memory_limit > 0 {
+            cuda = cuda.with_memory_limit(opts.gpu_memory_limit);
+        }
         b = b
-            .with_execution_providers([ort::ep::CUDA::default().with_device_id(id).build().error_on_failure()])
+            .with_execution_providers([cuda.build().error_on_failure()])
             .map_err(|e| cuda_unavailable(id, rt, e.message()))?;
     }
     Ok(b)
