@@ -21,7 +21,7 @@ export type { ConfigureOptions } from './src/library'
 export type { RunTiming } from './src/payload'
 
 export { Session } from './src/session/session'
-export type { BatchingOptions, ModelMetadata, RunOptions, SessionOptions, ValueInfo } from './src/session/options'
+export type { BatchingOptions, DeclaredValue, ModelMetadata, RunOptions, SessionOptions, ValueInfo } from './src/session/options'
 
 export { SessionStream } from './src/stream'
 export type { StreamOptions, StreamRunOptions } from './src/stream'
@@ -30,6 +30,7 @@ export { BatchJob } from './src/job'
 export type { JobOptions, JobProgress, JobSummary, SessionJobOptions } from './src/job'
 
 export { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS } from './src/pipeline/spec'
+export type { DriftEvent, DriftListener, DriftReport, FeatureDrift, MonitorSpec, Profile, ProfileFeature } from './src/monitor'
 export type {
   AggregateStage,
   BucketizeStage,

@@ -11,6 +11,16 @@ import { fixture, rejectsWith, root } from './helpers'
 const schema = JSON.parse(readFileSync(join(root, 'schema', 'pipeline.schema.json'), 'utf8'))
 const ajv = new Ajv2020({ allErrors: true, strict: false })
 const validate = ajv.compile(schema)
+/** A small valid reference profile of the penguins spec's fields and outputs. */
+const PROFILE = () => ({
+  version: 1,
+  rows: 4,
+  features: [
+    { name: 'bill_length_mm', role: 'input', type: 'number', edges: [40, 45], counts: [1, 2, 1], missing: 0, sample: [35, 41, 44, 50] },
+    { name: 'island', role: 'input', type: 'category', counts: [['Biscoe', 3], ['Dream', 1]], missing: 0 },
+    { name: 'label', role: 'output', type: 'category', counts: [['Adelie', 4]], missing: 0 },
+  ],
+})
 const penguins = (): PipelineSpec => JSON.parse(readFileSync(fixture('penguins/pipeline.json'), 'utf8'))
 
 describe('the JSON Schema, the TS types and the Rust serde types agree', () => {
@@ -49,6 +59,11 @@ describe('the JSON Schema, the TS types and the Rust serde types agree', () => {
     ['version 2', (s) => (s.version = 2)],
     ['no output', (s) => delete s.output],
     ['a numeric model path', (s) => (s.model = 5)],
+    ['a monitor', (s) => (s.monitor = { reference: PROFILE(), window: 200, checkEvery: 20, thresholds: { alpha: 0.01 } })],
+    ['a monitor with an unknown key', (s) => (s.monitor = { reference: PROFILE(), every: 20 })],
+    ['a monitor with a window of 1', (s) => (s.monitor = { reference: PROFILE(), window: 1 })],
+    ['a monitor with an unknown feature type', (s) => (s.monitor = { reference: { ...PROFILE(), features: [{ name: 'sex', role: 'input', type: 'text', counts: [], missing: 0 }] } })],
+    ['a monitor with alpha 1', (s) => (s.monitor = { reference: PROFILE(), thresholds: { alpha: 1 } })],
   ]
   for (const [what, mutate] of variants) {
     it(`${what}`, async () => {

@@ -102,6 +102,12 @@ export interface NativePipeline {
   startJob(session: NativeSession, id: number, options: NativeJobOptions): NativeJob
   /** Creates (or truncates) a results file in the job writer's format; throws if it cannot. */
   openResultFile(path: string, format: NameOf<'FileFormat'>): NativeResultFile
+  /** The drift report now (JSON), or null without a monitor. */
+  drift(): string | null
+  /** Drift events (JSON) go to hub listener `id`; 0 stops them. */
+  setDriftListener(hub: unknown, id: number): void
+  /** A reference profile of a batch, with predictions on `session` (JSON). */
+  profile(session: NativeSession, batch: unknown[]): Promise<string>
 }
 /** @internal A results file written off the JS thread, chunk by chunk, in input order. */
 export interface NativeResultFile {

@@ -14,6 +14,8 @@ import { internalsOf, type SessionInternals } from '../session/internal'
 import { checkRequestOptions, type SessionOptions } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
+import * as hub from '../hub'
+import { DriftListeners, type DriftListener, type DriftReport, type Profile } from '../monitor'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
 import { fromColumns, groupFields, NONE_REJECTED, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import { compileReader, type RecordsReader } from './reader'
@@ -59,6 +61,7 @@ export class Pipeline {
   #unknown: UnknownKeys
   /** Batch buffers of runs that have settled, to fill again (see #alloc). */
   #spare: Float64Array[] = []
+  #drift = new DriftListeners()
 
   private constructor(spec: PipelineSpec, session: Session, n: NativePipeline, baseDir: string, unknownFields: NameOf<'UnknownFields'>) {
     this.#unknown = { ignore: unknownFields === 'ignore', ignored: 0 }
@@ -331,6 +334,8 @@ export class Pipeline {
     try {
       this.#native = await native.compilePipeline(this.#internals.native, fitted, this.#baseDir)
       this.#unfitted = this.#native.unfitted
+      // A recompiled spec has a new monitor: its events go to the same listeners.
+      if (this.#drift.size > 0) this.#native.setDriftListener(hub.nativeHub, this.#drift.attach())
     } catch (e) {
       throw fromNative(e)
     }
@@ -357,8 +362,48 @@ export class Pipeline {
     }
   }
 
+  /**
+   * A reference profile of `records` for drift monitoring: each number and
+   * category field as it arrives, and the predicted label and its score on
+   * this pipeline's model. Put it in the spec as `monitor.reference`.
+   * Records that fail are skipped for the predictions.
+   */
+  async profile(records: Record<string, unknown>[] | PipelineColumnsInput): Promise<Profile> {
+    const batch = this.#encode('profile', records, false, { ignore: true, ignored: 0 })
+    if (batch.rows === 0) throw invalidArg('profile: needs at least one record')
+    try {
+      return JSON.parse(await this.#native.profile(this.#internals.native, batch.flat)) as Profile
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Drift statistics over the current window, or null when the spec has no `monitor`. */
+  drift(): DriftReport | null {
+    const report = this.#native.drift()
+    return report === null ? null : (JSON.parse(report) as DriftReport)
+  }
+
+  /** Calls `listener` each time a monitored feature starts or stops drifting (see `monitor`). */
+  on(event: 'drift', listener: DriftListener): this {
+    if (event !== 'drift') throw invalidArg(`Pipeline.on: the only event is 'drift', got ${showValue(event)}`)
+    if (typeof listener !== 'function') throw invalidArg('Pipeline.on: listener must be a function')
+    if (!this.#spec.monitor) throw invalidArg("Pipeline.on('drift'): the spec has no monitor section")
+    if (this.#drift.add(listener)) this.#native.setDriftListener(hub.nativeHub, this.#drift.attach())
+    return this
+  }
+
+  off(event: 'drift', listener: DriftListener): this {
+    if (event === 'drift' && this.#drift.remove(listener)) this.#native.setDriftListener(hub.nativeHub, this.#drift.attach())
+    return this
+  }
+
   /** Disposes the underlying session; runs still queued reject with ERR_DISPOSED. */
   dispose(): Promise<void> {
+    if (this.#drift.size > 0) {
+      this.#native.setDriftListener(hub.nativeHub, 0)
+      this.#drift.clear()
+    }
     return this.#session.dispose()
   }
 

@@ -2,6 +2,7 @@
 // schema/pipeline.schema.json): fields, pre- and post-processing stages,
 // the spec itself, and the options and results of pipeline runs.
 import type { OxinferError } from '../errors'
+import type { MonitorSpec } from '../monitor'
 import type { NameOf } from '../native'
 import type { RunTiming } from '../payload'
 import type { SessionOptions } from '../session/options'
@@ -212,6 +213,8 @@ export interface PipelineSpec {
   preprocess?: PreprocessStage[]
   features: FeatureAssembly[]
   output: OutputSpec
+  /** Drift monitoring against a reference profile (`pipeline.profile`); see `pipeline.drift()` and `pipeline.on('drift')`. */
+  monitor?: MonitorSpec
 }
 
 export interface PipelineOptions {

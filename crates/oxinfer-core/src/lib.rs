@@ -8,6 +8,7 @@ pub mod graph;
 pub mod image;
 pub mod job;
 pub mod layout;
+pub mod monitor;
 pub mod onnx;
 pub mod padding;
 pub mod pipeline;

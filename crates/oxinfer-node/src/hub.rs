@@ -30,6 +30,8 @@ pub enum Event {
     Log(u64, String),
     /// A graph request's outcome.
     Graph(u64, CoreResult<payload::GraphDelivery>),
+    /// A pipeline's drift event (JSON) for its listener.
+    Drift(u64, String),
 }
 
 struct Inner {
@@ -164,7 +166,7 @@ fn deliver(hub: &Hub, env: sys::napi_env, cb: sys::napi_value, mut events: Vec<E
             (Event::Job(id, ev), _) => (*id, payload::job_event(env, ev)?),
             (Event::JsCall(id, call, inputs, wanted), _) => (*id, payload::js_call(env, *call, inputs, wanted)?),
             (Event::Http(id, answer), _) => (*id, payload::http_answer(env, answer)?),
-            (Event::Log(id, line), _) => (*id, js::new_string(env, line)?),
+            (Event::Log(id, line), _) | (Event::Drift(id, line), _) => (*id, js::new_string(env, line)?),
             (Event::Graph(id, r), _) => (*id, payload::graph_outcome(env, r)?),
         };
         js::set(env, arr, 2 * n, js::new_number(env, id as f64)?)?;

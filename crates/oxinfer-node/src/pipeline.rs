@@ -38,6 +38,36 @@ impl NativePipeline {
         }
     }
 
+    /// The drift report now (JSON), or null when the spec has no `monitor`.
+    #[napi]
+    pub fn drift(&self) -> Option<String> {
+        self.inner.monitor().map(|m| serde_json::to_string(&m.report()).unwrap_or_default())
+    }
+
+    /// Drift events (JSON) go to hub listener `id`; 0 stops them.
+    #[napi]
+    pub fn set_drift_listener(&self, hub: &crate::hub::NativeHub, id: f64) {
+        let Some(m) = self.inner.monitor() else { return };
+        if id == 0.0 {
+            m.set_sink(None);
+            return;
+        }
+        let hub = Arc::clone(&hub.hub);
+        let id = id as u64;
+        m.set_sink(Some(Arc::new(move |e: &oxinfer_core::monitor::DriftEvent| {
+            let _ = hub.try_push(crate::hub::Event::Drift(id, serde_json::to_string(e).unwrap_or_default()));
+        })));
+    }
+
+    /// A reference profile of `batch` (its number and category fields, and
+    /// the predictions on `session`'s model), off the JS thread (JSON).
+    #[napi(catch_unwind, ts_return_type = "Promise<string>")]
+    pub fn profile(&self, env: Env, session: &NativeSession, batch: Unknown) -> Result<AsyncTask<ProfileTask>> {
+        let batch = parse_batch(env.raw(), self.inner.spec(), batch.value().value).js()?;
+        let scheduler = session.scheduler().js()?;
+        Ok(AsyncTask::new(ProfileTask { pipeline: Arc::clone(&self.inner), scheduler, batch: Some(batch) }))
+    }
+
     /// Queues many runs over columnar batches on `session` in one call (one
     /// per event-loop turn; see `submit`), where its scheduler may merge them
     /// with each other and with other runs of this pipeline. `list` is flat:
@@ -151,6 +181,33 @@ impl Task for ReadTask {
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn read_spec(path: String) -> AsyncTask<ReadTask> {
     AsyncTask::new(ReadTask(path))
+}
+
+pub struct ProfileTask {
+    pipeline: Arc<Pipeline>,
+    scheduler: Arc<oxinfer_core::Scheduler>,
+    batch: Option<Batch>,
+}
+
+impl Task for ProfileTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let batch = self.batch.take().ok_or_else(|| crate::errors::to_napi(CoreError::Backend("profile ran twice".into())))?;
+        let (pipeline, scheduler) = (Arc::clone(&self.pipeline), Arc::clone(&self.scheduler));
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            // On slot 0, beside the scheduler's own runs (a slot is a lock).
+            let profile = pipeline.profile(&batch, &**scheduler.backend(), 0, &oxinfer_core::RunControl::new())?;
+            serde_json::to_string(&profile).map_err(|e| CoreError::Backend(e.to_string()))
+        }))
+        .unwrap_or_else(|p| Err(CoreError::from_panic(p)))
+        .js()
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
 }
 
 pub struct FitTask {

@@ -426,8 +426,43 @@ impl Pipeline {
             Stage::Image { resize, center_crop, .. } => center_crop.is_some() || resize.as_ref().is_some_and(|r| r.width.is_some() && r.height.is_some()),
             _ => true,
         });
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable })
+        let monitor = match &spec.monitor {
+            Some(m) => Some(std::sync::Arc::new(monitor_for(&spec, m)?)),
+            None => None,
+        };
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor })
     }
+}
+
+/// The monitor of a spec: its reference's features must be the spec's
+/// number, integer, boolean or category fields (inputs), or `label` and
+/// `score` (outputs: the predicted class and its score).
+fn monitor_for(spec: &Spec, m: &crate::monitor::MonitorSpec) -> Result<crate::monitor::Monitor> {
+    use crate::monitor::{Distribution, Role};
+    let err = |msg: String| Error::invalid_spec("monitor", msg).at("monitor.reference");
+    for f in &m.reference.features {
+        let numeric = matches!(f.distribution, Distribution::Number { .. });
+        let ok = match f.role {
+            Role::Input => spec.fields.iter().any(|x| {
+                x.name == f.name
+                    && match x.kind {
+                        FieldType::Number | FieldType::Integer | FieldType::Boolean => numeric,
+                        FieldType::Category => !numeric,
+                        _ => false,
+                    }
+            }),
+            Role::Output => (f.name == "label" && !numeric) || (f.name == "score" && numeric),
+        };
+        if !ok {
+            return Err(err(format!(
+                "reference feature '{}' ({:?}) is not a {} of this spec (inputs: its number, integer, boolean and category fields; outputs: label, score)",
+                f.name,
+                f.role,
+                if numeric { "number" } else { "category" }
+            )));
+        }
+    }
+    crate::monitor::Monitor::new(m.clone())
 }
 
 /// Records a name a stage makes: its kind, and the input field it derives

@@ -11,6 +11,7 @@ use super::spec::{Missing, Spec, Stage};
 use super::stages::{self, Frame};
 use crate::backend::{Backend, RunControl};
 use crate::error::{Error, Result};
+use crate::monitor::{Role, Values};
 use crate::tensor::{AlignedBytes, DType, InputTensor, OutputTensor};
 use crate::timing::Timing;
 
@@ -57,6 +58,8 @@ pub struct Pipeline {
     pub(super) slots: stages::Slots,
     /// Whether runs may be merged (see `mergeable`).
     pub(super) mergeable: bool,
+    /// Drift monitoring (the spec's `monitor`).
+    pub(super) monitor: Option<std::sync::Arc<crate::monitor::Monitor>>,
 }
 
 impl Pipeline {
@@ -68,6 +71,11 @@ impl Pipeline {
     /// run's rows then come out as they would alone (up to float rounding).
     pub fn mergeable(&self) -> bool {
         self.mergeable
+    }
+
+    /// The drift monitor, when the spec has one.
+    pub fn monitor(&self) -> Option<&std::sync::Arc<crate::monitor::Monitor>> {
+        self.monitor.as_ref()
     }
 
     /// Why the pipeline cannot run yet, if it needs `fit`.
@@ -115,12 +123,21 @@ impl Pipeline {
     /// Runs a batch through every stage, keeping bad rows apart from the
     /// results (`fail_fast`: stop at the first bad row, before the model).
     pub fn evaluate(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Outcome> {
+        self.evaluate_with(batch, fail_fast, backend, slot, ctl, timing, self.monitor.as_deref())
+    }
+
+    /// `evaluate`, its records observed by `monitor` (none when profiling).
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_with(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing, monitor: Option<&crate::monitor::Monitor>) -> Result<Outcome> {
         if let Some(why) = &self.unfitted {
             return Err(why.clone());
         }
         let mut t = StageTimings::default();
         let clock = Instant::now();
         let mut frame = self.frame(batch)?;
+        if let Some(m) = monitor {
+            m.observe(frame.rows, &self.input_values(&frame));
+        }
         for (i, stage) in self.spec.preprocess.iter().enumerate() {
             stages::apply(stage, &self.stage_labels[i], &self.prepared[i], &mut frame)?;
         }
@@ -155,6 +172,10 @@ impl Pipeline {
         }
         t.inference = clock.elapsed().as_nanos() as u64;
 
+        if let Some(m) = monitor {
+            let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
+            m.observe(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
+        }
         let clock = Instant::now();
         let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
         let columns = self.results(&frame, &good, &scores, k, d);
@@ -166,6 +187,45 @@ impl Pipeline {
         timing.batch_requests = 1;
         let errors = frame.row_errors.iter().enumerate().filter_map(|(r, e)| e.clone().map(|e| (r, e))).collect();
         Ok(Outcome { rows, columns, errors, stages: t })
+    }
+
+    /// The raw number and category fields, as the monitor and profiles read them.
+    fn input_values<'a>(&'a self, frame: &'a Frame) -> Vec<(&'a str, Values<'a>)> {
+        self.spec
+            .fields
+            .iter()
+            .filter_map(|f| match frame.get(&f.name)? {
+                Col::Num(v) => Some((f.name.as_str(), Values::Num(v))),
+                Col::Cat { codes, vocab } => Some((f.name.as_str(), Values::Cat { codes, vocab })),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A profile of `batch` as the reference for drift monitoring: its
+    /// number and category fields as they arrive, and the predicted label and
+    /// its score (the model's raw scores, before post-processing).
+    pub fn profile(&self, batch: &Batch, backend: &dyn Backend, slot: usize, ctl: &RunControl) -> Result<crate::monitor::Profile> {
+        if let Some(why) = &self.unfitted {
+            return Err(why.clone());
+        }
+        let frame = self.frame(batch)?;
+        let mut columns: Vec<(&str, Role, Values)> = self.input_values(&frame).into_iter().map(|(n, v)| (n, Role::Input, v)).collect();
+        let mut timing = Timing::default();
+        // Scores before post-processing, for the good rows.
+        let outcome = self.evaluate_with(batch, false, backend, slot, ctl, &mut timing, None)?;
+        let scores_col = outcome.columns.iter().find(|c| c.name == "scores").ok_or_else(|| Error::Backend("the pipeline returned no scores".into()))?;
+        let k = scores_col.dims.get(1).copied().unwrap_or(1).max(1) as usize;
+        let all: Vec<f64> = match scores_col.dtype {
+            DType::Float64 => scores_col.to_vec::<f64>().unwrap_or_default(),
+            _ => scores_col.to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect(),
+        };
+        let bad: std::collections::HashSet<usize> = outcome.errors.iter().map(|(r, _)| *r).collect();
+        let raw: Vec<f64> = (0..outcome.rows).filter(|r| !bad.contains(r)).flat_map(|r| all[r * k..(r + 1) * k].to_vec()).collect();
+        let (codes, top, vocab) = predictions(&raw, k, self.spec.output.labels.as_deref());
+        columns.push(("label", Role::Output, Values::Cat { codes: &codes, vocab: &vocab }));
+        columns.push(("score", Role::Output, Values::Num(&top)));
+        Ok(crate::monitor::Profile::build(batch.rows, &columns))
     }
 
     /// The model's inputs from the frame, and the rows that reach the model.
@@ -334,6 +394,7 @@ impl Pipeline {
             prepared: vec![],
             slots: stages::Slots::new(),
             mergeable: false,
+            monitor: None,
         };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {
@@ -350,6 +411,33 @@ impl Pipeline {
 
 /// A `[n, width]` tensor filled column by column straight into its own
 /// buffer, converted once (no f64 staging copy).
+/// Per row of `scores` (k per row): the arg-max class as a code into the
+/// returned vocabulary (the spec's labels, or the class indices), and the
+/// top score. A row of NaN scores is missing.
+fn predictions(scores: &[f64], k: usize, labels: Option<&[String]>) -> (Vec<i32>, Vec<f64>, Vec<String>) {
+    let vocab: Vec<String> = match labels {
+        Some(l) if l.len() == k => l.to_vec(),
+        // A single score is a regression or a binary probability: no classes.
+        _ if k == 1 => Vec::new(),
+        _ => (0..k).map(|i| i.to_string()).collect(),
+    };
+    let rows = scores.len() / k.max(1);
+    let mut codes = Vec::with_capacity(rows);
+    let mut top = Vec::with_capacity(rows);
+    for row in scores.chunks_exact(k.max(1)) {
+        let (mut best, mut at) = (f64::NAN, -1i32);
+        for (i, &s) in row.iter().enumerate() {
+            if !s.is_nan() && (best.is_nan() || s > best) {
+                best = s;
+                at = i as i32;
+            }
+        }
+        codes.push(if vocab.is_empty() { -1 } else { at });
+        top.push(best);
+    }
+    (codes, top, vocab)
+}
+
 fn fill_tensor<T: Copy>(name: &str, dtype: DType, n: usize, width: usize, cols: &[Option<(&[f64], usize, usize)>], conv: impl Fn(f64) -> T) -> InputTensor {
     let mut bytes = AlignedBytes::zeroed(n * width * std::mem::size_of::<T>());
     if n > 0 {

@@ -24,6 +24,9 @@ pub struct Spec {
     pub preprocess: Vec<Stage>,
     pub features: Vec<Assembly>,
     pub output: Output,
+    /// Drift monitoring against a reference profile (`pipeline.profile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<crate::monitor::MonitorSpec>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

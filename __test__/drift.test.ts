@@ -1,0 +1,116 @@
+// Drift monitoring on the penguins pipeline: a reference profile from one
+// half of the data set, the other half raising no alarm, and a shifted copy
+// raising one within 50 records; reports, events and bad monitor specs.
+// The statistics themselves are checked against SciPy in
+// crates/oxinfer-core/tests/drift.rs.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+import { type DriftEvent, Pipeline, type PipelineSpec } from '../index.js'
+import { fixture, readJson, rejectsWith, throwsWith } from './helpers'
+
+const dir = fixture('penguins')
+const spec = (): PipelineSpec => JSON.parse(readFileSync(join(dir, 'pipeline.json'), 'utf8'))
+const { records } = readJson<{ records: Record<string, unknown>[] }>('penguins/records.json')
+// A seeded shuffle, then halves: the reference and the held-out part (the
+// file is ordered by species, and sexes alternate, so neither a prefix nor
+// even/odd rows would be a fair split), streamed in that shuffled order.
+let seed = 2026
+const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32
+const order = records.map((_, i) => i)
+for (let i = order.length - 1; i > 0; i--) {
+  const j = Math.floor(rand() * (i + 1))
+  ;[order[i], order[j]] = [order[j], order[i]]
+}
+const half = Math.floor(records.length / 2)
+const reference = order.slice(0, half).map((i) => records[i])
+const heldOut = order.slice(half).map((i) => records[i])
+
+async function monitored(window = 100, checkEvery = 25) {
+  const plain = await Pipeline.create(spec(), { baseDir: dir })
+  const profile = await plain.profile(reference)
+  await plain.dispose()
+  return { profile, p: await Pipeline.create({ ...spec(), monitor: { reference: profile, window, checkEvery } }, { baseDir: dir }) }
+}
+
+describe('drift monitoring', () => {
+  it('profiles the reference: every number and category field, the label and its score', async () => {
+    const { profile, p } = await monitored()
+    expect(profile.rows).toBe(reference.length)
+    const byName = Object.fromEntries(profile.features.map((f) => [f.name, f]))
+    expect(Object.keys(byName).sort()).toEqual(['bill_depth_mm', 'bill_length_mm', 'body_mass_g', 'flipper_length_mm', 'island', 'label', 'score', 'sex'])
+    const island = byName.island
+    expect(island.type === 'category' && island.counts.map(([c]) => c)).toEqual(['Biscoe', 'Dream', 'Torgersen'])
+    const bill = byName.bill_length_mm
+    expect(bill.type).toBe('number')
+    if (bill.type === 'number') {
+      expect(bill.edges).toHaveLength(9)
+      expect(bill.counts.reduce((a, b) => a + b, 0) + bill.missing).toBe(reference.length)
+    }
+    const label = byName.label
+    expect(label.role).toBe('output')
+    expect(label.type === 'category' && label.counts.map(([c]) => c).sort()).toEqual(['Adelie', 'Chinstrap', 'Gentoo'])
+    await p.dispose()
+  })
+
+  it('raises nothing on held-out data, and an alarm within 50 records of a shift, then clears', async () => {
+    const { p } = await monitored()
+    const events: DriftEvent[] = []
+    p.on('drift', (e) => events.push(e))
+    for (let i = 0; i < heldOut.length; i += 25) await p.runBatch(heldOut.slice(i, i + 25))
+    const calm = p.drift()!
+    expect(calm.records).toBe(heldOut.length * 2) // inputs and outputs are both counted per record
+    expect(calm.drifted).toEqual([])
+    expect(events).toEqual([])
+    // The same records with bills 8 mm longer.
+    const shifted = heldOut.map((r) => ({ ...r, bill_length_mm: typeof r.bill_length_mm === 'number' ? r.bill_length_mm + 8 : r.bill_length_mm }))
+    let sent = 0
+    while (sent < 50 && !events.some((e) => e.feature.name === 'bill_length_mm')) {
+      await p.runBatch(shifted.slice(sent, sent + 25))
+      sent += 25
+      await new Promise((r) => setImmediate(r))
+    }
+    const alarm = events.find((e) => e.feature.name === 'bill_length_mm')
+    expect(alarm, `no alarm after ${sent} shifted records: ${JSON.stringify(p.drift())}`).toBeDefined()
+    expect(alarm!.feature.drifted).toBe(true)
+    expect(alarm!.feature.psi!).toBeGreaterThan(0.1)
+    expect(alarm!.feature.ksP!).toBeLessThan(0.001)
+    expect(p.drift()!.drifted).toContain('bill_length_mm')
+    // Back to normal records: the window refills and the alarm clears.
+    for (let i = 0; i < 150; i += 25) await p.runBatch(heldOut.slice(i, i + 25))
+    await new Promise((r) => setImmediate(r))
+    const cleared = events.filter((e) => e.feature.name === 'bill_length_mm')
+    expect(cleared.at(-1)!.feature.drifted).toBe(false)
+    expect(p.drift()!.drifted).not.toContain('bill_length_mm')
+    await p.dispose()
+  })
+
+  it('stops sending once the listener is removed, and reports nothing without a monitor', async () => {
+    const { p } = await monitored(50, 10)
+    const seen: DriftEvent[] = []
+    const l = (e: DriftEvent) => seen.push(e)
+    p.on('drift', l).off('drift', l)
+    const shifted = heldOut.map((r) => ({ ...r, island: 'Torgersen' }))
+    for (let i = 0; i < 100; i += 25) await p.runBatch(shifted.slice(i, i + 25))
+    await new Promise((r) => setImmediate(r))
+    expect(seen).toEqual([])
+    expect(p.drift()!.drifted).toContain('island')
+    await p.dispose()
+    const plain = await Pipeline.create(spec(), { baseDir: dir })
+    expect(plain.drift()).toBeNull()
+    throwsWith(() => plain.on('drift', () => {}), 'ERR_INVALID_ARGUMENT')
+    await plain.dispose()
+  })
+
+  it('refuses monitor specs that do not fit the pipeline', async () => {
+    const { profile } = await monitored()
+    const bad = { ...profile, features: [{ name: 'wingspan', role: 'input', type: 'number', edges: [1], counts: [1, 1], missing: 0, sample: [0, 2] }] }
+    const e = await rejectsWith(Pipeline.create({ ...spec(), monitor: { reference: bad as never } }, { baseDir: dir }), 'ERR_INVALID_SPEC')
+    expect(e.message).toMatch(/wingspan/)
+    await rejectsWith(Pipeline.create({ ...spec(), monitor: { reference: profile, window: 5 } }, { baseDir: dir }), 'ERR_INVALID_SPEC')
+    const p = await Pipeline.create(spec(), { baseDir: dir })
+    await rejectsWith(p.profile([]), 'ERR_INVALID_ARGUMENT')
+    await p.dispose()
+  })
+})

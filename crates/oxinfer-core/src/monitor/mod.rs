@@ -1,0 +1,325 @@
+//! Drift monitoring: each monitored feature's last `window` values, compared
+//! with a reference profile every `check_every` records. A feature drifts
+//! when a test is significant (p below `alpha`: for numbers KS on the values
+//! or chi-square on the missing share, for categories chi-square) and the
+//! shift is material (PSI, missing values included, or Jensen–Shannon at or
+//! above its threshold); a change either way is an event.
+
+pub mod profile;
+pub mod stats;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+pub use profile::{Distribution, Feature, Profile, Role, Values};
+
+use crate::error::{Error, Result};
+
+fn default_window() -> usize {
+    1000
+}
+fn default_every() -> usize {
+    100
+}
+
+/// When a feature counts as drifted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Significance of the KS or chi-square test.
+    pub alpha: f64,
+    /// Smallest PSI that counts (numbers).
+    pub psi: f64,
+    /// Smallest Jensen–Shannon divergence, in bits, that counts (categories).
+    pub js: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { alpha: 1e-3, psi: 0.1, js: 0.05 }
+    }
+}
+
+/// A spec's `monitor` section.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MonitorSpec {
+    pub reference: Profile,
+    /// Records compared with the reference: the most recent this many.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Records between checks.
+    #[serde(default = "default_every")]
+    pub check_every: usize,
+    #[serde(default)]
+    pub thresholds: Thresholds,
+}
+
+/// One feature's statistics at a check.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureDrift {
+    pub name: String,
+    pub role: Role,
+    /// Values in the window.
+    pub records: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub psi: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ks_p: Option<f64>,
+    /// A number's missing share against the reference's (chi-square on
+    /// present/missing counts), when either has missing values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chi2: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chi2_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub js: Option<f64>,
+    pub drifted: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftReport {
+    /// Records observed since the monitor started.
+    pub records: u64,
+    pub window: usize,
+    pub checks: u64,
+    pub features: Vec<FeatureDrift>,
+    /// The names of the drifted features.
+    pub drifted: Vec<String>,
+}
+
+/// A feature that started or stopped drifting, at the check that saw it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftEvent {
+    pub records: u64,
+    pub feature: FeatureDrift,
+}
+
+pub type Sink = Arc<dyn Fn(&DriftEvent) + Send + Sync>;
+
+enum Window {
+    Num(VecDeque<f64>),
+    /// Category indices into `names` (reference categories first); u32::MAX is missing.
+    Cat { ring: VecDeque<u32>, names: Vec<String>, index: HashMap<String, u32> },
+}
+
+struct State {
+    windows: Vec<Window>,
+    since_check: usize,
+    records: u64,
+    checks: u64,
+    drifted: Vec<bool>,
+}
+
+pub struct Monitor {
+    spec: MonitorSpec,
+    state: Mutex<State>,
+    sink: RwLock<Option<Sink>>,
+}
+
+/// Values present in a number's current bins (all but the last, missing, bin).
+fn present_len(cur: &[u64], bins: usize) -> u64 {
+    cur[..=bins].iter().sum()
+}
+
+impl Monitor {
+    pub fn new(spec: MonitorSpec) -> Result<Monitor> {
+        let bad = |m: String| Error::invalid_spec("monitor", m);
+        if spec.window < 10 || spec.window > 10_000_000 {
+            return Err(bad(format!("window must be from 10 to 10,000,000 records, got {}", spec.window)));
+        }
+        if spec.check_every == 0 {
+            return Err(bad("checkEvery must be at least 1".into()));
+        }
+        let t = &spec.thresholds;
+        if !(t.alpha > 0.0 && t.alpha < 1.0) || !(t.psi >= 0.0) || !(t.js >= 0.0 && t.js <= 1.0) {
+            return Err(bad("thresholds: alpha must be in (0, 1), psi at least 0, js from 0 to 1".into()));
+        }
+        let mut windows = Vec::with_capacity(spec.reference.features.len());
+        for f in &spec.reference.features {
+            windows.push(match &f.distribution {
+                Distribution::Number { edges, counts, .. } => {
+                    if counts.len() != edges.len() + 1 || edges.windows(2).any(|w| !(w[0] < w[1])) {
+                        return Err(bad(format!("reference feature '{}': edges must ascend and counts have one more entry", f.name)));
+                    }
+                    Window::Num(VecDeque::with_capacity(spec.window))
+                }
+                Distribution::Category { counts, .. } => {
+                    let names: Vec<String> = counts.iter().map(|(n, _)| n.clone()).collect();
+                    let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
+                    Window::Cat { ring: VecDeque::with_capacity(spec.window), names, index }
+                }
+            });
+        }
+        let n = windows.len();
+        Ok(Monitor { spec, state: Mutex::new(State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n] }), sink: RwLock::new(None) })
+    }
+
+    pub fn spec(&self) -> &MonitorSpec {
+        &self.spec
+    }
+
+    /// Where drift events go (the binding's event channel).
+    pub fn set_sink(&self, sink: Option<Sink>) {
+        *self.sink.write().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    /// Adds `rows` records' values (columns by feature name; features absent
+    /// from `columns` are skipped), and checks when `check_every` records
+    /// have arrived since the last check.
+    pub fn observe(&self, rows: usize, columns: &[(&str, Values)]) {
+        if rows == 0 {
+            return;
+        }
+        let events = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let cap = self.spec.window;
+            for (f, w) in self.spec.reference.features.iter().zip(st.windows.iter_mut()) {
+                let Some((_, values)) = columns.iter().find(|(n, _)| *n == f.name) else { continue };
+                match (w, values) {
+                    (Window::Num(ring), Values::Num(v)) => {
+                        for &x in v.iter().take(rows) {
+                            if ring.len() == cap {
+                                ring.pop_front();
+                            }
+                            ring.push_back(x);
+                        }
+                    }
+                    (Window::Cat { ring, names, index }, Values::Cat { codes, vocab }) => {
+                        // Each of the batch's categories mapped once.
+                        let map: Vec<u32> = vocab
+                            .iter()
+                            .map(|v| {
+                                *index.entry(v.clone()).or_insert_with(|| {
+                                    names.push(v.clone());
+                                    (names.len() - 1) as u32
+                                })
+                            })
+                            .collect();
+                        for &c in codes.iter().take(rows) {
+                            if ring.len() == cap {
+                                ring.pop_front();
+                            }
+                            ring.push_back(if c >= 0 { map.get(c as usize).copied().unwrap_or(u32::MAX) } else { u32::MAX });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            st.records += rows as u64;
+            st.since_check += rows;
+            if st.since_check < self.spec.check_every {
+                return;
+            }
+            st.since_check = 0;
+            self.check(&mut st)
+        };
+        if events.is_empty() {
+            return;
+        }
+        let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            for e in &events {
+                sink(e);
+            }
+        }
+    }
+
+    /// Statistics now, over the current windows (not counted as a check).
+    pub fn report(&self) -> DriftReport {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let features: Vec<FeatureDrift> = self.spec.reference.features.iter().zip(&st.windows).map(|(f, w)| self.measure(f, w)).collect();
+        let drifted = features.iter().filter(|f| f.drifted).map(|f| f.name.clone()).collect();
+        DriftReport { records: st.records, window: self.spec.window, checks: st.checks, features, drifted }
+    }
+
+    fn check(&self, st: &mut State) -> Vec<DriftEvent> {
+        st.checks += 1;
+        let mut events = Vec::new();
+        for (i, f) in self.spec.reference.features.iter().enumerate() {
+            let d = self.measure(f, &st.windows[i]);
+            if d.drifted != st.drifted[i] {
+                st.drifted[i] = d.drifted;
+                events.push(DriftEvent { records: st.records, feature: d });
+            }
+        }
+        events
+    }
+
+    fn measure(&self, f: &Feature, w: &Window) -> FeatureDrift {
+        let t = &self.spec.thresholds;
+        let mut d = FeatureDrift { name: f.name.clone(), role: f.role, records: 0, psi: None, ks: None, ks_p: None, missing_p: None, chi2: None, chi2_p: None, js: None, drifted: false };
+        match (&f.distribution, w) {
+            (Distribution::Number { edges, counts, missing, sample }, Window::Num(ring)) => {
+                d.records = ring.len();
+                if ring.is_empty() {
+                    return d;
+                }
+                let mut cur = vec![0u64; edges.len() + 2];
+                let mut present = Vec::with_capacity(ring.len());
+                for &x in ring {
+                    if x.is_nan() {
+                        cur[edges.len() + 1] += 1;
+                    } else {
+                        cur[stats::bin(edges, x)] += 1;
+                        present.push(x);
+                    }
+                }
+                let mut reference = counts.clone();
+                reference.push(*missing);
+                let psi = stats::psi(&reference, &cur);
+                present.sort_by(f64::total_cmp);
+                let (ks, p) = stats::ks(sample, &present);
+                d.psi = Some(psi);
+                d.ks = Some(ks);
+                d.ks_p = Some(p);
+                let cur_missing = cur[edges.len() + 1];
+                let p = if *missing > 0 || cur_missing > 0 {
+                    let present = counts.iter().sum::<u64>();
+                    let (_, _, mp) = stats::chi_square(&[present, *missing], &[present_len(&cur, edges.len()), cur_missing]);
+                    d.missing_p = Some(mp);
+                    p.min(mp)
+                } else {
+                    p
+                };
+                d.drifted = p < t.alpha && psi >= t.psi;
+            }
+            (Distribution::Category { counts, missing }, Window::Cat { ring, names, .. }) => {
+                d.records = ring.len();
+                if ring.is_empty() {
+                    return d;
+                }
+                // Every category seen in either, then missing.
+                let mut reference: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
+                reference.resize(names.len(), 0);
+                reference.push(*missing);
+                let mut cur = vec![0u64; names.len() + 1];
+                for &c in ring {
+                    let k = if c == u32::MAX { names.len() } else { c as usize };
+                    cur[k] += 1;
+                }
+                // Categories in neither (a missing bin never used) add nothing.
+                let keep: Vec<usize> = (0..cur.len()).filter(|&k| reference[k] > 0 || cur[k] > 0).collect();
+                let reference: Vec<u64> = keep.iter().map(|&k| reference[k]).collect();
+                let cur: Vec<u64> = keep.iter().map(|&k| cur[k]).collect();
+                let (chi2, _, p) = stats::chi_square(&reference, &cur);
+                let js = stats::jensen_shannon(&reference, &cur);
+                d.chi2 = Some(chi2);
+                d.chi2_p = Some(p);
+                d.js = Some(js);
+                d.drifted = p < t.alpha && js >= t.js;
+            }
+            _ => {}
+        }
+        d
+    }
+}

@@ -1,0 +1,120 @@
+// Drift monitoring's types (the spec's `monitor` section, reference
+// profiles, reports and events) and the one listener table a pipeline keeps
+// for its drift events. The statistics and the rule live in Rust
+// (crates/oxinfer-core/src/monitor).
+import * as hub from './hub'
+
+/** One feature of a reference profile. */
+export type ProfileFeature =
+  | { name: string; role: 'input' | 'output'; type: 'number'; edges: number[]; counts: number[]; missing: number; sample: number[] }
+  | { name: string; role: 'input' | 'output'; type: 'category'; counts: [string, number][]; missing: number }
+
+/** A reference profile (`pipeline.profile`): what the features looked like when the model was validated. */
+export interface Profile {
+  version: 1
+  rows: number
+  features: ProfileFeature[]
+}
+
+/** The spec's `monitor` section. */
+export interface MonitorSpec {
+  reference: Profile
+  /** Records compared with the reference: the most recent this many. Default 1,000. */
+  window?: number
+  /** Records between checks (and events). Default 100. */
+  checkEvery?: number
+  /**
+   * A feature drifts when a test is significant (p below `alpha`, default
+   * 0.001: KS or the missing share for numbers, chi-square for categories)
+   * and the shift is material (PSI ≥ `psi`, default 0.1, for numbers;
+   * Jensen–Shannon ≥ `js` bits, default 0.05, for categories).
+   */
+  thresholds?: { alpha?: number; psi?: number; js?: number }
+}
+
+/** One feature's statistics over the current window. */
+export interface FeatureDrift {
+  name: string
+  role: 'input' | 'output'
+  /** Values in the window. */
+  records: number
+  psi?: number
+  ks?: number
+  ksP?: number
+  missingP?: number
+  chi2?: number
+  chi2P?: number
+  js?: number
+  drifted: boolean
+}
+
+export interface DriftReport {
+  /** Records observed since the pipeline was compiled. */
+  records: number
+  window: number
+  checks: number
+  features: FeatureDrift[]
+  /** The drifted features' names. */
+  drifted: string[]
+}
+
+/** A feature that started (`feature.drifted`) or stopped drifting, at the check that saw it. */
+export interface DriftEvent {
+  records: number
+  feature: FeatureDrift
+}
+
+export type DriftListener = (event: DriftEvent) => void
+
+/** @internal A pipeline's drift listeners, fed through one hub id. */
+export class DriftListeners {
+  #listeners = new Set<DriftListener>()
+  #id = 0
+
+  /** Adds `l`; returns whether the native side must start sending (the first listener). */
+  add(l: DriftListener): boolean {
+    this.#listeners.add(l)
+    return this.#listeners.size === 1
+  }
+
+  /** Removes `l`; returns whether the native side may stop (no listener left). */
+  remove(l: DriftListener): boolean {
+    return this.#listeners.delete(l) && this.#listeners.size === 0
+  }
+
+  /** Forgets every listener and the hub id. */
+  clear(): void {
+    this.#listeners.clear()
+    this.attach()
+  }
+
+  get size(): number {
+    return this.#listeners.size
+  }
+
+  /** A fresh hub id whose events reach every listener (0 when there are none). */
+  attach(): number {
+    if (this.#id !== 0) hub.cancel(this.#id)
+    this.#id = 0
+    if (this.#listeners.size === 0) return 0
+    const id = hub.nextId()
+    const onEvent = (json: unknown): void => {
+      if (this.#id !== id) return
+      hub.register(id, onEvent)
+      const event = JSON.parse(json as string) as DriftEvent
+      for (const l of this.#listeners) {
+        try {
+          l(event)
+        } catch (e) {
+          // A listener's error must not stop the others or the hub.
+          queueMicrotask(() => {
+            throw e
+          })
+        }
+      }
+    }
+    this.#id = id
+    hub.register(id, onEvent)
+    return id
+  }
+}
