@@ -3,11 +3,12 @@
 // raising one within 50 records; reports, events and bad monitor specs.
 // The statistics themselves are checked against SciPy in
 // crates/oxinfer-core/tests/drift.rs.
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { type DriftEvent, Pipeline, type PipelineSpec } from '../index.js'
+import { type DriftEvent, Pipeline, type PipelineSpec, serve } from '../index.js'
 import { fixture, readJson, rejectsWith, throwsWith } from './helpers'
 
 const dir = fixture('penguins')
@@ -112,5 +113,64 @@ describe('drift monitoring', () => {
     const p = await Pipeline.create(spec(), { baseDir: dir })
     await rejectsWith(p.profile([]), 'ERR_INVALID_ARGUMENT')
     await p.dispose()
+  })
+})
+
+/** Penguins records as the served pipeline's input tensors. */
+function tensors(rows: Record<string, unknown>[]) {
+  const str = (k: string) => rows.map((r) => (r[k] == null ? '' : String(r[k])))
+  const num = (k: string) => rows.map((r) => (typeof r[k] === 'number' ? (r[k] as number) : 'NaN'))
+  const n = rows.length
+  return [
+    { name: 'island', datatype: 'BYTES', shape: [n], data: str('island') },
+    { name: 'bill_length_mm', datatype: 'FP64', shape: [n], data: num('bill_length_mm') },
+    { name: 'bill_depth_mm', datatype: 'FP64', shape: [n], data: num('bill_depth_mm') },
+    { name: 'flipper_length_mm', datatype: 'FP64', shape: [n], data: num('flipper_length_mm') },
+    { name: 'body_mass_g', datatype: 'FP64', shape: [n], data: num('body_mass_g') },
+    { name: 'sex', datatype: 'BYTES', shape: [n], data: str('sex') },
+  ]
+}
+
+describe('drift monitoring in the server', () => {
+  it('answers GET /v2/models/{m}/drift and exports the statistics and alarms as metrics', async () => {
+    const { profile, p } = await monitored()
+    await p.dispose()
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-drift-'))
+    mkdirSync(join(repo, 'penguins', '1'), { recursive: true })
+    copyFileSync(join(dir, 'penguins.onnx'), join(repo, 'penguins', '1', 'penguins.onnx'))
+    writeFileSync(join(repo, 'penguins', '1', 'pipeline.json'), JSON.stringify({ ...spec(), monitor: { reference: profile, window: 100, checkEvery: 25 } }))
+    mkdirSync(join(repo, 'plain', '1'), { recursive: true })
+    copyFileSync(join(dir, 'penguins.onnx'), join(repo, 'plain', '1', 'penguins.onnx'))
+    writeFileSync(join(repo, 'plain', '1', 'pipeline.json'), JSON.stringify(spec()))
+    const server = await serve({ repository: repo, port: 0 })
+    try {
+      const url = server.address!.url
+      const infer = (rows: Record<string, unknown>[]) =>
+        // Missing numbers as the NaN token, as Triton's clients write them.
+        fetch(`${url}/v2/models/penguins/infer`, { method: 'POST', body: JSON.stringify({ inputs: tensors(rows) }).replaceAll('"NaN"', 'NaN') }).then(async (r) => {
+          expect(r.status, await r.clone().text()).toBe(200)
+        })
+      for (let i = 0; i < heldOut.length; i += 25) await infer(heldOut.slice(i, i + 25))
+      const calm = await (await fetch(`${url}/v2/models/penguins/drift`)).json()
+      expect(calm.model).toBe('penguins')
+      expect(calm.drifted).toEqual([])
+      expect(calm.features.map((f: { name: string }) => f.name)).toContain('label')
+      const shifted = heldOut.map((r) => ({ ...r, bill_length_mm: typeof r.bill_length_mm === 'number' ? r.bill_length_mm + 8 : r.bill_length_mm }))
+      await infer(shifted.slice(0, 50))
+      const drift = await (await fetch(`${url}/v2/models/penguins/versions/1/drift`)).json()
+      expect(drift.drifted).toContain('bill_length_mm')
+      const metrics = await (await fetch(`${url}/metrics`)).text()
+      // Labels in the exposition's (alphabetical) order.
+      expect(metrics).toMatch(/oxinfer_drift_alarm\{feature="bill_length_mm",model="penguins",version="1"\} 1/)
+      expect(metrics).toMatch(/oxinfer_drift_alarm\{feature="body_mass_g",model="penguins",version="1"\} 0/)
+      expect(metrics).toMatch(/oxinfer_drift_statistic\{feature="bill_length_mm",model="penguins",statistic="psi",version="1"\} [0-9.]+/)
+      // A model without a monitor, or none at all: 4xx with a reason.
+      const none = await fetch(`${url}/v2/models/plain/drift`)
+      expect(none.status).toBe(400)
+      expect((await none.json()).error).toMatch(/no drift monitor/)
+      expect((await fetch(`${url}/v2/models/nowhere/drift`)).status).toBe(404)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 
 use prometheus::proto::{MetricFamily, MetricType};
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde_json::{json, Map, Value};
 
 use crate::external::Externals;
@@ -35,6 +35,10 @@ pub struct Metrics {
     switch_changes: IntGaugeVec,
     switch_chosen: IntGaugeVec,
     switch_p95: IntGaugeVec,
+    /// Pipelines with a monitor: each feature's drift statistics and alarm
+    /// over its current window (computed when scraped).
+    drift_stat: GaugeVec,
+    drift_alarm: IntGaugeVec,
     pub http_in_flight: IntGauge,
     /// One scrape at a time: a scrape resets and refills the gauges.
     scrape: Mutex<()>,
@@ -73,6 +77,11 @@ impl Metrics {
             g
         };
         let gauge = |name: &str, help: &str| gauge_of(name, help, MV);
+        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = GaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
+            add(Box::new(g.clone()), name, help, "gauge");
+            g
+        };
         const SW: &[&str] = &["model", "version", "node"];
         const SWV: &[&str] = &["model", "version", "node", "variant"];
         let (in_flight, in_flight_help) = ("oxinfer_http_requests_in_flight", "HTTP requests being served");
@@ -96,6 +105,12 @@ impl Metrics {
             switch_changes: gauge_of("oxinfer_graph_switch_changes", "Changes of a graph switch node's current variant since it loaded", SW),
             switch_chosen: gauge_of("oxinfer_graph_switch_requests", "Requests a graph switch node sent to each variant since it loaded", SWV),
             switch_p95: gauge_of("oxinfer_graph_switch_p95_us", "p95 engine time of each variant over the switch's window, in microseconds", SWV),
+            drift_stat: float_gauge(
+                "oxinfer_drift_statistic",
+                "A monitored feature's drift statistic over its current window (psi, ks, ks_p, missing_p, chi2, chi2_p, js)",
+                &["model", "version", "feature", "statistic"],
+            ),
+            drift_alarm: gauge_of("oxinfer_drift_alarm", "1 while a monitored feature drifts (see the pipeline spec's monitor)", &["model", "version", "feature"]),
             http_in_flight,
             scrape: Mutex::new(()),
             described: described.take(),
@@ -128,9 +143,10 @@ impl Metrics {
         self.ready.reset();
         self.pending.reset();
         self.queued.reset();
-        for g in [&self.switch_current, &self.switch_changes, &self.switch_chosen, &self.switch_p95] {
+        for g in [&self.switch_current, &self.switch_changes, &self.switch_chosen, &self.switch_p95, &self.drift_alarm] {
             g.reset();
         }
+        self.drift_stat.reset();
         for v in repo.all() {
             let ver = v.version.to_string();
             let labels = [v.model.as_str(), ver.as_str()];
@@ -140,6 +156,18 @@ impl Metrics {
             let now = v.executions();
             let seen = v.stats.exec_seen.swap(now, Relaxed);
             self.exec.with_label_values(&labels).inc_by(now.saturating_sub(seen));
+            if let Some(m) = v.monitor() {
+                for f in m.report().features {
+                    let fl = [labels[0], labels[1], f.name.as_str()];
+                    self.drift_alarm.with_label_values(&fl).set(f.drifted as i64);
+                    let stats = [("psi", f.psi), ("ks", f.ks), ("ks_p", f.ks_p), ("missing_p", f.missing_p), ("chi2", f.chi2), ("chi2_p", f.chi2_p), ("js", f.js)];
+                    for (s, value) in stats {
+                        if let Some(x) = value {
+                            self.drift_stat.with_label_values(&[labels[0], labels[1], f.name.as_str(), s]).set(x);
+                        }
+                    }
+                }
+            }
             if let crate::model::Kind::Graph(g) = &v.kind {
                 for sw in g.graph.switch_stats() {
                     let node = [labels[0], labels[1], sw.node.as_str()];

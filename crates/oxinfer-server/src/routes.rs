@@ -31,6 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{m}/infer", post(infer))
         .route("/v2/models/{m}/config", get(config))
         .route("/v2/models/{m}/stats", get(stats))
+        .route("/v2/models/{m}/drift", get(drift))
+        .route("/v2/models/{m}/versions/{v}/drift", get(drift_v))
         .route("/v2/models/{m}/versions/{v}", get(metadata_v))
         .route("/v2/models/{m}/versions/{v}/ready", get(model_ready_v))
         .route("/v2/models/{m}/versions/{v}/infer", post(infer_v))
@@ -293,6 +295,32 @@ async fn stats_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String
         Err(e) => return error(e),
     }
     app.repo.get(&m, Some(&v)).map_or_else(error, |v| json_response(json!({ "model_stats": [stats_json(&v)] })))
+}
+
+/// A pipeline's drift report: its monitored features over the current window.
+fn drift_json(v: &Version) -> Response {
+    match v.monitor() {
+        Some(m) => {
+            let mut report = serde_json::to_value(m.report()).unwrap_or(Value::Null);
+            if let Value::Object(o) = &mut report {
+                o.insert("model".into(), json!(v.model));
+                o.insert("version".into(), json!(v.version.to_string()));
+            }
+            json_response(report)
+        }
+        None => error(ServerError::bad(format!(
+            "model '{}' has no drift monitor: a pipeline spec's monitor section (with a reference profile from pipeline.profile) adds one",
+            v.model
+        ))),
+    }
+}
+
+async fn drift(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {
+    app.repo.get(&m, None).map_or_else(error, |v| drift_json(&v))
+}
+
+async fn drift_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>) -> Response {
+    app.repo.get(&m, Some(&v)).map_or_else(error, |v| drift_json(&v))
 }
 
 async fn infer(State(app): State<Arc<App>>, Path(m): Path<String>, headers: HeaderMap, body: Body) -> Response {

@@ -170,6 +170,14 @@ impl Version {
         (us > 0).then(|| us as f64 / 1000.0)
     }
 
+    /// The drift monitor of a pipeline whose spec has one.
+    pub fn monitor(&self) -> Option<&Arc<oxinfer_core::monitor::Monitor>> {
+        match &self.kind {
+            Kind::Pipeline(p) => p.monitor(),
+            _ => None,
+        }
+    }
+
     /// Triton's platform name for this kind of model.
     pub fn platform(&self) -> &'static str {
         match self.kind {
