@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -31,6 +31,7 @@ const MODULES = {
   jobs: './jobs.mjs',
   ocr: './ocr.mjs',
   torch: './torch.mjs',
+  monitor: './monitor.mjs',
 }
 
 async function child(name, outFile) {

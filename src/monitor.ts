@@ -21,7 +21,7 @@ export interface MonitorSpec {
   reference: Profile
   /** Records compared with the reference: the most recent this many. Default 1,000. */
   window?: number
-  /** Records between checks (and events). Default 100. */
+  /** Records between checks (and events); each check measures every feature off the request's path. Default 250. */
   checkEvery?: number
   /**
    * A feature drifts when a test is significant (p below `alpha`, default

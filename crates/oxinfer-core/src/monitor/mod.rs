@@ -21,7 +21,7 @@ fn default_window() -> usize {
     1000
 }
 fn default_every() -> usize {
-    100
+    250
 }
 
 /// When a feature counts as drifted.
@@ -50,7 +50,8 @@ pub struct MonitorSpec {
     /// Records compared with the reference: the most recent this many.
     #[serde(default = "default_window")]
     pub window: usize,
-    /// Records between checks.
+    /// Records between checks (each costs about 50 µs per monitored number
+    /// and less per category, off the request's path).
     #[serde(default = "default_every")]
     pub check_every: usize,
     #[serde(default)]
@@ -106,6 +107,7 @@ pub struct DriftEvent {
 
 pub type Sink = Arc<dyn Fn(&DriftEvent) + Send + Sync>;
 
+#[derive(Clone)]
 enum Window {
     Num(VecDeque<f64>),
     /// Category indices into `names` (reference categories first); u32::MAX is missing.
@@ -118,12 +120,15 @@ struct State {
     records: u64,
     checks: u64,
     drifted: Vec<bool>,
+    /// A check is running (on the thread pool).
+    checking: bool,
 }
 
 pub struct Monitor {
     spec: MonitorSpec,
     state: Mutex<State>,
     sink: RwLock<Option<Sink>>,
+    inline_checks: std::sync::atomic::AtomicBool,
 }
 
 /// Values present in a number's current bins (all but the last, missing, bin).
@@ -161,7 +166,8 @@ impl Monitor {
             });
         }
         let n = windows.len();
-        Ok(Monitor { spec, state: Mutex::new(State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n] }), sink: RwLock::new(None) })
+        let state = State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n], checking: false };
+        Ok(Monitor { spec, state: Mutex::new(state), sink: RwLock::new(None), inline_checks: std::sync::atomic::AtomicBool::new(false) })
     }
 
     pub fn spec(&self) -> &MonitorSpec {
@@ -173,65 +179,81 @@ impl Monitor {
         *self.sink.write().unwrap_or_else(|e| e.into_inner()) = sink;
     }
 
-    /// Adds `rows` records' values (columns by feature name; features absent
-    /// from `columns` are skipped), and checks when `check_every` records
-    /// have arrived since the last check.
-    pub fn observe(&self, rows: usize, columns: &[(&str, Values)]) {
+    /// Adds values to the windows (columns by feature name; features absent
+    /// from `columns` are skipped). Records are counted by `advance`, once
+    /// all of a batch's columns (inputs, then predictions) are in.
+    pub fn push(&self, rows: usize, columns: &[(&str, Values)]) {
         if rows == 0 {
             return;
         }
-        let events = {
-            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let cap = self.spec.window;
-            for (f, w) in self.spec.reference.features.iter().zip(st.windows.iter_mut()) {
-                let Some((_, values)) = columns.iter().find(|(n, _)| *n == f.name) else { continue };
-                match (w, values) {
-                    (Window::Num(ring), Values::Num(v)) => {
-                        for &x in v.iter().take(rows) {
-                            if ring.len() == cap {
-                                ring.pop_front();
-                            }
-                            ring.push_back(x);
-                        }
-                    }
-                    (Window::Cat { ring, names, index }, Values::Cat { codes, vocab }) => {
-                        // Each of the batch's categories mapped once.
-                        let map: Vec<u32> = vocab
-                            .iter()
-                            .map(|v| {
-                                *index.entry(v.clone()).or_insert_with(|| {
-                                    names.push(v.clone());
-                                    (names.len() - 1) as u32
-                                })
-                            })
-                            .collect();
-                        for &c in codes.iter().take(rows) {
-                            if ring.len() == cap {
-                                ring.pop_front();
-                            }
-                            ring.push_back(if c >= 0 { map.get(c as usize).copied().unwrap_or(u32::MAX) } else { u32::MAX });
-                        }
-                    }
-                    _ => {}
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = self.spec.window;
+        for (f, w) in self.spec.reference.features.iter().zip(st.windows.iter_mut()) {
+            let Some((_, values)) = columns.iter().find(|(n, _)| *n == f.name) else { continue };
+            match (w, values) {
+                (Window::Num(ring), Values::Num(v)) => {
+                    let v = &v[..rows.min(v.len())];
+                    // Only the last `cap` values can stay.
+                    let v = &v[v.len().saturating_sub(cap)..];
+                    let over = (ring.len() + v.len()).saturating_sub(cap);
+                    ring.drain(..over);
+                    ring.extend(v.iter().copied());
                 }
+                (Window::Cat { ring, names, index }, Values::Cat { codes, vocab }) => {
+                    // Each of the batch's categories mapped once.
+                    let map: Vec<u32> = vocab
+                        .iter()
+                        .map(|v| {
+                            *index.entry(v.clone()).or_insert_with(|| {
+                                names.push(v.clone());
+                                (names.len() - 1) as u32
+                            })
+                        })
+                        .collect();
+                    let codes = &codes[..rows.min(codes.len())];
+                    let codes = &codes[codes.len().saturating_sub(cap)..];
+                    let over = (ring.len() + codes.len()).saturating_sub(cap);
+                    ring.drain(..over);
+                    ring.extend(codes.iter().map(|&c| if c >= 0 { map.get(c as usize).copied().unwrap_or(u32::MAX) } else { u32::MAX }));
+                }
+                _ => {}
             }
+        }
+    }
+
+    /// Counts `rows` records; once `check_every` have arrived since the last
+    /// check, checks the windows as they are now. The check runs on the
+    /// thread pool (off the request's path) unless checks are inline; one
+    /// runs at a time, and records that arrive meanwhile wait for the next.
+    pub fn advance(self: &Arc<Self>, rows: usize) {
+        let snapshot = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.records += rows as u64;
             st.since_check += rows;
-            if st.since_check < self.spec.check_every {
+            if st.since_check < self.spec.check_every || st.checking {
                 return;
             }
             st.since_check = 0;
-            self.check(&mut st)
+            st.checking = true;
+            (st.records, st.windows.clone())
         };
-        if events.is_empty() {
-            return;
+        if self.inline_checks.load(std::sync::atomic::Ordering::Relaxed) {
+            self.check(snapshot.0, &snapshot.1);
+        } else {
+            let me = Arc::clone(self);
+            rayon::spawn(move || me.check(snapshot.0, &snapshot.1));
         }
-        let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(sink) = sink {
-            for e in &events {
-                sink(e);
-            }
-        }
+    }
+
+    /// `push` then `advance`, for one column set.
+    pub fn observe(self: &Arc<Self>, rows: usize, columns: &[(&str, Values)]) {
+        self.push(rows, columns);
+        self.advance(rows);
+    }
+
+    /// Runs checks on the calling thread (tests that count events exactly).
+    pub fn set_inline_checks(&self, inline: bool) {
+        self.inline_checks.store(inline, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Statistics now, over the current windows (not counted as a check).
@@ -242,17 +264,31 @@ impl Monitor {
         DriftReport { records: st.records, window: self.spec.window, checks: st.checks, features, drifted }
     }
 
-    fn check(&self, st: &mut State) -> Vec<DriftEvent> {
-        st.checks += 1;
+    /// Measures a snapshot of the windows taken at `records`, updates the
+    /// drift flags and sends an event for each flag that changed.
+    fn check(&self, records: u64, windows: &[Window]) {
+        let measured: Vec<FeatureDrift> = self.spec.reference.features.iter().zip(windows).map(|(f, w)| self.measure(f, w)).collect();
         let mut events = Vec::new();
-        for (i, f) in self.spec.reference.features.iter().enumerate() {
-            let d = self.measure(f, &st.windows[i]);
-            if d.drifted != st.drifted[i] {
-                st.drifted[i] = d.drifted;
-                events.push(DriftEvent { records: st.records, feature: d });
+        {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.checks += 1;
+            st.checking = false;
+            for (i, d) in measured.into_iter().enumerate() {
+                if d.drifted != st.drifted[i] {
+                    st.drifted[i] = d.drifted;
+                    events.push(DriftEvent { records, feature: d });
+                }
             }
         }
-        events
+        if events.is_empty() {
+            return;
+        }
+        let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(sink) = sink {
+            for e in &events {
+                sink(e);
+            }
+        }
     }
 
     fn measure(&self, f: &Feature, w: &Window) -> FeatureDrift {
@@ -277,7 +313,7 @@ impl Monitor {
                 let mut reference = counts.clone();
                 reference.push(*missing);
                 let psi = stats::psi(&reference, &cur);
-                present.sort_by(f64::total_cmp);
+                present.sort_unstable_by(f64::total_cmp);
                 let (ks, p) = stats::ks(sample, &present);
                 d.psi = Some(psi);
                 d.ks = Some(ks);

@@ -123,12 +123,12 @@ impl Pipeline {
     /// Runs a batch through every stage, keeping bad rows apart from the
     /// results (`fail_fast`: stop at the first bad row, before the model).
     pub fn evaluate(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing) -> Result<Outcome> {
-        self.evaluate_with(batch, fail_fast, backend, slot, ctl, timing, self.monitor.as_deref())
+        self.evaluate_with(batch, fail_fast, backend, slot, ctl, timing, self.monitor.as_ref())
     }
 
     /// `evaluate`, its records observed by `monitor` (none when profiling).
     #[allow(clippy::too_many_arguments)]
-    fn evaluate_with(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing, monitor: Option<&crate::monitor::Monitor>) -> Result<Outcome> {
+    fn evaluate_with(&self, batch: &Batch, fail_fast: bool, backend: &dyn Backend, slot: usize, ctl: &RunControl, timing: &mut Timing, monitor: Option<&std::sync::Arc<crate::monitor::Monitor>>) -> Result<Outcome> {
         if let Some(why) = &self.unfitted {
             return Err(why.clone());
         }
@@ -136,7 +136,7 @@ impl Pipeline {
         let clock = Instant::now();
         let mut frame = self.frame(batch)?;
         if let Some(m) = monitor {
-            m.observe(frame.rows, &self.input_values(&frame));
+            m.push(frame.rows, &self.input_values(&frame));
         }
         for (i, stage) in self.spec.preprocess.iter().enumerate() {
             stages::apply(stage, &self.stage_labels[i], &self.prepared[i], &mut frame)?;
@@ -174,7 +174,8 @@ impl Pipeline {
 
         if let Some(m) = monitor {
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
-            m.observe(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
+            m.push(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
+            m.advance(rows);
         }
         let clock = Instant::now();
         let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
