@@ -195,3 +195,79 @@ describe('drift monitoring in the server', () => {
     }
   })
 })
+
+describe('feedback and online quality', () => {
+  const { species } = readJson<{ species: string[] }>('penguins/records.json')
+  const withIds = records.map((r, i) => ({ ...r, id: `p${i}` }))
+  const feedbackSpec = async (): Promise<PipelineSpec> => {
+    const { profile, p } = await monitored()
+    await p.dispose()
+    const s = spec()
+    return { ...s, fields: [...s.fields, { name: 'id', type: 'category' }], monitor: { reference: profile, feedback: { idField: 'id', keep: 1000, window: 500 } } }
+  }
+
+  it('scores outcomes fed back by id exactly, and refuses bad ones', async () => {
+    const p = await Pipeline.create(await feedbackSpec(), { baseDir: dir })
+    const results = (await p.runBatch(withIds)) as { label: string }[]
+    expect(p.quality()).toEqual({ feedback: 0, window: 0 })
+    for (let i = 0; i < withIds.length; i++) p.feedback(`p${i}`, species[i])
+    const q = p.quality()!
+    const right = results.filter((r, i) => r.label === species[i]).length
+    expect(q.feedback).toBe(records.length)
+    expect(q.accuracy).toBeCloseTo(right / records.length, 12)
+    // Macro recall by hand.
+    const classes = ['Adelie', 'Chinstrap', 'Gentoo']
+    const recall = classes.map((c) => results.filter((r, i) => species[i] === c && r.label === c).length / species.filter((s) => s === c).length)
+    expect(q.recall).toBeCloseTo(recall.reduce((a, b) => a + b, 0) / 3, 12)
+    expect(q.auc).toBeGreaterThan(0.95)
+    // Refused: a second outcome, an unknown id, a number for a class, a class the model does not have.
+    expect(throwsWith(() => p.feedback('p0', species[0]), 'ERR_INVALID_ARGUMENT').message).toMatch(/already has its outcome/)
+    expect(throwsWith(() => p.feedback('nope', 'Adelie'), 'ERR_INVALID_ARGUMENT').message).toMatch(/no prediction with id 'nope'/)
+    await p.runBatch([{ ...withIds[0], id: 'fresh' }])
+    expect(throwsWith(() => p.feedback('fresh', 1), 'ERR_INVALID_ARGUMENT').message).toMatch(/give the true label as a string/)
+    expect(throwsWith(() => p.feedback('fresh', 'Emperor'), 'ERR_INVALID_ARGUMENT').message).toMatch(/not one of the classes/)
+    throwsWith(() => p.feedback('', 'Adelie'), 'ERR_INVALID_ARGUMENT')
+    p.feedback('fresh', 'Adelie')
+    await p.dispose()
+    // Without a feedback section: refused, and no quality.
+    const plain = await Pipeline.create(spec(), { baseDir: dir })
+    expect(plain.quality()).toBeNull()
+    throwsWith(() => plain.feedback('p0', 'Adelie'), 'ERR_INVALID_ARGUMENT')
+    await plain.dispose()
+    // An id field that is not a category field of the spec.
+    const bad = await feedbackSpec()
+    await rejectsWith(Pipeline.create({ ...bad, monitor: { ...bad.monitor!, feedback: { idField: 'bill_length_mm' } } }, { baseDir: dir }), 'ERR_INVALID_SPEC')
+  })
+
+  it('takes outcomes over HTTP: 200, then 404, 409 and 400 for bad ones, and exports quality', async () => {
+    const s = await feedbackSpec()
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-feedback-'))
+    mkdirSync(join(repo, 'penguins', '1'), { recursive: true })
+    copyFileSync(join(dir, 'penguins.onnx'), join(repo, 'penguins', '1', 'penguins.onnx'))
+    writeFileSync(join(repo, 'penguins', '1', 'pipeline.json'), JSON.stringify(s))
+    const server = await serve({ repository: repo, port: 0 })
+    try {
+      const url = server.address!.url
+      const rows = withIds.slice(0, 40)
+      const inputs = [...tensors(rows), { name: 'id', datatype: 'BYTES', shape: [rows.length], data: rows.map((r) => r.id) }]
+      const r = await fetch(`${url}/v2/models/penguins/infer`, { method: 'POST', body: JSON.stringify({ inputs }).replaceAll('"NaN"', 'NaN') })
+      expect(r.status, await r.clone().text()).toBe(200)
+      const post = (body: unknown) => fetch(`${url}/v2/models/penguins/feedback`, { method: 'POST', body: JSON.stringify(body) })
+      const ok = await post({ feedback: rows.map((row, i) => ({ id: row.id, truth: species[i] })) })
+      expect(ok.status).toBe(200)
+      const body = await ok.json()
+      expect(body.accepted).toBe(40)
+      expect(body.quality.feedback).toBe(40)
+      expect((await post({ id: 'p0', truth: species[0] })).status).toBe(409)
+      expect((await post({ id: 'nope', truth: 'Adelie' })).status).toBe(404)
+      expect((await post({ id: 'p0', truth: 3 })).status).toBe(400)
+      expect((await post({ id: 'p0' })).status).toBe(400)
+      expect((await fetch(`${url}/v2/models/penguins/feedback`, { method: 'POST', body: '{' })).status).toBe(400)
+      const metrics = await (await fetch(`${url}/metrics`)).text()
+      expect(metrics).toMatch(/oxinfer_quality\{metric="accuracy",model="penguins",version="1"\} (0\.\d+|1)/)
+      expect(metrics).toMatch(/oxinfer_quality\{metric="feedback",model="penguins",version="1"\} 40/)
+    } finally {
+      await server.close()
+    }
+  })
+})

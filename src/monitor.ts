@@ -30,6 +30,28 @@ export interface MonitorSpec {
    * Jensen–Shannon ≥ `js` bits, default 0.05, for categories).
    */
   thresholds?: { alpha?: number; psi?: number; js?: number }
+  /**
+   * Outcomes fed back by prediction id (`pipeline.feedback(id, truth)`,
+   * `POST /v2/models/{m}/feedback`): `idField` is a category field each
+   * record carries its id in; `keep` predictions are kept (default 100,000;
+   * the oldest go first); quality covers the last `window` outcomes
+   * (default 1,000).
+   */
+  feedback?: { idField: string; keep?: number; window?: number }
+}
+
+/** Online quality over the feedback window: accuracy, macro precision/recall and one-vs-rest AUC for classifiers; MAE and RMSE for a single score. */
+export interface Quality {
+  /** Outcomes received. */
+  feedback: number
+  /** Outcomes the metrics cover. */
+  window: number
+  accuracy?: number
+  precision?: number
+  recall?: number
+  auc?: number
+  mae?: number
+  rmse?: number
 }
 
 /** One feature's statistics over the current window. */

@@ -106,6 +106,10 @@ export interface NativePipeline {
   drift(): string | null
   /** Drift events (JSON) go to hub listener `id`; 0 stops them. */
   setDriftListener(hub: unknown, id: number): void
+  /** Records a prediction's outcome; throws ERR_INVALID_ARGUMENT when refused. */
+  feedback(id: string, truth: string | number): void
+  /** Online quality (JSON), or null without monitor.feedback. */
+  quality(): string | null
   /** A reference profile of a batch, with predictions on `session` (JSON). */
   profile(session: NativeSession, batch: unknown[]): Promise<string>
 }

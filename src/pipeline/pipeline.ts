@@ -15,7 +15,7 @@ import { checkRequestOptions, type SessionOptions } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import * as hub from '../hub'
-import { DriftListeners, type DriftListener, type DriftReport, type Profile } from '../monitor'
+import { DriftListeners, type DriftListener, type DriftReport, type Profile, type Quality } from '../monitor'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
 import { fromColumns, groupFields, NONE_REJECTED, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import { compileReader, type RecordsReader } from './reader'
@@ -382,6 +382,29 @@ export class Pipeline {
   drift(): DriftReport | null {
     const report = this.#native.drift()
     return report === null ? null : (JSON.parse(report) as DriftReport)
+  }
+
+  /**
+   * Records the outcome of the prediction whose record carried `id` in the
+   * spec's `monitor.feedback.idField`: the true class label (a string), or
+   * the true value (a number) for a model with one score. Throws
+   * ERR_INVALID_ARGUMENT for an unknown id (or one older than the last
+   * `keep` predictions), a second outcome, or a truth of the wrong kind.
+   */
+  feedback(id: string, truth: string | number): void {
+    if (typeof id !== 'string' || id === '') throw invalidArg('feedback: id must be a non-empty string')
+    if (typeof truth !== 'string' && typeof truth !== 'number') throw invalidArg(`feedback: truth must be a class label (string) or a number, got ${showValue(truth)}`)
+    try {
+      this.#native.feedback(id, truth)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Online quality over the last `monitor.feedback.window` outcomes, or null without `monitor.feedback`. */
+  quality(): Quality | null {
+    const q = this.#native.quality()
+    return q === null ? null : (JSON.parse(q) as Quality)
   }
 
   /** Calls `listener` each time a monitored feature starts or stops drifting (see `monitor`). */

@@ -44,6 +44,27 @@ impl NativePipeline {
         self.inner.monitor().map(|m| serde_json::to_string(&m.report()).unwrap_or_default())
     }
 
+    /// Records the outcome of the prediction with id `id` (a class label, or a number).
+    #[napi(catch_unwind)]
+    pub fn feedback(&self, id: String, truth: Either<String, f64>) -> Result<()> {
+        let f = self
+            .inner
+            .feedback()
+            .ok_or_else(|| CoreError::InvalidArgument("feedback needs the spec's monitor.feedback section (its idField names the records' prediction ids)".into()))
+            .js()?;
+        let truth = match truth {
+            Either::A(l) => oxinfer_core::monitor::feedback::Truth::Label(l),
+            Either::B(v) => oxinfer_core::monitor::feedback::Truth::Value(v),
+        };
+        f.feedback(&id, truth).js()
+    }
+
+    /// Online quality over the feedback window (JSON), or null without `monitor.feedback`.
+    #[napi]
+    pub fn quality(&self) -> Option<String> {
+        self.inner.feedback().map(|f| serde_json::to_string(&f.quality()).unwrap_or_default())
+    }
+
     /// Drift events (JSON) go to hub listener `id`; 0 stops them.
     #[napi]
     pub fn set_drift_listener(&self, hub: &crate::hub::NativeHub, id: f64) {

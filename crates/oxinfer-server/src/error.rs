@@ -14,6 +14,10 @@ pub enum ServerError {
     /// An unknown model, version or route (404).
     #[error("{0}")]
     NotFound(String),
+    /// A request that contradicts what the server already holds: a second
+    /// outcome for one prediction (409).
+    #[error("{0}")]
+    Conflict(String),
     /// A body over the configured limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -42,6 +46,7 @@ impl ServerError {
         match self {
             ServerError::BadRequest(_) | ServerError::Repository(_) => 400,
             ServerError::NotFound(_) => 404,
+            ServerError::Conflict(_) => 409,
             ServerError::PayloadTooLarge(_) => 413,
             ServerError::Unauthorized(_) => 401,
             ServerError::Unavailable { .. } => 503,
@@ -60,6 +65,7 @@ impl ServerError {
         match self {
             ServerError::BadRequest(_) => "ERR_INVALID_INPUT",
             ServerError::NotFound(_) => "ERR_NOT_FOUND",
+            ServerError::Conflict(_) => "ERR_CONFLICT",
             ServerError::PayloadTooLarge(_) => "ERR_TOO_LARGE",
             ServerError::Unauthorized(_) => "ERR_UNAUTHORIZED",
             ServerError::Unavailable { .. } => "ERR_UNAVAILABLE",

@@ -39,6 +39,8 @@ pub struct Metrics {
     /// over its current window (computed when scraped).
     drift_stat: GaugeVec,
     drift_alarm: IntGaugeVec,
+    /// Online quality from feedback (accuracy, precision, recall, auc, mae, rmse).
+    quality: GaugeVec,
     pub http_in_flight: IntGauge,
     /// One scrape at a time: a scrape resets and refills the gauges.
     scrape: Mutex<()>,
@@ -110,6 +112,7 @@ impl Metrics {
                 "A monitored feature's drift statistic over its current window (psi, ks, ks_p, missing_p, chi2, chi2_p, js)",
                 &["model", "version", "feature", "statistic"],
             ),
+            quality: float_gauge("oxinfer_quality", "Online quality over a pipeline's feedback window (accuracy, precision, recall, auc, mae, rmse; feedback: outcomes received)", &["model", "version", "metric"]),
             drift_alarm: gauge_of("oxinfer_drift_alarm", "1 while a monitored feature drifts (see the pipeline spec's monitor)", &["model", "version", "feature"]),
             http_in_flight,
             scrape: Mutex::new(()),
@@ -147,6 +150,7 @@ impl Metrics {
             g.reset();
         }
         self.drift_stat.reset();
+        self.quality.reset();
         for v in repo.all() {
             let ver = v.version.to_string();
             let labels = [v.model.as_str(), ver.as_str()];
@@ -156,6 +160,15 @@ impl Metrics {
             let now = v.executions();
             let seen = v.stats.exec_seen.swap(now, Relaxed);
             self.exec.with_label_values(&labels).inc_by(now.saturating_sub(seen));
+            if let Some(f) = v.feedback() {
+                let q = f.quality();
+                let metrics = [("feedback", Some(q.feedback as f64)), ("accuracy", q.accuracy), ("precision", q.precision), ("recall", q.recall), ("auc", q.auc), ("mae", q.mae), ("rmse", q.rmse)];
+                for (name, value) in metrics {
+                    if let Some(x) = value {
+                        self.quality.with_label_values(&[labels[0], labels[1], name]).set(x);
+                    }
+                }
+            }
             if let Some(m) = v.monitor() {
                 for f in m.report().features {
                     let fl = [labels[0], labels[1], f.name.as_str()];

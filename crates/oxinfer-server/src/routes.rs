@@ -32,6 +32,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v2/models/{m}/config", get(config))
         .route("/v2/models/{m}/stats", get(stats))
         .route("/v2/models/{m}/drift", get(drift))
+        .route("/v2/models/{m}/feedback", post(feedback))
+        .route("/v2/models/{m}/versions/{v}/feedback", post(feedback_v))
         .route("/v2/models/{m}/versions/{v}/drift", get(drift_v))
         .route("/v2/models/{m}/versions/{v}", get(metadata_v))
         .route("/v2/models/{m}/versions/{v}/ready", get(model_ready_v))
@@ -313,6 +315,60 @@ fn drift_json(v: &Version) -> Response {
             v.model
         ))),
     }
+}
+
+/// Outcomes for predictions by id: `{"id", "truth"}` or `{"feedback": [...]}`.
+/// Applied in order; the first refused one answers for the request (404 an
+/// unknown id, 409 a second outcome, 400 a wrong truth), with the count
+/// accepted before it.
+fn feedback_json(v: &Version, body: &[u8]) -> Response {
+    use oxinfer_core::monitor::feedback::{Refusal, Truth};
+    let Some(f) = v.feedback() else {
+        return error(ServerError::bad(format!("model '{}' takes no feedback: a pipeline spec's monitor.feedback section (naming the records' id field) adds it", v.model)));
+    };
+    let parsed: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return error(ServerError::bad(format!("the feedback is not JSON: {e}"))),
+    };
+    let items: Vec<Value> = match parsed.get("feedback") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(_) => return error(ServerError::bad("feedback must be an array of {\"id\", \"truth\"}")),
+        None => vec![parsed],
+    };
+    let mut accepted = 0usize;
+    for (i, item) in items.iter().enumerate() {
+        let id = match item.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return error(ServerError::bad(format!("feedback[{i}]: id must be a non-empty string"))),
+        };
+        let truth = match item.get("truth") {
+            Some(Value::String(s)) => Truth::Label(s.clone()),
+            Some(Value::Number(n)) => Truth::Value(n.as_f64().unwrap_or(f64::NAN)),
+            _ => return error(ServerError::bad(format!("feedback[{i}]: truth must be a class label (string) or a number"))),
+        };
+        if let Err(r) = f.answer(&id, truth) {
+            let e = match r {
+                Refusal::UnknownId(m) => ServerError::NotFound(m),
+                Refusal::Answered(m) => ServerError::Conflict(m),
+                Refusal::WrongTruth(m) => ServerError::bad(m),
+            };
+            let mut resp = error(e);
+            if accepted > 0 {
+                resp.headers_mut().insert("x-oxinfer-accepted", HeaderValue::from(accepted));
+            }
+            return resp;
+        }
+        accepted += 1;
+    }
+    json_response(json!({ "accepted": accepted, "quality": f.quality() }))
+}
+
+async fn feedback(State(app): State<Arc<App>>, Path(m): Path<String>, body: Bytes) -> Response {
+    app.repo.get(&m, None).map_or_else(error, |v| feedback_json(&v, &body))
+}
+
+async fn feedback_v(State(app): State<Arc<App>>, Path((m, v)): Path<(String, String)>, body: Bytes) -> Response {
+    app.repo.get(&m, Some(&v)).map_or_else(error, |v| feedback_json(&v, &body))
 }
 
 async fn drift(State(app): State<Arc<App>>, Path(m): Path<String>) -> Response {

@@ -5,6 +5,7 @@
 //! shift is material (PSI, missing values included, or Jensen–Shannon at or
 //! above its threshold); a change either way is an event.
 
+pub mod feedback;
 pub mod profile;
 pub mod stats;
 
@@ -56,6 +57,9 @@ pub struct MonitorSpec {
     pub check_every: usize,
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Outcomes fed back by prediction id, and online quality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<feedback::FeedbackSpec>,
 }
 
 /// One feature's statistics at a check.

@@ -430,8 +430,26 @@ impl Pipeline {
             Some(m) => Some(std::sync::Arc::new(monitor_for(&spec, m)?)),
             None => None,
         };
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor })
+        let feedback = match spec.monitor.as_ref().and_then(|m| m.feedback.as_ref()) {
+            Some(f) => Some(std::sync::Arc::new(feedback_for(&spec, f, k)?)),
+            None => None,
+        };
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback })
     }
+}
+
+/// The feedback store of a spec: its id field must be a category field;
+/// classes are the output's labels (or indices), a single score a number.
+fn feedback_for(spec: &Spec, f: &crate::monitor::feedback::FeedbackSpec, k: Option<usize>) -> Result<crate::monitor::feedback::Feedback> {
+    if !spec.fields.iter().any(|x| x.name == f.id_field && x.kind == FieldType::Category) {
+        return Err(Error::invalid_spec("monitor", format!("feedback.idField '{}' must name a category field of the spec (the records' prediction ids)", f.id_field)).at("monitor.feedback.idField"));
+    }
+    let labels = match (&spec.output.labels, k) {
+        (Some(l), _) => l.clone(),
+        (None, Some(k)) if k > 1 => (0..k).map(|i| i.to_string()).collect(),
+        _ => Vec::new(),
+    };
+    crate::monitor::feedback::Feedback::new(f.clone(), labels)
 }
 
 /// The monitor of a spec: its reference's features must be the spec's

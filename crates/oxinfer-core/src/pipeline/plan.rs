@@ -60,6 +60,8 @@ pub struct Pipeline {
     pub(super) mergeable: bool,
     /// Drift monitoring (the spec's `monitor`).
     pub(super) monitor: Option<std::sync::Arc<crate::monitor::Monitor>>,
+    /// Predictions kept for their outcomes (`monitor.feedback`).
+    pub(super) feedback: Option<std::sync::Arc<crate::monitor::feedback::Feedback>>,
 }
 
 impl Pipeline {
@@ -76,6 +78,11 @@ impl Pipeline {
     /// The drift monitor, when the spec has one.
     pub fn monitor(&self) -> Option<&std::sync::Arc<crate::monitor::Monitor>> {
         self.monitor.as_ref()
+    }
+
+    /// The feedback store, when the spec's monitor has one.
+    pub fn feedback(&self) -> Option<&std::sync::Arc<crate::monitor::feedback::Feedback>> {
+        self.feedback.as_ref()
     }
 
     /// Why the pipeline cannot run yet, if it needs `fit`.
@@ -172,6 +179,12 @@ impl Pipeline {
         }
         t.inference = clock.elapsed().as_nanos() as u64;
 
+        if let (Some(f), Some(_)) = (&self.feedback, monitor) {
+            if let Some(Col::Cat { codes, vocab }) = frame.get(&f.spec().id_field) {
+                let ids: Vec<Option<&str>> = good.iter().map(|&r| usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).map(String::as_str)).collect();
+                f.record(&ids, &scores, k);
+            }
+        }
         if let Some(m) = monitor {
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
             m.push(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
@@ -396,6 +409,7 @@ impl Pipeline {
             slots: stages::Slots::new(),
             mergeable: false,
             monitor: None,
+            feedback: None,
         };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {

@@ -178,6 +178,14 @@ impl Version {
         }
     }
 
+    /// The feedback store of a pipeline whose spec's monitor has one.
+    pub fn feedback(&self) -> Option<&Arc<oxinfer_core::monitor::feedback::Feedback>> {
+        match &self.kind {
+            Kind::Pipeline(p) => p.feedback(),
+            _ => None,
+        }
+    }
+
     /// Triton's platform name for this kind of model.
     pub fn platform(&self) -> &'static str {
         match self.kind {
