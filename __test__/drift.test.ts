@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 import { type DriftEvent, Pipeline, type PipelineSpec, serve } from '../index.js'
-import { fixture, readJson, rejectsWith, throwsWith } from './helpers'
+import { fixture, readJson, rejectsWith, root, throwsWith } from './helpers'
 
 const dir = fixture('penguins')
 const spec = (): PipelineSpec => JSON.parse(readFileSync(join(dir, 'pipeline.json'), 'utf8'))
@@ -269,5 +269,97 @@ describe('feedback and online quality', () => {
     } finally {
       await server.close()
     }
+  })
+})
+
+describe('the prediction log', () => {
+  const { species } = readJson<{ species: string[] }>('penguins/records.json')
+  const withIds = records.map((r, i) => ({ ...r, id: `p${i}` }))
+  /** A folder with the penguins model and a spec whose monitor logs predictions. */
+  async function logged(log: Record<string, unknown>) {
+    const work = mkdtempSync(join(tmpdir(), 'oxinfer-log-'))
+    copyFileSync(join(dir, 'penguins.onnx'), join(work, 'penguins.onnx'))
+    const plain = await Pipeline.create(spec(), { baseDir: dir })
+    const reference = await plain.profile(reference0())
+    await plain.dispose()
+    const s = spec()
+    const full = { ...s, fields: [...s.fields, { name: 'id', type: 'category' }], monitor: { reference, feedback: { idField: 'id' }, log: { path: 'log.sqlite', ...log } } } as PipelineSpec
+    writeFileSync(join(work, 'pipeline.json'), JSON.stringify(full))
+    return work
+  }
+  const reference0 = () => records.slice(0, 100)
+  const lines = (path: string) => readFileSync(path, 'utf8').trim().split('\n')
+
+  it('keeps predictions with their inputs and outcomes, and exports them as JSONL and CSV', async () => {
+    const work = await logged({ inputs: 'values', flushMs: 50 })
+    const p = await Pipeline.load(join(work, 'pipeline.json'))
+    const rows = withIds.slice(0, 40)
+    const results = (await p.runBatch(rows)) as { label: string }[]
+    for (let i = 0; i < 10; i++) p.feedback(`p${i}`, species[i])
+    p.flushLog()
+    const n = await p.exportLog(join(work, 'out.jsonl'))
+    expect(n).toBe(40)
+    const out = lines(join(work, 'out.jsonl')).map((l) => JSON.parse(l))
+    expect(out.map((r) => r.id)).toEqual(rows.map((r) => r.id))
+    out.forEach((r, i) => {
+      expect(r.label).toBe(results[i].label)
+      expect(r.scores).toHaveLength(3)
+      // The inputs as they arrived, before imputation and scaling.
+      expect(r.inputs.bill_length_mm).toBe(rows[i].bill_length_mm ?? null)
+      expect(r.inputs.island).toBe(rows[i].island)
+      expect(r.outcome).toBe(i < 10 ? species[i] : null)
+    })
+    expect(await p.exportLog(join(work, 'out.csv'))).toBe(40)
+    const csv = lines(join(work, 'out.csv'))
+    expect(csv[0]).toBe('id,ts,inputs,label,scores,outcome,outcome_ts')
+    expect(csv).toHaveLength(41)
+    await rejectsWith(p.exportLog(join(work, 'nowhere', 'out.jsonl')), 'ERR_FILE')
+    await p.dispose()
+  })
+
+  it('keeps the newest maxRows, and digests the inputs by default', async () => {
+    const work = await logged({ maxRows: 30, flushMs: 50 })
+    const p = await Pipeline.load(join(work, 'pipeline.json'))
+    await p.runBatch(withIds.slice(0, 40))
+    await p.runBatch(withIds.slice(40, 50))
+    p.flushLog()
+    expect(await p.exportLog(join(work, 'out.jsonl'))).toBe(30)
+    const out = lines(join(work, 'out.jsonl')).map((l) => JSON.parse(l))
+    expect(out[0].id).toBe('p20')
+    expect(out.at(-1).id).toBe('p49')
+    expect(out[0].inputs).toMatch(/^[0-9a-f]{16}$/)
+    await p.dispose()
+  })
+
+  it('survives kill -9 of its process, losing at most the unflushed batch', async () => {
+    const work = await logged({ flushMs: 300, batchRows: 100_000 })
+    const script = `
+      const { Pipeline } = require(${JSON.stringify(join(root, 'index.js'))})
+      const records = ${JSON.stringify(withIds.slice(0, 275))}
+      ;(async () => {
+        const p = await Pipeline.load(${JSON.stringify(join(work, 'pipeline.json'))})
+        for (let i = 0; i < 200; i += 25) await p.runBatch(records.slice(i, i + 25))
+        // Longer than flushMs: the first 200 are committed by the writer's own timer.
+        await new Promise((r) => setTimeout(r, 900))
+        for (let i = 200; i < 275; i += 25) await p.runBatch(records.slice(i, i + 25))
+        process.stdout.write('ready\\n')
+        setInterval(() => {}, 1000)
+      })()`
+    const { spawn } = await import('node:child_process')
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve())
+      child.on('exit', (code) => reject(new Error(`the child exited early (${code})`)))
+    })
+    child.kill('SIGKILL')
+    await new Promise((r) => child.once('exit', r))
+    const p = await Pipeline.load(join(work, 'pipeline.json'))
+    const n = await p.exportLog(join(work, 'after.jsonl'))
+    // The 75 of the last, unflushed batch may be lost; the 200 committed before may not.
+    expect(n).toBeGreaterThanOrEqual(200)
+    expect(n).toBeLessThanOrEqual(275)
+    const ids = lines(join(work, 'after.jsonl')).map((l) => JSON.parse(l).id)
+    expect(ids.slice(0, 200)).toEqual(withIds.slice(0, 200).map((r) => r.id))
+    await p.dispose()
   })
 })

@@ -38,6 +38,16 @@ export interface MonitorSpec {
    * (default 1,000).
    */
   feedback?: { idField: string; keep?: number; window?: number }
+  /**
+   * The durable prediction log: a SQLite file (`path`, relative to the
+   * spec's folder) of predictions and, joined by id, their outcomes.
+   * `inputs`: 'values' (the record's fields as JSON), 'digest' (default: a
+   * 64-bit hash of them) or 'none'; `sample`: the share logged (default 1).
+   * Rows are written in one transaction every `flushMs` (default 1,000) or
+   * `batchRows` (default 1,000), whichever comes first, so a crash (kill -9)
+   * loses at most that batch; `maxRows` (default 1,000,000) newest are kept.
+   */
+  log?: { path: string; inputs?: 'values' | 'digest' | 'none'; sample?: number; flushMs?: number; batchRows?: number; maxRows?: number }
 }
 
 /** Online quality over the feedback window: accuracy, macro precision/recall and one-vs-rest AUC for classifiers; MAE and RMSE for a single score. */

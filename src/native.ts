@@ -108,6 +108,10 @@ export interface NativePipeline {
   setDriftListener(hub: unknown, id: number): void
   /** Records a prediction's outcome; throws ERR_INVALID_ARGUMENT when refused. */
   feedback(id: string, truth: string | number): void
+  /** Writes the prediction log to `path` (JSONL, or CSV); resolves to the rows written. */
+  exportLog(path: string, csv: boolean): Promise<number>
+  /** Commits the queued log rows now. */
+  flushLog(): void
   /** Online quality (JSON), or null without monitor.feedback. */
   quality(): string | null
   /** A reference profile of a batch, with predictions on `session` (JSON). */

@@ -401,6 +401,28 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Writes the prediction log (`monitor.log`) to `path` as training data:
+   * one row per logged prediction (id, time, inputs or their digest, label,
+   * scores) with its outcome when feedback arrived. The log is flushed first.
+   * Resolves to the rows written.
+   */
+  async exportLog(path: string, options: { format?: 'jsonl' | 'csv' } = {}): Promise<number> {
+    if (typeof path !== 'string' || path === '') throw invalidArg('exportLog: path must be a file path')
+    const format = options.format ?? (path.endsWith('.csv') ? 'csv' : 'jsonl')
+    if (format !== 'jsonl' && format !== 'csv') throw invalidArg(`exportLog: format must be 'jsonl' or 'csv', got ${showValue(format)}`)
+    try {
+      return await this.#native.exportLog(resolvePath(path), format === 'csv')
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** Commits the prediction log's queued rows now (they are otherwise written every `flushMs` or `batchRows`). */
+  flushLog(): void {
+    this.#native.flushLog()
+  }
+
   /** Online quality over the last `monitor.feedback.window` outcomes, or null without `monitor.feedback`. */
   quality(): Quality | null {
     const q = this.#native.quality()

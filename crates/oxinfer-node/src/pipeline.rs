@@ -56,7 +56,28 @@ impl NativePipeline {
             Either::A(l) => oxinfer_core::monitor::feedback::Truth::Label(l),
             Either::B(v) => oxinfer_core::monitor::feedback::Truth::Value(v),
         };
-        f.feedback(&id, truth).js()
+        let _ = f;
+        self.inner.answer(&id, truth).map_err(oxinfer_core::monitor::feedback::Refusal::into_error).js()
+    }
+
+    /// Writes the prediction log (flushed first) to `path` as JSONL or CSV; resolves to the rows written.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn export_log(&self, path: String, csv: bool) -> Result<AsyncTask<ExportLogTask>> {
+        let log = self
+            .inner
+            .log()
+            .cloned()
+            .ok_or_else(|| CoreError::InvalidArgument("exportLog needs the spec's monitor.log section".into()))
+            .js()?;
+        Ok(AsyncTask::new(ExportLogTask { log, path, csv }))
+    }
+
+    /// Writes the queued log rows now; returns once they are committed.
+    #[napi]
+    pub fn flush_log(&self) {
+        if let Some(log) = self.inner.log() {
+            log.flush();
+        }
     }
 
     /// Online quality over the feedback window (JSON), or null without `monitor.feedback`.
@@ -202,6 +223,25 @@ impl Task for ReadTask {
 #[napi(catch_unwind, ts_return_type = "Promise<string>")]
 pub fn read_spec(path: String) -> AsyncTask<ReadTask> {
     AsyncTask::new(ReadTask(path))
+}
+
+pub struct ExportLogTask {
+    log: Arc<oxinfer_core::monitor::log::PredictionLog>,
+    path: String,
+    csv: bool,
+}
+
+impl Task for ExportLogTask {
+    type Output = f64;
+    type JsValue = f64;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.log.export(std::path::Path::new(&self.path), self.csv).map(|n| n as f64).js()
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
 }
 
 pub struct ProfileTask {

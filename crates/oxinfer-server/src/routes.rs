@@ -323,7 +323,7 @@ fn drift_json(v: &Version) -> Response {
 /// accepted before it.
 fn feedback_json(v: &Version, body: &[u8]) -> Response {
     use oxinfer_core::monitor::feedback::{Refusal, Truth};
-    let Some(f) = v.feedback() else {
+    let (Some(f), crate::model::Kind::Pipeline(pipeline)) = (v.feedback(), &v.kind) else {
         return error(ServerError::bad(format!("model '{}' takes no feedback: a pipeline spec's monitor.feedback section (naming the records' id field) adds it", v.model)));
     };
     let parsed: Value = match serde_json::from_slice(body) {
@@ -346,7 +346,7 @@ fn feedback_json(v: &Version, body: &[u8]) -> Response {
             Some(Value::Number(n)) => Truth::Value(n.as_f64().unwrap_or(f64::NAN)),
             _ => return error(ServerError::bad(format!("feedback[{i}]: truth must be a class label (string) or a number"))),
         };
-        if let Err(r) = f.answer(&id, truth) {
+        if let Err(r) = pipeline.answer(&id, truth) {
             let e = match r {
                 Refusal::UnknownId(m) => ServerError::NotFound(m),
                 Refusal::Answered(m) => ServerError::Conflict(m),

@@ -6,6 +6,7 @@
 //! above its threshold); a change either way is an event.
 
 pub mod feedback;
+pub mod log;
 pub mod profile;
 pub mod stats;
 
@@ -60,6 +61,9 @@ pub struct MonitorSpec {
     /// Outcomes fed back by prediction id, and online quality.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<feedback::FeedbackSpec>,
+    /// The durable prediction log (SQLite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<log::LogSpec>,
 }
 
 /// One feature's statistics at a check.

@@ -434,7 +434,15 @@ impl Pipeline {
             Some(f) => Some(std::sync::Arc::new(feedback_for(&spec, f, k)?)),
             None => None,
         };
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback })
+        let log = match spec.monitor.as_ref().and_then(|m| m.log.as_ref()) {
+            Some(l) => {
+                let path = base.map_or_else(|| std::path::PathBuf::from(&l.path), |b| b.join(&l.path));
+                Some(std::sync::Arc::new(crate::monitor::log::PredictionLog::open(l.clone(), path)?))
+            }
+            None => None,
+        };
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback, log, ids: (started, Default::default()) })
     }
 }
 

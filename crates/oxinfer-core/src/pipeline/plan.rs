@@ -62,6 +62,10 @@ pub struct Pipeline {
     pub(super) monitor: Option<std::sync::Arc<crate::monitor::Monitor>>,
     /// Predictions kept for their outcomes (`monitor.feedback`).
     pub(super) feedback: Option<std::sync::Arc<crate::monitor::feedback::Feedback>>,
+    /// The durable prediction log (`monitor.log`).
+    pub(super) log: Option<std::sync::Arc<crate::monitor::log::PredictionLog>>,
+    /// Ids of logged predictions without an id field: the compile time (ms) and a counter.
+    pub(super) ids: (u64, std::sync::atomic::AtomicU64),
 }
 
 impl Pipeline {
@@ -83,6 +87,27 @@ impl Pipeline {
     /// The feedback store, when the spec's monitor has one.
     pub fn feedback(&self) -> Option<&std::sync::Arc<crate::monitor::feedback::Feedback>> {
         self.feedback.as_ref()
+    }
+
+    /// The prediction log, when the spec's monitor has one.
+    pub fn log(&self) -> Option<&std::sync::Arc<crate::monitor::log::PredictionLog>> {
+        self.log.as_ref()
+    }
+
+    /// Records the outcome of prediction `id` (quality, and the log's row).
+    pub fn answer(&self, id: &str, truth: crate::monitor::feedback::Truth) -> std::result::Result<(), crate::monitor::feedback::Refusal> {
+        let f = self.feedback.as_ref().ok_or_else(|| {
+            crate::monitor::feedback::Refusal::WrongTruth("this pipeline takes no feedback: its spec's monitor.feedback section (naming the records' id field) adds it".into())
+        })?;
+        let text = match &truth {
+            crate::monitor::feedback::Truth::Label(l) => l.clone(),
+            crate::monitor::feedback::Truth::Value(v) => v.to_string(),
+        };
+        f.answer(id, truth)?;
+        if let Some(log) = &self.log {
+            log.outcome(id, &text);
+        }
+        Ok(())
     }
 
     /// Why the pipeline cannot run yet, if it needs `fit`.
@@ -145,6 +170,11 @@ impl Pipeline {
         if let Some(m) = monitor {
             m.push(frame.rows, &self.input_values(&frame));
         }
+        // The log keeps the inputs as they arrived, before any stage.
+        let raw_inputs = match (&self.log, monitor) {
+            (Some(log), Some(_)) if log.spec().inputs != crate::monitor::log::InputsMode::None => Some(self.row_inputs(&frame, log.spec().inputs)),
+            _ => None,
+        };
         for (i, stage) in self.spec.preprocess.iter().enumerate() {
             stages::apply(stage, &self.stage_labels[i], &self.prepared[i], &mut frame)?;
         }
@@ -185,6 +215,9 @@ impl Pipeline {
                 f.record(&ids, &scores, k);
             }
         }
+        if let (Some(log), Some(_)) = (&self.log, monitor) {
+            self.log_rows(log, &frame, raw_inputs.as_deref(), &good, &scores, k);
+        }
         if let Some(m) = monitor {
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
             m.push(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
@@ -201,6 +234,52 @@ impl Pipeline {
         timing.batch_requests = 1;
         let errors = frame.row_errors.iter().enumerate().filter_map(|(r, e)| e.clone().map(|e| (r, e))).collect();
         Ok(Outcome { rows, columns, errors, stages: t })
+    }
+
+    /// Each row's field values as JSON, or its digest (the log's `inputs`).
+    fn row_inputs(&self, frame: &Frame, mode: crate::monitor::log::InputsMode) -> Vec<String> {
+        let fields = self.input_values(frame);
+        (0..frame.rows)
+            .map(|r| {
+                let mut o = serde_json::Map::new();
+                for (name, v) in &fields {
+                    let value = match v {
+                        Values::Num(x) => serde_json::Number::from_f64(x[r]).map_or(serde_json::Value::Null, serde_json::Value::Number),
+                        Values::Cat { codes, vocab } => usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).map_or(serde_json::Value::Null, |s| serde_json::Value::String(s.clone())),
+                    };
+                    o.insert(name.to_string(), value);
+                }
+                let text = serde_json::Value::Object(o).to_string();
+                if mode == crate::monitor::log::InputsMode::Digest {
+                    format!("{:016x}", crate::monitor::log::fnv(text.as_bytes()))
+                } else {
+                    text
+                }
+            })
+            .collect()
+    }
+
+    /// Queues the good rows' predictions for the log: the id (the feedback
+    /// id field's value, else one made here), the inputs, the predicted
+    /// label and the raw scores.
+    fn log_rows(&self, log: &crate::monitor::log::PredictionLog, frame: &Frame, inputs: Option<&[String]>, good: &[usize], scores: &[f64], k: usize) {
+        let id_col = self.feedback.as_ref().and_then(|f| match frame.get(&f.spec().id_field) {
+            Some(Col::Cat { codes, vocab }) => Some((codes, vocab)),
+            _ => None,
+        });
+        let mut entries = Vec::with_capacity(good.len());
+        for (i, &r) in good.iter().enumerate() {
+            let given = id_col.and_then(|(codes, vocab)| usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).cloned());
+            let id = given.unwrap_or_else(|| format!("{:x}-{}", self.ids.0, self.ids.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+            if !log.sampled(&id) {
+                continue;
+            }
+            let row = scores[i * k..(i + 1) * k].to_vec();
+            let (codes, _, vocab) = predictions(&row, k, self.spec.output.labels.as_deref());
+            let label = codes.first().and_then(|&c| usize::try_from(c).ok()).and_then(|c| vocab.get(c)).cloned();
+            entries.push(crate::monitor::log::Entry { id, inputs: inputs.and_then(|v| v.get(r).cloned()), label, scores: row });
+        }
+        log.append(entries);
     }
 
     /// The raw number and category fields, as the monitor and profiles read them.
@@ -410,6 +489,8 @@ impl Pipeline {
             mergeable: false,
             monitor: None,
             feedback: None,
+            log: None,
+            ids: (0, Default::default()),
         };
         let mut frame = reader.frame(batch)?;
         for (i, stage) in fitted.preprocess.iter_mut().enumerate() {
