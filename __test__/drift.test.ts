@@ -54,7 +54,7 @@ async function monitored(window = 100, checkEvery = 25) {
   const plain = await Pipeline.create(spec(), { baseDir: dir })
   const profile = await plain.profile(reference)
   await plain.dispose()
-  return { profile, p: await Pipeline.create({ ...spec(), monitor: { reference: profile, window, checkEvery } }, { baseDir: dir }) }
+  return { profile, p: await Pipeline.create({ ...spec(), monitor: { reference: profile, window, checkEvery, minIntervalMs: 0 } }, { baseDir: dir }) }
 }
 
 describe('drift monitoring', () => {
@@ -157,7 +157,7 @@ describe('drift monitoring in the server', () => {
     const repo = mkdtempSync(join(tmpdir(), 'oxinfer-drift-'))
     mkdirSync(join(repo, 'penguins', '1'), { recursive: true })
     copyFileSync(join(dir, 'penguins.onnx'), join(repo, 'penguins', '1', 'penguins.onnx'))
-    writeFileSync(join(repo, 'penguins', '1', 'pipeline.json'), JSON.stringify({ ...spec(), monitor: { reference: profile, window: 100, checkEvery: 25 } }))
+    writeFileSync(join(repo, 'penguins', '1', 'pipeline.json'), JSON.stringify({ ...spec(), monitor: { reference: profile, window: 100, checkEvery: 25, minIntervalMs: 0 } }))
     mkdirSync(join(repo, 'plain', '1'), { recursive: true })
     copyFileSync(join(dir, 'penguins.onnx'), join(repo, 'plain', '1', 'penguins.onnx'))
     writeFileSync(join(repo, 'plain', '1', 'pipeline.json'), JSON.stringify(spec()))

@@ -23,6 +23,8 @@ export interface MonitorSpec {
   window?: number
   /** Records between checks (and events); each check measures every feature off the request's path. Default 250. */
   checkEvery?: number
+  /** The least time between checks, in ms, so that their cost stays bounded however fast records arrive. Default 100; 0: none. */
+  minIntervalMs?: number
   /**
    * A feature drifts when a test is significant (p below `alpha`, default
    * 0.001: KS or the missing share for numbers, chi-square for categories)

@@ -53,7 +53,7 @@ fn statistics_equal_scipy_and_numpy() {
             }
         }
         let profile = Profile::build(reference.len(), &[("x", Role::Input, values(numeric, &ref_nums, &ref_cat))]);
-        let spec = MonitorSpec { reference: profile, window: current.len(), check_every: usize::MAX, thresholds: Thresholds::default(), feedback: None, log: None };
+        let spec = MonitorSpec { reference: profile, window: current.len(), check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None };
         let m = std::sync::Arc::new(Monitor::new(spec).unwrap());
         m.observe(current.len(), &[("x", values(numeric, &cur_nums, &cur_cat))]);
         let r = m.report();
@@ -78,7 +78,7 @@ fn statistics_equal_scipy_and_numpy() {
 fn windows_slide_and_events_fire_on_changes() {
     let reference: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
     let profile = Profile::build(reference.len(), &[("x", Role::Input, Values::Num(&reference))]);
-    let m = std::sync::Arc::new(Monitor::new(MonitorSpec { reference: profile, window: 200, check_every: 50, thresholds: Thresholds::default(), feedback: None, log: None }).unwrap());
+    let m = std::sync::Arc::new(Monitor::new(MonitorSpec { reference: profile, window: 200, check_every: 50, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None }).unwrap());
     // Checks on this thread, so that each one is seen in turn.
     m.set_inline_checks(true);
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -25,6 +25,9 @@ fn default_window() -> usize {
 fn default_every() -> usize {
     250
 }
+fn default_interval() -> u64 {
+    100
+}
 
 /// When a feature counts as drifted.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -56,6 +59,10 @@ pub struct MonitorSpec {
     /// and less per category, off the request's path).
     #[serde(default = "default_every")]
     pub check_every: usize,
+    /// The least time between checks, in ms, so that their cost stays
+    /// bounded however fast records arrive (0: none).
+    #[serde(default = "default_interval")]
+    pub min_interval_ms: u64,
     #[serde(default)]
     pub thresholds: Thresholds,
     /// Outcomes fed back by prediction id, and online quality.
@@ -130,6 +137,7 @@ struct State {
     drifted: Vec<bool>,
     /// A check is running (on the thread pool).
     checking: bool,
+    last_check: Option<std::time::Instant>,
 }
 
 pub struct Monitor {
@@ -174,7 +182,7 @@ impl Monitor {
             });
         }
         let n = windows.len();
-        let state = State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n], checking: false };
+        let state = State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n], checking: false, last_check: None };
         Ok(Monitor { spec, state: Mutex::new(state), sink: RwLock::new(None), inline_checks: std::sync::atomic::AtomicBool::new(false) })
     }
 
@@ -211,11 +219,14 @@ impl Monitor {
                     // Each of the batch's categories mapped once.
                     let map: Vec<u32> = vocab
                         .iter()
-                        .map(|v| {
-                            *index.entry(v.clone()).or_insert_with(|| {
+                        .map(|v| match index.get(v) {
+                            Some(&i) => i,
+                            None => {
                                 names.push(v.clone());
-                                (names.len() - 1) as u32
-                            })
+                                let i = (names.len() - 1) as u32;
+                                index.insert(v.clone(), i);
+                                i
+                            }
                         })
                         .collect();
                     let codes = &codes[..rows.min(codes.len())];
@@ -241,8 +252,13 @@ impl Monitor {
             if st.since_check < self.spec.check_every || st.checking {
                 return;
             }
+            let spaced = st.last_check.is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(self.spec.min_interval_ms));
+            if !spaced {
+                return;
+            }
             st.since_check = 0;
             st.checking = true;
+            st.last_check = Some(std::time::Instant::now());
             (st.records, st.windows.clone())
         };
         if self.inline_checks.load(std::sync::atomic::Ordering::Relaxed) {

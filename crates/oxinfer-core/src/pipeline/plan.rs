@@ -507,16 +507,21 @@ impl Pipeline {
 
 /// A `[n, width]` tensor filled column by column straight into its own
 /// buffer, converted once (no f64 staging copy).
+/// The class names of `k` scores: the spec's labels, or the class indices
+/// (none for a single score: a regression or a binary probability).
+fn class_names(k: usize, labels: Option<&[String]>) -> std::borrow::Cow<'_, [String]> {
+    match labels {
+        Some(l) if l.len() == k => std::borrow::Cow::Borrowed(l),
+        _ if k == 1 => std::borrow::Cow::Owned(Vec::new()),
+        _ => std::borrow::Cow::Owned((0..k).map(|i| i.to_string()).collect()),
+    }
+}
+
 /// Per row of `scores` (k per row): the arg-max class as a code into the
-/// returned vocabulary (the spec's labels, or the class indices), and the
-/// top score. A row of NaN scores is missing.
-fn predictions(scores: &[f64], k: usize, labels: Option<&[String]>) -> (Vec<i32>, Vec<f64>, Vec<String>) {
-    let vocab: Vec<String> = match labels {
-        Some(l) if l.len() == k => l.to_vec(),
-        // A single score is a regression or a binary probability: no classes.
-        _ if k == 1 => Vec::new(),
-        _ => (0..k).map(|i| i.to_string()).collect(),
-    };
+/// returned vocabulary (see `class_names`), and the top score. A row of NaN
+/// scores is missing.
+fn predictions<'l>(scores: &[f64], k: usize, labels: Option<&'l [String]>) -> (Vec<i32>, Vec<f64>, std::borrow::Cow<'l, [String]>) {
+    let vocab = class_names(k, labels);
     let rows = scores.len() / k.max(1);
     let mut codes = Vec::with_capacity(rows);
     let mut top = Vec::with_capacity(rows);
