@@ -34,7 +34,8 @@ describe('the oxinfer command', () => {
     for (let i = 0; i < 200 && !out.includes('/metrics'); i++) await new Promise((r) => setTimeout(r, 50))
     // Every log line is pino JSON: the command's own and the native side's (bridged from tracing).
     const logs = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-    expect(logs.find((l) => l.msg === 'serving')).toMatchObject({ level: 30, pid: child.pid, models: ['penguins/1', 'tiny_mlp/1', 'vad/1'] })
+    // The command's own line (the native server logs a 'serving' line too, with its target, in either order).
+    expect(logs.find((l) => l.msg === 'serving' && l.target === undefined)).toMatchObject({ level: 30, pid: child.pid, models: ['penguins/1', 'tiny_mlp/1', 'vad/1'] })
     const loaded = logs.filter((l) => l.msg === 'model loaded')
     expect(loaded.map((l) => l.model).sort()).toEqual(['penguins', 'tiny_mlp', 'vad'])
     expect(loaded[0]).toMatchObject({ level: 30, name: 'oxinfer', pid: child.pid, target: expect.stringMatching(/^oxinfer_server/), time: expect.any(Number), hostname: expect.any(String) })
