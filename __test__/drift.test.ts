@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 import { type DriftEvent, Pipeline, type PipelineSpec, serve } from '../index.js'
-import { fixture, readJson, rejectsWith, root, throwsWith } from './helpers'
+import { fixture, penguinTensors, readJson, rejectsWith, root, throwsWith } from './helpers'
 
 const dir = fixture('penguins')
 const spec = (): PipelineSpec => JSON.parse(readFileSync(join(dir, 'pipeline.json'), 'utf8'))
@@ -135,21 +135,6 @@ describe('drift monitoring', () => {
   })
 })
 
-/** Penguins records as the served pipeline's input tensors. */
-function tensors(rows: Record<string, unknown>[]) {
-  const str = (k: string) => rows.map((r) => (r[k] == null ? '' : String(r[k])))
-  const num = (k: string) => rows.map((r) => (typeof r[k] === 'number' ? (r[k] as number) : 'NaN'))
-  const n = rows.length
-  return [
-    { name: 'island', datatype: 'BYTES', shape: [n], data: str('island') },
-    { name: 'bill_length_mm', datatype: 'FP64', shape: [n], data: num('bill_length_mm') },
-    { name: 'bill_depth_mm', datatype: 'FP64', shape: [n], data: num('bill_depth_mm') },
-    { name: 'flipper_length_mm', datatype: 'FP64', shape: [n], data: num('flipper_length_mm') },
-    { name: 'body_mass_g', datatype: 'FP64', shape: [n], data: num('body_mass_g') },
-    { name: 'sex', datatype: 'BYTES', shape: [n], data: str('sex') },
-  ]
-}
-
 describe('drift monitoring in the server', () => {
   it('answers GET /v2/models/{m}/drift and exports the statistics and alarms as metrics', async () => {
     const { profile, p } = await monitored()
@@ -166,7 +151,7 @@ describe('drift monitoring in the server', () => {
       const url = server.address!.url
       const infer = (rows: Record<string, unknown>[]) =>
         // Missing numbers as the NaN token, as Triton's clients write them.
-        fetch(`${url}/v2/models/penguins/infer`, { method: 'POST', body: JSON.stringify({ inputs: tensors(rows) }).replaceAll('"NaN"', 'NaN') }).then(async (r) => {
+        fetch(`${url}/v2/models/penguins/infer`, { method: 'POST', body: JSON.stringify({ inputs: penguinTensors(rows) }).replaceAll('"NaN"', 'NaN') }).then(async (r) => {
           expect(r.status, await r.clone().text()).toBe(200)
         })
       for (let i = 0; i < heldOut.length; i += 25) await infer(heldOut.slice(i, i + 25))
@@ -249,7 +234,7 @@ describe('feedback and online quality', () => {
     try {
       const url = server.address!.url
       const rows = withIds.slice(0, 40)
-      const inputs = [...tensors(rows), { name: 'id', datatype: 'BYTES', shape: [rows.length], data: rows.map((r) => r.id) }]
+      const inputs = [...penguinTensors(rows), { name: 'id', datatype: 'BYTES', shape: [rows.length], data: rows.map((r) => r.id) }]
       const r = await fetch(`${url}/v2/models/penguins/infer`, { method: 'POST', body: JSON.stringify({ inputs }).replaceAll('"NaN"', 'NaN') })
       expect(r.status, await r.clone().text()).toBe(200)
       const post = (body: unknown) => fetch(`${url}/v2/models/penguins/feedback`, { method: 'POST', body: JSON.stringify(body) })

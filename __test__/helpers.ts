@@ -65,3 +65,18 @@ export function readWav(path: string): { sampleRate: number; samples: Float32Arr
   }
   throw new Error(`no data chunk in ${path}`)
 }
+
+/** Penguins records as a served pipeline's input tensors (KServe v2 JSON; missing numbers as 'NaN'). */
+export function penguinTensors(rows: Record<string, unknown>[]) {
+  const str = (k: string) => rows.map((r) => (r[k] == null ? '' : String(r[k])))
+  const num = (k: string) => rows.map((r) => (typeof r[k] === 'number' ? (r[k] as number) : 'NaN'))
+  const n = rows.length
+  return [
+    { name: 'island', datatype: 'BYTES', shape: [n], data: str('island') },
+    { name: 'bill_length_mm', datatype: 'FP64', shape: [n], data: num('bill_length_mm') },
+    { name: 'bill_depth_mm', datatype: 'FP64', shape: [n], data: num('bill_depth_mm') },
+    { name: 'flipper_length_mm', datatype: 'FP64', shape: [n], data: num('flipper_length_mm') },
+    { name: 'body_mass_g', datatype: 'FP64', shape: [n], data: num('body_mass_g') },
+    { name: 'sex', datatype: 'BYTES', shape: [n], data: str('sex') },
+  ]
+}

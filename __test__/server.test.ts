@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { serve, Session, Tensor, type Server } from '../index.js'
-import { fixture, readJson, readWav, rejectsWith } from './helpers'
+import { fixture, penguinTensors, readJson, readWav, rejectsWith } from './helpers'
 import { binaryRequest, readBinaryResponse } from './server-helpers'
 // @ts-expect-error: a plain .mjs script without types
 import { ensureExampleRepository } from '../scripts/example-repository.mjs'
@@ -37,21 +37,6 @@ async function expectError(r: Response, status: number, pattern?: RegExp): Promi
 
 const { records } = readJson<{ records: Record<string, unknown>[] }>('penguins/records.json')
 const ref = readJson('penguins/reference.json')
-
-/** Penguins records as the pipeline's input tensors. */
-function penguinTensors(rows: Record<string, unknown>[]) {
-  const str = (k: string) => rows.map((r) => (r[k] == null ? '' : String(r[k])))
-  const num = (k: string) => rows.map((r) => (typeof r[k] === 'number' ? (r[k] as number) : 'NaN'))
-  const n = rows.length
-  return [
-    { name: 'island', datatype: 'BYTES', shape: [n], data: str('island') },
-    { name: 'bill_length_mm', datatype: 'FP64', shape: [n], data: num('bill_length_mm') },
-    { name: 'bill_depth_mm', datatype: 'FP64', shape: [n], data: num('bill_depth_mm') },
-    { name: 'flipper_length_mm', datatype: 'FP64', shape: [n], data: num('flipper_length_mm') },
-    { name: 'body_mass_g', datatype: 'FP64', shape: [n], data: num('body_mass_g') },
-    { name: 'sex', datatype: 'BYTES', shape: [n], data: str('sex') },
-  ]
-}
 
 describe('the KServe v2 server', () => {
   let server: Server
