@@ -123,6 +123,24 @@ describe('drift monitoring', () => {
     await plain.dispose()
   })
 
+  it('reads scores as callers get them: post-processing does not look like drift', async () => {
+    // Softmax over the model's probabilities changes every score; the
+    // reference and the live windows must both see the changed ones.
+    const post = { ...spec(), output: { ...spec().output, postprocess: [{ op: 'softmax' }, ...(spec().output.postprocess ?? [])] } } as PipelineSpec
+    const plain = await Pipeline.create(post, { baseDir: dir })
+    const reference1 = await plain.profile(reference)
+    await plain.dispose()
+    const p = await Pipeline.create({ ...post, monitor: { reference: reference1, window: 100, checkEvery: 25, minIntervalMs: 0 } }, { baseDir: dir })
+    await feed(p, heldOut)
+    expect(p.drift()!.drifted).toEqual([])
+    // Unseen categories beyond the cap share one bin; the window stays bounded.
+    await p.runBatch(Array.from({ length: 400 }, (_, i) => ({ ...heldOut[i % heldOut.length], island: `island-${i}` })))
+    const island = p.drift()!.features.find((f) => f.name === 'island')!
+    expect(island.records).toBe(100)
+    expect(island.drifted).toBe(true)
+    await p.dispose()
+  })
+
   it('refuses monitor specs that do not fit the pipeline', async () => {
     const { profile } = await monitored()
     const bad = { ...profile, features: [{ name: 'wingspan', role: 'input', type: 'number', edges: [1], counts: [1, 1], missing: 0, sample: [0, 2] }] }
@@ -219,6 +237,11 @@ describe('feedback and online quality', () => {
     expect(plain.quality()).toBeNull()
     throwsWith(() => plain.feedback('p0', 'Adelie'), 'ERR_INVALID_ARGUMENT')
     await plain.dispose()
+    // The id field as a reference feature: ids are no distribution.
+    const withIdProfile = await feedbackSpec()
+    const idFeature = { name: 'id', role: 'input', type: 'category', counts: [['p0', 1]], missing: 0 }
+    const refWithId = { ...withIdProfile.monitor!.reference, features: [...withIdProfile.monitor!.reference.features, idFeature] }
+    await rejectsWith(Pipeline.create({ ...withIdProfile, monitor: { ...withIdProfile.monitor!, reference: refWithId as never } }, { baseDir: dir }), 'ERR_INVALID_SPEC')
     // An id field that is not a category field of the spec.
     const bad = await feedbackSpec()
     await rejectsWith(Pipeline.create({ ...bad, monitor: { ...bad.monitor!, feedback: { idField: 'bill_length_mm' } } }, { baseDir: dir }), 'ERR_INVALID_SPEC')

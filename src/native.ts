@@ -110,7 +110,7 @@ export interface NativePipeline {
   feedback(id: string, truth: string | number): void
   /** Writes the prediction log to `path` (JSONL, or CSV); resolves to the rows written. */
   exportLog(path: string, csv: boolean): Promise<number>
-  /** Commits the queued log rows now. */
+  /** Commits the queued log rows now; throws when a write failed or rows were dropped. */
   flushLog(): void
   /** Online quality (JSON), or null without monitor.feedback. */
   quality(): string | null

@@ -418,9 +418,18 @@ export class Pipeline {
     }
   }
 
-  /** Commits the prediction log's queued rows now (they are otherwise written every `flushMs` or `batchRows`). */
+  /**
+   * Commits the prediction log's queued rows now (they are otherwise
+   * written every `flushMs` or `batchRows`). Throws ERR_FILE when a write
+   * failed (its rows stay queued for the next try), and ERR_OVERLOADED when
+   * the writer fell behind and dropped rows.
+   */
   flushLog(): void {
-    this.#native.flushLog()
+    try {
+      this.#native.flushLog()
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** Online quality over the last `monitor.feedback.window` outcomes, or null without `monitor.feedback`. */
@@ -443,8 +452,13 @@ export class Pipeline {
     return this
   }
 
-  /** Disposes the underlying session; runs still queued reject with ERR_DISPOSED. */
+  /** Disposes the underlying session; runs still queued reject with ERR_DISPOSED. The prediction log is flushed first. */
   dispose(): Promise<void> {
+    try {
+      this.#native.flushLog()
+    } catch {
+      // A failed or lossy log was reported by flushLog and exportLog; disposing goes on.
+    }
     if (this.#drift.size > 0) {
       this.#native.setDriftListener(hub.nativeHub, 0)
       this.#drift.clear()

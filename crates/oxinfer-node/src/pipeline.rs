@@ -72,11 +72,13 @@ impl NativePipeline {
         Ok(AsyncTask::new(ExportLogTask { log, path, csv }))
     }
 
-    /// Writes the queued log rows now; returns once they are committed.
-    #[napi]
-    pub fn flush_log(&self) {
-        if let Some(log) = self.inner.log() {
-            log.flush();
+    /// Writes the queued log rows now; returns once they are committed, or
+    /// throws the write's failure (ERR_FILE) or the rows dropped (ERR_OVERLOADED).
+    #[napi(catch_unwind)]
+    pub fn flush_log(&self) -> Result<()> {
+        match self.inner.log() {
+            Some(log) => log.flush().js(),
+            None => Ok(()),
         }
     }
 

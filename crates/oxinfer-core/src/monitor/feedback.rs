@@ -180,7 +180,10 @@ impl Feedback {
             return q;
         }
         if self.labels.is_empty() {
-            let errs: Vec<f64> = st.window.iter().filter_map(|o| if let Truth::Value(v) = o.truth { o.scores.first().map(|s| s - v) } else { None }).collect();
+            let errs: Vec<f64> = st.window.iter().filter_map(|o| if let Truth::Value(v) = o.truth { o.scores.first().map(|s| s - v) } else { None }).filter(|e| e.is_finite()).collect();
+            if errs.is_empty() {
+                return q;
+            }
             let n = errs.len() as f64;
             q.mae = Some(errs.iter().map(|e| e.abs()).sum::<f64>() / n);
             q.rmse = Some((errs.iter().map(|e| e * e).sum::<f64>() / n).sqrt());
@@ -191,19 +194,17 @@ impl Feedback {
         let predicted: Vec<usize> = st.window.iter().map(|o| argmax(&o.scores)).collect();
         let n = truth.len();
         q.accuracy = Some(truth.iter().zip(&predicted).filter(|(t, p)| t == p).count() as f64 / n as f64);
-        // Macro averages over the classes each is defined for.
-        let (mut precision, mut np, mut recall, mut nr, mut auc, mut na) = (0.0, 0, 0.0, 0, 0.0, 0);
+        // Macro averages as scikit-learn takes them: over the classes seen in
+        // the truth or the predictions, an undefined ratio counting 0.
+        let (mut precision, mut recall, mut seen, mut auc, mut na) = (0.0, 0.0, 0, 0.0, 0);
         for c in 0..k {
             let tp = truth.iter().zip(&predicted).filter(|(t, p)| **t == c && **p == c).count() as f64;
             let predicted_c = predicted.iter().filter(|p| **p == c).count() as f64;
             let actual_c = truth.iter().filter(|t| **t == c).count() as f64;
-            if predicted_c > 0.0 {
-                precision += tp / predicted_c;
-                np += 1;
-            }
-            if actual_c > 0.0 {
-                recall += tp / actual_c;
-                nr += 1;
+            if predicted_c > 0.0 || actual_c > 0.0 {
+                seen += 1;
+                precision += if predicted_c > 0.0 { tp / predicted_c } else { 0.0 };
+                recall += if actual_c > 0.0 { tp / actual_c } else { 0.0 };
             }
             let scores: Vec<f64> = st.window.iter().map(|o| o.scores.get(c).copied().unwrap_or(f64::NAN)).collect();
             if let Some(a) = auc_of(&scores, &truth.iter().map(|t| *t == c).collect::<Vec<_>>()) {
@@ -211,8 +212,8 @@ impl Feedback {
                 na += 1;
             }
         }
-        q.precision = (np > 0).then(|| precision / np as f64);
-        q.recall = (nr > 0).then(|| recall / nr as f64);
+        q.precision = (seen > 0).then(|| precision / seen as f64);
+        q.recall = (seen > 0).then(|| recall / seen as f64);
         q.auc = (na > 0).then(|| auc / na as f64);
         q
     }

@@ -7,7 +7,7 @@
 //! newest `maxRows`. `export` writes it as JSONL or CSV training data.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, sync_channel, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -75,11 +75,30 @@ enum Msg {
     Flush(Sender<()>),
 }
 
+/// Messages queued for the writer at most: past them, predictions are
+/// dropped (and counted) rather than held in memory or the caller blocked.
+const QUEUE: usize = 1024;
+/// Rows a failed batch keeps for its retry at most.
+const RETRY_ROWS: usize = 1_000_000;
+
 pub struct PredictionLog {
     spec: LogSpec,
     path: PathBuf,
-    tx: Mutex<Sender<Msg>>,
+    tx: Mutex<Option<SyncSender<Msg>>>,
     last_error: std::sync::Arc<Mutex<Option<String>>>,
+    dropped: std::sync::atomic::AtomicU64,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for PredictionLog {
+    /// Closes the queue and waits for the writer's last batch (a graceful
+    /// stop loses nothing).
+    fn drop(&mut self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
 }
 
 fn now_ms() -> i64 {
@@ -115,16 +134,16 @@ fn open(path: &Path) -> std::result::Result<Connection, rusqlite::Error> {
 impl PredictionLog {
     /// Opens (or creates) the log at `path` and starts its writer thread.
     pub fn open(spec: LogSpec, path: PathBuf) -> Result<PredictionLog> {
-        if !(spec.sample > 0.0 && spec.sample <= 1.0) || spec.batch_rows == 0 || spec.flush_ms == 0 || spec.max_rows == 0 {
-            return Err(Error::invalid_spec("monitor", "log: sample must be in (0, 1], and batchRows, flushMs and maxRows at least 1").at("monitor.log"));
+        if !(spec.sample > 0.0 && spec.sample <= 1.0) || spec.batch_rows == 0 || spec.flush_ms == 0 || spec.max_rows == 0 || spec.max_rows > 1 << 50 {
+            return Err(Error::invalid_spec("monitor", "log: sample must be in (0, 1], batchRows and flushMs at least 1, and maxRows from 1 to 2^50").at("monitor.log"));
         }
         let mut conn = open(&path).map_err(|e| db_err(&path, e))?;
-        let (tx, rx) = channel::<Msg>();
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (flush, batch, max) = (Duration::from_millis(spec.flush_ms), spec.batch_rows, spec.max_rows);
         let p = path.clone();
         let last_error = std::sync::Arc::new(Mutex::new(None));
         let failure = std::sync::Arc::clone(&last_error);
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("oxinfer-log".into())
             .spawn(move || {
                 let mut rows: Vec<(Entry, i64)> = Vec::new();
@@ -143,10 +162,20 @@ impl PredictionLog {
                     }
                     let due = since.elapsed() >= flush || rows.len() >= batch || done.is_some() || closed;
                     if due && (!rows.is_empty() || !outcomes.is_empty()) {
-                        let outcome = write(&mut conn, &rows, &outcomes, max);
-                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = outcome.err().map(|e| format!("writing '{}': {e}", p.display()));
-                        rows.clear();
-                        outcomes.clear();
+                        match write(&mut conn, &rows, &outcomes, max) {
+                            Ok(()) => {
+                                rows.clear();
+                                outcomes.clear();
+                                *failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                            }
+                            // Kept for the next try (a full disk may clear),
+                            // up to a bound; the error is reported meanwhile.
+                            Err(e) => {
+                                *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("writing '{}': {e}", p.display()));
+                                let over = rows.len().saturating_sub(RETRY_ROWS);
+                                rows.drain(..over);
+                            }
+                        }
                     }
                     if due {
                         since = Instant::now();
@@ -160,7 +189,32 @@ impl PredictionLog {
                 }
             })
             .map_err(|e| Error::Backend(format!("cannot start the prediction log's writer: {e}")))?;
-        Ok(PredictionLog { spec, path, tx: Mutex::new(tx), last_error })
+        Ok(PredictionLog {
+            spec,
+            path,
+            tx: Mutex::new(Some(tx)),
+            last_error,
+            dropped: Default::default(),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn send(&self, msg: Msg) -> bool {
+        let rows = if let Msg::Rows(r, _) = &msg { r.len() as u64 } else { 0 };
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = tx.as_ref() else { return false };
+        match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(rows.max(1), std::sync::atomic::Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Predictions and outcomes dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The last batch's write failure, if it failed (a full disk, say).
@@ -181,32 +235,46 @@ impl PredictionLog {
         self.spec.sample >= 1.0 || (fnv(key.as_bytes()) as f64 / u64::MAX as f64) < self.spec.sample
     }
 
-    /// Queues predictions for the next batch.
+    /// Queues predictions for the next batch (dropped and counted when the
+    /// writer is `QUEUE` messages behind).
     pub fn append(&self, entries: Vec<Entry>) {
-        if entries.is_empty() {
-            return;
+        if !entries.is_empty() {
+            self.send(Msg::Rows(entries, now_ms()));
         }
-        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Rows(entries, now_ms()));
     }
 
     /// Queues an outcome, joined to its prediction by id.
     pub fn outcome(&self, id: &str, outcome: &str) {
-        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Outcome(id.to_string(), outcome.to_string(), now_ms()));
+        self.send(Msg::Outcome(id.to_string(), outcome.to_string(), now_ms()));
     }
 
-    /// Writes what is queued now; returns once it is committed.
-    pub fn flush(&self) {
+    /// Writes what is queued now; returns once it is committed, or the
+    /// write's failure (the rows stay queued for the next try), or how many
+    /// were dropped since the log opened.
+    pub fn flush(&self) -> Result<()> {
         let (ack, done) = channel();
-        let sent = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send(Msg::Flush(ack)).is_ok();
-        if sent {
-            let _ = done.recv_timeout(Duration::from_secs(30));
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Blocking here is the caller's choice: a flush waits its turn.
+        if let Some(tx) = tx {
+            if tx.send(Msg::Flush(ack)).is_ok() {
+                let _ = done.recv_timeout(Duration::from_secs(30));
+            }
+        }
+        if let Some(e) = self.last_error() {
+            return Err(Error::file_op("write", "the prediction log", &self.path, e));
+        }
+        match self.dropped() {
+            0 => Ok(()),
+            n => Err(Error::Overloaded(format!("the prediction log '{}' fell behind and dropped {n} predictions or outcomes", self.path.display()))),
         }
     }
 
     /// Writes the log (flushed first) to `out` as JSONL or CSV; returns the rows written.
     pub fn export(&self, out: &Path, csv: bool) -> Result<u64> {
-        self.flush();
-        export(&self.path, out, csv)
+        // What is committed exports even when the flush reports a failure.
+        let flushed = self.flush();
+        let n = export(&self.path, out, csv)?;
+        flushed.map(|()| n)
     }
 }
 
@@ -237,7 +305,8 @@ pub fn export(db: &Path, out: &Path, csv: bool) -> Result<u64> {
             let cells = [id, ts.to_string(), inputs.unwrap_or_default(), label.unwrap_or_default(), scores, outcome.unwrap_or_default(), outcome_ts.map(|t| t.to_string()).unwrap_or_default()];
             t.write_record(&cells).map_err(|e| werr(&e))?;
         } else if let Some(w) = &mut jsonl {
-            let inputs_json = inputs.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()).or(inputs.map(serde_json::Value::String));
+            // Values are a JSON object; a digest stays a string (an all-digit one included).
+            let inputs_json = inputs.as_deref().filter(|s| s.starts_with('{')).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()).or(inputs.map(serde_json::Value::String));
             let line = serde_json::json!({
                 "id": id, "ts": ts, "inputs": inputs_json, "label": label,
                 "scores": serde_json::from_str::<serde_json::Value>(&scores).unwrap_or(serde_json::Value::Null),
@@ -264,7 +333,8 @@ fn write(conn: &mut Connection, rows: &[(Entry, i64)], outcomes: &[(String, Stri
             let scores = serde_json::to_string(&e.scores).unwrap_or_else(|_| "[]".into());
             insert.execute(params![e.id, ts, e.inputs, e.label, scores])?;
         }
-        let mut update = tx.prepare_cached("UPDATE predictions SET outcome = ?2, outcome_ts = ?3 WHERE id = ?1 AND outcome IS NULL")?;
+        // The latest prediction with that id (an id seen again replaced its prediction).
+        let mut update = tx.prepare_cached("UPDATE predictions SET outcome = ?2, outcome_ts = ?3 WHERE seq = (SELECT MAX(seq) FROM predictions WHERE id = ?1) AND outcome IS NULL")?;
         for (id, o, ts) in outcomes {
             update.execute(params![id, o, ts])?;
         }

@@ -122,6 +122,10 @@ pub struct DriftEvent {
 
 pub type Sink = Arc<dyn Fn(&DriftEvent) + Send + Sync>;
 
+/// Distinct categories a window tells apart; later unseen ones share `OTHER`.
+pub const MAX_CATEGORIES: usize = 256;
+const OTHER: &str = "(other)";
+
 #[derive(Clone)]
 enum Window {
     Num(VecDeque<f64>),
@@ -221,6 +225,12 @@ impl Monitor {
                         .iter()
                         .map(|v| match index.get(v) {
                             Some(&i) => i,
+                            // Past the cap, unseen categories share one bin
+                            // (ids or free text would grow without bound).
+                            None if names.len() >= MAX_CATEGORIES => *index.entry(OTHER.to_string()).or_insert_with(|| {
+                                names.push(OTHER.to_string());
+                                (names.len() - 1) as u32
+                            }),
                             None => {
                                 names.push(v.clone());
                                 let i = (names.len() - 1) as u32;
@@ -282,10 +292,14 @@ impl Monitor {
 
     /// Statistics now, over the current windows (not counted as a check).
     pub fn report(&self) -> DriftReport {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let features: Vec<FeatureDrift> = self.spec.reference.features.iter().zip(&st.windows).map(|(f, w)| self.measure(f, w)).collect();
+        // Measured on a copy, so that runs pushing values never wait on it.
+        let (records, checks, windows) = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (st.records, st.checks, st.windows.clone())
+        };
+        let features: Vec<FeatureDrift> = self.spec.reference.features.iter().zip(&windows).map(|(f, w)| self.measure(f, w)).collect();
         let drifted = features.iter().filter(|f| f.drifted).map(|f| f.name.clone()).collect();
-        DriftReport { records: st.records, window: self.spec.window, checks: st.checks, features, drifted }
+        DriftReport { records, window: self.spec.window, checks, features, drifted }
     }
 
     /// Measures a snapshot of the windows taken at `records`, updates the
@@ -296,7 +310,6 @@ impl Monitor {
         {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             st.checks += 1;
-            st.checking = false;
             for (i, d) in measured.into_iter().enumerate() {
                 if d.drifted != st.drifted[i] {
                     st.drifted[i] = d.drifted;
@@ -304,15 +317,14 @@ impl Monitor {
                 }
             }
         }
-        if events.is_empty() {
-            return;
-        }
         let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(sink) = sink {
             for e in &events {
                 sink(e);
             }
         }
+        // Only now may the next check start, so events keep their order.
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).checking = false;
     }
 
     fn measure(&self, f: &Feature, w: &Window) -> FeatureDrift {

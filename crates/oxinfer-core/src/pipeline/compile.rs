@@ -466,7 +466,11 @@ fn feedback_for(spec: &Spec, f: &crate::monitor::feedback::FeedbackSpec, k: Opti
 fn monitor_for(spec: &Spec, m: &crate::monitor::MonitorSpec) -> Result<crate::monitor::Monitor> {
     use crate::monitor::{Distribution, Role};
     let err = |msg: String| Error::invalid_spec("monitor", msg).at("monitor.reference");
+    let id_field = m.feedback.as_ref().map(|f| f.id_field.as_str());
     for f in &m.reference.features {
+        if Some(f.name.as_str()) == id_field {
+            return Err(err(format!("reference feature '{}' is the feedback id field: ids are not a distribution to compare", f.name)));
+        }
         let numeric = matches!(f.distribution, Distribution::Number { .. });
         let ok = match f.role {
             Role::Input => spec.fields.iter().any(|x| {

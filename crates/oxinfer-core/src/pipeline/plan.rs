@@ -209,22 +209,25 @@ impl Pipeline {
         }
         t.inference = clock.elapsed().as_nanos() as u64;
 
+        let clock = Instant::now();
+        let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
+        // Monitoring reads the scores as the caller gets them (post-processed),
+        // as `profile` does. The log goes first, so that an outcome sent as
+        // soon as a prediction is known finds its row already queued.
+        if let (Some(log), Some(_)) = (&self.log, monitor) {
+            self.log_rows(log, &frame, raw_inputs.as_deref(), &good, &scores, k);
+        }
         if let (Some(f), Some(_)) = (&self.feedback, monitor) {
             if let Some(Col::Cat { codes, vocab }) = frame.get(&f.spec().id_field) {
                 let ids: Vec<Option<&str>> = good.iter().map(|&r| usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).map(String::as_str)).collect();
                 f.record(&ids, &scores, k);
             }
         }
-        if let (Some(log), Some(_)) = (&self.log, monitor) {
-            self.log_rows(log, &frame, raw_inputs.as_deref(), &good, &scores, k);
-        }
         if let Some(m) = monitor {
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
             m.push(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
             m.advance(rows);
         }
-        let clock = Instant::now();
-        let d = post::run(&self.spec.output.postprocess, &mut scores, good.len(), k);
         let columns = self.results(&frame, &good, &scores, k, d);
         t.postprocess = clock.elapsed().as_nanos() as u64;
         timing.pre_us = (t.preprocess + t.assemble) / 1000;
@@ -296,16 +299,18 @@ impl Pipeline {
     }
 
     /// A profile of `batch` as the reference for drift monitoring: its
-    /// number and category fields as they arrive, and the predicted label and
-    /// its score (the model's raw scores, before post-processing).
+    /// number and category fields as they arrive (but the feedback id
+    /// field), and the predicted label and its score (post-processed, as
+    /// callers get them and as the monitor reads them).
     pub fn profile(&self, batch: &Batch, backend: &dyn Backend, slot: usize, ctl: &RunControl) -> Result<crate::monitor::Profile> {
         if let Some(why) = &self.unfitted {
             return Err(why.clone());
         }
         let frame = self.frame(batch)?;
-        let mut columns: Vec<(&str, Role, Values)> = self.input_values(&frame).into_iter().map(|(n, v)| (n, Role::Input, v)).collect();
+        let id_field = self.spec.monitor.as_ref().and_then(|m| m.feedback.as_ref()).map(|f| f.id_field.as_str());
+        let mut columns: Vec<(&str, Role, Values)> = self.input_values(&frame).into_iter().filter(|(n, _)| Some(*n) != id_field).map(|(n, v)| (n, Role::Input, v)).collect();
         let mut timing = Timing::default();
-        // Scores before post-processing, for the good rows.
+        // The scores column is post-processed, for every row (NaN where bad).
         let outcome = self.evaluate_with(batch, false, backend, slot, ctl, &mut timing, None)?;
         let scores_col = outcome.columns.iter().find(|c| c.name == "scores").ok_or_else(|| Error::Backend("the pipeline returned no scores".into()))?;
         let k = scores_col.dims.get(1).copied().unwrap_or(1).max(1) as usize;
