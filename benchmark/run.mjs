@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor', 'log']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -32,6 +32,7 @@ const MODULES = {
   ocr: './ocr.mjs',
   torch: './torch.mjs',
   monitor: './monitor.mjs',
+  log: './log.mjs',
 }
 
 async function child(name, outFile) {

@@ -170,9 +170,14 @@ impl Pipeline {
         if let Some(m) = monitor {
             m.push(frame.rows, &self.input_values(&frame));
         }
-        // The log keeps the inputs as they arrived, before any stage.
-        let raw_inputs = match (&self.log, monitor) {
-            (Some(log), Some(_)) if log.spec().inputs != crate::monitor::log::InputsMode::None => Some(self.row_inputs(&frame, log.spec().inputs)),
+        // The log's rows: their ids and sampling decided now, and the inputs
+        // of the sampled ones kept as they arrived, before any stage.
+        let logged = match (&self.log, monitor) {
+            (Some(log), Some(_)) => {
+                let ids = self.log_ids(&frame, log);
+                let inputs = (log.spec().inputs != crate::monitor::log::InputsMode::None).then(|| self.row_inputs(&frame, log.spec().inputs, &ids));
+                Some((ids, inputs))
+            }
             _ => None,
         };
         for (i, stage) in self.spec.preprocess.iter().enumerate() {
@@ -214,8 +219,8 @@ impl Pipeline {
         // Monitoring reads the scores as the caller gets them (post-processed),
         // as `profile` does. The log goes first, so that an outcome sent as
         // soon as a prediction is known finds its row already queued.
-        if let (Some(log), Some(_)) = (&self.log, monitor) {
-            self.log_rows(log, &frame, raw_inputs.as_deref(), &good, &scores, k);
+        if let (Some(log), Some((ids, inputs))) = (&self.log, logged) {
+            self.log_rows(log, ids, inputs, &good, &scores, k);
         }
         if let (Some(f), Some(_)) = (&self.feedback, monitor) {
             if let Some(Col::Cat { codes, vocab }) = frame.get(&f.spec().id_field) {
@@ -239,11 +244,28 @@ impl Pipeline {
         Ok(Outcome { rows, columns, errors, stages: t })
     }
 
-    /// Each row's field values as JSON, or its digest (the log's `inputs`).
-    fn row_inputs(&self, frame: &Frame, mode: crate::monitor::log::InputsMode) -> Vec<String> {
+    /// Each row's log id (the feedback id field's value, else one made
+    /// here), or None when the row is not in the log's sample.
+    fn log_ids(&self, frame: &Frame, log: &crate::monitor::log::PredictionLog) -> Vec<Option<String>> {
+        let id_col = self.feedback.as_ref().and_then(|f| match frame.get(&f.spec().id_field) {
+            Some(Col::Cat { codes, vocab }) => Some((codes, vocab)),
+            _ => None,
+        });
+        (0..frame.rows)
+            .map(|r| {
+                let given = id_col.and_then(|(codes, vocab)| usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).cloned());
+                let id = given.unwrap_or_else(|| format!("{:x}-{}", self.ids.0, self.ids.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+                log.sampled(&id).then_some(id)
+            })
+            .collect()
+    }
+
+    /// The sampled rows' field values as JSON, or its digest (the log's `inputs`).
+    fn row_inputs(&self, frame: &Frame, mode: crate::monitor::log::InputsMode, ids: &[Option<String>]) -> Vec<Option<String>> {
         let fields = self.input_values(frame);
         (0..frame.rows)
             .map(|r| {
+                ids[r].as_ref()?;
                 let mut o = serde_json::Map::new();
                 for (name, v) in &fields {
                     let value = match v {
@@ -253,34 +275,22 @@ impl Pipeline {
                     o.insert(name.to_string(), value);
                 }
                 let text = serde_json::Value::Object(o).to_string();
-                if mode == crate::monitor::log::InputsMode::Digest {
-                    format!("{:016x}", crate::monitor::log::fnv(text.as_bytes()))
-                } else {
-                    text
-                }
+                Some(if mode == crate::monitor::log::InputsMode::Digest { format!("{:016x}", crate::monitor::log::fnv(text.as_bytes())) } else { text })
             })
             .collect()
     }
 
-    /// Queues the good rows' predictions for the log: the id (the feedback
-    /// id field's value, else one made here), the inputs, the predicted
-    /// label and the raw scores.
-    fn log_rows(&self, log: &crate::monitor::log::PredictionLog, frame: &Frame, inputs: Option<&[String]>, good: &[usize], scores: &[f64], k: usize) {
-        let id_col = self.feedback.as_ref().and_then(|f| match frame.get(&f.spec().id_field) {
-            Some(Col::Cat { codes, vocab }) => Some((codes, vocab)),
-            _ => None,
-        });
-        let mut entries = Vec::with_capacity(good.len());
+    /// Queues the good, sampled rows' predictions for the log: the id, the
+    /// inputs, the predicted label and the scores.
+    fn log_rows(&self, log: &crate::monitor::log::PredictionLog, mut ids: Vec<Option<String>>, mut inputs: Option<Vec<Option<String>>>, good: &[usize], scores: &[f64], k: usize) {
+        let mut entries = Vec::new();
         for (i, &r) in good.iter().enumerate() {
-            let given = id_col.and_then(|(codes, vocab)| usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).cloned());
-            let id = given.unwrap_or_else(|| format!("{:x}-{}", self.ids.0, self.ids.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
-            if !log.sampled(&id) {
-                continue;
-            }
+            let Some(id) = ids[r].take() else { continue };
             let row = scores[i * k..(i + 1) * k].to_vec();
             let (codes, _, vocab) = predictions(&row, k, self.spec.output.labels.as_deref());
             let label = codes.first().and_then(|&c| usize::try_from(c).ok()).and_then(|c| vocab.get(c)).cloned();
-            entries.push(crate::monitor::log::Entry { id, inputs: inputs.and_then(|v| v.get(r).cloned()), label, scores: row });
+            let inputs = inputs.as_mut().and_then(|v| v[r].take());
+            entries.push(crate::monitor::log::Entry { id, inputs, label, scores: row });
         }
         log.append(entries);
     }
