@@ -47,16 +47,13 @@ impl NativePipeline {
     /// Records the outcome of the prediction with id `id` (a class label, or a number).
     #[napi(catch_unwind)]
     pub fn feedback(&self, id: String, truth: Either<String, f64>) -> Result<()> {
-        let f = self
-            .inner
-            .feedback()
-            .ok_or_else(|| CoreError::InvalidArgument("feedback needs the spec's monitor.feedback section (its idField names the records' prediction ids)".into()))
-            .js()?;
+        if self.inner.feedback().is_none() {
+            return Err(crate::errors::to_napi(CoreError::InvalidArgument("feedback needs the spec's monitor.feedback section (its idField names the records' prediction ids)".into())));
+        }
         let truth = match truth {
             Either::A(l) => oxinfer_core::monitor::feedback::Truth::Label(l),
             Either::B(v) => oxinfer_core::monitor::feedback::Truth::Value(v),
         };
-        let _ = f;
         self.inner.answer(&id, truth).map_err(oxinfer_core::monitor::feedback::Refusal::into_error).js()
     }
 
