@@ -76,7 +76,7 @@ export type { ImageOptions, ImageOutputType, ImageProcessorConstructor, ImageSou
 export { fitPlatt } from './src/calibration'
 
 export { Graph } from './src/graph'
-export type { GraphOptions, GraphResult, GraphRunOptions, GraphSpec, GraphTiming, NodeTiming, SwitchStats } from './src/graph'
+export type { FeedbackDecision, GraphOptions, GraphResult, GraphRunOptions, GraphSpec, GraphTiming, NodeTiming, SwitchStats, TrialDecision, TrialStats, TrialStatus } from './src/graph'
 
 export { setLogger } from './src/log'
 export type { LineSink, Logger, LogLevel, PinoLike } from './src/log'

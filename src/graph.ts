@@ -57,6 +57,12 @@ export interface GraphRunOptions {
   signal?: AbortSignal
   /** Called with where the request's time went, before the promise settles. */
   onTiming?: (t: GraphTiming) => void
+  /**
+   * The request's id (a transaction id, say). `feedback` switches keep what
+   * their variants predicted under it until {@link Graph.feedback} brings
+   * the outcome; requests without one are routed but never scored.
+   */
+  id?: string
 }
 
 /** One node's share of a graph request. */
@@ -97,6 +103,59 @@ export interface SwitchStats {
   probes: number
   variants: { name: string; quality: number; chosen: number; runs: number; p50Us: number | null; p95Us: number | null; lastUs: number | null }[]
   events: { decision: number; from: number; to: number; measure: number }[]
+  /** A `feedback` policy's champion/challenger trial (absent for other policies). */
+  trial?: TrialStats
+}
+
+/** How a `feedback` trial stands: `promoted` (the challenger now takes every request), `retired` (it takes none), `undecided` (maxSamples reached). */
+export type TrialStatus = 'running' | 'promoted' | 'retired' | 'undecided'
+
+/** The figures a trial's decision rested on. */
+export interface TrialDecision {
+  status: TrialStatus
+  /** When, in ms since the Unix epoch. */
+  atMs: number
+  /** Outcomes received by then. */
+  feedback: number
+  /** Outcomes scored and mean loss, per arm: [champion, challenger]. */
+  samples: [number, number]
+  loss: [number, number]
+  /** Challenger's mean loss minus the champion's (negative: the challenger is better). */
+  delta: number
+  /** ln of the sequential test's likelihood ratio, and the ln(1/alpha) it had to reach. */
+  logRatio: number
+  threshold: number
+}
+
+/** A `feedback` switch's champion/challenger trial. */
+export interface TrialStats {
+  status: TrialStatus
+  metric: 'accuracy' | 'mae' | 'mse'
+  mode: 'split' | 'shadow'
+  /** Variant indices. */
+  champion: number
+  challenger: number
+  confidence: number
+  /** Outcomes received (those after the decision included). */
+  feedback: number
+  /** Outcomes scored and mean loss (null before the first), per arm: [champion, challenger]. */
+  samples: [number, number]
+  loss: [number | null, number | null]
+  /** The test's latest figure (null until both arms have minSamples outcomes). */
+  logRatio: number | null
+  threshold: number
+  /** The mixing scale in use (null until fixed). */
+  effect: number | null
+  shadowRuns: number
+  shadowFailures: number
+  /** Predictions waiting for their outcome. */
+  pending: number
+  decision: TrialDecision | null
+}
+
+/** A decision an outcome made: the switch node ("outer/inner" when nested) and its figures. */
+export interface FeedbackDecision extends TrialDecision {
+  node: string
 }
 
 /** A graph's outputs by name; a skipped output is null. */
@@ -109,7 +168,7 @@ const OPTION_KEYS = ['models', 'session', 'baseDir'] as const
  * hops to a worker and back would cost more than the graph.
  */
 const INLINE_US = 300
-const RUN_KEYS = ['timeoutMs', 'priority', 'variants', 'signal', 'onTiming'] as const
+const RUN_KEYS = ['timeoutMs', 'priority', 'variants', 'signal', 'onTiming', 'id'] as const
 
 const info = (v: NativeValueInfo): ValueInfo => Object.freeze({ name: v.name, type: v.type, dims: Object.freeze(v.dims.slice()) })
 
@@ -208,6 +267,7 @@ export class Graph {
       if (!isPlainObject(opts)) throw invalidArg('graph.run: options must be an object')
       checkKeys('graph.run', opts, RUN_KEYS)
       if (options.variants !== undefined && !isPlainObject(options.variants)) throw invalidArg('graph.run: variants must be an object of variant names or indices by switch node')
+      if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) throw invalidArg('graph.run: id must be a non-empty string')
       flat = flattenFeeds('graph.run', 'input', feeds)
     } catch (e) {
       return Promise.reject(e)
@@ -248,7 +308,7 @@ export class Graph {
       }
       let now: unknown
       const started = inline ? performance.now() : 0
-      const sent = hub.submit(id, settle, () => (now = this.#native.run(id, flat, options.timeoutMs, options.priority, options.variants, inline)), reject)
+      const sent = hub.submit(id, settle, () => (now = this.#native.run(id, flat, options.timeoutMs, options.priority, options.variants, inline, options.id)), reject)
       if (!sent) return
       this.#inFlight++
       if (now !== undefined) {
@@ -281,6 +341,31 @@ export class Graph {
     if (typeof source === 'string') throw invalidArg('Graph.runJob: give an iterable of inputs (a graph has no record schema to read a file with)')
     if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the graph was disposed')
     return feedsJob<Record<string, TensorLike>, GraphResult>(source, 'Graph.runJob', o, (feeds, signal) => this.run(feeds, { signal }))
+  }
+
+  /** Whether a switch has a `feedback` policy: give requests an `id` and their outcomes to {@link Graph.feedback}. */
+  get takesFeedback(): boolean {
+    return this.#native.takesFeedback
+  }
+
+  /**
+   * The outcome of the request run with `id`: for each row it had, the true
+   * class (an index, or a label the policy's `labels` name) or the true
+   * value. Scores every `feedback` switch that kept a prediction for it and
+   * returns the decisions this outcome made (usually none). An unknown id,
+   * a second outcome or a wrong truth throws ERR_INVALID_ARGUMENT.
+   */
+  feedback(id: string, truth: string | number | (string | number)[]): FeedbackDecision[] {
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the graph was disposed')
+    if (typeof id !== 'string' || id === '') throw invalidArg('graph.feedback: id must be a non-empty string')
+    const list = Array.isArray(truth) ? truth : [truth]
+    if (list.length === 0 || list.some((t) => typeof t !== 'string' && typeof t !== 'number')) throw invalidArg('graph.feedback: truth must be a class label or index, a value, or an array of them (one per row)')
+    try {
+      const made = JSON.parse(this.#native.feedback(id, list)) as [string, TrialDecision][]
+      return made.map(([node, d]) => ({ node, ...d }))
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** Every switch node's decisions and per-variant latencies. */

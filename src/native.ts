@@ -220,8 +220,11 @@ export interface NativeGraph {
   readonly nodes: string[]
   switchStats(): string
   /** Runs one request; returns its outcome when it finished inline, else it arrives through the hub for `id`. */
-  run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>, inline?: boolean): unknown
+  run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>, inline?: boolean, requestId?: string): unknown
   abort(id: number): void
+  readonly takesFeedback: boolean
+  /** The outcome of request `id`, one truth per row; the decisions made, as JSON `[[node, decision]...]`. */
+  feedback(id: string, truths: (string | number)[]): string
 }
 
 /** @internal Binds a graph spec's model keys to sessions, then builds it. */

@@ -173,10 +173,33 @@ impl NativeGraph {
                     "node": s.node, "policy": s.policy, "current": s.current, "decisions": s.decisions, "switches": s.switches, "probes": s.probes,
                     "variants": s.variants.iter().map(|v| json!({ "name": v.name, "quality": v.quality, "chosen": v.chosen, "runs": v.runs, "p50Us": v.p50_us, "p95Us": v.p95_us, "lastUs": v.last_us })).collect::<Vec<_>>(),
                     "events": s.events.iter().map(|e| json!({ "decision": e.decision, "from": e.from, "to": e.to, "measure": e.measure })).collect::<Vec<_>>(),
+                    "trial": s.trial,
                 })
             })
             .collect();
         serde_json::Value::Array(list).to_string()
+    }
+
+    /// Whether a switch runs a `feedback` trial (requests then carry ids).
+    #[napi(getter)]
+    pub fn takes_feedback(&self) -> bool {
+        self.inner.takes_feedback()
+    }
+
+    /// The outcome of request `id`, one truth per row (a class label, index
+    /// or value); the decisions it made, as JSON `[[node, decision]...]`.
+    #[napi]
+    pub fn feedback(&self, id: String, truths: Vec<Either<String, f64>>) -> Result<String> {
+        use oxinfer_core::monitor::feedback::Truth;
+        let truths: Vec<Truth> = truths
+            .into_iter()
+            .map(|t| match t {
+                Either::A(l) => Truth::Label(l),
+                Either::B(v) => Truth::Value(v),
+            })
+            .collect();
+        let decisions = self.inner.feedback(&id, &truths).map_err(oxinfer_core::monitor::feedback::Refusal::into_error).js()?;
+        Ok(serde_json::to_string(&decisions).unwrap_or_default())
     }
 
     /// Runs one request (`feeds` flat: `[name, typeCode, data, dims, ...]`,
@@ -186,7 +209,17 @@ impl NativeGraph {
     /// outcome returned, any other arrives through the hub for `id`.
     #[napi]
     #[allow(clippy::too_many_arguments)]
-    pub fn run(&self, env: Env, id: f64, feeds: Unknown, timeout_ms: Option<f64>, priority: Option<u32>, variants: Option<HashMap<String, Either<u32, String>>>, inline: Option<bool>) -> Result<Unknown<'_>> {
+    pub fn run(
+        &self,
+        env: Env,
+        id: f64,
+        feeds: Unknown,
+        timeout_ms: Option<f64>,
+        priority: Option<u32>,
+        variants: Option<HashMap<String, Either<u32, String>>>,
+        inline: Option<bool>,
+        request_id: Option<String>,
+    ) -> Result<Unknown<'_>> {
         let id = id as u64;
         let inputs: Vec<oxinfer_core::InputTensor> = crate::feeds::parse(env.raw(), feeds.value().value).js()?.into_iter().map(|t| t.into_owned()).collect();
         let ctl = Arc::new(oxinfer_core::RunControl::new());
@@ -209,6 +242,7 @@ impl NativeGraph {
                 .collect(),
             ctl: Some(Arc::clone(&ctl)),
             inline,
+            id: request_id,
         };
         self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id, ctl);
         // While this call runs, an outcome is kept for it; after, it goes to the hub.

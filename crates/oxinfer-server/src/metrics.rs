@@ -41,6 +41,10 @@ pub struct Metrics {
     drift_alarm: IntGaugeVec,
     /// Online quality from feedback (accuracy, precision, recall, auc, mae, rmse).
     quality: GaugeVec,
+    /// A `feedback` switch's trial: mean loss and outcomes per arm, and its status.
+    trial_loss: GaugeVec,
+    trial_samples: IntGaugeVec,
+    trial_status: IntGaugeVec,
     pub http_in_flight: IntGauge,
     /// One scrape at a time: a scrape resets and refills the gauges.
     scrape: Mutex<()>,
@@ -113,6 +117,9 @@ impl Metrics {
                 &["model", "version", "feature", "statistic"],
             ),
             quality: float_gauge("oxinfer_quality", "Online quality over a pipeline's feedback window (accuracy, precision, recall, auc, mae, rmse; feedback: outcomes received)", &["model", "version", "metric"]),
+            trial_loss: float_gauge("oxinfer_graph_trial_loss", "Mean loss of each arm of a feedback switch's trial (1 - accuracy, MAE or MSE)", &["model", "version", "node", "arm"]),
+            trial_samples: gauge_of("oxinfer_graph_trial_samples", "Outcomes scored for each arm of a feedback switch's trial", &["model", "version", "node", "arm"]),
+            trial_status: gauge_of("oxinfer_graph_trial_status", "A feedback switch's trial: 0 running, 1 challenger promoted, 2 challenger retired, 3 undecided", SW),
             drift_alarm: gauge_of("oxinfer_drift_alarm", "1 while a monitored feature drifts (see the pipeline spec's monitor)", &["model", "version", "feature"]),
             http_in_flight,
             scrape: Mutex::new(()),
@@ -146,10 +153,11 @@ impl Metrics {
         self.ready.reset();
         self.pending.reset();
         self.queued.reset();
-        for g in [&self.switch_current, &self.switch_changes, &self.switch_chosen, &self.switch_p95, &self.drift_alarm] {
+        for g in [&self.switch_current, &self.switch_changes, &self.switch_chosen, &self.switch_p95, &self.drift_alarm, &self.trial_samples, &self.trial_status] {
             g.reset();
         }
         self.drift_stat.reset();
+        self.trial_loss.reset();
         self.quality.reset();
         for v in repo.all() {
             let ver = v.version.to_string();
@@ -191,6 +199,23 @@ impl Metrics {
                         self.switch_chosen.with_label_values(&l).set(var.chosen as i64);
                         if let Some(p) = var.p95_us {
                             self.switch_p95.with_label_values(&l).set(p as i64);
+                        }
+                    }
+                    if let Some(t) = &sw.trial {
+                        use oxinfer_core::graph::trial::Status;
+                        let status = match t.status {
+                            Status::Running => 0,
+                            Status::Promoted => 1,
+                            Status::Retired => 2,
+                            Status::Undecided => 3,
+                        };
+                        self.trial_status.with_label_values(&node).set(status);
+                        for (arm, k) in [("champion", 0), ("challenger", 1)] {
+                            let l = [labels[0], labels[1], sw.node.as_str(), arm];
+                            self.trial_samples.with_label_values(&l).set(t.samples[k] as i64);
+                            if let Some(x) = t.loss[k] {
+                                self.trial_loss.with_label_values(&l).set(x);
+                            }
                         }
                     }
                 }

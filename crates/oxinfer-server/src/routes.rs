@@ -255,6 +255,7 @@ fn stats_json(v: &Version) -> Value {
                 json!({
                     "node": s.node, "policy": s.policy, "current": s.current, "decisions": s.decisions, "switches": s.switches, "probes": s.probes,
                     "variants": s.variants.iter().map(|x| json!({ "name": x.name, "quality": x.quality, "chosen": x.chosen, "runs": x.runs, "p50_us": x.p50_us, "p95_us": x.p95_us })).collect::<Vec<_>>(),
+                    "trial": s.trial,
                 })
             })
             .collect();
@@ -323,8 +324,24 @@ fn drift_json(v: &Version) -> Response {
 /// accepted before it.
 fn feedback_json(v: &Version, body: &[u8]) -> Response {
     use oxinfer_core::monitor::feedback::{Refusal, Truth};
-    let (Some(f), crate::model::Kind::Pipeline(pipeline)) = (v.feedback(), &v.kind) else {
-        return error(ServerError::bad(format!("model '{}' takes no feedback: a pipeline spec's monitor.feedback section (naming the records' id field) adds it", v.model)));
+    let graph = match &v.kind {
+        crate::model::Kind::Graph(g) if g.graph.takes_feedback() => Some(&g.graph),
+        _ => None,
+    };
+    let pipeline = match (v.feedback(), &v.kind) {
+        (Some(f), crate::model::Kind::Pipeline(p)) => Some((f, p)),
+        _ => None,
+    };
+    if graph.is_none() && pipeline.is_none() {
+        return error(ServerError::bad(format!(
+            "model '{}' takes no feedback: a pipeline spec's monitor.feedback section (naming the records' id field), or a graph switch with a 'feedback' policy, adds it",
+            v.model
+        )));
+    }
+    let truth_of = |t: &Value| match t {
+        Value::String(s) => Some(Truth::Label(s.clone())),
+        Value::Number(n) => Some(Truth::Value(n.as_f64().unwrap_or(f64::NAN))),
+        _ => None,
     };
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -336,17 +353,28 @@ fn feedback_json(v: &Version, body: &[u8]) -> Response {
         None => vec![parsed],
     };
     let mut accepted = 0usize;
+    let mut decisions = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let id = match item.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return error(ServerError::bad(format!("feedback[{i}]: id must be a non-empty string"))),
         };
-        let truth = match item.get("truth") {
-            Some(Value::String(s)) => Truth::Label(s.clone()),
-            Some(Value::Number(n)) => Truth::Value(n.as_f64().unwrap_or(f64::NAN)),
-            _ => return error(ServerError::bad(format!("feedback[{i}]: truth must be a class label (string) or a number"))),
+        // A graph takes one truth per row of the request (an array), or one.
+        let truths: Option<Vec<Truth>> = match (item.get("truth"), graph.is_some()) {
+            (Some(Value::Array(list)), true) if !list.is_empty() => list.iter().map(truth_of).collect(),
+            (Some(t), _) => truth_of(t).map(|t| vec![t]),
+            (None, _) => None,
         };
-        if let Err(r) = pipeline.answer(&id, truth) {
+        let Some(mut truths) = truths else {
+            let what = if graph.is_some() { "a class label (string), a number, or an array of them (one per row)" } else { "a class label (string) or a number" };
+            return error(ServerError::bad(format!("feedback[{i}]: truth must be {what}")));
+        };
+        let outcome = match (graph, &pipeline) {
+            (Some(g), _) => g.feedback(&id, &truths).map(|made| decisions.extend(made)),
+            (None, Some((_, p))) => p.answer(&id, truths.remove(0)),
+            (None, None) => unreachable!("checked above"),
+        };
+        if let Err(r) = outcome {
             let e = match r {
                 Refusal::UnknownId(m) => ServerError::NotFound(m),
                 Refusal::Answered(m) => ServerError::Conflict(m),
@@ -360,7 +388,26 @@ fn feedback_json(v: &Version, body: &[u8]) -> Response {
         }
         accepted += 1;
     }
-    json_response(json!({ "accepted": accepted, "quality": f.quality() }))
+    match (pipeline, graph) {
+        (Some((f, _)), _) => json_response(json!({ "accepted": accepted, "quality": f.quality() })),
+        (None, Some(g)) => {
+            let trials: Vec<Value> = g.switch_stats().into_iter().filter_map(|s| s.trial.map(|t| json!({ "node": s.node, "trial": t }))).collect();
+            let made: Vec<Value> = decisions.into_iter().map(|(node, d)| json!({ "node": node, "decision": d })).collect();
+            json_response(json!({ "accepted": accepted, "decisions": made, "trials": trials }))
+        }
+        (None, None) => unreachable!("checked above"),
+    }
+}
+
+/// A fresh request id: the process's start time and a counter, unique per
+/// server run and ordered.
+fn request_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static BOOT: OnceLock<u64> = OnceLock::new();
+    let boot = *BOOT.get_or_init(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64));
+    format!("ox-{boot:x}-{}", NEXT.fetch_add(1, Relaxed))
 }
 
 async fn feedback(State(app): State<Arc<App>>, Path(m): Path<String>, body: Bytes) -> Response {
@@ -422,7 +469,14 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
         Ok(s) => s,
         Err(e) => return error(e),
     };
+    // A graph that learns from outcomes needs every prediction's id: the
+    // request's own, or one made here and echoed in the response.
+    let takes_feedback = matches!(&version.kind, crate::model::Kind::Graph(g) if g.graph.takes_feedback());
+    if takes_feedback && req.id.as_deref().is_none_or(str::is_empty) {
+        req.id = Some(request_id());
+    }
     let options = InferOptions {
+        id: if takes_feedback { req.id.clone() } else { None },
         sequence,
         // As in Triton, priority 0 and timeout 0 mean the model's default.
         priority: req.parameters.get("priority").and_then(|p| p.as_u64()).filter(|&p| p > 0).map(|p| p.min(u32::MAX as u64) as u32),

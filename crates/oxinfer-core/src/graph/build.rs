@@ -13,6 +13,8 @@ use crate::graph::rank::Ranker;
 use crate::graph::runner::{find, names, NodeRunner};
 use crate::graph::spec::{self, error, GraphSpec, NodeKind, NodeSpec, RankStrategy, When};
 use crate::graph::switch::{Policy, SwitchState, SwitchStats};
+use crate::graph::trial::{Decision, Trial};
+use crate::monitor::feedback::{Refusal, Truth};
 use crate::graph::types::{fixed, mismatch, Ty};
 
 /// A validated graph, ready to run; cheap to clone (shared).
@@ -120,6 +122,60 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// Whether a switch (nested graphs' included) runs a `feedback` trial:
+    /// requests then need an id for their outcome to count.
+    pub fn takes_feedback(&self) -> bool {
+        self.plan.nodes.iter().any(|n| match &n.exec {
+            Exec::Switch { state, .. } => state.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some(),
+            Exec::Graph(g) => g.takes_feedback(),
+            _ => false,
+        })
+    }
+
+    fn trial_switches(&self, out: &mut Vec<(String, Arc<Plan>, usize)>, prefix: &str) {
+        for (i, n) in self.plan.nodes.iter().enumerate() {
+            match &n.exec {
+                Exec::Switch { state, .. } if state.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some() => out.push((format!("{prefix}{}", n.name), Arc::clone(&self.plan), i)),
+                Exec::Graph(g) => g.trial_switches(out, &format!("{prefix}{}/", n.name)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The outcome of request `id` (one truth per row it had), fed to every
+    /// `feedback` switch that kept a prediction for it. Returns the
+    /// decisions it made, by switch node ("outer/inner" when nested).
+    pub fn feedback(&self, id: &str, truths: &[Truth]) -> std::result::Result<Vec<(String, Decision)>, Refusal> {
+        let mut switches = Vec::new();
+        self.trial_switches(&mut switches, "");
+        if switches.is_empty() {
+            return Err(Refusal::UnknownId("this graph takes no feedback: no switch has a 'feedback' policy".into()));
+        }
+        let states: Vec<(String, &Mutex<SwitchState>)> = switches
+            .iter()
+            .filter_map(|(name, plan, i)| match &plan.nodes[*i].exec {
+                Exec::Switch { state, .. } => Some((name.clone(), &**state)),
+                _ => None,
+            })
+            .collect();
+        let lock = |m: &Mutex<SwitchState>| m.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some_and(|t| t.knows(id));
+        let knowing: Vec<&(String, &Mutex<SwitchState>)> = states.iter().filter(|(_, m)| lock(m)).collect();
+        if knowing.is_empty() {
+            // Any trial's refusal names the id and how many are kept.
+            let (_, m) = &states[0];
+            return m.lock().unwrap_or_else(|e| e.into_inner()).answer(id, truths).map(|_| Vec::new());
+        }
+        let mut decisions = Vec::new();
+        for (name, m) in knowing {
+            if let Some(d) = m.lock().unwrap_or_else(|e| e.into_inner()).answer(id, truths)? {
+                decisions.push((name.clone(), d));
+            }
+        }
+        Ok(decisions)
+    }
+}
+
 /// How edges and errors name a node input: "cls.x".
 fn end(node: &str, input: &str) -> String {
     format!("{node}.{input}")
@@ -188,7 +244,10 @@ fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>, base: O
                 labels.push((name, v.quality));
             }
             let outs = out_names(runners[0].outputs());
-            let state = SwitchState::new(&n.name, Policy::from_spec(&s.policy), &labels);
+            let mut state = SwitchState::new(&n.name, Policy::from_spec(&s.policy), &labels);
+            if let spec::PolicySpec::Feedback(t) = &s.policy {
+                state = state.with_trial(trial(n, t, &labels, runners[0].outputs())?);
+            }
             (Exec::Switch { runners, state: Box::new(Mutex::new(state)) }, outs)
         }
         NodeKind::Rank(r) => {
@@ -224,6 +283,54 @@ fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>, base: O
             (Exec::Rank { runner: Arc::clone(runner), ranker }, vec!["order".into(), "scores".into()])
         }
     })
+}
+
+/// A `feedback` policy's trial, its parameters checked against the variants.
+fn trial(n: &NodeSpec, t: &spec::TrialSpec, variants: &[(String, f64)], outputs: &[ValueInfo]) -> Result<Trial> {
+    let at = |key: &str| format!("{}.policy.{key}", n.path);
+    let fail = |key: &str, m: String| error(Some(n.label()), &at(key), format!("switch '{}': {m}", n.name));
+    let listed = || variants.iter().map(|v| format!("'{}'", v.0)).collect::<Vec<_>>().join(", ");
+    let index = |key: &str, name: &str| variants.iter().position(|v| v.0 == name).ok_or_else(|| fail(key, format!("no variant '{name}' (variants: {})", listed())));
+    let challenger = index("challenger", &t.challenger)?;
+    let champion = match &t.champion {
+        Some(c) => index("champion", c)?,
+        // The best declared quality among the others; ties: the first.
+        None => (0..variants.len()).filter(|&v| v != challenger).fold(None, |best: Option<usize>, v| match best {
+            Some(b) if variants[b].1 >= variants[v].1 => Some(b),
+            _ => Some(v),
+        }).ok_or_else(|| fail("challenger", "a feedback policy needs a champion besides the challenger: add a second variant".into()))?,
+    };
+    if champion == challenger {
+        return Err(fail("champion", format!("'{}' cannot be both champion and challenger", t.challenger)));
+    }
+    if !(t.split > 0.0 && t.split <= 1.0) {
+        return Err(fail("split", format!("split must be above 0 and at most 1, not {}", t.split)));
+    }
+    if !(t.confidence > 0.5 && t.confidence < 1.0) {
+        return Err(fail("confidence", format!("confidence must be between 0.5 and 1 (exclusive), not {}", t.confidence)));
+    }
+    if t.effect.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
+        return Err(fail("effect", "effect must be a positive number".into()));
+    }
+    if t.max_samples > 0 && t.max_samples < t.min_samples {
+        return Err(fail("maxSamples", format!("maxSamples ({}) is below minSamples ({})", t.max_samples, t.min_samples)));
+    }
+    if t.keep == 0 {
+        return Err(fail("keep", "keep must be at least 1".into()));
+    }
+    if t.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        return Err(fail("labels", "labels must name at least one class".into()));
+    }
+    let out = match &t.output {
+        Some(o) => find(outputs, o).ok_or_else(|| fail("output", format!("the variants have no output '{o}'; they have {}", names(outputs))))?,
+        None => outputs.first().ok_or_else(|| fail("output", "the variants have no outputs".into()))?,
+    };
+    if !matches!(out.kind, crate::backend::ValueKind::Tensor(d) if d != crate::tensor::DType::String) {
+        return Err(fail("output", format!("output '{}' is not a numeric tensor; the trial scores one (class scores, a class index or a value)", out.name)));
+    }
+    let mut spec = t.clone();
+    spec.output = Some(out.name.clone());
+    Ok(Trial::new(spec, champion, challenger))
 }
 
 /// Checks that variant `b` has the inputs and outputs of variant `a`, with compatible types.

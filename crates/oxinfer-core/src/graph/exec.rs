@@ -54,6 +54,9 @@ pub struct GraphRunOptions {
     /// Short models with empty queues may run on the thread that calls
     /// `run` (a caller that measured the graph as fast, and is idle).
     pub inline: bool,
+    /// The request's id, under which `feedback` switches keep what their
+    /// variants predicted until `Graph::feedback` brings the outcome.
+    pub id: Option<String>,
 }
 
 /// One graph output: its tensor, or None when the node producing it was skipped.
@@ -422,7 +425,11 @@ fn start(run: &Arc<Run>, n: usize) -> Vec<usize> {
                 }
             };
             let load: Vec<Load> = runners.iter().map(|r| Load { queue_wait_us: r.queue_wait_us(), queue_depth: r.queue_depth() }).collect();
-            let v = state.lock().unwrap_or_else(|e| e.into_inner()).choose(&load, explicit);
+            let (v, shadow) = state.lock().unwrap_or_else(|e| e.into_inner()).choose_for(&load, explicit, run.opts.id.is_some());
+            if let (Some(s), Some(id)) = (shadow, &run.opts.id) {
+                let copy: Vec<InputTensor> = node.args.iter().zip(&vals).map(|((k, _), v)| v.feed(k)).collect();
+                shadow_run(run, n, &runners[s], copy, vals.clone(), s, id.clone());
+            }
             submit(run, n, &runners[v], inputs, vals, started, Some(v));
             Vec::new()
         }
@@ -485,11 +492,52 @@ fn context(run: &Run, wanted: Vec<String>) -> CallContext {
     CallContext { priority: run.opts.priority, deadline: run.opts.deadline, outputs: wanted, inline: run.opts.inline, ctl: run.opts.ctl.clone() }
 }
 
+/// What a switch node's runs are asked for: the outputs consumed, plus the
+/// one its trial scores (when only some are asked for).
+fn switch_context(run: &Run, n: usize) -> CallContext {
+    let node = &run.plan.nodes[n];
+    let mut wanted = node.wanted.clone();
+    if let Exec::Switch { state, .. } = &node.exec {
+        let st = state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = st.trial().and_then(|t| t.output()) {
+            if !wanted.is_empty() && !wanted.iter().any(|w| w == o) {
+                wanted.push(o.to_string());
+            }
+        }
+    }
+    context(run, wanted)
+}
+
+/// Runs a switch's challenger beside the served variant (a `feedback` trial
+/// in shadow mode): its output is only kept for scoring, and its failure
+/// is counted, never the request's.
+fn shadow_run(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<InputTensor>, keep: Vec<Arc<Value>>, variant: usize, id: String) {
+    let ctx = switch_context(run, n);
+    let plan = Arc::clone(&run.plan);
+    let done: Completion = Box::new(move |r: Result<RunOutput>| {
+        drop(keep);
+        if let Exec::Switch { state, .. } = &plan.nodes[n].exec {
+            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+            match r {
+                Ok(out) => {
+                    st.record(&id, variant, &out.tensors);
+                    st.shadowed(true);
+                }
+                Err(_) => st.shadowed(false),
+            }
+        }
+    });
+    if catch_unwind(AssertUnwindSafe(|| runner.submit_with(inputs, &ctx, done))).is_err() {
+        if let Exec::Switch { state, .. } = &run.plan.nodes[n].exec {
+            state.lock().unwrap_or_else(|e| e.into_inner()).shadowed(false);
+        }
+    }
+}
+
 /// Submits a model (or switch variant) run of node `n`; `keep` holds the
 /// values `inputs` borrow until the run completes.
 fn submit(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<InputTensor>, keep: Vec<Arc<Value>>, started: Instant, variant: Option<usize>) {
-    let node = &run.plan.nodes[n];
-    let ctx = context(run, node.wanted.clone());
+    let ctx = if variant.is_some() { switch_context(run, n) } else { context(run, run.plan.nodes[n].wanted.clone()) };
     // Shared with the completion, so that a panic in `submit` is reported as
     // such rather than as the completion it dropped while unwinding.
     let pending = Arc::new(Mutex::new(Some(Pending { run: Some(Arc::clone(run)), node: n })));
@@ -504,7 +552,11 @@ fn submit(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<In
                 let t = &out.timing;
                 let engine = t.pre_us + t.infer_us + t.post_us;
                 let latency = if engine > 0 { engine } else { wall.saturating_sub(t.queue_us) };
-                state.lock().unwrap_or_else(|e| e.into_inner()).observe(v, latency);
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                st.observe(v, latency);
+                if let Some(id) = &me.opts.id {
+                    st.record(id, v, &out.tensors);
+                }
             }
             let outputs = by_name(&me, n, out.tensors)?;
             let report = NodeReport { node: me.plan.nodes[n].name.clone(), status: NodeStatus::Ran, wall_us: wall, timing: out.timing, runs: 1, variant };

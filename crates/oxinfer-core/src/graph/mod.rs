@@ -63,6 +63,7 @@ pub mod rank;
 pub mod runner;
 pub mod spec;
 pub mod switch;
+pub mod trial;
 pub mod types;
 mod value;
 

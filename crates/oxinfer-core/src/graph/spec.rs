@@ -179,6 +179,91 @@ pub enum PolicySpec {
     /// The variant named (or indexed) in the run options; the best-quality
     /// one when none is given.
     Explicit {},
+    /// Champion and challenger compared on outcomes fed back by request id
+    /// (`Graph::feedback`): the challenger takes a `split` share of the
+    /// requests (or, in `shadow` mode, runs beside the champion on that share
+    /// without its output being used), and is promoted only when a
+    /// sequential test finds its mean loss lower at `confidence`; found
+    /// worse, it is retired. See `graph::trial`.
+    Feedback(TrialSpec),
+}
+
+/// How a challenger meets traffic.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrialMode {
+    /// Its share of requests is served by it.
+    #[default]
+    Split,
+    /// Its share of requests also runs on it; the champion's output is served.
+    Shadow,
+}
+
+/// The loss a prediction is scored by against its outcome.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrialMetric {
+    /// 0 when the predicted class is the true one, else 1 (the class: the
+    /// argmax of a score row, a 0.5 threshold on a single probability, or an
+    /// integer label as is).
+    Accuracy,
+    /// The absolute error of a single score.
+    Mae,
+    /// The squared error of a single score.
+    Mse,
+}
+
+/// A `feedback` policy's parameters.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrialSpec {
+    /// The challenger's variant name.
+    pub challenger: String,
+    /// The champion's variant name (default: the best declared quality among the others).
+    #[serde(default)]
+    pub champion: Option<String>,
+    #[serde(default)]
+    pub mode: TrialMode,
+    /// The share of requests the challenger takes (split) or shadows, 0 to 1.
+    #[serde(default = "default_split")]
+    pub split: f64,
+    pub metric: TrialMetric,
+    /// The variants' output scored (default: their first).
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Class names, so that outcomes may be given as labels (index i: class i).
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
+    /// Confidence of a decision (1 − α); both promotion and retirement need it.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// Outcomes each arm needs before any decision.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// Outcomes per arm after which the trial ends undecided (0: never).
+    #[serde(default)]
+    pub max_samples: u64,
+    /// The difference in mean loss the test is tuned for (default: a quarter
+    /// of the pooled standard deviation of the loss, fixed once both arms
+    /// have `minSamples` outcomes).
+    #[serde(default)]
+    pub effect: Option<f64>,
+    /// Predictions kept for their outcome, at most (the oldest go first).
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+fn default_split() -> f64 {
+    0.1
+}
+fn default_confidence() -> f64 {
+    0.95
+}
+fn default_min_samples() -> u64 {
+    100
+}
+fn default_keep() -> usize {
+    100_000
 }
 
 /// A rank node: which model scores, how candidates are presented to it.

@@ -8,10 +8,16 @@
 //! variant whose measure fits the limit. A variant better than the current
 //! one must fit a stricter limit, `limit × (1 − hysteresis)`, so that
 //! measures oscillating between the two limits do not make it flap.
+//!
+//! A `feedback` policy instead routes by its trial (`graph::trial`): the
+//! champion, the challenger's share, and the outcome of their comparison.
 
 use std::collections::VecDeque;
 
 use crate::graph::spec::PolicySpec;
+use crate::graph::trial::{Decision, Trial, TrialStats};
+use crate::monitor::feedback::{Refusal, Truth};
+use crate::tensor::OutputTensor;
 
 /// A switch policy, with its parameters in engine units.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +42,8 @@ pub enum Policy {
     },
     /// Chosen per request (the best quality when not given).
     Explicit,
+    /// Champion and challenger by outcomes; the state is the switch's trial.
+    Feedback,
 }
 
 impl Policy {
@@ -47,6 +55,7 @@ impl Policy {
             }
             PolicySpec::Load { max_queue, hysteresis } => Policy::Load { max_queue, hysteresis },
             PolicySpec::Explicit {} => Policy::Explicit,
+            PolicySpec::Feedback(_) => Policy::Feedback,
         }
     }
 
@@ -56,6 +65,7 @@ impl Policy {
             Policy::LatencySlo { .. } => "latency-slo",
             Policy::Load { .. } => "load",
             Policy::Explicit => "explicit",
+            Policy::Feedback => "feedback",
         }
     }
 }
@@ -120,6 +130,8 @@ pub struct SwitchStats {
     pub variants: Vec<VariantStats>,
     /// The latest changes (up to 64), oldest first.
     pub events: Vec<SwitchEvent>,
+    /// A `feedback` policy's trial.
+    pub trial: Option<TrialStats>,
 }
 
 const EVENTS: usize = 64;
@@ -143,6 +155,7 @@ pub struct SwitchState {
     chosen: Vec<u64>,
     runs: Vec<u64>,
     events: VecDeque<SwitchEvent>,
+    trial: Option<Trial>,
 }
 
 /// Nearest-rank percentile (q in 0..=1) of unsorted `xs`.
@@ -178,7 +191,55 @@ impl SwitchState {
             chosen: vec![0; n],
             runs: vec![0; n],
             events: VecDeque::new(),
+            trial: None,
         }
+    }
+
+    /// A switch whose `feedback` policy runs `trial` (starting on its champion).
+    pub fn with_trial(mut self, trial: Trial) -> Self {
+        self.current = trial.leader();
+        self.trial = Some(trial);
+        self
+    }
+
+    /// The trial of a `feedback` policy.
+    pub fn trial(&self) -> Option<&Trial> {
+        self.trial.as_ref()
+    }
+
+    /// Records what `variant` predicted for request `id`, when a trial wants it.
+    pub fn record(&mut self, id: &str, variant: usize, outputs: &[OutputTensor]) {
+        if let Some(t) = &mut self.trial {
+            t.record(id, variant, outputs);
+        }
+    }
+
+    /// Counts a shadow run's outcome.
+    pub fn shadowed(&mut self, ok: bool) {
+        if let Some(t) = &mut self.trial {
+            t.shadowed(ok);
+        }
+    }
+
+    /// Feeds the outcome of request `id` to the trial; a decision that ends
+    /// it is recorded as a change when it promotes the challenger.
+    pub fn answer(&mut self, id: &str, truths: &[Truth]) -> Result<Option<Decision>, Refusal> {
+        let Some(t) = &mut self.trial else { return Err(Refusal::UnknownId(format!("switch '{}' takes no feedback", self.node))) };
+        let d = t.answer(id, truths)?;
+        let leader = t.leader();
+        if d.is_some() && leader != self.current {
+            self.push_event(SwitchEvent { decision: self.decisions, from: self.current, to: leader, measure: 0 });
+            self.current = leader;
+        }
+        Ok(d)
+    }
+
+    fn push_event(&mut self, event: SwitchEvent) {
+        if self.events.len() >= EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+        self.switches += 1;
     }
 
     fn window(&self) -> usize {
@@ -213,6 +274,12 @@ impl SwitchState {
     /// entries count as idle) and the request's explicit choice, if any (an
     /// index, honoured under every policy without changing the current one).
     pub fn choose(&mut self, load: &[Load], explicit: Option<usize>) -> usize {
+        self.choose_for(load, explicit, false).0
+    }
+
+    /// `choose` for a request that carries an id (`tracked`) or not; also
+    /// returns the variant that shadows it (a `feedback` trial in shadow mode).
+    pub fn choose_for(&mut self, load: &[Load], explicit: Option<usize>, tracked: bool) -> (usize, Option<usize>) {
         self.decisions += 1;
         let n = self.names.len();
         if let Some(v) = explicit.filter(|&v| v < n) {
@@ -220,7 +287,12 @@ impl SwitchState {
                 self.current = v;
             }
             self.chosen[v] += 1;
-            return v;
+            return (v, None);
+        }
+        if let Some(t) = &mut self.trial {
+            let (v, shadow) = t.route(tracked);
+            self.chosen[v] += 1;
+            return (v, shadow);
         }
         let load_of = |v: usize| load.get(v).copied().unwrap_or_default();
         // (measure, limit, stricter limit to move up); measures "fit" below
@@ -229,7 +301,7 @@ impl SwitchState {
             match s.policy {
                 Policy::LatencySlo { .. } => s.p95(v).unwrap_or(0).saturating_add(load_of(v).queue_wait_us),
                 Policy::Load { .. } => load_of(v).queue_depth as u64,
-                Policy::Explicit => 0,
+                Policy::Explicit | Policy::Feedback => 0,
             }
         };
         let fits = |s: &Self, m: u64, upgrade: bool| -> bool {
@@ -248,10 +320,10 @@ impl SwitchState {
                         m < max_queue as u64
                     }
                 }
-                Policy::Explicit => true,
+                Policy::Explicit | Policy::Feedback => true,
             }
         };
-        let pick = if self.policy == Policy::Explicit {
+        let pick = if matches!(self.policy, Policy::Explicit | Policy::Feedback) {
             self.ranked[0]
         } else {
             let here = self.ranked.iter().position(|&v| v == self.current).unwrap_or(0);
@@ -261,11 +333,7 @@ impl SwitchState {
         };
         if pick != self.current {
             let event = SwitchEvent { decision: self.decisions, from: self.current, to: pick, measure: measure(self, self.current) };
-            if self.events.len() >= EVENTS {
-                self.events.pop_front();
-            }
-            self.events.push_back(event);
-            self.switches += 1;
+            self.push_event(event);
             self.current = pick;
             self.since_probe = 0;
         }
@@ -284,7 +352,7 @@ impl SwitchState {
             }
         }
         self.chosen[chosen] += 1;
-        chosen
+        (chosen, None)
     }
 
     /// The variant index of `name`, if one is called that.
@@ -313,6 +381,7 @@ impl SwitchState {
                 })
                 .collect(),
             events: self.events.iter().cloned().collect(),
+            trial: self.trial.as_ref().map(Trial::stats),
         }
     }
 }

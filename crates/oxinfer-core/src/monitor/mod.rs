@@ -8,6 +8,7 @@
 pub mod feedback;
 pub mod log;
 pub mod profile;
+pub mod sequential;
 pub mod stats;
 
 use std::collections::{HashMap, VecDeque};

@@ -85,6 +85,9 @@ pub struct InferOptions {
     pub timeout_ms: Option<f64>,
     /// `sequence_id`, `sequence_start` and `sequence_end`.
     pub sequence: Option<sequence::Control>,
+    /// The request's id, under which a graph's `feedback` switches keep
+    /// their predictions (the protocol's `id`, or one the server made).
+    pub id: Option<String>,
 }
 
 impl Version {
@@ -292,6 +295,7 @@ impl Version {
             priority: request::level(options.priority),
             deadline: request::deadline(options.timeout_ms.or(self.default_timeout_ms())),
             ctl: Some(ctl),
+            id: options.id.clone(),
             ..GraphRunOptions::default()
         };
         g.in_flight.fetch_add(1, Relaxed);
