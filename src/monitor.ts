@@ -80,6 +80,21 @@ export interface FeatureDrift {
   chi2P?: number
   js?: number
   drifted: boolean
+  /** The reference's and the window's counts per bin (absent for an empty window). */
+  histogram?: DriftHistogram
+}
+
+/**
+ * Counts per bin. A number's bins are split by the reference's deciles
+ * `edges` (bin 0: below edges[0]; bin i: from edges[i-1] to below edges[i];
+ * the last numeric bin: at or above the last edge); a category's bins are
+ * its `categories`, the reference's first. The last bin counts missing values.
+ */
+export interface DriftHistogram {
+  edges?: number[]
+  categories?: string[]
+  reference: number[]
+  current: number[]
 }
 
 export interface DriftReport {

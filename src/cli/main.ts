@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // The `oxinfer` command: `serve` a model repository over the KServe v2
 // protocol, `run` a pipeline over a CSV or JSONL file with a progress bar,
-// and `info` on a model or pipeline. Arguments are parsed by commander; the
+// `info` on a model or pipeline, and the monitor's `profile` (a reference
+// profile stored in the spec) and `report` (a drift report as one HTML
+// page). Arguments are parsed by commander; the
 // work is the library's own (serve, Pipeline.runJob, Session).
 import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { info } from './info'
+import { profileCommand, reportCommand } from './monitor'
 import { runFile } from './run'
 import { serveCommand } from './serve'
 
@@ -49,6 +52,27 @@ program
   .option('--chunk-size <rows>', 'rows per chunk', integer('chunk-size', 1, 1 << 24))
   .option('--no-progress', 'no progress bar')
   .action(runFile)
+
+program
+  .command('profile')
+  .description("Profile reference records (JSONL or JSON) and store the profile in the pipeline spec's monitor.reference, for drift monitoring.")
+  .argument('<pipeline>', 'pipeline spec (pipeline.json)')
+  .requiredOption('-i, --input <file>', 'reference records (.jsonl, or .json: an array or {"records": [...]})')
+  .option('-o, --output <file>', 'where to write the spec (default: update the spec in place); beside the original')
+  .option('--exclude <fields>', 'fields to leave out of the profile (comma-separated): ids, free text; the feedback idField always is')
+  .action(profileCommand)
+
+program
+  .command('report')
+  .description('Run current records through a monitored pipeline and write a self-contained HTML drift report (histograms against the reference, drift statistics, quality over time, latency).')
+  .argument('<pipeline>', 'pipeline spec with monitor.reference (see oxinfer profile)')
+  .requiredOption('-i, --input <file>', 'current records (.jsonl, or .json)')
+  .requiredOption('-o, --output <file>', 'the HTML report to write')
+  .option('--truth <field>', "a record field holding the true outcome, fed back by the spec's monitor.feedback.idField")
+  .option('--concurrency <n>', 'requests in flight', integer('concurrency', 1, 4096), 32)
+  .option('--fail-on-drift', 'exit with status 2 when a feature drifts')
+  .option('--no-progress', 'no progress bar')
+  .action(reportCommand)
 
 program
   .command('info')

@@ -99,6 +99,25 @@ pub struct FeatureDrift {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub js: Option<f64>,
     pub drifted: bool,
+    /// The reference's and the window's counts, bin by bin (absent for an empty window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
+}
+
+/// Counts per bin, for charts: a number's bins are split by the
+/// reference's deciles `edges` (bin i holds values below `edges[i]` and at
+/// or above the edge before it; the last numeric bin, those at or above the
+/// last edge); a category's bins are `categories`, reference ones first.
+/// The last bin of both counts missing values.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Histogram {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    pub reference: Vec<u64>,
+    pub current: Vec<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -330,7 +349,8 @@ impl Monitor {
 
     fn measure(&self, f: &Feature, w: &Window) -> FeatureDrift {
         let t = &self.spec.thresholds;
-        let mut d = FeatureDrift { name: f.name.clone(), role: f.role, records: 0, psi: None, ks: None, ks_p: None, missing_p: None, chi2: None, chi2_p: None, js: None, drifted: false };
+        let mut d =
+            FeatureDrift { name: f.name.clone(), role: f.role, records: 0, psi: None, ks: None, ks_p: None, missing_p: None, chi2: None, chi2_p: None, js: None, drifted: false, histogram: None };
         match (&f.distribution, w) {
             (Distribution::Number { edges, counts, missing, sample }, Window::Num(ring)) => {
                 d.records = ring.len();
@@ -350,6 +370,7 @@ impl Monitor {
                 let mut reference = counts.clone();
                 reference.push(*missing);
                 let psi = stats::psi(&reference, &cur);
+                d.histogram = Some(Histogram { edges: Some(edges.clone()), categories: None, reference: reference.clone(), current: cur.clone() });
                 present.sort_unstable_by(f64::total_cmp);
                 let (ks, p) = stats::ks(sample, &present);
                 d.psi = Some(psi);
@@ -380,6 +401,7 @@ impl Monitor {
                     let k = if c == u32::MAX { names.len() } else { c as usize };
                     cur[k] += 1;
                 }
+                d.histogram = Some(Histogram { edges: None, categories: Some(names.clone()), reference: reference.clone(), current: cur.clone() });
                 // Categories in neither (a missing bin never used) add nothing.
                 let keep: Vec<usize> = (0..cur.len()).filter(|&k| reference[k] > 0 || cur[k] > 0).collect();
                 let reference: Vec<u64> = keep.iter().map(|&k| reference[k]).collect();
