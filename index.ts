@@ -30,7 +30,7 @@ export { BatchJob } from './src/job'
 export type { JobOptions, JobProgress, JobSummary, SessionJobOptions } from './src/job'
 
 export { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS } from './src/pipeline/spec'
-export type { DriftEvent, DriftHistogram, DriftListener, DriftReport, FeatureDrift, MonitorSpec, Profile, ProfileFeature, Quality } from './src/monitor'
+export type { BusinessMetric, BusinessMetricSpec, DriftEvent, DriftHistogram, DriftListener, DriftReport, FeatureDrift, MonitorSpec, Profile, ProfileFeature, Quality } from './src/monitor'
 export { renderReport } from './src/report'
 export type { ReportInput } from './src/report'
 export type {

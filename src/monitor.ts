@@ -18,7 +18,8 @@ export interface Profile {
 
 /** The spec's `monitor` section. */
 export interface MonitorSpec {
-  reference: Profile
+  /** The reference profile (`pipeline.profile`, `oxinfer profile`); without one, no drift checks run. */
+  reference?: Profile
   /** Records compared with the reference: the most recent this many. Default 1,000. */
   window?: number
   /** Records between checks (and events); each check measures every feature off the request's path. Default 250. */
@@ -50,6 +51,39 @@ export interface MonitorSpec {
    * loses at most that batch; `maxRows` (default 1,000,000) newest are kept.
    */
   log?: { path: string; inputs?: 'values' | 'digest' | 'none'; sample?: number; flushMs?: number; batchRows?: number; maxRows?: number }
+  /**
+   * Business metrics over inputs and outputs (`label`, `score`), kept since
+   * the pipeline compiled and over the last `window` rows: see
+   * `pipeline.metrics()` and the server's `oxinfer_business_metric`.
+   */
+  metrics?: BusinessMetricSpec[]
+}
+
+/**
+ * A business metric: `count` (rows selected), `rate` (rows selected over
+ * rows seen), `mean` or `sum` (of the number field or `score` named by
+ * `of`, over rows selected, missing values skipped). `where` selects rows
+ * by one field (an input, `label` or `score`) with one comparison: `eq`,
+ * `ne` or `in` (strings for categories, numbers for numbers), or a range
+ * (`gt`/`gte` and `lt`/`lte`, numbers only). Missing values never pass.
+ */
+export interface BusinessMetricSpec {
+  name: string
+  kind: 'count' | 'rate' | 'mean' | 'sum'
+  of?: string
+  where?: { field: string; eq?: string | number; ne?: string | number; in?: (string | number)[]; gt?: number; gte?: number; lt?: number; lte?: number }
+  help?: string
+}
+
+/** A business metric's figures: `total` since compiling and `window` over the last rows (null: nothing to average yet). */
+export interface BusinessMetric {
+  name: string
+  kind: BusinessMetricSpec['kind']
+  help?: string
+  total: number | null
+  window: number | null
+  rows: number
+  windowRows: number
 }
 
 /** Online quality over the feedback window: accuracy, macro precision/recall and one-vs-rest AUC for classifiers; MAE and RMSE for a single score. */

@@ -114,6 +114,8 @@ export interface NativePipeline {
   flushLog(): void
   /** Online quality (JSON), or null without monitor.feedback. */
   quality(): string | null
+  /** Business metrics (JSON), or null without monitor.metrics. */
+  businessMetrics(): string | null
   /** A reference profile of a batch, with predictions on `session` (JSON). */
   profile(session: NativeSession, batch: unknown[]): Promise<string>
 }

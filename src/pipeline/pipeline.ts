@@ -15,7 +15,7 @@ import { checkRequestOptions, type SessionOptions } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import * as hub from '../hub'
-import { DriftListeners, type DriftListener, type DriftReport, type Profile, type Quality } from '../monitor'
+import { type BusinessMetric, DriftListeners, type DriftListener, type DriftReport, type Profile, type Quality } from '../monitor'
 import { columns, objects, readPacked, timingsOf, type Columns } from './decode'
 import { fromColumns, groupFields, NONE_REJECTED, type ColumnBatch, type FieldGroups, type UnknownKeys } from './encode'
 import { compileReader, type RecordsReader } from './reader'
@@ -436,6 +436,12 @@ export class Pipeline {
   quality(): Quality | null {
     const q = this.#native.quality()
     return q === null ? null : (JSON.parse(q) as Quality)
+  }
+
+  /** The spec's business metrics (`monitor.metrics`) now, since compiling and over the window; null without any. */
+  metrics(): BusinessMetric[] | null {
+    const m = this.#native.businessMetrics()
+    return m === null ? null : (JSON.parse(m) as BusinessMetric[])
   }
 
   /** Calls `listener` each time a monitored feature starts or stops drifting (see `monitor`). */

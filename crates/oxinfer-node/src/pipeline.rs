@@ -85,6 +85,12 @@ impl NativePipeline {
         self.inner.feedback().map(|f| serde_json::to_string(&f.quality()).unwrap_or_default())
     }
 
+    /// Business metrics now (JSON), or null without `monitor.metrics`.
+    #[napi]
+    pub fn business_metrics(&self) -> Option<String> {
+        self.inner.business().map(|b| serde_json::to_string(&b.values()).unwrap_or_default())
+    }
+
     /// Drift events (JSON) go to hub listener `id`; 0 stops them.
     #[napi]
     pub fn set_drift_listener(&self, hub: &crate::hub::NativeHub, id: f64) {

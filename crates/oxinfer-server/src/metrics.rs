@@ -41,6 +41,8 @@ pub struct Metrics {
     drift_alarm: IntGaugeVec,
     /// Online quality from feedback (accuracy, precision, recall, auc, mae, rmse).
     quality: GaugeVec,
+    /// A pipeline's business metrics (`monitor.metrics`), total and over the window.
+    business: GaugeVec,
     /// A `feedback` switch's trial: mean loss and outcomes per arm, and its status.
     trial_loss: GaugeVec,
     trial_samples: IntGaugeVec,
@@ -117,6 +119,7 @@ impl Metrics {
                 &["model", "version", "feature", "statistic"],
             ),
             quality: float_gauge("oxinfer_quality", "Online quality over a pipeline's feedback window (accuracy, precision, recall, auc, mae, rmse; feedback: outcomes received)", &["model", "version", "metric"]),
+            business: float_gauge("oxinfer_business_metric", "A pipeline's business metric (monitor.metrics): scope total since loading, or window over the last rows", &["model", "version", "metric", "scope"]),
             trial_loss: float_gauge("oxinfer_graph_trial_loss", "Mean loss of each arm of a feedback switch's trial (1 - accuracy, MAE or MSE)", &["model", "version", "node", "arm"]),
             trial_samples: gauge_of("oxinfer_graph_trial_samples", "Outcomes scored for each arm of a feedback switch's trial", &["model", "version", "node", "arm"]),
             trial_status: gauge_of("oxinfer_graph_trial_status", "A feedback switch's trial: 0 running, 1 challenger promoted, 2 challenger retired, 3 undecided", SW),
@@ -158,6 +161,7 @@ impl Metrics {
         }
         self.drift_stat.reset();
         self.trial_loss.reset();
+        self.business.reset();
         self.quality.reset();
         for v in repo.all() {
             let ver = v.version.to_string();
@@ -174,6 +178,15 @@ impl Metrics {
                 for (name, value) in metrics {
                     if let Some(x) = value {
                         self.quality.with_label_values(&[labels[0], labels[1], name]).set(x);
+                    }
+                }
+            }
+            if let crate::model::Kind::Pipeline(p) = &v.kind {
+                for b in p.business().map(|b| b.values()).unwrap_or_default() {
+                    for (scope, x) in [("total", b.total), ("window", b.window)] {
+                        if let Some(x) = x {
+                            self.business.with_label_values(&[labels[0], labels[1], b.name.as_str(), scope]).set(x);
+                        }
                     }
                 }
             }

@@ -245,6 +245,11 @@ fn stats_body(name: &str, version: &str, s: &crate::stats::Stats, executions: u6
 
 fn stats_json(v: &Version) -> Value {
     let mut out = stats_body(&v.model, &v.version.to_string(), &v.stats, v.executions(), v.pending(), v.queued());
+    if let crate::model::Kind::Pipeline(p) = &v.kind {
+        if let Some(b) = p.business() {
+            out["business_metrics"] = serde_json::to_value(b.values()).unwrap_or(Value::Null);
+        }
+    }
     // A graph's switch nodes: their decisions and each variant's latency.
     if let crate::model::Kind::Graph(g) = &v.kind {
         let switches: Vec<Value> = g

@@ -5,6 +5,7 @@
 //! shift is material (PSI, missing values included, or Jensen–Shannon at or
 //! above its threshold); a change either way is an event.
 
+pub mod business;
 pub mod feedback;
 pub mod log;
 pub mod profile;
@@ -52,6 +53,8 @@ impl Default for Thresholds {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MonitorSpec {
+    /// The reference profile drift is measured against (none: no drift checks).
+    #[serde(default)]
     pub reference: Profile,
     /// Records compared with the reference: the most recent this many.
     #[serde(default = "default_window")]
@@ -72,6 +75,9 @@ pub struct MonitorSpec {
     /// The durable prediction log (SQLite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<log::LogSpec>,
+    /// Business metrics over inputs and outputs, over `window` rows and in total.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<business::MetricSpec>,
 }
 
 /// One feature's statistics at a check.

@@ -64,6 +64,13 @@ pub struct Profile {
     pub features: Vec<Feature>,
 }
 
+impl Default for Profile {
+    /// No features: a monitor without drift checks (business metrics or feedback only).
+    fn default() -> Self {
+        Profile { version: 1, rows: 0, features: Vec::new() }
+    }
+}
+
 impl Distribution {
     /// The distribution of `values`.
     pub fn of(values: &Values) -> Distribution {

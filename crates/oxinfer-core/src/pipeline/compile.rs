@@ -441,8 +441,12 @@ impl Pipeline {
             }
             None => None,
         };
+        let business = match spec.monitor.as_ref().filter(|m| !m.metrics.is_empty()) {
+            Some(m) => Some(std::sync::Arc::new(business_for(&spec, m)?)),
+            None => None,
+        };
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback, log, ids: (started, Default::default()) })
+        Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback, log, business, ids: (started, Default::default()) })
     }
 }
 
@@ -458,6 +462,24 @@ fn feedback_for(spec: &Spec, f: &crate::monitor::feedback::FeedbackSpec, k: Opti
         _ => Vec::new(),
     };
     crate::monitor::feedback::Feedback::new(f.clone(), labels)
+}
+
+/// The business metrics of a spec: over its number, integer, boolean and
+/// category fields, and `label` and `score`.
+fn business_for(spec: &Spec, m: &crate::monitor::MonitorSpec) -> Result<crate::monitor::business::Business> {
+    use crate::monitor::business::{Business, FieldKind};
+    let kind_of = |name: &str| -> Option<FieldKind> {
+        match name {
+            "label" => Some(FieldKind::Category),
+            "score" => Some(FieldKind::Number),
+            _ => spec.fields.iter().find(|f| f.name == name).and_then(|f| match f.kind {
+                FieldType::Number | FieldType::Integer | FieldType::Boolean => Some(FieldKind::Number),
+                FieldType::Category => Some(FieldKind::Category),
+                _ => None,
+            }),
+        }
+    };
+    Business::new(&m.metrics, m.window, &kind_of).map_err(|(at, msg)| Error::invalid_spec("monitor", msg).at(&at))
 }
 
 /// The monitor of a spec: its reference's features must be the spec's

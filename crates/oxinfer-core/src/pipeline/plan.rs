@@ -64,6 +64,8 @@ pub struct Pipeline {
     pub(super) feedback: Option<std::sync::Arc<crate::monitor::feedback::Feedback>>,
     /// The durable prediction log (`monitor.log`).
     pub(super) log: Option<std::sync::Arc<crate::monitor::log::PredictionLog>>,
+    /// Business metrics (`monitor.metrics`).
+    pub(super) business: Option<std::sync::Arc<crate::monitor::business::Business>>,
     /// Ids of logged predictions without an id field: the compile time (ms) and a counter.
     pub(super) ids: (u64, std::sync::atomic::AtomicU64),
 }
@@ -87,6 +89,11 @@ impl Pipeline {
     /// The feedback store, when the spec's monitor has one.
     pub fn feedback(&self) -> Option<&std::sync::Arc<crate::monitor::feedback::Feedback>> {
         self.feedback.as_ref()
+    }
+
+    /// Business metrics, when the spec's monitor declares some.
+    pub fn business(&self) -> Option<&std::sync::Arc<crate::monitor::business::Business>> {
+        self.business.as_ref()
     }
 
     /// The prediction log, when the spec's monitor has one.
@@ -170,6 +177,11 @@ impl Pipeline {
         if let Some(m) = monitor {
             m.push(frame.rows, &self.input_values(&frame));
         }
+        // Business metrics read inputs as they arrived: the stages may rewrite them.
+        let business_inputs: Vec<(&str, Col)> = match (&self.business, monitor) {
+            (Some(b), Some(_)) => b.fields().into_iter().filter_map(|f| frame.get(f).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f, c.clone()))).collect(),
+            _ => Vec::new(),
+        };
         // The log's rows: their ids and sampling decided now, and the inputs
         // of the sampled ones kept as they arrived, before any stage.
         let logged = match (&self.log, monitor) {
@@ -230,6 +242,20 @@ impl Pipeline {
         }
         if let Some(m) = monitor {
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
+            if let Some(b) = &self.business {
+                use crate::monitor::business::Column;
+                let mut cols: Vec<Column> = business_inputs
+                    .iter()
+                    .filter_map(|(name, c)| match c {
+                        Col::Num(v) => Some(Column { name, values: Values::Num(v), rows: Some(&good) }),
+                        Col::Cat { codes, vocab } => Some(Column { name, values: Values::Cat { codes, vocab }, rows: Some(&good) }),
+                        _ => None,
+                    })
+                    .collect();
+                cols.push(Column { name: "label", values: Values::Cat { codes: &codes, vocab: &vocab }, rows: None });
+                cols.push(Column { name: "score", values: Values::Num(&top), rows: None });
+                b.observe(good.len(), &cols);
+            }
             m.push(good.len(), &[("label", Values::Cat { codes: &codes, vocab: &vocab }), ("score", Values::Num(&top))]);
             m.advance(rows);
         }
@@ -505,6 +531,7 @@ impl Pipeline {
             monitor: None,
             feedback: None,
             log: None,
+            business: None,
             ids: (0, Default::default()),
         };
         let mut frame = reader.frame(batch)?;
