@@ -218,6 +218,10 @@ describe('feedback switch', () => {
       expect(metrics).toMatch(/^oxinfer_graph_trial_status\{model="species",node="species",version="1"\} 1$/m)
       expect(metrics).toMatch(/^oxinfer_graph_trial_samples\{arm="challenger",model="species",node="species",version="1"\} \d+$/m)
       expect(metrics).toMatch(/^oxinfer_graph_trial_loss\{arm="champion",model="species",node="species",version="1"\} 0\.\d+/m)
+      // Each node's time per request, as a histogram.
+      const count = metrics.match(/^oxinfer_graph_node_duration_us_count\{model="species",node="species",version="1"\} (\d+)$/m)
+      expect(Number(count![1])).toBeGreaterThan(100)
+      expect(metrics).toMatch(/^oxinfer_graph_node_queue_duration_us_bucket\{model="species",node="species",version="1",le="\+Inf"\} \d+$/m)
       const stats = (await (await fetch(`${url}/v2/models/species/stats`)).json()).model_stats[0]
       expect(stats.graph_switches[0]).toMatchObject({ node: 'species', policy: 'feedback', current: 1, trial: { status: 'promoted' } })
       // A model that takes no feedback refuses it.

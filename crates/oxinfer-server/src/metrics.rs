@@ -41,6 +41,9 @@ pub struct Metrics {
     drift_alarm: IntGaugeVec,
     /// Online quality from feedback (accuracy, precision, recall, auc, mae, rmse).
     quality: GaugeVec,
+    /// Each graph node's time per request (wall, and queue wait).
+    node_us: HistogramVec,
+    node_queue_us: HistogramVec,
     /// A pipeline's business metrics (`monitor.metrics`), total and over the window.
     business: GaugeVec,
     /// A `feedback` switch's trial: mean loss and outcomes per arm, and its status.
@@ -74,11 +77,13 @@ impl Metrics {
             add(Box::new(c.clone()), name, help, "counter");
             c
         };
-        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), MV).expect("metric definition");
+        let hist_with = |name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]| {
+            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("metric definition");
             add(Box::new(h.clone()), name, help, "histogram");
             h
         };
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| hist_with(name, help, buckets, MV);
+        let hist_of = |name: &str, help: &str, labels: &[&str]| hist_with(name, help, us_buckets(), labels);
         let gauge_of = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("metric definition");
             add(Box::new(g.clone()), name, help, "gauge");
@@ -119,6 +124,8 @@ impl Metrics {
                 &["model", "version", "feature", "statistic"],
             ),
             quality: float_gauge("oxinfer_quality", "Online quality over a pipeline's feedback window (accuracy, precision, recall, auc, mae, rmse; feedback: outcomes received)", &["model", "version", "metric"]),
+            node_us: hist_of("oxinfer_graph_node_duration_us", "A graph node's time per request, from its start to its settling (queue wait included), in microseconds", &["model", "version", "node"]),
+            node_queue_us: hist_of("oxinfer_graph_node_queue_duration_us", "A graph model node's queue wait per request, in microseconds", &["model", "version", "node"]),
             business: float_gauge("oxinfer_business_metric", "A pipeline's business metric (monitor.metrics): scope total since loading, or window over the last rows", &["model", "version", "metric", "scope"]),
             trial_loss: float_gauge("oxinfer_graph_trial_loss", "Mean loss of each arm of a feedback switch's trial (1 - accuracy, MAE or MSE)", &["model", "version", "node", "arm"]),
             trial_samples: gauge_of("oxinfer_graph_trial_samples", "Outcomes scored for each arm of a feedback switch's trial", &["model", "version", "node", "arm"]),
@@ -147,6 +154,15 @@ impl Metrics {
             Err(code) => self.failure.with_label_values(&[labels[0], labels[1], code]).inc(),
         }
         self.request_us.with_label_values(&labels).observe(took_us);
+    }
+
+    /// Records the nodes of one graph request: (node, wall µs, queue µs).
+    pub fn observe_nodes(&self, model: &str, version: &str, nodes: &[(String, u64, u64)]) {
+        for (node, wall, queue) in nodes {
+            let l = [model, version, node.as_str()];
+            self.node_us.with_label_values(&l).observe(*wall as f64);
+            self.node_queue_us.with_label_values(&l).observe(*queue as f64);
+        }
     }
 
     /// Every family, with the gauges read now from the schedulers (and the

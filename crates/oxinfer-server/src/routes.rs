@@ -480,7 +480,9 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
     if takes_feedback && req.id.as_deref().is_none_or(str::is_empty) {
         req.id = Some(request_id());
     }
+    let nodes = matches!(&version.kind, crate::model::Kind::Graph(_)).then(Default::default);
     let options = InferOptions {
+        nodes: nodes.clone(),
         id: if takes_feedback { req.id.clone() } else { None },
         sequence,
         // As in Triton, priority 0 and timeout 0 mean the model's default.
@@ -495,6 +497,9 @@ async fn run_infer(app: Arc<App>, m: String, v: Option<String>, headers: HeaderM
         Ok((outputs, timing)) => {
             let ver = version.version.to_string();
             app.metrics.observe(&version.model, &ver, Ok(&timing), rows, took);
+            if let Some(list) = &nodes {
+                app.metrics.observe_nodes(&version.model, &ver, &list.lock().unwrap_or_else(|e| e.into_inner()));
+            }
             let mut r = infer_response(&version.model, &ver, &req, &outputs);
             let h = r.headers_mut();
             h.insert("x-queue-time-us", HeaderValue::from(timing.queue_us));

@@ -88,6 +88,8 @@ pub struct InferOptions {
     /// The request's id, under which a graph's `feedback` switches keep
     /// their predictions (the protocol's `id`, or one the server made).
     pub id: Option<String>,
+    /// Where a graph request leaves each node's wall and queue time, µs, for the metrics.
+    pub nodes: Option<std::sync::Arc<std::sync::Mutex<Vec<(String, u64, u64)>>>>,
 }
 
 impl Version {
@@ -313,6 +315,10 @@ impl Version {
         gone.0 = None;
         g.done.fetch_add(1, Relaxed);
         let result = r??;
+        if let Some(sink) = &options.nodes {
+            let ran = result.nodes.iter().filter(|n| n.status == oxinfer_core::graph::NodeStatus::Ran).map(|n| (n.node.clone(), n.wall_us, n.timing.queue_us));
+            sink.lock().unwrap_or_else(|e| e.into_inner()).extend(ran);
+        }
         let engine_us = result.engine_us();
         let timing = Timing { infer_us: engine_us, queue_us: result.nodes.iter().map(|n| n.timing.queue_us).max().unwrap_or(0), batch_rows: 1, batch_requests: 1, ..Timing::default() };
         let mut out = Vec::new();
