@@ -22,6 +22,8 @@ export interface MonitorSpec {
   reference?: Profile
   /** Records compared with the reference: the most recent this many. Default 1,000. */
   window?: number
+  /** A time window as well: values older than this many ms leave the window, however few remain. Default 0: by count only. */
+  windowMs?: number
   /** Records between checks (and events); each check measures every feature off the request's path. Default 250. */
   checkEvery?: number
   /** The least time between checks, in ms, so that their cost stays bounded however fast records arrive. Default 100; 0: none. */

@@ -53,7 +53,7 @@ fn statistics_equal_scipy_and_numpy() {
             }
         }
         let profile = Profile::build(reference.len(), &[("x", Role::Input, values(numeric, &ref_nums, &ref_cat))]);
-        let spec = MonitorSpec { reference: profile, window: current.len(), check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None };
+        let spec = MonitorSpec { reference: profile, window: current.len(), check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None, window_ms: 0, metrics: Vec::new() };
         let m = std::sync::Arc::new(Monitor::new(spec).unwrap());
         m.observe(current.len(), &[("x", values(numeric, &cur_nums, &cur_cat))]);
         let r = m.report();
@@ -78,7 +78,7 @@ fn statistics_equal_scipy_and_numpy() {
 fn windows_slide_and_events_fire_on_changes() {
     let reference: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
     let profile = Profile::build(reference.len(), &[("x", Role::Input, Values::Num(&reference))]);
-    let m = std::sync::Arc::new(Monitor::new(MonitorSpec { reference: profile, window: 200, check_every: 50, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None }).unwrap());
+    let m = std::sync::Arc::new(Monitor::new(MonitorSpec { reference: profile, window: 200, check_every: 50, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None, window_ms: 0, metrics: Vec::new() }).unwrap());
     // Checks on this thread, so that each one is seen in turn.
     m.set_inline_checks(true);
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -105,4 +105,30 @@ fn windows_slide_and_events_fire_on_changes() {
     // A bad spec is refused.
     let bad = MonitorSpec { window: 1, ..m.spec().clone() };
     assert_eq!(Monitor::new(bad).err().unwrap().code(), "ERR_INVALID_SPEC");
+}
+
+#[test]
+fn a_time_window_lets_old_values_go() {
+    let reference: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
+    let profile = Profile::build(reference.len(), &[("x", Role::Input, Values::Num(&reference))]);
+    let spec = MonitorSpec { reference: profile, window: 500, check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None, window_ms: 400, metrics: Vec::new() };
+    let m = std::sync::Arc::new(Monitor::new(spec).unwrap());
+    let shifted: Vec<f64> = reference.iter().take(300).map(|x| x + 0.5).collect();
+    m.observe(300, &[("x", Values::Num(&shifted))]);
+    let r = m.report();
+    assert_eq!(r.features[0].records, 300);
+    assert!(r.features[0].drifted);
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    // 400 more: the count cap (500) drops the oldest 200 now.
+    let same: Vec<f64> = reference.iter().skip(300).take(400).copied().collect();
+    m.observe(400, &[("x", Values::Num(&same))]);
+    assert_eq!(m.report().features[0].records, 500);
+    // Past 400 ms from the first push, its 100 remaining values go; the 400
+    // stay (up to 200 ms of scheduling stall is tolerated).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let r = m.report();
+    assert_eq!(r.features[0].records, 400);
+    assert!(!r.features[0].drifted, "{:?}", r.features[0]);
+    std::thread::sleep(std::time::Duration::from_millis(450));
+    assert_eq!(m.report().features[0].records, 0);
 }

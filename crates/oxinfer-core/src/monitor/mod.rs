@@ -59,6 +59,10 @@ pub struct MonitorSpec {
     /// Records compared with the reference: the most recent this many.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// A time window as well: values older than this many ms leave the
+    /// window (0: none, by count only).
+    #[serde(default)]
+    pub window_ms: u64,
     /// Records between checks (each costs about 50 µs per monitored number
     /// and less per category, off the request's path).
     #[serde(default = "default_every")]
@@ -161,6 +165,9 @@ enum Window {
 
 struct State {
     windows: Vec<Window>,
+    /// Per window, its values' arrival in runs: (when, how many), oldest first
+    /// (kept only with `window_ms`).
+    stamps: Vec<VecDeque<(std::time::Instant, usize)>>,
     since_check: usize,
     records: u64,
     checks: u64,
@@ -175,6 +182,46 @@ pub struct Monitor {
     state: Mutex<State>,
     sink: RwLock<Option<Sink>>,
     inline_checks: std::sync::atomic::AtomicBool,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        match self {
+            Window::Num(r) => r.len(),
+            Window::Cat { ring, .. } => ring.len(),
+        }
+    }
+
+    fn drain_front(&mut self, n: usize) {
+        match self {
+            Window::Num(r) => drop(r.drain(..n.min(r.len()))),
+            Window::Cat { ring, .. } => drop(ring.drain(..n.min(ring.len()))),
+        }
+    }
+}
+
+impl Values<'_> {
+    /// Values a push of `rows` rows adds, at most.
+    fn len_hint(&self, rows: usize) -> usize {
+        match self {
+            Values::Num(v) => v.len().min(rows),
+            Values::Cat { codes, .. } => codes.len().min(rows),
+        }
+    }
+}
+
+/// Takes `n` values off the oldest runs.
+fn forget(stamp: &mut VecDeque<(std::time::Instant, usize)>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = stamp.front_mut() else { return };
+        if front.1 <= n {
+            n -= front.1;
+            stamp.pop_front();
+        } else {
+            front.1 -= n;
+            n = 0;
+        }
+    }
 }
 
 /// Values present in a number's current bins (all but the last, missing, bin).
@@ -212,7 +259,7 @@ impl Monitor {
             });
         }
         let n = windows.len();
-        let state = State { windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n], checking: false, last_check: None };
+        let state = State { stamps: vec![VecDeque::new(); windows.len()], windows, since_check: 0, records: 0, checks: 0, drifted: vec![false; n], checking: false, last_check: None };
         Ok(Monitor { spec, state: Mutex::new(state), sink: RwLock::new(None), inline_checks: std::sync::atomic::AtomicBool::new(false) })
     }
 
@@ -234,9 +281,13 @@ impl Monitor {
         }
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let cap = self.spec.window;
-        for (f, w) in self.spec.reference.features.iter().zip(st.windows.iter_mut()) {
+        let timed = self.spec.window_ms > 0;
+        let now = std::time::Instant::now();
+        let State { windows, stamps, .. } = &mut *st;
+        for ((f, w), stamp) in self.spec.reference.features.iter().zip(windows.iter_mut()).zip(stamps.iter_mut()) {
             let Some((_, values)) = columns.iter().find(|(n, _)| *n == f.name) else { continue };
-            match (w, values) {
+            let before = w.len();
+            match (&mut *w, values) {
                 (Window::Num(ring), Values::Num(v)) => {
                     let v = &v[..rows.min(v.len())];
                     // Only the last `cap` values can stay.
@@ -273,6 +324,36 @@ impl Monitor {
                 }
                 _ => {}
             }
+            if timed {
+                // The values added arrived now; those the count cap pushed out leave their runs.
+                let after = w.len();
+                let added = after.min(values.len_hint(rows));
+                let dropped = (before + added).saturating_sub(after);
+                forget(stamp, dropped);
+                if added > 0 {
+                    stamp.push_back((now, added));
+                }
+            }
+        }
+        if timed {
+            self.expire(&mut st, now);
+        }
+    }
+
+    /// Drops values older than `window_ms` from every window.
+    fn expire(&self, st: &mut State, now: std::time::Instant) {
+        let limit = std::time::Duration::from_millis(self.spec.window_ms);
+        let State { windows, stamps, .. } = st;
+        for (w, stamp) in windows.iter_mut().zip(stamps.iter_mut()) {
+            let mut old = 0;
+            while let Some(&(t, n)) = stamp.front() {
+                if now.duration_since(t) <= limit {
+                    break;
+                }
+                old += n;
+                stamp.pop_front();
+            }
+            w.drain_front(old);
         }
     }
 
@@ -294,6 +375,9 @@ impl Monitor {
             }
             st.since_check = 0;
             st.checking = true;
+            if self.spec.window_ms > 0 {
+                self.expire(&mut st, std::time::Instant::now());
+            }
             st.last_check = Some(std::time::Instant::now());
             (st.records, st.windows.clone())
         };
@@ -320,7 +404,10 @@ impl Monitor {
     pub fn report(&self) -> DriftReport {
         // Measured on a copy, so that runs pushing values never wait on it.
         let (records, checks, windows) = {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if self.spec.window_ms > 0 {
+                self.expire(&mut st, std::time::Instant::now());
+            }
             (st.records, st.checks, st.windows.clone())
         };
         let features: Vec<FeatureDrift> = self.spec.reference.features.iter().zip(&windows).map(|(f, w)| self.measure(f, w)).collect();
