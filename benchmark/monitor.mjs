@@ -1,10 +1,11 @@
-// Benchmark (issue #16): what drift monitoring costs a pipeline.
+// Benchmark (issue #16): what drift monitoring (and business metrics) cost a pipeline.
 //
 // The penguins pipeline (__test__/fixtures/penguins) with and without a
 // `monitor` section (a reference profile of all 344 records; window 1,000,
 // a check every 250 records, the defaults: every field and the predicted
 // label and score observed, PSI/KS/chi-square/JS computed at each check, on
-// the thread pool). Both at their
+// the thread pool), and the same plus four business metrics (a label rate,
+// the mean score, a sum over confident rows, a count). All at their
 // default options, in the same process, rounds alternating:
 //   run at batch 1, sequential (each awaited);
 //   runBatch of 1,024 records, sequential.
@@ -33,6 +34,14 @@ export async function run() {
   const plain = await Pipeline.create(SPEC, { baseDir: DIR })
   const reference = await plain.profile(BASE)
   const monitored = await Pipeline.create({ ...SPEC, monitor: { reference, window: WINDOW, checkEvery: CHECK_EVERY } }, { baseDir: DIR })
+  const metrics = [
+    { name: 'gentoo_rate', kind: 'rate', where: { field: 'label', eq: 'Gentoo' } },
+    { name: 'mean_score', kind: 'mean', of: 'score' },
+    { name: 'confident_mass', kind: 'sum', of: 'body_mass_g', where: { field: 'score', gte: 0.9 } },
+    { name: 'off_biscoe', kind: 'count', where: { field: 'island', in: ['Dream', 'Torgersen'] } },
+  ]
+  const withMetrics = await Pipeline.create({ ...SPEC, monitor: { reference, window: WINDOW, checkEvery: CHECK_EVERY, metrics } }, { baseDir: DIR })
+  const pipelines = { plain, monitored, metrics: withMetrics }
   const batch = Array.from({ length: BATCH }, (_, i) => BASE[i % BASE.length])
   const modes = {
     'run, batch 1': async (p) => {
@@ -47,12 +56,12 @@ export async function run() {
     },
   }
   const rates = {}
-  for (const mode of Object.keys(modes)) rates[mode] = { plain: [], monitored: [] }
+  for (const mode of Object.keys(modes)) rates[mode] = { plain: [], monitored: [], metrics: [] }
   for (let r = 0; r < ROUNDS; r++) {
     for (const [mode, f] of Object.entries(modes)) {
-      const order = r % 2 === 0 ? ['plain', 'monitored'] : ['monitored', 'plain']
+      const order = r % 2 === 0 ? ['plain', 'monitored', 'metrics'] : ['metrics', 'monitored', 'plain']
       for (const which of order) {
-        const p = which === 'plain' ? plain : monitored
+        const p = pipelines[which]
         const { result } = await cleanRound(`${mode} ${which}`, () => f(p))
         rates[mode][which].push(result)
       }
@@ -64,8 +73,17 @@ export async function run() {
   for (const [mode, r] of Object.entries(rates)) {
     const p = pct(sorted(r.plain), 0.5)
     const m = pct(sorted(r.monitored), 0.5)
-    out[mode] = { plain_records_per_s: Math.round(p), monitored_records_per_s: Math.round(m), ratio: round(m / p, 3), cost_ns_per_record: round((1 / m - 1 / p) * 1e9, 0) }
+    const b = pct(sorted(r.metrics), 0.5)
+    out[mode] = {
+      plain_records_per_s: Math.round(p),
+      monitored_records_per_s: Math.round(m),
+      ratio: round(m / p, 3),
+      cost_ns_per_record: round((1 / m - 1 / p) * 1e9, 0),
+      with_metrics_records_per_s: Math.round(b),
+      metrics_ratio_to_monitored: round(b / m, 3),
+      metrics_cost_ns_per_record: round((1 / b - 1 / m) * 1e9, 0),
+    }
   }
-  await Promise.all([plain.dispose(), monitored.dispose()])
+  await Promise.all([plain.dispose(), monitored.dispose(), withMetrics.dispose()])
   return { rounds: ROUNDS, window: WINDOW, checkEvery: CHECK_EVERY, features: report.features.length, checks: report.checks, results: out }
 }

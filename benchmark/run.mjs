@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor', 'log']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor', 'log', 'trial']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -33,6 +33,7 @@ const MODULES = {
   torch: './torch.mjs',
   monitor: './monitor.mjs',
   log: './log.mjs',
+  trial: './trial.mjs',
 }
 
 async function child(name, outFile) {
