@@ -150,9 +150,11 @@ describe('feedback switch', () => {
         expect(bad).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
       }
       await rejectsWith(g.run({ float_input: row(0) }, { id: '' }), 'ERR_INVALID_ARGUMENT')
-      // A request without an id is routed but never kept.
+      // A request without an id is routed but never kept; one that names its variant is served, not scored.
       await g.run({ float_input: row(0) })
+      await g.run({ float_input: row(0) }, { id: 'chosen', variants: { species: 'strong' } })
       expect(g.switchStats()[0].trial!.pending).toBe(0)
+      expect(() => g.feedback('chosen', 0)).toThrow(/no prediction with id 'chosen'/)
     } finally {
       await g.dispose()
     }
@@ -172,6 +174,8 @@ describe('feedback switch', () => {
     await bad({ challenger: 'strong', metric: 'auc' }, /unknown variant `auc`|auc/)
     await bad({ challenger: 'strong', minSamples: 200, maxSamples: 100 }, /maxSamples \(100\) is below minSamples \(200\)/)
     await bad({ challenger: 'strong', treshold: 1 }, /treshold/)
+    await bad({ challenger: 'strong', split: 1 }, /split 1 would leave the champion no requests/)
+    await bad({ challenger: 'strong', minSamples: 1 }, /minSamples must be at least 2/)
   })
 
   it('in the server: ids echoed (or made), outcomes by POST .../feedback, trial metrics and stats', async () => {
@@ -224,7 +228,7 @@ describe('feedback switch', () => {
       expect(metrics).toMatch(/^oxinfer_graph_node_queue_duration_us_bucket\{model="species",node="species",version="1",le="\+Inf"\} \d+$/m)
       const stats = (await (await fetch(`${url}/v2/models/species/stats`)).json()).model_stats[0]
       expect(stats.graph_switches[0]).toMatchObject({ node: 'species', policy: 'feedback', current: 1, trial: { status: 'promoted' } })
-      // A model that takes no feedback refuses it.
+      // A graph has no drift report: refused clearly.
       expect((await fetch(`${url}/v2/models/species/drift`)).status).toBe(400)
     } finally {
       await server.close()

@@ -35,6 +35,8 @@ function num(x: number): string {
 function binLabels(h: DriftHistogram): string[] {
   if (h.categories) return [...h.categories.map((c) => (c === '' ? '(empty)' : c)), 'missing']
   const e = h.edges ?? []
+  // One distinct reference value (or none): a single numeric bin.
+  if (e.length === 0) return ['values', 'missing']
   const labels = [`< ${num(e[0])}`]
   for (let i = 1; i < e.length; i++) labels.push(`${num(e[i - 1])}–${num(e[i])}`)
   labels.push(`≥ ${num(e[e.length - 1])}`, 'missing')

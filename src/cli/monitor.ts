@@ -106,7 +106,8 @@ export async function reportCommand(specPath: string, flags: ReportFlags): Promi
   const idField = spec.monitor.feedback?.idField
   if (flags.truth !== undefined && idField === undefined) throw invalidArg(`--truth needs the spec's monitor.feedback section (its idField names each record's prediction id)`)
   // The window covers the whole file; the report's own run writes no log.
-  const { log: _log, ...monitor } = spec.monitor
+  // (No time window either: the report covers every record of the file.)
+  const { log: _log, windowMs: _windowMs, ...monitor } = spec.monitor
   spec.monitor = { ...monitor, window: Math.min(10_000_000, Math.max(10, records.length)), checkEvery: 1_000_000_000 }
   // Records may carry more than the spec reads (the truth field, say).
   const pipeline = await Pipeline.create(spec, { baseDir: dirname(resolvePath(specPath)), unknownFields: 'ignore' })

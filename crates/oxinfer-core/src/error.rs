@@ -15,11 +15,12 @@ pub enum ErrorCode {
     Overloaded,
     Timeout,
     Backend,
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in a fixed order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidArgument,
         ErrorCode::InvalidInput,
         ErrorCode::ModelLoad,
@@ -31,6 +32,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::Timeout,
         ErrorCode::Backend,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as bindings and HTTP bodies spell it.
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "ERR_OVERLOADED",
             ErrorCode::Timeout => "ERR_TIMEOUT",
             ErrorCode::Backend => "ERR_BACKEND",
+            ErrorCode::Unavailable => "ERR_UNAVAILABLE",
         }
     }
 }
@@ -112,6 +115,10 @@ pub enum Error {
     /// A failure inside the engine, including a caught panic.
     #[error("{0}")]
     Backend(String),
+    /// A service the request needs (a feature store's Redis) is down, or did
+    /// not answer within its timeout; retrying later may succeed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -130,6 +137,7 @@ impl Error {
             ErrorCode::Overloaded => Error::Overloaded(message),
             ErrorCode::Timeout => Error::Timeout(message),
             ErrorCode::Backend => Error::Backend(message),
+            ErrorCode::Unavailable => Error::Unavailable(message),
         }
     }
 
@@ -152,6 +160,7 @@ impl Error {
             Error::Overloaded(_) => ErrorCode::Overloaded,
             Error::Timeout(_) => ErrorCode::Timeout,
             Error::Backend(_) => ErrorCode::Backend,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
         }
     }
 

@@ -112,23 +112,24 @@ fn a_time_window_lets_old_values_go() {
     let reference: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64 / 1000.0).collect();
     let profile = Profile::build(reference.len(), &[("x", Role::Input, Values::Num(&reference))]);
     let spec = MonitorSpec { reference: profile, window: 500, check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None, window_ms: 400, metrics: Vec::new() };
-    let m = std::sync::Arc::new(Monitor::new(spec).unwrap());
+    let m = Monitor::new(spec).unwrap();
+    // The clock is given, so nothing here depends on how fast the machine is.
+    let t0 = std::time::Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
     let shifted: Vec<f64> = reference.iter().take(300).map(|x| x + 0.5).collect();
-    m.observe(300, &[("x", Values::Num(&shifted))]);
-    let r = m.report();
+    m.push_at(300, &[("x", Values::Num(&shifted))], at(0));
+    let r = m.report_at(at(1));
     assert_eq!(r.features[0].records, 300);
     assert!(r.features[0].drifted);
-    std::thread::sleep(std::time::Duration::from_millis(250));
-    // 400 more: the count cap (500) drops the oldest 200 now.
+    // 400 more at 250 ms: the count cap (500) drops the oldest 200 now.
     let same: Vec<f64> = reference.iter().skip(300).take(400).copied().collect();
-    m.observe(400, &[("x", Values::Num(&same))]);
-    assert_eq!(m.report().features[0].records, 500);
-    // Past 400 ms from the first push, its 100 remaining values go; the 400
-    // stay (up to 200 ms of scheduling stall is tolerated).
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let r = m.report();
+    m.push_at(400, &[("x", Values::Num(&same))], at(250));
+    assert_eq!(m.report_at(at(250)).features[0].records, 500);
+    // At 401 ms the first push's 100 remaining values are past 400 ms; the 400 stay.
+    assert_eq!(m.report_at(at(400)).features[0].records, 500);
+    let r = m.report_at(at(401));
     assert_eq!(r.features[0].records, 400);
     assert!(!r.features[0].drifted, "{:?}", r.features[0]);
-    std::thread::sleep(std::time::Duration::from_millis(450));
-    assert_eq!(m.report().features[0].records, 0);
+    assert_eq!(m.report_at(at(650)).features[0].records, 400);
+    assert_eq!(m.report_at(at(651)).features[0].records, 0);
 }

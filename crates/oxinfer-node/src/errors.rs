@@ -82,5 +82,6 @@ pub fn debug_error(code: crate::options::ErrorCode) -> napi::Result<()> {
         C::Overloaded => Error::Overloaded(m),
         C::Timeout => Error::Timeout(m),
         C::Backend => Error::Backend(m),
+        C::Unavailable => Error::Unavailable(m),
     }))
 }

@@ -26,6 +26,7 @@ pub enum ErrorCode {
     ERR_OVERLOADED,
     ERR_TIMEOUT,
     ERR_BACKEND,
+    ERR_UNAVAILABLE,
 }
 
 impl From<CoreCode> for ErrorCode {
@@ -44,6 +45,7 @@ impl From<CoreCode> for ErrorCode {
             CoreCode::Overloaded => ErrorCode::ERR_OVERLOADED,
             CoreCode::Timeout => ErrorCode::ERR_TIMEOUT,
             CoreCode::Backend => ErrorCode::ERR_BACKEND,
+            CoreCode::Unavailable => ErrorCode::ERR_UNAVAILABLE,
         }
     }
 }
@@ -62,6 +64,7 @@ impl From<ErrorCode> for CoreCode {
             ErrorCode::ERR_OVERLOADED => CoreCode::Overloaded,
             ErrorCode::ERR_TIMEOUT => CoreCode::Timeout,
             ErrorCode::ERR_BACKEND => CoreCode::Backend,
+            ErrorCode::ERR_UNAVAILABLE => CoreCode::Unavailable,
         }
     }
 }

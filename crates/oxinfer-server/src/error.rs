@@ -52,7 +52,7 @@ impl ServerError {
             ServerError::Unavailable { .. } => 503,
             ServerError::Core(e) => match e.kind() {
                 ErrorCode::InvalidArgument | ErrorCode::InvalidInput | ErrorCode::InvalidSpec | ErrorCode::Unsupported => 400,
-                ErrorCode::Overloaded | ErrorCode::Disposed => 503,
+                ErrorCode::Overloaded | ErrorCode::Disposed | ErrorCode::Unavailable => 503,
                 ErrorCode::Timeout => 504,
                 ErrorCode::Aborted => 499,
                 ErrorCode::File | ErrorCode::ModelLoad | ErrorCode::Backend => 500,

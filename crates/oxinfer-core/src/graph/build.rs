@@ -62,6 +62,8 @@ pub(crate) struct Plan {
     pub out_slots: Vec<usize>,
     pub nodes: Vec<PlanNode>,
     pub slots: usize,
+    /// A switch (nested graphs' included) runs a `feedback` trial.
+    pub feedback: bool,
 }
 
 impl Graph {
@@ -126,11 +128,7 @@ impl Graph {
     /// Whether a switch (nested graphs' included) runs a `feedback` trial:
     /// requests then need an id for their outcome to count.
     pub fn takes_feedback(&self) -> bool {
-        self.plan.nodes.iter().any(|n| match &n.exec {
-            Exec::Switch { state, .. } => state.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some(),
-            Exec::Graph(g) => g.takes_feedback(),
-            _ => false,
-        })
+        self.plan.feedback
     }
 
     fn trial_switches(&self, out: &mut Vec<(String, Arc<Plan>, usize)>, prefix: &str) {
@@ -164,7 +162,11 @@ impl Graph {
         if knowing.is_empty() {
             // Any trial's refusal names the id and how many are kept.
             let (_, m) = &states[0];
-            return m.lock().unwrap_or_else(|e| e.into_inner()).answer(id, truths).map(|_| Vec::new());
+            return m.lock().unwrap_or_else(|e| e.into_inner()).check(id, truths).map(|_| Vec::new());
+        }
+        // Checked everywhere first, so that a refusal applies nothing.
+        for (_, m) in &knowing {
+            m.lock().unwrap_or_else(|e| e.into_inner()).check(id, truths)?;
         }
         let mut decisions = Vec::new();
         for (name, m) in knowing {
@@ -305,6 +307,12 @@ fn trial(n: &NodeSpec, t: &spec::TrialSpec, variants: &[(String, f64)], outputs:
     }
     if !(t.split > 0.0 && t.split <= 1.0) {
         return Err(fail("split", format!("split must be above 0 and at most 1, not {}", t.split)));
+    }
+    if t.split >= 1.0 && t.mode == spec::TrialMode::Split {
+        return Err(fail("split", "split 1 would leave the champion no requests to compare: give less than 1, or shadow mode".into()));
+    }
+    if t.min_samples < 2 {
+        return Err(fail("minSamples", format!("minSamples must be at least 2 (a variance needs two outcomes per arm), not {}", t.min_samples)));
     }
     if !(t.confidence > 0.5 && t.confidence < 1.0) {
         return Err(fail("confidence", format!("confidence must be between 0.5 and 1 (exclusive), not {}", t.confidence)));
@@ -640,8 +648,13 @@ fn plan(spec: &GraphSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Resu
             wanted: std::mem::take(&mut wanted[i]),
             needed: needed[i],
         })
-        .collect();
-    Ok(Plan { inputs, outputs, out_slots, nodes: plan_nodes, slots })
+        .collect::<Vec<PlanNode>>();
+    let feedback = plan_nodes.iter().any(|n| match &n.exec {
+        Exec::Switch { state, .. } => state.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some(),
+        Exec::Graph(g) => g.takes_feedback(),
+        _ => false,
+    });
+    Ok(Plan { inputs, outputs, out_slots, nodes: plan_nodes, slots, feedback })
 }
 
 #[cfg(test)]

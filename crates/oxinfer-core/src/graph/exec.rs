@@ -177,6 +177,7 @@ fn in_node(e: Error, node: &str) -> Error {
         Error::Overloaded(m) => Error::Overloaded(p(m)),
         Error::Timeout(m) => Error::Timeout(p(m)),
         Error::Backend(m) => Error::Backend(p(m)),
+        Error::Unavailable(m) => Error::Unavailable(p(m)),
     }
 }
 
@@ -399,7 +400,7 @@ fn start(run: &Arc<Run>, n: usize) -> Vec<usize> {
             settle(run, n, r)
         }
         Exec::Model(runner) => {
-            submit(run, n, runner, inputs, vals, started, None);
+            submit(run, n, runner, inputs, vals, started, None, None);
             Vec::new()
         }
         Exec::Switch { runners, state } => {
@@ -425,12 +426,14 @@ fn start(run: &Arc<Run>, n: usize) -> Vec<usize> {
                 }
             };
             let load: Vec<Load> = runners.iter().map(|r| Load { queue_wait_us: r.queue_wait_us(), queue_depth: r.queue_depth() }).collect();
-            let (v, shadow) = state.lock().unwrap_or_else(|e| e.into_inner()).choose_for(&load, explicit, run.opts.id.is_some());
+            let (v, shadow) = state.lock().unwrap_or_else(|e| e.into_inner()).choose_for(&load, explicit, run.opts.id.as_deref());
             if let (Some(s), Some(id)) = (shadow, &run.opts.id) {
                 let copy: Vec<InputTensor> = node.args.iter().zip(&vals).map(|((k, _), v)| v.feed(k)).collect();
                 shadow_run(run, n, &runners[s], copy, vals.clone(), s, id.clone());
             }
-            submit(run, n, &runners[v], inputs, vals, started, Some(v));
+            // Only requests the trial routed are scored: a variant the caller chose is not a sample.
+            let scored = if explicit.is_none() { run.opts.id.clone() } else { None };
+            submit(run, n, &runners[v], inputs, vals, started, Some(v), scored);
             Vec::new()
         }
         Exec::Graph(g) => {
@@ -512,7 +515,8 @@ fn switch_context(run: &Run, n: usize) -> CallContext {
 /// in shadow mode): its output is only kept for scoring, and its failure
 /// is counted, never the request's.
 fn shadow_run(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<InputTensor>, keep: Vec<Arc<Value>>, variant: usize, id: String) {
-    let ctx = switch_context(run, n);
+    // Never on the request's own thread, ahead of the variant that answers it.
+    let ctx = CallContext { inline: false, ..switch_context(run, n) };
     let plan = Arc::clone(&run.plan);
     let done: Completion = Box::new(move |r: Result<RunOutput>| {
         drop(keep);
@@ -536,7 +540,8 @@ fn shadow_run(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Ve
 
 /// Submits a model (or switch variant) run of node `n`; `keep` holds the
 /// values `inputs` borrow until the run completes.
-fn submit(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<InputTensor>, keep: Vec<Arc<Value>>, started: Instant, variant: Option<usize>) {
+#[allow(clippy::too_many_arguments)]
+fn submit(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<InputTensor>, keep: Vec<Arc<Value>>, started: Instant, variant: Option<usize>, scored: Option<String>) {
     let ctx = if variant.is_some() { switch_context(run, n) } else { context(run, run.plan.nodes[n].wanted.clone()) };
     // Shared with the completion, so that a panic in `submit` is reported as
     // such rather than as the completion it dropped while unwinding.
@@ -554,7 +559,7 @@ fn submit(run: &Arc<Run>, n: usize, runner: &Arc<dyn NodeRunner>, inputs: Vec<In
                 let latency = if engine > 0 { engine } else { wall.saturating_sub(t.queue_us) };
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                 st.observe(v, latency);
-                if let Some(id) = &me.opts.id {
+                if let Some(id) = &scored {
                     st.record(id, v, &out.tensors);
                 }
             }

@@ -207,10 +207,29 @@ impl SwitchState {
         self.trial.as_ref()
     }
 
-    /// Records what `variant` predicted for request `id`, when a trial wants it.
+    /// Records what `variant` predicted for request `id`, when a trial wants
+    /// it; a late arm scored against an outcome already given may decide.
     pub fn record(&mut self, id: &str, variant: usize, outputs: &[OutputTensor]) {
-        if let Some(t) = &mut self.trial {
-            t.record(id, variant, outputs);
+        let decided = self.trial.as_mut().and_then(|t| t.record(id, variant, outputs)).is_some();
+        if decided {
+            self.follow_trial();
+        }
+    }
+
+    /// Makes the trial's leader current, recording the change.
+    fn follow_trial(&mut self) {
+        let Some(leader) = self.trial.as_ref().map(Trial::leader) else { return };
+        if leader != self.current {
+            self.push_event(SwitchEvent { decision: self.decisions, from: self.current, to: leader, measure: 0 });
+            self.current = leader;
+        }
+    }
+
+    /// Checks an outcome for `id` without applying it.
+    pub fn check(&self, id: &str, truths: &[Truth]) -> Result<(), Refusal> {
+        match &self.trial {
+            Some(t) => t.check(id, truths).map(|_| ()),
+            None => Err(Refusal::UnknownId(format!("switch '{}' takes no feedback", self.node))),
         }
     }
 
@@ -226,10 +245,8 @@ impl SwitchState {
     pub fn answer(&mut self, id: &str, truths: &[Truth]) -> Result<Option<Decision>, Refusal> {
         let Some(t) = &mut self.trial else { return Err(Refusal::UnknownId(format!("switch '{}' takes no feedback", self.node))) };
         let d = t.answer(id, truths)?;
-        let leader = t.leader();
-        if d.is_some() && leader != self.current {
-            self.push_event(SwitchEvent { decision: self.decisions, from: self.current, to: leader, measure: 0 });
-            self.current = leader;
+        if d.is_some() {
+            self.follow_trial();
         }
         Ok(d)
     }
@@ -274,12 +291,12 @@ impl SwitchState {
     /// entries count as idle) and the request's explicit choice, if any (an
     /// index, honoured under every policy without changing the current one).
     pub fn choose(&mut self, load: &[Load], explicit: Option<usize>) -> usize {
-        self.choose_for(load, explicit, false).0
+        self.choose_for(load, explicit, None).0
     }
 
-    /// `choose` for a request that carries an id (`tracked`) or not; also
-    /// returns the variant that shadows it (a `feedback` trial in shadow mode).
-    pub fn choose_for(&mut self, load: &[Load], explicit: Option<usize>, tracked: bool) -> (usize, Option<usize>) {
+    /// `choose` for a request with an id or without; also returns the
+    /// variant that shadows it (a `feedback` trial in shadow mode).
+    pub fn choose_for(&mut self, load: &[Load], explicit: Option<usize>, id: Option<&str>) -> (usize, Option<usize>) {
         self.decisions += 1;
         let n = self.names.len();
         if let Some(v) = explicit.filter(|&v| v < n) {
@@ -290,7 +307,7 @@ impl SwitchState {
             return (v, None);
         }
         if let Some(t) = &mut self.trial {
-            let (v, shadow) = t.route(tracked);
+            let (v, shadow) = t.route(id);
             self.chosen[v] += 1;
             return (v, shadow);
         }

@@ -84,7 +84,11 @@ pub struct TrialStats {
 struct Kept {
     /// Predicted per row, per arm (champion, challenger).
     preds: [Option<Vec<f64>>; 2],
-    answered: bool,
+    /// The outcome, once given (one value per row): an arm whose prediction
+    /// arrives later (a shadow run still running) is scored when it does.
+    truth: Option<Vec<f64>>,
+    /// Arms already scored.
+    scored: [bool; 2],
 }
 
 /// One switch's trial.
@@ -105,6 +109,23 @@ pub struct Trial {
     shadow_runs: u64,
     shadow_failures: u64,
     decision: Option<Decision>,
+    /// Kept predictions without their outcome yet.
+    unanswered: usize,
+}
+
+/// A stable hash of `id` in [0, 1): FNV-1a, then splitmix64's finaliser.
+fn unit_hash(id: &str) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn now_ms() -> u64 {
@@ -129,6 +150,7 @@ impl Trial {
             shadow_runs: 0,
             shadow_failures: 0,
             decision: None,
+            unanswered: 0,
         }
     }
 
@@ -158,11 +180,16 @@ impl Trial {
         }
     }
 
-    /// Whether the next request is in the challenger's share (always false
-    /// once decided). Deterministic: exactly `split` of requests over time.
-    fn take_share(&mut self) -> bool {
+    /// Whether a request is in the challenger's share (always false once
+    /// decided): for a request with an id, by a hash of it (random-like
+    /// assignment, the same for the same id); otherwise exactly `split` of
+    /// such requests over time.
+    fn take_share(&mut self, id: Option<&str>) -> bool {
         if self.status != Status::Running {
             return false;
+        }
+        if let Some(id) = id {
+            return unit_hash(id) < self.spec.split;
         }
         self.credit += self.spec.split;
         if self.credit >= 1.0 - 1e-12 {
@@ -172,12 +199,12 @@ impl Trial {
         false
     }
 
-    /// The variant that serves the next request, and the one that shadows it.
-    /// Only requests with an id (`tracked`) are shadowed: others could never be scored.
-    pub fn route(&mut self, tracked: bool) -> (usize, Option<usize>) {
+    /// The variant that serves a request, and the one that shadows it. Only
+    /// requests with an id are shadowed: others could never be scored.
+    pub fn route(&mut self, id: Option<&str>) -> (usize, Option<usize>) {
         match self.spec.mode {
-            TrialMode::Split => (if self.take_share() { self.challenger() } else { self.leader() }, None),
-            TrialMode::Shadow => (self.leader(), (tracked && self.take_share()).then(|| self.challenger())),
+            TrialMode::Split => (if self.take_share(id) { self.challenger() } else { self.leader() }, None),
+            TrialMode::Shadow => (self.leader(), (id.is_some() && self.take_share(id)).then(|| self.challenger())),
         }
     }
 
@@ -213,25 +240,75 @@ impl Trial {
     }
 
     /// Keeps what `variant` predicted for request `id` (ignored for a
-    /// variant outside the trial, or an output it cannot read).
-    pub fn record(&mut self, id: &str, variant: usize, outputs: &[OutputTensor]) {
-        let Some(arm) = self.arms_at.iter().position(|&v| v == variant) else { return };
+    /// variant outside the trial, or an output it cannot read). A prediction
+    /// for an arm the entry already holds, or for an answered entry whose
+    /// arm was scored, is a new request reusing the id: it replaces the
+    /// entry. An arm arriving after the outcome (a slow shadow run) is
+    /// scored now; returns the decision that made, if any.
+    pub fn record(&mut self, id: &str, variant: usize, outputs: &[OutputTensor]) -> Option<Decision> {
+        let arm = self.arms_at.iter().position(|&v| v == variant)?;
         let t = match &self.spec.output {
             Some(name) => outputs.iter().find(|t| &t.name == name),
             None => outputs.first(),
         };
-        let Some(preds) = t.and_then(|t| self.predictions(t)) else { return };
+        let preds = t.and_then(|t| self.predictions(t))?;
+        let reuse = self.kept.get(id).is_some_and(|k| k.preds[arm].is_some() || (k.truth.is_some() && k.scored[arm]));
+        if reuse {
+            if let Some(old) = self.kept.remove(id) {
+                if old.truth.is_none() {
+                    self.unanswered -= 1;
+                }
+                self.order.retain(|x| x != id);
+            }
+        }
         if !self.kept.contains_key(id) {
             if self.order.len() >= self.spec.keep.max(1) {
                 if let Some(old) = self.order.pop_front() {
-                    self.kept.remove(&old);
+                    if self.kept.remove(&old).is_some_and(|k| k.truth.is_none()) {
+                        self.unanswered -= 1;
+                    }
                 }
             }
             self.order.push_back(id.to_string());
-            self.kept.insert(id.to_string(), Kept { preds: [None, None], answered: false });
+            self.kept.insert(id.to_string(), Kept { preds: [None, None], truth: None, scored: [false; 2] });
+            self.unanswered += 1;
+        }
+        let k = self.kept.get_mut(id)?;
+        k.preds[arm] = Some(preds);
+        // The outcome came first: score this arm now.
+        let truth = k.truth.clone()?;
+        self.score(id, &truth);
+        if self.status == Status::Running {
+            self.decide()
+        } else {
+            None
+        }
+    }
+
+    /// Scores every arm of `id` that has a prediction and is not scored yet.
+    fn score(&mut self, id: &str, truth: &[f64]) {
+        let running = self.status == Status::Running;
+        let Some(k) = self.kept.get(id) else { return };
+        let mut add: Vec<(usize, Vec<f64>)> = Vec::new();
+        for arm in 0..2 {
+            if k.scored[arm] {
+                continue;
+            }
+            if let Some(p) = &k.preds[arm] {
+                if p.len() == truth.len() {
+                    add.push((arm, p.iter().zip(truth).map(|(&p, &t)| self.loss(p, t)).collect()));
+                }
+            }
         }
         if let Some(k) = self.kept.get_mut(id) {
-            k.preds[arm] = Some(preds);
+            for (arm, _) in &add {
+                k.scored[*arm] = true;
+            }
+        }
+        if running {
+            for (arm, ls) in add {
+                ls.into_iter().for_each(|l| self.arms[arm].add(l));
+            }
         }
     }
 
@@ -268,31 +345,36 @@ impl Trial {
         }
     }
 
-    /// The outcome of request `id`, one truth per row (one for all rows of a
-    /// one-row request). Scores the arms that predicted it and, while
-    /// running, tests; returns the decision if this outcome made one.
-    pub fn answer(&mut self, id: &str, truths: &[Truth]) -> Result<Option<Decision>, Refusal> {
-        let values: Vec<f64> = truths.iter().map(|t| self.truth_value(t)).collect::<Result<_, _>>().map_err(Refusal::WrongTruth)?;
+    /// Checks the outcome of request `id` without applying it: the id is
+    /// kept and unanswered, and the truths fit. Returns the values.
+    pub fn check(&self, id: &str, truths: &[Truth]) -> Result<Vec<f64>, Refusal> {
         let kept = self.kept.get(id).ok_or_else(|| Refusal::UnknownId(format!("no prediction with id '{id}' (never made, made without an id, or older than the last {} kept)", self.spec.keep)))?;
-        if kept.answered {
+        if kept.truth.is_some() {
             return Err(Refusal::Answered(format!("prediction '{id}' already has its outcome")));
         }
+        let values: Vec<f64> = truths.iter().map(|t| self.truth_value(t)).collect::<Result<_, _>>().map_err(Refusal::WrongTruth)?;
         let rows = kept.preds.iter().flatten().map(Vec::len).next().unwrap_or(0);
         if values.len() != rows {
             return Err(Refusal::WrongTruth(format!("prediction '{id}' has {rows} row(s); give one outcome per row, not {}", values.len())));
         }
-        let losses: Vec<(usize, Vec<f64>)> =
-            kept.preds.iter().enumerate().filter_map(|(arm, p)| p.as_ref().map(|p| (arm, p.iter().zip(&values).map(|(&p, &t)| self.loss(p, t)).collect()))).collect();
+        Ok(values)
+    }
+
+    /// The outcome of request `id`, one truth per row (one for all rows of a
+    /// one-row request). Scores the arms that predicted it (an arm still
+    /// running is scored when its prediction arrives) and, while running,
+    /// tests; returns the decision if this outcome made one.
+    pub fn answer(&mut self, id: &str, truths: &[Truth]) -> Result<Option<Decision>, Refusal> {
+        let values = self.check(id, truths)?;
         if let Some(k) = self.kept.get_mut(id) {
-            k.answered = true;
+            k.truth = Some(values.clone());
         }
+        self.unanswered -= 1;
         self.feedback += 1;
         if self.status != Status::Running {
             return Ok(None);
         }
-        for (arm, ls) in losses {
-            ls.into_iter().for_each(|l| self.arms[arm].add(l));
-        }
+        self.score(id, &values);
         Ok(self.decide())
     }
 
@@ -361,7 +443,7 @@ impl Trial {
             effect: self.tau,
             shadow_runs: self.shadow_runs,
             shadow_failures: self.shadow_failures,
-            pending: self.kept.values().filter(|k| !k.answered).count(),
+            pending: self.unanswered,
             decision: self.decision.clone(),
         }
     }

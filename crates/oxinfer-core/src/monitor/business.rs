@@ -131,6 +131,8 @@ struct State {
     /// Per metric, per row in the window: (selected, value or NaN).
     ring: Vec<VecDeque<(bool, f64)>>,
     window: Vec<Sums>,
+    /// Rows since the window's sums were last recomputed.
+    since_exact: Vec<usize>,
 }
 
 pub struct Business {
@@ -202,7 +204,7 @@ impl Business {
             metrics.push(Compiled { spec: m.clone(), filter });
         }
         let n = metrics.len();
-        let state = State { total: vec![Sums::default(); n], ring: vec![VecDeque::new(); n], window: vec![Sums::default(); n] };
+        let state = State { total: vec![Sums::default(); n], ring: vec![VecDeque::new(); n], window: vec![Sums::default(); n], since_exact: vec![0; n] };
         Ok(Business { metrics, window: window.max(1), state: Mutex::new(state) })
     }
 
@@ -249,6 +251,8 @@ impl Business {
                             Some(Column { values: Values::Num(xs), .. }) => xs.get(value.map_or(i, |c| c.at(i))).copied().unwrap_or(f64::NAN),
                             _ => f64::NAN,
                         };
+                        // An infinite value is skipped like a missing one: it would poison the sums.
+                        let v = if v.is_finite() { v } else { f64::NAN };
                         (selected[i], v)
                     })
                     .collect()
@@ -266,6 +270,17 @@ impl Business {
                         add(&mut st.window[k], h, old, -1.0);
                     }
                 }
+            }
+            // Adding and removing leaves rounding in the window's sum: once
+            // per window of rows, it is summed afresh from the ring.
+            st.since_exact[k] += rows;
+            if st.since_exact[k] >= cap {
+                st.since_exact[k] = 0;
+                let mut fresh = Sums::default();
+                for &(h, v) in &st.ring[k] {
+                    add(&mut fresh, h, v, 1.0);
+                }
+                st.window[k] = fresh;
             }
         }
     }

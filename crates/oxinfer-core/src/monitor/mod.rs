@@ -276,13 +276,17 @@ impl Monitor {
     /// from `columns` are skipped). Records are counted by `advance`, once
     /// all of a batch's columns (inputs, then predictions) are in.
     pub fn push(&self, rows: usize, columns: &[(&str, Values)]) {
+        self.push_at(rows, columns, std::time::Instant::now())
+    }
+
+    /// `push`, the values arriving at `now` (tests drive time windows with it).
+    pub fn push_at(&self, rows: usize, columns: &[(&str, Values)], now: std::time::Instant) {
         if rows == 0 {
             return;
         }
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let cap = self.spec.window;
         let timed = self.spec.window_ms > 0;
-        let now = std::time::Instant::now();
         let State { windows, stamps, .. } = &mut *st;
         for ((f, w), stamp) in self.spec.reference.features.iter().zip(windows.iter_mut()).zip(stamps.iter_mut()) {
             let Some((_, values)) = columns.iter().find(|(n, _)| *n == f.name) else { continue };
@@ -347,7 +351,7 @@ impl Monitor {
         for (w, stamp) in windows.iter_mut().zip(stamps.iter_mut()) {
             let mut old = 0;
             while let Some(&(t, n)) = stamp.front() {
-                if now.duration_since(t) <= limit {
+                if now.saturating_duration_since(t) <= limit {
                     break;
                 }
                 old += n;
@@ -402,11 +406,16 @@ impl Monitor {
 
     /// Statistics now, over the current windows (not counted as a check).
     pub fn report(&self) -> DriftReport {
+        self.report_at(std::time::Instant::now())
+    }
+
+    /// `report` as of `now` (tests drive time windows with it).
+    pub fn report_at(&self, now: std::time::Instant) -> DriftReport {
         // Measured on a copy, so that runs pushing values never wait on it.
         let (records, checks, windows) = {
             let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if self.spec.window_ms > 0 {
-                self.expire(&mut st, std::time::Instant::now());
+                self.expire(&mut st, now);
             }
             (st.records, st.checks, st.windows.clone())
         };

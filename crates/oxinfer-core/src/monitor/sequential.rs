@@ -63,7 +63,12 @@ pub struct Test {
 /// units: the size of difference the test is most sensitive to).
 pub fn test(champion: &Arm, challenger: &Arm, binary: bool, tau: f64) -> Option<Test> {
     let (a, b) = (champion.mean()?, challenger.mean()?);
-    let v = champion.variance(binary) / champion.n as f64 + challenger.variance(binary) / challenger.n as f64;
+    // An arm whose losses happen to be (nearly) equal claims no certainty
+    // the other arm's spread does not support: each variance is floored at
+    // a hundredth of the pooled one.
+    let floor = 0.01 * pooled_sd(champion, challenger, binary).powi(2);
+    let var = |arm: &Arm| arm.variance(binary).max(floor);
+    let v = var(champion) / champion.n as f64 + var(challenger) / challenger.n as f64;
     let t2 = tau * tau;
     if !(v.is_finite() && v > 0.0 && t2 > 0.0) {
         return None;
