@@ -21,7 +21,7 @@ export type { ConfigureOptions } from './src/library'
 export type { RunTiming } from './src/payload'
 
 export { Session } from './src/session/session'
-export type { BatchingOptions, DeclaredValue, ModelMetadata, RunOptions, SessionOptions, ValueInfo } from './src/session/options'
+export type { BatchingOptions, DeclaredValue, ModelMetadata, RunOptions, SessionOptions, SessionStats, ValueInfo } from './src/session/options'
 
 export { SessionStream } from './src/stream'
 export type { StreamOptions, StreamRunOptions } from './src/stream'

@@ -51,6 +51,8 @@ export interface NativeSession {
     graphName: string
     custom: Record<string, string>
   }
+  /** What the session's requests did (JSON). */
+  stats(): string
   readonly pending: number
   /** Engine sessions in the pool (given, or chosen at load). */
   readonly poolSize: number

@@ -11,7 +11,7 @@ import { checkKeys, isPlainObject, oneOf, showValue } from '../options'
 import type { RunTiming } from '../payload'
 import type { Estimate } from '../session/execute'
 import { internalsOf, type SessionInternals } from '../session/internal'
-import { checkRequestOptions, type SessionOptions } from '../session/options'
+import { checkRequestOptions, type SessionOptions, type SessionStats } from '../session/options'
 import { Outbox } from '../session/outbox'
 import { Session } from '../session/session'
 import * as hub from '../hub'
@@ -436,6 +436,11 @@ export class Pipeline {
   quality(): Quality | null {
     const q = this.#native.quality()
     return q === null ? null : (JSON.parse(q) as Quality)
+  }
+
+  /** What the requests of this pipeline's session did (see `Session.stats`): its runs, a graph's and the server's on the same session. */
+  stats(): SessionStats {
+    return this.session.stats()
   }
 
   /** The spec's business metrics (`monitor.metrics`) now, since compiling and over the window; null without any. */

@@ -358,3 +358,27 @@ export function checkRequestOptions(what: string, options: Record<string, unknow
   if (options.onTiming !== undefined && typeof options.onTiming !== 'function') throw invalidArg(`${what}: options.onTiming must be a function`)
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArg(`${what}: options.signal must be an AbortSignal`)
 }
+
+/** What a session's requests did since it loaded (`session.stats()`), counted natively. */
+export interface SessionStats {
+  /** Requests that succeeded. */
+  success: number
+  /** Failed requests by error code (codes with none left out). */
+  failures: Partial<Record<string, number>>
+  /** Model executions: a merged batch counts once. */
+  executions: number
+  /** Mean time per successful request in each stage, µs. */
+  meanQueueUs: number
+  meanPreUs: number
+  meanInferUs: number
+  meanPostUs: number
+  /** Mean rows of the batch a request ran in. */
+  meanBatchRows: number
+  /** Percentiles of a successful request's queue + engine time, µs (to within 19 %); null before any. */
+  p50Us: number | null
+  p90Us: number | null
+  p99Us: number | null
+  /** Requests queued now, and queued or executing. */
+  queued: number
+  pending: number
+}

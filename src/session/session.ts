@@ -17,7 +17,7 @@ import { flattenFeeds, outputTensor, type Tensor, type TensorLike } from '../ten
 import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
 import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
-import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type ValueInfo } from './options'
+import { checkRequestOptions, parseSessionOptions, type ModelMetadata, type RunOptions, type SessionOptions, type SessionStats, type ValueInfo } from './options'
 
 /** %TypedArray%.prototype.slice: a copy even for a Node Buffer, whose own slice is a view. */
 const typedSlice = Object.getPrototypeOf(Uint8Array.prototype).slice as (this: ArrayBufferView) => ArrayBufferView
@@ -412,6 +412,18 @@ export class Session {
    */
   #hold(delta: 1 | -1): void {
     this.#active += delta
+  }
+
+  /**
+   * What this session's requests did since it loaded, counted natively:
+   * successes, failures by error code, model executions (a merged batch
+   * counts once), mean time per stage (queue, pre-processing, inference,
+   * post-processing), and percentiles of queue + engine time. A pipeline's
+   * and a graph's model runs on this session count here too.
+   */
+  stats(): SessionStats {
+    if (this.#disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
+    return JSON.parse(this.#native.stats()) as SessionStats
   }
 
   /** Runs queued or executing on this session. */

@@ -200,7 +200,7 @@ enum Share {
 /// id just before its completion. A request aborted meanwhile gets
 /// `ERR_ABORTED` and its rows are dropped; the others are unaffected. Every
 /// request is settled exactly once, even if merging or splitting panics.
-pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64)) {
+pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Request)>, layout: &Layout, finished: &dyn Fn(u64, &Result<RunOutput>)) {
     // Requests whose callers gave up while queued (a client that hung up)
     // are settled now, and their rows are not run at all.
     let (gone, reqs): (Vec<_>, Vec<_>) = reqs.into_iter().partition(|(_, r)| r.ctl.is_aborted());
@@ -225,7 +225,7 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Reques
             Share::Alone => {
                 let Request { id, work, ctl, done, .. } = req;
                 let r = execute(backend, slot, work, &ctl, Some(queued), layout);
-                finished(id);
+                finished(id, &r);
                 let _ = catch_unwind(AssertUnwindSafe(|| done(r)));
             }
         }
@@ -233,9 +233,9 @@ pub fn run_merged(backend: &dyn Backend, slot: usize, reqs: Vec<(Instant, Reques
 }
 
 /// Settles `req` with `r` (or `ERR_ABORTED` if its caller gave up meanwhile).
-fn settle(req: Request, r: Result<RunOutput>, finished: &dyn Fn(u64)) {
+fn settle(req: Request, r: Result<RunOutput>, finished: &dyn Fn(u64, &Result<RunOutput>)) {
     let r = if req.ctl.is_aborted() { Err(aborted()) } else { r };
-    finished(req.id);
+    finished(req.id, &r);
     let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(r)));
 }
 

@@ -16,6 +16,7 @@ pub mod plugin;
 pub mod priority;
 pub mod queue;
 pub mod request;
+pub mod runstats;
 pub mod scheduler;
 pub mod stream;
 pub mod tensor;

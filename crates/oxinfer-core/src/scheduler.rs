@@ -44,6 +44,8 @@ struct Shared {
     ready: Condvar,
     /// Model executions so far (a merged batch counts once), inline ones included.
     executions: std::sync::atomic::AtomicU64,
+    /// What the requests did, for `stats()`.
+    stats: crate::runstats::RunStats,
 }
 
 impl Shared {
@@ -122,6 +124,7 @@ impl Scheduler {
             state: Mutex::new(State { queue: Queue::new(options.priority_levels), running: Vec::new(), disposed: false, idle: 0, gathering: 0 }),
             ready: Condvar::new(),
             executions: Default::default(),
+            stats: Default::default(),
         });
         let mut workers = Vec::new();
         // Each worker reports once its priority is set, so a caller never sees
@@ -183,7 +186,19 @@ impl Scheduler {
         } else if idle > 0 {
             self.shared.ready.notify_one();
         }
+        for (_, e) in &refused {
+            self.shared.stats.fail(e.kind());
+        }
         refused
+    }
+
+    /// What the requests did since the scheduler started (in-process `stats()`).
+    pub fn stats(&self) -> crate::runstats::RunStatsSnapshot {
+        let (queued, pending) = {
+            let st = self.shared.lock();
+            (st.queue.len(), st.queue.len() + st.running.len())
+        };
+        self.shared.stats.snapshot(self.executions(), queued, pending)
     }
 
     /// The engine this scheduler runs on.
@@ -198,7 +213,9 @@ impl Scheduler {
             return Err(disposed());
         }
         self.shared.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        execute(&*self.shared.backend, 0, work, &RunControl::new(), None, &self.shared.layout)
+        let r = execute(&*self.shared.backend, 0, work, &RunControl::new(), None, &self.shared.layout);
+        self.shared.stats.record(&r);
+        r
     }
 
     /// Model executions so far: a merged batch counts once (Triton's
@@ -290,7 +307,8 @@ impl Drop for Scheduler {
 }
 
 fn worker(shared: Arc<Shared>, slot: usize) {
-    let finished = |id: u64| {
+    let finished = |id: u64, r: &Result<RunOutput>| {
+        shared.stats.record(r);
         let mut st = shared.lock();
         forget(&mut st, id);
     };
@@ -307,7 +325,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         };
         if req.deadline.is_some_and(|d| Instant::now() >= d) {
             drop(st);
-            time_out(req);
+            time_out(&shared, req);
             st = shared.lock();
             continue;
         }
@@ -346,7 +364,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         }
         drop(st);
         for (_, r) in expired {
-            time_out(r);
+            time_out(&shared, r);
         }
         if !batch.is_empty() {
             shared.executions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -356,7 +374,7 @@ fn worker(shared: Arc<Shared>, slot: usize) {
         } else if let Some((queued_at, req)) = batch.pop() {
             let Request { id, work, ctl, done, .. } = req;
             let result = execute(&*shared.backend, slot, work, &ctl, Some(queued_at), &shared.layout);
-            finished(id);
+            finished(id, &result);
             let _ = catch_unwind(AssertUnwindSafe(|| done(result)));
         }
         st = shared.lock();
@@ -370,7 +388,8 @@ fn forget(st: &mut State, id: u64) {
     }
 }
 
-fn time_out(req: Request) {
+fn time_out(shared: &Shared, req: Request) {
+    shared.stats.fail(crate::error::ErrorCode::Timeout);
     let _ = catch_unwind(AssertUnwindSafe(|| (req.done)(Err(Error::Timeout("the request waited in the queue past its timeout".into())))));
 }
 

@@ -452,6 +452,14 @@ impl NativeSession {
         }
     }
 
+    /// What the session's requests did since it loaded (JSON): successes,
+    /// failures by code, executions, mean time per stage, percentiles.
+    #[napi]
+    pub fn stats(&self) -> Result<String> {
+        let s = self.scheduler().js()?;
+        Ok(serde_json::to_string(&s.stats()).unwrap_or_default())
+    }
+
     /// Queued plus executing runs.
     #[napi(getter)]
     pub fn pending(&self) -> u32 {
