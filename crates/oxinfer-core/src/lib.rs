@@ -18,6 +18,7 @@ pub mod queue;
 pub mod request;
 pub mod runstats;
 pub mod scheduler;
+pub mod store;
 pub mod stream;
 pub mod tensor;
 pub mod text;

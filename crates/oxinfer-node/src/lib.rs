@@ -18,6 +18,7 @@ mod payload;
 mod pipeline;
 mod server;
 mod session;
+mod store;
 mod stream;
 mod submit;
 mod text;

@@ -251,6 +251,39 @@ impl Pipeline {
                     let name = format!("{field}.pixels");
                     derive(&mut kinds, &mut origin, name, Kind::Tensor(DType::Float32, 4), field);
                 }
+                Stage::Lookup { store, view, key, features, prefix, missing, stale, .. } => {
+                    if !matches!(field_kind(key)?, Kind::Cat | Kind::Num) {
+                        return Err(spec_err(&label, format!("key '{key}' must be a category or integer field")).at(&format!("preprocess[{i}].key")));
+                    }
+                    let s = crate::store::find(store).ok_or_else(|| {
+                        spec_err(&label, format!("no feature store named '{store}' is open: open it before the pipeline (FeatureStore.create, or serve's featureStores)")).at(&format!("preprocess[{i}].store"))
+                    })?;
+                    let v = s.view(view).map_err(|e| spec_err(&label, e.to_string()).at(&format!("preprocess[{i}].view")))?;
+                    if *missing == super::spec::LookupPolicy::Use {
+                        return Err(spec_err(&label, "missing takes default, nan or error ('use' applies to stale values)").at(&format!("preprocess[{i}].missing")));
+                    }
+                    let _ = stale;
+                    let wanted: Vec<&crate::store::FeatureSpec> = if features.is_empty() {
+                        v.spec.features.iter().collect()
+                    } else {
+                        let mut out = Vec::new();
+                        for (j, f) in features.iter().enumerate() {
+                            let found = v.spec.features.iter().find(|x| &x.name == f).ok_or_else(|| {
+                                let names: Vec<&str> = v.spec.features.iter().map(|x| x.name.as_str()).collect();
+                                spec_err(&label, format!("view '{view}' has no feature '{f}' (features: {})", names.join(", "))).at(&format!("preprocess[{i}].features[{j}]"))
+                            })?;
+                            out.push(found);
+                        }
+                        out
+                    };
+                    for f in wanted {
+                        let n = format!("{prefix}{}", f.name);
+                        if kinds.contains_key(&n) {
+                            return Err(spec_err(&label, format!("looked-up feature '{n}' would replace a field of that name; give a prefix")).at(&format!("preprocess[{i}].prefix")));
+                        }
+                        derive(&mut kinds, &mut origin, n, if f.kind.is_category() { Kind::Cat } else { Kind::Num }, key);
+                    }
+                }
                 Stage::Pca { fields, components, prefix, mean, matrix, .. } => {
                     for f in fields {
                         if field_kind(f)? != Kind::Num {

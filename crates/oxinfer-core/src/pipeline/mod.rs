@@ -5,6 +5,7 @@ pub mod columns;
 mod compile;
 pub mod features;
 pub mod locate;
+mod lookup;
 pub mod merge;
 pub mod outcome;
 mod plan;

@@ -237,6 +237,33 @@ pub enum Stage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         layout: Option<crate::image::ChannelOrder>,
     },
+    /// An entity's features from a feature store, by a key field: features
+    /// '<prefix><feature>' (numbers, or categories), one round trip per
+    /// batch. See `store`.
+    Lookup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// The open store's name.
+        #[serde(default = "default_store")]
+        store: String,
+        view: String,
+        /// The field holding each record's entity key (a category, or an integer).
+        key: String,
+        /// The view's features to read (default: all of them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        features: Vec<String>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        prefix: String,
+        /// A key the store does not hold (or a record without one).
+        #[serde(default)]
+        missing: LookupPolicy,
+        /// A value older than the view's TTL.
+        #[serde(default = "stale_use")]
+        stale: LookupPolicy,
+        /// The store failing (Redis down or slow): fail the batch, or give every row the defaults.
+        #[serde(default)]
+        on_error: FailurePolicy,
+    },
     /// Principal component projection of numeric fields: features
     /// '<prefix>0' .. '<prefix><components-1>'.
     Pca {
@@ -324,6 +351,38 @@ impl Aggregation {
 fn one() -> f64 {
     1.0
 }
+fn default_store() -> String {
+    "default".into()
+}
+fn stale_use() -> LookupPolicy {
+    LookupPolicy::Use
+}
+
+/// What a lookup gives a row whose entity is missing (or stale).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupPolicy {
+    /// The features' declared defaults (NaN, or a missing category, where none).
+    #[default]
+    Default,
+    /// NaN (and missing categories), for an impute stage after it.
+    Nan,
+    /// The row fails with ERR_INVALID_INPUT; the batch's other rows go on.
+    Error,
+    /// The stored values as they are (stale values only).
+    Use,
+}
+
+/// What a lookup does when the store fails.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// The batch fails with the store's error (ERR_UNAVAILABLE).
+    #[default]
+    Error,
+    /// Every row gets the defaults (counted as failures in the store's stats).
+    Default,
+}
 fn pca_prefix() -> String {
     "pca".into()
 }
@@ -362,6 +421,7 @@ impl Stage {
             Stage::Pca { .. } => "pca",
             Stage::Tokenize { .. } => "tokenize",
             Stage::Image { .. } => "image",
+            Stage::Lookup { .. } => "lookup",
         }
     }
 
@@ -381,7 +441,8 @@ impl Stage {
             | Stage::Aggregate { name, .. }
             | Stage::Pca { name, .. }
             | Stage::Tokenize { name, .. }
-            | Stage::Image { name, .. } => name.as_deref(),
+            | Stage::Image { name, .. }
+            | Stage::Lookup { name, .. } => name.as_deref(),
         }
     }
 

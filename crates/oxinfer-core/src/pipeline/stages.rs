@@ -184,6 +184,8 @@ pub struct Prepared {
     names: Vec<String>,
     tokenizer: Option<std::sync::Arc<crate::text::TextTokenizer>>,
     image: Option<crate::image::ImageOptions>,
+    /// A lookup stage's store, held for the pipeline's life.
+    store: Option<std::sync::Arc<crate::store::FeatureStore>>,
 }
 
 impl Prepared {
@@ -211,6 +213,10 @@ impl Prepared {
                 })
             }
             Stage::Image { field, .. } => Ok(Prepared { image: Some(image_options(stage, label)?), names: vec![format!("{field}.pixels")], ..Default::default() }),
+            Stage::Lookup { store, .. } => Ok(Prepared {
+                store: Some(crate::store::find(store).ok_or_else(|| Error::invalid_spec(label, format!("no feature store named '{store}' is open")))?),
+                ..Default::default()
+            }),
             _ => Ok(Self::new(stage)),
         }
     }
@@ -238,6 +244,10 @@ impl Prepared {
 /// Applies one fitted stage to the frame.
 pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame) -> Result<()> {
     match stage {
+        Stage::Lookup { store, view, key, features, prefix, missing, stale, on_error, .. } => {
+            let l = super::lookup::Lookup { store, view, key, features, prefix, missing: *missing, stale: *stale, on_error: *on_error };
+            super::lookup::apply(&l, label, prepared.store.as_ref(), frame)?;
+        }
         Stage::Impute { fields, strategy, value, values: fitted, .. } => {
             for f in fields {
                 let fill = match strategy {
@@ -595,7 +605,7 @@ pub fn fit(stage: &mut Stage, label: &str, frame: &Frame) -> Result<()> {
             *categories = Some(seen);
         }
         Stage::Log { .. } | Stage::Bucketize { .. } | Stage::Hash { .. } | Stage::Interaction { .. } | Stage::Aggregate { .. } => {}
-        Stage::Tokenize { .. } | Stage::Image { .. } => {}
+        Stage::Tokenize { .. } | Stage::Image { .. } | Stage::Lookup { .. } => {}
         Stage::Pca { fields, components, mean, matrix, explained_variance, .. } => {
             let cols: Vec<&[f64]> = fields.iter().map(|f| num(frame, f, label)).collect::<Result<_>>()?;
             let n = cols.len();
