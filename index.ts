@@ -32,6 +32,8 @@ export type { JobOptions, JobProgress, JobSummary, SessionJobOptions } from './s
 export { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS } from './src/pipeline/spec'
 export type { BusinessMetric, BusinessMetricSpec, DriftEvent, DriftHistogram, DriftListener, DriftReport, FeatureDrift, MonitorSpec, Profile, ProfileFeature, Quality } from './src/monitor'
 export { renderReport } from './src/report'
+export { FeatureStore } from './src/store'
+export type { FeatureRow, FeatureStoreBackend, FeatureStoreOptions, FeatureStoreStats, FeatureType, FeatureViewSpec, FeatureViewStats, IngestProgress, IngestSummary } from './src/store'
 export type { ReportInput } from './src/report'
 export type {
   AggregateStage,
@@ -49,6 +51,7 @@ export type {
   OneHotStage,
   OrdinalStage,
   OutputSpec,
+  LookupStage,
   PcaStage,
   PipelineBatchingOptions,
   PipelineBatchOptions,

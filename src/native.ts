@@ -231,6 +231,23 @@ export interface NativeGraph {
   feedback(id: string, truths: (string | number)[]): string
 }
 
+/** @internal An open feature store (see src/store.ts). */
+export interface NativeFeatureStore {
+  readonly name: string
+  readonly spec: string
+  getMany(view: string, keys: string[]): Promise<string>
+  putMany(view: string, rows: string): Promise<string>
+  progress(): NativeIngestProgress
+  ingest(view: string, path: string, chunkRows: number, progress: NativeIngestProgress): Promise<string>
+  stats(): string
+  close(): void
+}
+
+/** @internal An ingestion's counters: rows written, bytes read, file size. */
+export interface NativeIngestProgress {
+  read(): number[]
+}
+
 /** @internal Binds a graph spec's model keys to sessions, then builds it. */
 export interface NativeGraphBuilder {
   bind(key: string, session: NativeSession): void
@@ -249,6 +266,8 @@ export interface NativeBinding extends NativeEnums {
   /** The model keys a graph spec names (throws ERR_INVALID_SPEC, located in `file` when given). */
   graphModelKeys(spec: string, file?: string | null): string[]
   NativeGraphBuilder: new () => NativeGraphBuilder
+  /** Opens a feature store from its configuration (JSON) and registers its name. */
+  openFeatureStore(spec: string): NativeFeatureStore
   /** Native log lines at `level` and above go to hub listener `id` (no hub: off). */
   setLogSink(hub: unknown, id: number, level: string): void
   /** Parses `spec` as a spec this build reads (throws ERR_INVALID_SPEC, located in `file` when given). */

@@ -10,7 +10,7 @@ import type { SessionOptions } from '../session/options'
 /** Field types of a pipeline's input records. */
 export const FIELD_TYPES = ['number', 'integer', 'boolean', 'category', 'array', 'list', 'text', 'image'] as const
 /** Pre-processing ops. */
-export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal', 'log', 'bucketize', 'hash', 'interaction', 'aggregate', 'pca', 'tokenize', 'image'] as const
+export const PREPROCESS_OPS = ['impute', 'clip', 'standard_scale', 'minmax_scale', 'robust_scale', 'one_hot', 'ordinal', 'log', 'bucketize', 'hash', 'interaction', 'aggregate', 'pca', 'tokenize', 'image', 'lookup'] as const
 /** Post-processing ops. */
 export const POSTPROCESS_OPS = ['softmax', 'sigmoid', 'argmax', 'top_k', 'threshold', 'bucket', 'inverse_scale', 'platt'] as const
 
@@ -153,7 +153,33 @@ export interface ImageStage extends StageBase {
   normalize?: { mean: number[]; std: number[] }
   layout?: NameOf<'ImageLayout'>
 }
+/**
+ * An entity's features from an open feature store (`FeatureStore`), by the
+ * key field: features `<prefix><feature>` (numbers, or categories) that
+ * later stages read like any field, one round trip per batch. `missing`: a
+ * key the store does not hold gets the features' defaults (`default`), NaN
+ * (`nan`, for an impute stage after it) or fails its row (`error`); `stale`
+ * (a value older than the view's TTL) also takes `use` (the default);
+ * `on_error`: the store failing (Redis down or slow) fails the batch
+ * (`error`, ERR_UNAVAILABLE) or gives every row the defaults (`default`).
+ */
+export interface LookupStage extends StageBase {
+  op: 'lookup'
+  /** The store's name. Default 'default'. */
+  store?: string
+  view: string
+  /** The field holding each record's entity key (a category or integer field). */
+  key: string
+  /** The view's features to read. Default: all. */
+  features?: string[]
+  prefix?: string
+  missing?: 'default' | 'nan' | 'error'
+  stale?: 'use' | 'default' | 'nan' | 'error'
+  on_error?: 'error' | 'default'
+}
+
 export type PreprocessStage =
+  | LookupStage
   | TokenizeStage
   | ImageStage
   | ImputeStage
