@@ -5,12 +5,12 @@
 // files; many pipelines sharing one store; Redis killed, paused and back
 // (typed errors within the timeout, or defaults, and no hang); bad keys,
 // types and configurations refused with typed errors.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { FeatureStore, type FeatureStoreBackend, Pipeline, type PipelineSpec } from '../index.js'
+import { FeatureStore, type FeatureStoreBackend, Pipeline, type PipelineSpec, serve } from '../index.js'
 import { fixture, readJson, rejectsWith } from './helpers'
 import { startRedis, type TestRedis } from './redis'
 
@@ -231,6 +231,38 @@ describe('FeatureStore', () => {
       await store.close()
     } finally {
       await r.stop()
+    }
+  })
+
+  it('serves pipelines with lookups: one store for every served model, its figures in /metrics', async () => {
+    const store = await FeatureStore.create({ name: 'served', backend: backends().redis, views: [VIEW] })
+    await store.putMany('penguins', rowsOf())
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-store-repo-'))
+    for (const m of ['a', 'b']) {
+      mkdirSync(join(repo, m, '1'), { recursive: true })
+      copyFileSync(join(dir, 'penguins.onnx'), join(repo, m, '1', 'penguins.onnx'))
+      writeFileSync(join(repo, m, '1', 'pipeline.json'), JSON.stringify(lookupSpec('served')))
+    }
+    const server = await serve({ repository: repo, port: 0 })
+    try {
+      expect(server.failures).toEqual([])
+      const url = server.address!.url
+      const infer = (m: string, ids: string[]) =>
+        fetch(`${url}/v2/models/${m}/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'penguin_id', datatype: 'BYTES', shape: [ids.length], data: ids }] }) })
+      const [ra, rb] = await Promise.all([infer('a', ['p0', 'p200', 'nope']), infer('b', ['p0'])])
+      expect([ra.status, rb.status]).toEqual([200, 200])
+      const labels = (await ra.json()).outputs.find((o: { name: string }) => o.name === 'label').data
+      // As scikit-learn predicts those birds (the reference fixture); 'nope' is imputed like any missing record.
+      const { predict } = readJson<{ predict: string[] }>('penguins/reference.json')
+      expect(labels.slice(0, 2)).toEqual([predict[0], predict[200]])
+      expect(labels).toHaveLength(3)
+      const metrics = await (await fetch(`${url}/metrics`)).text()
+      expect(metrics).toMatch(/^oxinfer_feature_store_keys\{result="hit",store="served",view="penguins"\} 3$/m)
+      expect(metrics).toMatch(/^oxinfer_feature_store_keys\{result="miss",store="served",view="penguins"\} 1$/m)
+      expect(metrics).toMatch(/^oxinfer_feature_store_reads\{outcome="ok",store="served",view="penguins"\} 2$/m)
+    } finally {
+      await server.close()
+      await store.close()
     }
   })
 

@@ -40,6 +40,7 @@ program
   .option('--drain-ms <ms>', 'on SIGTERM/SIGINT, how long to wait for requests in flight', integer('drain-ms', 0, 86_400_000), 30_000)
   .addOption(new Option('--log-level <level>', 'native log level (JSON lines on stdout; debug adds one line per request)').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
   .option('--curl', 'print ready-to-paste curl lines for the models served')
+  .option('--feature-store <file>', 'open the feature stores this JSON file configures (one, or an array) before loading models, for pipelines with lookup stages')
   .action(serveCommand)
 
 program

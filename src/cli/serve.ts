@@ -3,8 +3,12 @@
 // SIGTERM and SIGINT (stop accepting, finish what is in flight, exit 0).
 import { hostname } from 'node:os'
 
+import { readFileSync } from 'node:fs'
+
+import { OxinferError } from '../errors'
 import type { LogLevel } from '../log'
 import { serve } from '../server'
+import { FeatureStore, type FeatureStoreOptions } from '../store'
 
 export interface ServeFlags {
   repository: string
@@ -18,6 +22,21 @@ export interface ServeFlags {
   curl?: boolean
   drainMs?: number
   logLevel?: LogLevel
+  featureStore?: string
+}
+
+/** Opens the feature stores a JSON file configures (one store, or an array), before any model loads. */
+async function openStores(path: string): Promise<FeatureStore[]> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (e) {
+    throw new OxinferError('ERR_FILE', `cannot read the feature store configuration '${path}': ${(e as Error).message}`, { path, cause: e })
+  }
+  const list = (Array.isArray(parsed) ? parsed : [parsed]) as FeatureStoreOptions[]
+  const stores: FeatureStore[] = []
+  for (const o of list) stores.push(await FeatureStore.create(o))
+  return stores
 }
 
 /** One log line in pino's shape (level 30 info, 40 warn, 50 error). */
@@ -27,6 +46,9 @@ export function log(level: 30 | 40 | 50, msg: string, extra: Record<string, unkn
 
 export async function serveCommand(flags: ServeFlags): Promise<void> {
   const poll = flags.poll === undefined ? undefined : flags.poll === true ? true : Number(flags.poll)
+  // Pipelines' lookup stages find their stores by name when they compile.
+  const stores = flags.featureStore ? await openStores(flags.featureStore) : []
+  if (stores.length > 0) log(30, 'feature stores open', { stores: stores.map((s) => s.name) })
   const server = await serve({
     repository: flags.repository,
     host: flags.host,

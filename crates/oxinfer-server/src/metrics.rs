@@ -41,6 +41,10 @@ pub struct Metrics {
     drift_alarm: IntGaugeVec,
     /// Online quality from feedback (accuracy, precision, recall, auc, mae, rmse).
     quality: GaugeVec,
+    /// Open feature stores: each view's reads (by outcome), mean latency and writes.
+    store_keys: GaugeVec,
+    store_reads: GaugeVec,
+    store_latency: GaugeVec,
     /// Each graph node's time per request (wall, and queue wait).
     node_us: HistogramVec,
     node_queue_us: HistogramVec,
@@ -124,6 +128,9 @@ impl Metrics {
                 &["model", "version", "feature", "statistic"],
             ),
             quality: float_gauge("oxinfer_quality", "Online quality over a pipeline's feedback window (accuracy, precision, recall, auc, mae, rmse; feedback: outcomes received)", &["model", "version", "metric"]),
+            store_keys: float_gauge("oxinfer_feature_store_keys", "Keys looked up in a feature store view since it opened, by result (hit, miss, stale)", &["store", "view", "result"]),
+            store_reads: float_gauge("oxinfer_feature_store_reads", "Batch reads of a feature store view since it opened, by outcome (ok, failed), and rows written (written)", &["store", "view", "outcome"]),
+            store_latency: float_gauge("oxinfer_feature_store_read_latency_us", "Mean and largest batch-read latency of a feature store view, in microseconds", &["store", "view", "stat"]),
             node_us: hist_of("oxinfer_graph_node_duration_us", "A graph node's time per request, from its start to its settling (queue wait included), in microseconds", &["model", "version", "node"]),
             node_queue_us: hist_of("oxinfer_graph_node_queue_duration_us", "A graph model node's queue wait per request, in microseconds", &["model", "version", "node"]),
             business: float_gauge("oxinfer_business_metric", "A pipeline's business metric (monitor.metrics): scope total since loading, or window over the last rows", &["model", "version", "metric", "scope"]),
@@ -178,6 +185,23 @@ impl Metrics {
         self.drift_stat.reset();
         self.trial_loss.reset();
         self.business.reset();
+        for g in [&self.store_keys, &self.store_reads, &self.store_latency] {
+            g.reset();
+        }
+        for store in oxinfer_core::store::all() {
+            let st = store.stats();
+            for v in &st.views {
+                let l = |x: &'static str| [st.name.as_str(), v.view.as_str(), x];
+                self.store_keys.with_label_values(&l("hit")).set(v.hits as f64);
+                self.store_keys.with_label_values(&l("miss")).set(v.misses as f64);
+                self.store_keys.with_label_values(&l("stale")).set(v.stale as f64);
+                self.store_reads.with_label_values(&l("ok")).set(v.lookups.saturating_sub(v.failures) as f64);
+                self.store_reads.with_label_values(&l("failed")).set(v.failures as f64);
+                self.store_reads.with_label_values(&l("written")).set(v.writes as f64);
+                self.store_latency.with_label_values(&l("mean")).set(v.mean_latency_us);
+                self.store_latency.with_label_values(&l("max")).set(v.max_latency_us as f64);
+            }
+        }
         self.quality.reset();
         for v in repo.all() {
             let ver = v.version.to_string();

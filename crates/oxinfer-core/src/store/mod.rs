@@ -271,6 +271,13 @@ pub fn find(name: &str) -> Option<Arc<FeatureStore>> {
     registry().lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(Weak::upgrade)
 }
 
+/// Every open store, by name (for the server's metrics).
+pub fn all() -> Vec<Arc<FeatureStore>> {
+    let mut v: Vec<Arc<FeatureStore>> = registry().lock().unwrap_or_else(|e| e.into_inner()).values().filter_map(Weak::upgrade).collect();
+    v.sort_by(|a, b| a.name().cmp(b.name()));
+    v
+}
+
 impl FeatureStore {
     /// Opens a store and registers it under its name (refused while another
     /// store of that name is open). Redis is not contacted yet: the first
@@ -431,7 +438,7 @@ impl FeatureStore {
         r
     }
 
-    /// Counts a failure a caller chose to cover with defaults.
+    /// Hits, misses, staleness, failures, latency and writes per view.
     pub fn stats(&self) -> StoreStats {
         let usage = self.backend.usage();
         StoreStats {
