@@ -10,7 +10,9 @@
 //   batch 1,024: sequential batches of random ids; records/s;
 //   batch 1: 32 concurrent callers of single records; req/s and p50/p99
 //            latency per request.
-// Targets: ≥ 2× records/s at batch 1,024; a lower p99 at batch 1.
+// Both pipelines run with dynamic batching at its defaults (set
+// OXINFER_BENCH_STORE_BATCHING=0 for none). Targets: ≥ 2× records/s at
+// batch 1,024; a lower p99 at batch 1.
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -77,8 +79,11 @@ export async function run() {
     const rows = Array.from({ length: ENTITIES }, (_, i) => [`p${i}`, Object.fromEntries(FIELDS.map((f) => [f, records[i % records.length][f] ?? null]))])
     for (let i = 0; i < rows.length; i += 1000) await store.putMany('penguins', rows.slice(i, i + 1000))
     const lookupSpec = { ...BASE, fields: [{ name: 'penguin_id', type: 'category' }], preprocess: [{ op: 'lookup', store: 'bench', view: 'penguins', key: 'penguin_id', missing: 'nan' }, ...BASE.preprocess] }
-    const native = await Pipeline.create(lookupSpec, { baseDir: DIR })
-    const plain = await Pipeline.create(BASE, { baseDir: DIR })
+    // Both with dynamic batching (its defaults), so that concurrent single
+    // records merge on either side; OXINFER_BENCH_STORE_BATCHING=0 turns it off.
+    const batching = process.env.OXINFER_BENCH_STORE_BATCHING === '0' ? undefined : {}
+    const native = await Pipeline.create(lookupSpec, { baseDir: DIR, batching })
+    const plain = await Pipeline.create(BASE, { baseDir: DIR, batching })
     const redis = new Redis({ port, host: '127.0.0.1', enableAutoPipelining: false })
 
     /** The JS peer's lookup: one pipelined round trip of HMGETs, replies to records. */
@@ -164,6 +169,7 @@ export async function run() {
     out.batch1_32_concurrent.p99_ratio = round(out.batch1_32_concurrent.native.p99_us / out.batch1_32_concurrent.js.p99_us, 2)
     redis.disconnect()
     await Promise.all([native.dispose(), plain.dispose(), store.close()])
+    out.batching = batching !== undefined
     return out
   } finally {
     proc.kill('SIGTERM')

@@ -93,6 +93,8 @@ export interface NativePipeline {
   readonly unfitted: string | null
   /** Throws the spec error (naming the stage) that keeps an unfitted pipeline from running. */
   checkFitted(): void
+  /** Runs wait on a network service (a lookup stage): never inline. */
+  readonly waitsOnIo: boolean
   /**
    * Queues runs on `session` in one call, where its scheduler may merge them
    * with other runs of this pipeline: `list` is flat, `[id, batch, failFast,

@@ -45,6 +45,8 @@ export function pipelineNatives(p: object): { pipeline: NativePipeline; session:
 export class Pipeline {
   #spec: PipelineSpec
   #session: Session
+  /** Runs wait on the network (a lookup stage): never inline. */
+  #io = false
   #internals: SessionInternals
   #native: NativePipeline
   #baseDir: string
@@ -69,6 +71,7 @@ export class Pipeline {
     this.#session = session
     this.#internals = internalsOf(session)
     this.#native = n
+    this.#io = n.waitsOnIo
     this.#unfitted = n.unfitted
     this.#baseDir = baseDir
     this.#fields = spec.fields
@@ -333,6 +336,7 @@ export class Pipeline {
     const spec = JSON.parse(fitted) as PipelineSpec
     try {
       this.#native = await native.compilePipeline(this.#internals.native, fitted, this.#baseDir)
+      this.#io = this.#native.waitsOnIo
       this.#unfitted = this.#native.unfitted
       // A recompiled spec has a new monitor: its events go to the same listeners.
       if (this.#drift.size > 0) this.#native.setDriftListener(hub.nativeHub, this.#drift.attach())
@@ -528,7 +532,8 @@ export class Pipeline {
     const data = flat[4] as Float64Array
     const spare = this.#spare
     return internals.execute({
-      estimate: (this.#estimates[size] ??= { micros: Number.POSITIVE_INFINITY }),
+      // A run that waits on the network (a lookup) never goes on the JS thread: its estimate stays unknown.
+      estimate: this.#io ? { micros: Number.POSITIVE_INFINITY } : (this.#estimates[size] ??= { micros: Number.POSITIVE_INFINITY }),
       // A run nothing could join (no batching, or a batch already full) is
       // submitted at once, so it starts while the turn encodes the next one.
       submit:

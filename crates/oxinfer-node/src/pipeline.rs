@@ -29,6 +29,12 @@ impl NativePipeline {
         self.inner.unfitted().map(|e| e.to_string())
     }
 
+    /// Whether runs wait on a network service (a lookup stage): never inline.
+    #[napi(getter)]
+    pub fn waits_on_io(&self) -> bool {
+        self.inner.waits_on_io()
+    }
+
     /// Throws the spec error (with its stage) that keeps an unfitted pipeline from running.
     #[napi]
     pub fn check_fitted(&self) -> Result<()> {

@@ -214,6 +214,27 @@ fn executor(n: &NodeSpec, models: &HashMap<String, Arc<dyn NodeRunner>>, base: O
                 crate::graph::spec::OpSpec::Tokenize { tokenizer, loaded, .. } => {
                     loaded.0 = Some(Arc::new(crate::text::TextTokenizer::from_file(&resolve(tokenizer))?));
                 }
+                crate::graph::spec::OpSpec::Lookup { store, view, features, missing, loaded, .. } => {
+                    let found = crate::store::find(store)
+                        .ok_or_else(|| fail(format!("{}.store", n.path), format!("node '{}': no feature store named '{store}' is open: open it before building the graph", n.name)))?;
+                    let v = found.view(view).map_err(|e| fail(format!("{}.view", n.path), format!("node '{}': {e}", n.name)))?;
+                    if features.is_empty() {
+                        return Err(fail(format!("{}.features", n.path), format!("node '{}': name the features to read", n.name)));
+                    }
+                    for (j, f) in features.iter().enumerate() {
+                        match v.spec.features.iter().find(|x| &x.name == f) {
+                            None => return Err(fail(format!("{}.features[{j}]", n.path), format!("node '{}': view '{view}' has no feature '{f}'", n.name))),
+                            Some(x) if x.kind.is_category() => {
+                                return Err(fail(format!("{}.features[{j}]", n.path), format!("node '{}': feature '{f}' is a category; a graph lookup reads numbers (a pipeline's lookup stage reads categories)", n.name)))
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if *missing == crate::pipeline::spec::LookupPolicy::Use {
+                        return Err(fail(format!("{}.missing", n.path), format!("node '{}': missing takes default, nan or error", n.name)));
+                    }
+                    loaded.0 = Some(found);
+                }
                 _ => {}
             }
             let op = Op(o);

@@ -174,6 +174,27 @@ pub enum OpSpec {
         #[serde(skip)]
         loaded: LoadedTokenizer,
     },
+    /// Entity features from an open feature store (`store`) by key: a
+    /// string or integer tensor [N] of keys to `y` float32 [N, F], the
+    /// view's `features` (numbers, integers and booleans) in order, in one
+    /// round trip. Models reading the same view share the node, so the
+    /// lookup runs once per request. `missing`/`stale`/`onError` as the
+    /// pipeline stage's, but a row that would fail fails the request.
+    Lookup {
+        #[serde(default = "default_store")]
+        store: String,
+        view: String,
+        features: Vec<String>,
+        #[serde(default)]
+        missing: crate::pipeline::spec::LookupPolicy,
+        #[serde(default = "stale_use")]
+        stale: crate::pipeline::spec::LookupPolicy,
+        #[serde(default)]
+        on_error: crate::pipeline::spec::FailurePolicy,
+        /// The store, found by name when the graph is built.
+        #[serde(skip)]
+        loaded: LoadedStore,
+    },
     #[serde(rename = "ctc_decode")]
     CtcDecode {
         vocabulary: String,
@@ -210,6 +231,30 @@ impl PartialEq for LoadedTokenizer {
     fn eq(&self, _: &Self) -> bool {
         true
     }
+}
+
+/// A feature store found at build time (equal to any other, as `Loaded`).
+#[derive(Clone, Default)]
+pub struct LoadedStore(pub Option<std::sync::Arc<crate::store::FeatureStore>>);
+
+impl std::fmt::Debug for LoadedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "LoadedStore(found)" } else { "LoadedStore(none)" })
+    }
+}
+
+impl PartialEq for LoadedStore {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+fn default_store() -> String {
+    "default".into()
+}
+
+fn stale_use() -> crate::pipeline::spec::LookupPolicy {
+    crate::pipeline::spec::LookupPolicy::Use
 }
 
 /// A vocabulary read at build time (equal to any other: specs compare by what is written).

@@ -75,6 +75,12 @@ impl Pipeline {
         &self.spec
     }
 
+    /// Whether a run waits on a network service (a `lookup` stage's store):
+    /// such runs never go on the caller's thread (the JS thread).
+    pub fn waits_on_io(&self) -> bool {
+        self.spec.preprocess.iter().any(|s| matches!(s, super::spec::Stage::Lookup { .. }))
+    }
+
     /// Whether the dynamic batcher may merge runs of this pipeline: each
     /// run's rows then come out as they would alone (up to float rounding).
     pub fn mergeable(&self) -> bool {

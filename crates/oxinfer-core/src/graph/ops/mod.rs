@@ -4,6 +4,7 @@
 mod math;
 pub(crate) mod num;
 mod shape;
+mod store;
 mod text;
 mod vision;
 
@@ -61,6 +62,7 @@ impl Op {
             OpSpec::CtcDecode { .. } => "ctc_decode",
             OpSpec::Tokenize { .. } => "tokenize",
             OpSpec::Image { .. } => "image",
+            OpSpec::Lookup { .. } => "lookup",
         }
     }
 
@@ -79,6 +81,7 @@ impl Op {
     pub fn check_arity(&self, n: usize) -> std::result::Result<(), String> {
         let want: (usize, usize) = match &self.0 {
             spec if text::arity(spec).is_some() => text::arity(spec).unwrap_or((1, 1)),
+            OpSpec::Lookup { .. } => (1, 1),
             spec if vision::arity(spec).is_some() => {
                 let a = vision::arity(spec).unwrap_or(1);
                 (a, a)
@@ -120,6 +123,9 @@ impl Op {
         if text::arity(&self.0).is_some() {
             return text::infer(&self.0, inputs);
         }
+        if let OpSpec::Lookup { .. } = &self.0 {
+            return store::infer(&self.0, inputs);
+        }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat_ty(inputs, *axis)?),
             OpSpec::Slice { axis, start, end, step } => one(shape::slice_ty(x, *axis, *start, *end, *step)?),
@@ -157,6 +163,9 @@ impl Op {
         }
         if text::arity(&self.0).is_some() {
             return text::run(&self.0, inputs);
+        }
+        if let OpSpec::Lookup { .. } = &self.0 {
+            return store::run(&self.0, inputs);
         }
         match &self.0 {
             OpSpec::Concat { axis } => one(shape::concat(inputs, *axis)),
