@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { FeatureStore, type FeatureStoreBackend, Pipeline, type PipelineSpec, serve } from '../index.js'
+import { FeatureStore, type FeatureStoreBackend, Graph, Pipeline, type PipelineSpec, serve, Tensor } from '../index.js'
 import { fixture, readJson, rejectsWith } from './helpers'
 import { startRedis, type TestRedis } from './redis'
 
@@ -264,6 +264,48 @@ describe('FeatureStore', () => {
       await server.close()
       await store.close()
     }
+  })
+
+  it('in a graph: one lookup node feeds every model that reads the view, once per request', async () => {
+    const store = await FeatureStore.create({ name: 'graphs', backend: backends().redis, views: [SCORES] })
+    await store.putMany('scores', [
+      ['k1', { a: 1, b: 2, flag: true }],
+      ['k2', { a: 3, b: 4, flag: false }],
+    ])
+    const spec = (extra: Record<string, unknown> = {}) => ({
+      version: 1,
+      inputs: { id: { type: 'string', shape: [-1] } },
+      nodes: [
+        { name: 'features', kind: 'op', op: 'lookup', store: 'graphs', view: 'scores', features: ['a', 'b', 'flag'], inputs: ['id'], ...extra },
+        { name: 'first', kind: 'model', model: 'm1', inputs: { x: 'features.y' } },
+        { name: 'second', kind: 'model', model: 'm2', inputs: { x: 'features.y' } },
+      ],
+      outputs: { first: 'first.y', second: 'second.y' },
+    })
+    const models = { m1: fixture('features/identity3.onnx'), m2: fixture('features/identity3.onnx') }
+    const g = await Graph.create(spec(), { models })
+    try {
+      const before = store.stats().views[0].lookups
+      const r = await g.run({ id: new Tensor('string', ['k1', 'nope', 'k2'], [3]) })
+      expect(Array.from(r.first!.data as Float32Array)).toEqual([1, 2, 1, 7, NaN, 0, 3, 4, 0])
+      expect(Array.from(r.second!.data as Float32Array)).toEqual(Array.from(r.first!.data as Float32Array))
+      expect(store.stats().views[0].lookups - before).toBe(1)
+    } finally {
+      await g.dispose()
+    }
+    const strict = await Graph.create(spec({ missing: 'error' }), { models })
+    const e = await rejectsWith(strict.run({ id: new Tensor('string', ['k1', 'nope'], [2]) }), 'ERR_INVALID_INPUT')
+    expect(e.message).toMatch(/holds no entity 'nope'/)
+    await strict.dispose()
+    for (const [extra, pattern] of [
+      [{ store: 'gone' }, /no feature store named 'gone'/],
+      [{ features: ['tier'] }, /'tier' is a category/],
+      [{ features: ['zzz'] }, /no feature 'zzz'/],
+    ] as const) {
+      const err = await rejectsWith(Graph.create(spec(extra), { models }), 'ERR_INVALID_SPEC')
+      expect(err.message).toMatch(pattern)
+    }
+    await store.close()
   })
 
   it('refuses bad keys, types, views and configurations with typed errors', async () => {
