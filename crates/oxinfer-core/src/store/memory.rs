@@ -74,3 +74,51 @@ impl Backend for Memory {
         "embedded"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{BackendSpec, FeatureStore, StoreSpec};
+
+    fn store(name: &str, max_bytes: u64) -> std::sync::Arc<FeatureStore> {
+        let views = serde_json::from_str(r#"[{"name": "v", "entity": "id", "features": [{"name": "x", "type": "number"}, {"name": "c", "type": "category"}]}]"#).unwrap();
+        FeatureStore::open(StoreSpec { name: name.into(), backend: BackendSpec::Embedded { max_bytes }, views }).unwrap()
+    }
+
+    fn row(x: f64) -> (String, serde_json::Map<String, serde_json::Value>) {
+        let mut m = serde_json::Map::new();
+        m.insert("x".into(), serde_json::json!(x));
+        m.insert("c".into(), serde_json::json!("abc"));
+        (format!("k{x}"), m)
+    }
+
+    #[test]
+    fn evicts_the_least_recently_used_within_the_bound() {
+        let s = store("memory-lru", 1000);
+        s.put_json("v", &[row(1.0), row(2.0), row(3.0)]).unwrap();
+        // Reading k1 makes k2 the least recently used.
+        assert!(s.get_many("v", &["k1"]).unwrap()[0].is_some());
+        let per = s.stats().bytes.unwrap() / 3;
+        let fit = (1000 / per) as usize;
+        let more: Vec<_> = (4..4 + (fit - 2)).map(|i| row(i as f64)).collect();
+        s.put_json("v", &more).unwrap();
+        let st = s.stats();
+        assert!(st.bytes.unwrap() <= 1000, "{st:?}");
+        let got = s.get_many("v", &["k1", "k2", "k3"]).unwrap();
+        assert!(got[0].is_some(), "recently read: kept");
+        assert!(got[1].is_none(), "least recently used: evicted");
+        // Replacing a key does not count it twice.
+        let before = s.stats().bytes.unwrap();
+        s.put_json("v", &[row(1.0)]).unwrap();
+        assert_eq!(s.stats().bytes.unwrap(), before);
+    }
+
+    #[test]
+    fn names_are_unique_while_open_and_free_once_dropped() {
+        let a = store("memory-names", 1 << 20);
+        let views = a.spec().views.clone();
+        let again = || FeatureStore::open(StoreSpec { name: "memory-names".into(), backend: BackendSpec::Embedded { max_bytes: 1 }, views: views.clone() });
+        assert_eq!(again().err().unwrap().code(), "ERR_INVALID_ARGUMENT");
+        drop(a);
+        assert!(again().is_ok());
+    }
+}
