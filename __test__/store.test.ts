@@ -32,7 +32,7 @@ const VIEW = {
 const SCORES = {
   name: 'scores',
   entity: 'id',
-  ttlMs: 100,
+  ttlMs: 1500,
   features: [
     { name: 'a', type: 'number' as const, default: 7 },
     { name: 'b', type: 'integer' as const },
@@ -68,7 +68,7 @@ describe('FeatureStore', () => {
     for (const [kind, backend] of Object.entries(backends())) {
       const store = await FeatureStore.create({ name: `penguins-${kind}`, backend, views: [VIEW] })
       expect(await store.putMany('penguins', rowsOf())).toBe(records.length)
-      const p = await Pipeline.create(lookupSpec(`penguins-${kind}`), { baseDir: dir })
+      const p = await Pipeline.create(lookupSpec(`penguins-${kind}`), { baseDir: dir, batching: {} })
       // One batch of all, and single records (merged by the batcher): one round trip per batch.
       got[kind] = (await p.runBatch(records.map((_, i) => ({ penguin_id: `p${i}` })))) as unknown[]
       const singles = (await Promise.all(records.slice(0, 20).map((_, i) => p.run({ penguin_id: `p${i}` })))) as { label: string; scores: Float32Array }[]
@@ -79,7 +79,8 @@ describe('FeatureStore', () => {
       })
       const st = store.stats().views[0]
       expect(st).toMatchObject({ view: 'penguins', hits: records.length + 20, misses: 0, failures: 0, writes: records.length })
-      expect(st.lookups).toBeLessThanOrEqual(21)
+      // One read for the batch of 344, and the 20 concurrent singles merged into a few batches.
+      expect(st.lookups).toBeLessThanOrEqual(8)
       expect(st.keys).toBe(records.length + 20)
       await p.dispose()
       await store.close()
@@ -99,13 +100,14 @@ describe('FeatureStore', () => {
         ['old', { a: 1, b: 2, flag: true, tier: 'gold' }],
         ['partial', { a: 5 }],
       ])
-      await new Promise((r) => setTimeout(r, 150))
+      // Past the TTL (1.5 s) for the first two; 'fresh' stays well inside it on a busy machine.
+      await new Promise((r) => setTimeout(r, 1600))
       await store.put('scores', 'fresh', { a: 3, b: 4, flag: false, tier: 'silver' })
       // Reads: stale flags by TTL, missing values null, unknown keys null.
       const [old, fresh, nope] = await store.getMany('scores', ['old', 'fresh', 'nope'])
       expect(old).toMatchObject({ values: { a: 1, b: 2, flag: 1, tier: 'gold' }, stale: true })
       expect(fresh).toMatchObject({ values: { a: 3, b: 4, flag: 0, tier: 'silver' }, stale: false })
-      expect(fresh!.ageMs).toBeLessThan(100)
+      expect(fresh!.ageMs).toBeLessThan(1500)
       expect(nope).toBeNull()
       const spec = (missing: string, stale: string): PipelineSpec => ({
         version: 1,
@@ -164,7 +166,13 @@ describe('FeatureStore', () => {
       expect(back!.values).toEqual(Object.fromEntries(FIELDS.map((f) => [f, records[5][f] ?? null])))
       const bad = await store.ingest('penguins', jsonl)
       expect(bad).toMatchObject({ rows: 2, skipped: 3 })
-      expect(bad.firstError).toMatch(/row 2/)
+      expect(bad.firstError).toMatch(/^row 1: /)
+      // A file without the entity column writes nothing, and says why.
+      const nokey = join(tmp, 'nokey.jsonl')
+      writeFileSync(nokey, '{"body_mass_g": 1}\n{"body_mass_g": 2}\n')
+      expect((await rejectsWith(store.ingest('penguins', nokey), 'ERR_INVALID_ARGUMENT')).message).toMatch(/no row has the entity key 'penguin_id'/)
+      await rejectsWith(store.ingest('penguins', csv, { chunkRows: 0 }), 'ERR_INVALID_ARGUMENT')
+      await rejectsWith(store.ingest('penguins', csv, { onProgress: 5 as never }), 'ERR_INVALID_ARGUMENT')
       expect((await store.get('penguins', 'c'))!.values).toMatchObject({ island: 'Dream', body_mass_g: null })
       await rejectsWith(store.ingest('penguins', join(tmp, 'missing.csv')), 'ERR_FILE')
       await rejectsWith(store.ingest('penguins', join(tmp, 'file.parquet')), 'ERR_INVALID_ARGUMENT')

@@ -183,12 +183,15 @@ export class Graph {
   #owned: (Session | Pipeline)[]
   #disposed = false
   #inFlight = 0
+  /** A node waits on the network (a feature store lookup). */
+  #io: boolean
   /** Running estimate of a request's wall time, µs (unknown at first). */
   #estimate = Number.POSITIVE_INFINITY
 
   private constructor(n: NativeGraph, owned: (Session | Pipeline)[]) {
     this.#native = n
     this.#owned = owned
+    this.#io = n.waitsOnIo
     this.inputs = Object.freeze(n.inputs.map(info))
     this.outputs = Object.freeze(n.outputs.map(info))
     this.nodes = Object.freeze(n.nodes.slice())
@@ -274,7 +277,8 @@ export class Graph {
     }
     const { signal, onTiming } = options
     if (signal?.aborted) return Promise.reject(new OxinferError('ERR_ABORTED', 'the run was aborted before it started', { cause: signal.reason }))
-    const inline = this.#inFlight === 0 && this.#estimate <= INLINE_US && withinTurnBudget(this.#estimate)
+    // A graph that waits on the network (a lookup) never runs on the JS thread.
+    const inline = !this.#io && this.#inFlight === 0 && this.#estimate <= INLINE_US && withinTurnBudget(this.#estimate)
     return new Promise<GraphResult>((resolve, reject) => {
       const id = hub.nextId()
       const onAbort = (): void => this.#native.abort(id)

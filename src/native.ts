@@ -229,6 +229,8 @@ export interface NativeGraph {
   run(id: number, feeds: unknown[], timeoutMs?: number, priority?: number, variants?: Record<string, string | number>, inline?: boolean, requestId?: string): unknown
   abort(id: number): void
   readonly takesFeedback: boolean
+  /** A node waits on a network service (a lookup): never inline. */
+  readonly waitsOnIo: boolean
   /** The outcome of request `id`, one truth per row; the decisions made, as JSON `[[node, decision]...]`. */
   feedback(id: string, truths: (string | number)[]): string
 }

@@ -176,8 +176,15 @@ export class FeatureStore {
   async ingest(view: string, path: string, options: { chunkRows?: number; onProgress?: (p: IngestProgress) => void; intervalMs?: number } = {}): Promise<IngestSummary> {
     this.#check('ingest', view)
     if (typeof path !== 'string' || path === '') throw invalidArg('ingest: path must be a non-empty string')
+    if (!isPlainObject(options)) throw invalidArg('ingest: options must be an object')
+    const unknown = Object.keys(options).filter((k) => !['chunkRows', 'onProgress', 'intervalMs'].includes(k))
+    if (unknown.length > 0) throw invalidArg(`ingest: unknown option '${unknown[0]}' (options: chunkRows, onProgress, intervalMs)`)
+    if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalidArg('ingest: onProgress must be a function')
+    const interval = options.intervalMs ?? 200
+    if (!Number.isFinite(interval) || interval < 1) throw invalidArg(`ingest: intervalMs must be a number of ms, at least 1, got ${showValue(interval)}`)
+    // Its range is the native reader's rule; here only its type.
     const chunk = options.chunkRows ?? 4096
-    if (!Number.isInteger(chunk) || chunk < 1 || chunk > 1 << 20) throw invalidArg(`ingest: chunkRows must be an integer from 1 to 1048576, got ${showValue(chunk)}`)
+    if (!Number.isInteger(chunk) || chunk < 0 || chunk > 0xffffffff) throw invalidArg(`ingest: chunkRows must be a positive integer, got ${showValue(chunk)}`)
     const progress = this.#native.progress()
     const report = (): void => {
       const [rows, bytesRead, bytesTotal] = progress.read()
@@ -187,7 +194,7 @@ export class FeatureStore {
         // A callback's failure is the caller's; the ingestion goes on.
       }
     }
-    const timer = options.onProgress ? setInterval(report, options.intervalMs ?? 200) : undefined
+    const timer = options.onProgress ? setInterval(report, interval) : undefined
     try {
       const summary = JSON.parse(await this.#native.ingest(view, path, chunk, progress)) as IngestSummary
       report()

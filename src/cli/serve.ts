@@ -25,6 +25,9 @@ export interface ServeFlags {
   featureStore?: string
 }
 
+/** Stores opened for the server: held for the process's life, so that reloaded pipelines still find them. */
+const held: FeatureStore[] = []
+
 /** Opens the feature stores a JSON file configures (one store, or an array), before any model loads. */
 async function openStores(path: string): Promise<FeatureStore[]> {
   let parsed: unknown
@@ -48,6 +51,7 @@ export async function serveCommand(flags: ServeFlags): Promise<void> {
   const poll = flags.poll === undefined ? undefined : flags.poll === true ? true : Number(flags.poll)
   // Pipelines' lookup stages find their stores by name when they compile.
   const stores = flags.featureStore ? await openStores(flags.featureStore) : []
+  held.push(...stores)
   if (stores.length > 0) log(30, 'feature stores open', { stores: stores.map((s) => s.name) })
   const server = await serve({
     repository: flags.repository,

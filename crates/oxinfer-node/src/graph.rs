@@ -180,6 +180,12 @@ impl NativeGraph {
         serde_json::Value::Array(list).to_string()
     }
 
+    /// Whether a node waits on a network service (a lookup): never inline.
+    #[napi(getter)]
+    pub fn waits_on_io(&self) -> bool {
+        self.inner.waits_on_io()
+    }
+
     /// Whether a switch runs a `feedback` trial (requests then carry ids).
     #[napi(getter)]
     pub fn takes_feedback(&self) -> bool {

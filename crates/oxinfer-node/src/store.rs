@@ -140,7 +140,7 @@ impl NativeFeatureStore {
     /// Ingests a CSV or JSONL file into `view`; resolves to the summary (JSON).
     #[napi(ts_return_type = "Promise<string>")]
     pub fn ingest(&self, view: String, path: String, chunk_rows: u32, progress: &NativeIngestProgress) -> AsyncTask<StoreTask> {
-        let op = Op::Ingest { view, path: PathBuf::from(path), chunk: chunk_rows.max(1) as usize, progress: Arc::clone(&progress.counters) };
+        let op = Op::Ingest { view, path: PathBuf::from(path), chunk: chunk_rows as usize, progress: Arc::clone(&progress.counters) };
         AsyncTask::new(StoreTask { store: Arc::clone(&self.inner), op: Some(op) })
     }
 

@@ -64,6 +64,8 @@ pub(crate) struct Plan {
     pub slots: usize,
     /// A switch (nested graphs' included) runs a `feedback` trial.
     pub feedback: bool,
+    /// A node (nested graphs' included) waits on a network service (a lookup).
+    pub io: bool,
 }
 
 impl Graph {
@@ -129,6 +131,12 @@ impl Graph {
     /// requests then need an id for their outcome to count.
     pub fn takes_feedback(&self) -> bool {
         self.plan.feedback
+    }
+
+    /// Whether a node waits on a network service (a feature store lookup):
+    /// such a graph never runs on its caller's thread.
+    pub fn waits_on_io(&self) -> bool {
+        self.plan.io
     }
 
     fn trial_switches(&self, out: &mut Vec<(String, Arc<Plan>, usize)>, prefix: &str) {
@@ -675,7 +683,12 @@ fn plan(spec: &GraphSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Resu
         Exec::Graph(g) => g.takes_feedback(),
         _ => false,
     });
-    Ok(Plan { inputs, outputs, out_slots, nodes: plan_nodes, slots, feedback })
+    let io = plan_nodes.iter().any(|n| match &n.exec {
+        Exec::Op(op) => matches!(op.0, crate::graph::spec::OpSpec::Lookup { .. }),
+        Exec::Graph(g) => g.waits_on_io(),
+        _ => false,
+    });
+    Ok(Plan { inputs, outputs, out_slots, nodes: plan_nodes, slots, feedback, io })
 }
 
 #[cfg(test)]

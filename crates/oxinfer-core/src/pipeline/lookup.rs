@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use super::columns::Col;
 use super::spec::{FailurePolicy, LookupPolicy};
-use super::stages::Frame;
 use crate::error::{Error, Result};
 use crate::store::{find, now_ms, FValue, FeatureStore};
 
@@ -54,9 +53,13 @@ enum Got<'r> {
     Nan,
 }
 
-/// Applies the stage. `store` is the one resolved when the pipeline
-/// compiled (None: found by name now, as when fitting).
-pub fn apply(l: &Lookup, label: &str, store: Option<&Arc<FeatureStore>>, frame: &mut Frame) -> Result<()> {
+/// Looked-up columns (named `<prefix><feature>`), and the rows that fail.
+pub type Looked = (Vec<(String, Col)>, Vec<(usize, Error)>);
+
+/// Looks up the `rows` records whose keys are in `key_col`. `store` is the
+/// one resolved when the pipeline compiled (None: found by name now, as
+/// when fitting).
+pub fn apply(l: &Lookup, label: &str, store: Option<&Arc<FeatureStore>>, key_col: &Col, rows: usize) -> Result<Looked> {
     let found;
     let store = match store {
         Some(s) => s,
@@ -71,16 +74,15 @@ pub fn apply(l: &Lookup, label: &str, store: Option<&Arc<FeatureStore>>, frame: 
     } else {
         l.features.iter().map(|f| view.feature(f).ok_or_else(|| Error::invalid_spec(label, format!("view '{}' has no feature '{f}'", l.view)))).collect::<Result<_>>()?
     };
-    let rows = frame.rows;
-    let col = frame.get(l.key).ok_or_else(|| Error::invalid_spec(label, format!("no field '{}'", l.key)))?;
-    let row_keys = keys(col, rows);
+    let row_keys = keys(key_col, rows);
     // Each distinct key once, in one round trip.
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
     let slot: Vec<Option<usize>> = row_keys
         .iter()
         .map(|k| {
-            k.as_deref().filter(|k| !k.is_empty()).map(|k| {
+            // A key no store could hold (empty, or over 1,024 bytes) is a missing entity, not a failed batch.
+            k.as_deref().filter(|k| !k.is_empty() && k.len() <= 1024).map(|k| {
                 *index.entry(k).or_insert_with(|| {
                     distinct.push(k);
                     distinct.len() - 1
@@ -121,7 +123,11 @@ pub fn apply(l: &Lookup, label: &str, store: Option<&Arc<FeatureStore>>, frame: 
             }
         };
         per_row.push(match policy {
-            LookupPolicy::Use => Got::Values(&hit.expect("only stale rows reach 'use'").values),
+            LookupPolicy::Use => match hit {
+                Some(row) => Got::Values(&row.values),
+                // 'use' for a missing entity (refused when compiling; fitting skips that check): the defaults.
+                None => Got::Defaults,
+            },
             LookupPolicy::Default => Got::Defaults,
             LookupPolicy::Nan => Got::Nan,
             LookupPolicy::Error => {
@@ -161,11 +167,5 @@ pub fn apply(l: &Lookup, label: &str, store: Option<&Arc<FeatureStore>>, frame: 
         columns.push((format!("{}{}", l.prefix, f.name), col));
     }
     drop(per_row);
-    for (name, col) in columns {
-        frame.insert(&name, col);
-    }
-    for (r, e) in rejects {
-        frame.reject(r, e);
-    }
-    Ok(())
+    Ok((columns, rejects))
 }

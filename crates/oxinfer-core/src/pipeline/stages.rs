@@ -246,7 +246,14 @@ pub fn apply(stage: &Stage, label: &str, prepared: &Prepared, frame: &mut Frame)
     match stage {
         Stage::Lookup { store, view, key, features, prefix, missing, stale, on_error, .. } => {
             let l = super::lookup::Lookup { store, view, key, features, prefix, missing: *missing, stale: *stale, on_error: *on_error };
-            super::lookup::apply(&l, label, prepared.store.as_ref(), frame)?;
+            let col = frame.get(key).ok_or_else(|| Error::invalid_spec(label, format!("no field '{key}'")))?;
+            let (columns, rejects) = super::lookup::apply(&l, label, prepared.store.as_ref(), col, frame.rows)?;
+            for (name, col) in columns {
+                frame.insert(&name, col);
+            }
+            for (r, e) in rejects {
+                frame.reject(r, e);
+            }
         }
         Stage::Impute { fields, strategy, value, values: fitted, .. } => {
             for f in fields {

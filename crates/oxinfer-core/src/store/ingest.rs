@@ -55,8 +55,12 @@ pub(super) fn run(store: &FeatureStore, view: &View, path: &Path, chunk_rows: us
     }
     let mut reader = Reader::open(path, format, &fields, UnknownFields::Ignore)?;
     let total = reader.bytes_total();
+    if chunk_rows == 0 || chunk_rows > 1 << 20 {
+        return Err(Error::InvalidArgument(format!("ingest: chunkRows must be from 1 to 1,048,576, not {chunk_rows}")));
+    }
     let (mut rows, mut skipped, mut first_error) = (0u64, 0u64, None::<String>);
-    while let Some(chunk) = reader.next_chunk(chunk_rows.max(1))? {
+    let mut no_key = 0u64;
+    while let Some(chunk) = reader.next_chunk(chunk_rows)? {
         let batch = &chunk.batch;
         let cols: Vec<Col> = fields.iter().map(|f| batch.column(f)).collect::<Result<_>>()?;
         let mut bad = vec![false; batch.rows];
@@ -64,7 +68,7 @@ pub(super) fn run(store: &FeatureStore, view: &View, path: &Path, chunk_rows: us
             if *r < batch.rows && !bad[*r] {
                 bad[*r] = true;
                 skipped += 1;
-                first_error.get_or_insert_with(|| format!("row {}: {e}", chunk.first_row + r + 1));
+                first_error.get_or_insert_with(|| format!("row {}: {e}", chunk.first_row + r));
             }
         }
         let now = now_ms();
@@ -77,9 +81,10 @@ pub(super) fn run(store: &FeatureStore, view: &View, path: &Path, chunk_rows: us
                 Col::Cat { codes, vocab } => usize::try_from(codes[r]).ok().and_then(|c| vocab.get(c)).cloned(),
                 _ => None,
             };
-            let Some(key) = key.filter(|k| !k.is_empty()) else {
+            let Some(key) = key.filter(|k| !k.is_empty() && k.len() <= 1024) else {
                 skipped += 1;
-                first_error.get_or_insert_with(|| format!("row {}: no entity key '{}'", chunk.first_row + r + 1, view.spec.entity));
+                no_key += 1;
+                first_error.get_or_insert_with(|| format!("row {}: no entity key '{}' (1 to 1,024 bytes)", chunk.first_row + r, view.spec.entity));
                 continue;
             };
             let values = cols[1..]
@@ -97,6 +102,12 @@ pub(super) fn run(store: &FeatureStore, view: &View, path: &Path, chunk_rows: us
         store.put_rows(view, &refs)?;
         rows += written;
         progress(rows, chunk.end_byte, total);
+    }
+    if rows == 0 && no_key > 0 && no_key == skipped {
+        return Err(Error::InvalidArgument(format!(
+            "'{name}': no row has the entity key '{}' (the view's entity column); nothing was written",
+            view.spec.entity
+        )));
     }
     Ok(IngestSummary { rows, skipped, first_error, seconds: started.elapsed().as_secs_f64() })
 }

@@ -107,9 +107,10 @@ mod tests {
         assert!(got[0].is_some(), "recently read: kept");
         assert!(got[1].is_none(), "least recently used: evicted");
         // Replacing a key does not count it twice.
-        let before = s.stats().bytes.unwrap();
+        let before = (s.stats().bytes.unwrap(), s.stats().entities.unwrap());
         s.put_json("v", &[row(1.0)]).unwrap();
-        assert_eq!(s.stats().bytes.unwrap(), before);
+        assert_eq!((s.stats().bytes.unwrap(), s.stats().entities.unwrap()), before);
+        assert!(s.get_many("v", &["k1"]).unwrap()[0].is_some());
     }
 
     #[test]

@@ -139,15 +139,19 @@ impl Backend for Redis {
                 out.push(None);
                 continue;
             };
-            let written_ms = ts.parse::<u64>().map_err(|_| Error::Backend(format!("feature store: '{}' holds __ts '{ts}', not a time", self.key(view, k))))?;
+            // Something else wrote this hash: an entity without a readable
+            // time is missing, and a value that is not a number is a missing
+            // value, rather than a failed batch for every record in it.
+            let Ok(written_ms) = ts.parse::<u64>() else {
+                out.push(None);
+                continue;
+            };
             let mut values = Vec::with_capacity(n);
             for (f, v) in view.spec.features.iter().zip(&fields) {
                 values.push(match (text(v), f.kind) {
                     (None, _) => None,
                     (Some(s), FeatureType::Category) => Some(FValue::Cat(s)),
-                    (Some(s), _) => Some(FValue::Num(s.parse::<f64>().map_err(|_| {
-                        Error::Backend(format!("feature store: '{}' holds '{s}' for feature '{}', not a number", self.key(view, k), f.name))
-                    })?)),
+                    (Some(s), _) => s.parse::<f64>().ok().filter(|x| x.is_finite()).map(FValue::Num),
                 });
             }
             out.push(Some(Row { values, written_ms }));

@@ -38,9 +38,17 @@ pub(crate) fn run(spec: &OpSpec, inputs: &[InputTensor]) -> Result<Vec<OutputTen
     let v = store.view(view)?;
     let idx: Vec<usize> = features.iter().map(|f| v.feature(f).ok_or_else(|| Error::Backend(format!("lookup: view '{view}' has no feature '{f}'")))).collect::<Result<_>>()?;
     let ks = keys(&inputs[0])?;
-    let refs: Vec<&str> = ks.iter().map(String::as_str).collect();
+    // Keys no store could hold (empty, or over 1,024 bytes) are missing entities.
+    let valid: Vec<usize> = (0..ks.len()).filter(|&r| !ks[r].is_empty() && ks[r].len() <= 1024).collect();
+    let refs: Vec<&str> = valid.iter().map(|&r| ks[r].as_str()).collect();
     let rows = match store.read(v, &refs) {
-        Ok(r) => Some(r),
+        Ok(found) => {
+            let mut all: Vec<Option<crate::store::Row>> = vec![None; ks.len()];
+            for (r, row) in valid.iter().zip(found) {
+                all[*r] = row;
+            }
+            Some(all)
+        }
         Err(_) if *on_error == FailurePolicy::Default => None,
         Err(e) => return Err(e),
     };
