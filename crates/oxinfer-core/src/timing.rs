@@ -28,3 +28,9 @@ impl Timing {
         [self.queue_us as f64, self.pre_us as f64, self.infer_us as f64, self.post_us as f64, self.batch_rows as f64, self.batch_requests as f64]
     }
 }
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it): the one
+/// wall-clock reading that decisions, stored rows and log entries carry.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

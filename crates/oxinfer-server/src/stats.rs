@@ -3,7 +3,7 @@
 //! kept with atomics so that recording costs a few nanoseconds.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use oxinfer_core::{OutputTensor, Timing};
 
@@ -47,7 +47,7 @@ pub struct Stats {
 impl Stats {
     pub fn record(&self, result: &Result<(Vec<OutputTensor>, Timing)>, rows: u64, took: Duration) {
         let ns = took.as_nanos() as u64;
-        self.last_inference.store(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64), Relaxed);
+        self.last_inference.store(oxinfer_core::timing::unix_ms(), Relaxed);
         match result {
             Ok((_, t)) => {
                 self.success.add(ns);

@@ -8,7 +8,6 @@
 //! outputs and the graph feeds it outcomes.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -128,9 +127,6 @@ fn unit_hash(id: &str) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 impl Trial {
     /// A trial between variant indices `champion` and `challenger` (checked
@@ -408,7 +404,7 @@ impl Trial {
         let mean = |a: &Arm| a.mean().unwrap_or(f64::NAN);
         let d = Decision {
             status,
-            at_ms: now_ms(),
+            at_ms: crate::timing::unix_ms(),
             feedback: self.feedback,
             samples: [self.arms[0].n, self.arms[1].n],
             loss: [mean(&self.arms[0]), mean(&self.arms[1])],

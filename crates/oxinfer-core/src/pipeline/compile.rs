@@ -478,7 +478,7 @@ impl Pipeline {
             Some(m) => Some(std::sync::Arc::new(business_for(&spec, m)?)),
             None => None,
         };
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let started = crate::timing::unix_ms();
         Ok(Pipeline { spec, assemblies, output, output_dtype, k, unfitted, stage_labels, prepared, slots, mergeable, monitor, feedback, log, business, ids: (started, Default::default()) })
     }
 }

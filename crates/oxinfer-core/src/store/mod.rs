@@ -13,7 +13,7 @@ mod redis;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -215,10 +215,7 @@ pub struct FeatureStore {
     backend: Box<dyn Backend>,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
+pub use crate::timing::unix_ms as now_ms;
 
 /// A JSON value as feature `f`'s type, or why it is not one.
 pub fn typed(f: &FeatureSpec, v: &serde_json::Value) -> std::result::Result<Option<FValue>, String> {
