@@ -7,10 +7,18 @@
 //! named, and the pipeline reports or fails on it like any other bad record.
 //! Rows are numbered from 0 within the chunk here; the job adds the chunk's
 //! first row.
+//!
+//! A reader may cover one byte range of the file (a shard): the rows whose
+//! line starts in `[start, end)`. It seeks to `start`, skips the rest of the
+//! line it lands in (the previous shard's), and stops before a line that
+//! starts at or past `end`, so it reads past its range by at most the one
+//! line that crosses `end`, with no pre-pass over the file. Shards assume
+//! one record per line: a CSV field with a newline inside quotes would be
+//! cut.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::Value;
@@ -194,8 +202,33 @@ impl Column {
 }
 
 enum Source {
-    Csv { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord, to_field: Vec<Option<usize>> },
+    /// `base`: the file offset of the CSV reader's first byte.
+    Csv { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord, to_field: Vec<Option<usize>>, base: u64 },
     Jsonl { reader: BufReader<File>, line: Vec<u8>, at: u64 },
+}
+
+/// Shard `index` of `count` of a file of `len` bytes: its byte range.
+pub fn shard_range(len: u64, index: u64, count: u64) -> (u64, u64) {
+    let count = count.max(1);
+    let at = |i: u64| ((len as u128 * i as u128) / count as u128) as u64;
+    (at(index.min(count)), at((index + 1).min(count)))
+}
+
+/// A buffered reader at the first line that starts at or after `start`,
+/// and that line's offset (`floor`: where rows may begin at all).
+fn at_line(path: &Path, start: u64, floor: u64) -> Result<(BufReader<File>, u64)> {
+    let mut file = File::open(path).map_err(|e| Error::file("the job's input file", path, e))?;
+    let start = start.max(floor);
+    if start == floor {
+        file.seek(SeekFrom::Start(floor)).map_err(|e| Error::file("the job's input file", path, e))?;
+        return Ok((BufReader::with_capacity(1 << 16, file), floor));
+    }
+    // Whether `start` begins a line is told by the byte before it.
+    file.seek(SeekFrom::Start(start - 1)).map_err(|e| Error::file("the job's input file", path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut skipped = Vec::new();
+    let n = reader.read_until(b'\n', &mut skipped).map_err(|e| Error::file("the job's input file", path, e))?;
+    Ok((reader, start - 1 + n as u64))
 }
 
 /// Reads a file a chunk at a time.
@@ -205,11 +238,19 @@ pub struct Reader {
     source: Source,
     next_row: usize,
     bytes_total: u64,
+    /// Rows end before a line that starts here (a shard's end).
+    end: Option<u64>,
 }
 
 impl Reader {
     /// Opens `path` and, for CSV, reads its header. Images cannot come from files.
     pub fn open(path: &Path, format: InputFormat, fields: &[Field], unknown: UnknownFields) -> Result<Self> {
+        Self::open_range(path, format, fields, unknown, None)
+    }
+
+    /// `open`, reading only the rows whose lines start in `range` (a shard;
+    /// see the module's comment). The CSV header is read from the file's start.
+    pub fn open_range(path: &Path, format: InputFormat, fields: &[Field], unknown: UnknownFields, range: Option<(u64, u64)>) -> Result<Self> {
         if let Some(f) = fields.iter().find(|f| f.kind == FieldType::Image) {
             return Err(Error::InvalidArgument(format!("field '{}' is an image; jobs read images only from async iterables, not from files", f.name)));
         }
@@ -242,11 +283,24 @@ impl Reader {
                         });
                     }
                 }
-                Source::Csv { reader, record: csv::ByteRecord::new(), to_field }
+                match range {
+                    None => Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base: 0 },
+                    Some((start, _)) => {
+                        let (buffered, base) = at_line(path, start, reader.position().byte())?;
+                        let reader = csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(buffered);
+                        Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base }
+                    }
+                }
             }
-            InputFormat::Jsonl => Source::Jsonl { reader: buffered, line: Vec::new(), at: 0 },
+            InputFormat::Jsonl => match range {
+                None => Source::Jsonl { reader: buffered, line: Vec::new(), at: 0 },
+                Some((start, _)) => {
+                    let (reader, at) = at_line(path, start, 0)?;
+                    Source::Jsonl { reader, line: Vec::new(), at }
+                }
+            },
         };
-        Ok(Reader { fields: fields.to_vec(), unknown, source, next_row: 0, bytes_total })
+        Ok(Reader { fields: fields.to_vec(), unknown, source, next_row: 0, bytes_total, end: range.map(|r| r.1) })
     }
 
     /// The file's size in bytes.
@@ -263,9 +317,12 @@ impl Reader {
         let fields = &self.fields;
         let end_byte;
         match &mut self.source {
-            Source::Csv { reader, record, to_field } => {
+            Source::Csv { reader, record, to_field, base } => {
                 let mut seen = vec![false; fields.len()];
                 while rows < max_rows {
+                    if self.end.is_some_and(|end| *base + reader.position().byte() >= end) {
+                        break;
+                    }
                     match reader.read_byte_record(record) {
                         Ok(false) => break,
                         Ok(true) => {}
@@ -301,10 +358,13 @@ impl Reader {
                     }
                     rows += 1;
                 }
-                end_byte = reader.position().byte();
+                end_byte = *base + reader.position().byte();
             }
             Source::Jsonl { reader, line, at } => {
                 while rows < max_rows {
+                    if self.end.is_some_and(|end| *at >= end) {
+                        break;
+                    }
                     line.clear();
                     let n = reader.read_until(b'\n', line).map_err(|e| Error::InvalidArgument(format!("cannot read the input file: {e}")))?;
                     if n == 0 {
@@ -429,5 +489,52 @@ mod tests {
         assert_eq!(e.code(), "ERR_INVALID_ARGUMENT");
         assert!(e.to_string().contains("image"));
         std::fs::remove_file(p).ok();
+    }
+
+    /// Every row's first value, shard by shard, for `count` shards.
+    fn sharded(p: &Path, format: InputFormat, count: u64) -> Vec<Vec<f64>> {
+        let len = std::fs::metadata(p).unwrap().len();
+        let one: Vec<Field> = serde_json::from_str(r#"[{"name":"x","type":"number"}]"#).unwrap();
+        (0..count)
+            .map(|i| {
+                let mut r = Reader::open_range(p, format, &one, UnknownFields::Ignore, Some(shard_range(len, i, count))).unwrap();
+                let mut out = Vec::new();
+                while let Some(c) = r.next_chunk(7).unwrap() {
+                    out.extend(nums(&c.batch.columns[0].1));
+                }
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shards_cover_every_row_once_in_order() {
+        // Lines of uneven length, so that range ends fall mid-line, at line starts and inside the header.
+        let rows: Vec<f64> = (0..101).map(|i| (i * i % 977) as f64).collect();
+        let csv = file("s.csv", &format!("x,pad\n{}", rows.iter().enumerate().map(|(i, x)| format!("{x},{}\n", "p".repeat(i % 13))).collect::<String>()));
+        let jsonl = file("s.jsonl", &rows.iter().enumerate().map(|(i, x)| format!("{{\"x\":{x},\"pad\":\"{}\"}}\n", "p".repeat(i % 11))).collect::<String>());
+        for (p, format) in [(&csv, InputFormat::Csv), (&jsonl, InputFormat::Jsonl)] {
+            for count in [1, 2, 3, 5, 17, 101, 300] {
+                let shards = sharded(p, format, count);
+                assert_eq!(shards.concat(), rows, "{format:?} in {count} shards");
+            }
+        }
+        // Each shard stops at the first line starting at or past its end: past it by at most one line.
+        let len = std::fs::metadata(&jsonl).unwrap().len();
+        let text = std::fs::read_to_string(&jsonl).unwrap();
+        let starts: Vec<u64> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i as u64 + 1)).filter(|&s| s < len).collect();
+        for i in 0..3 {
+            let (start, end) = shard_range(len, i, 3);
+            let one: Vec<Field> = serde_json::from_str(r#"[{"name":"x","type":"number"}]"#).unwrap();
+            let mut r = Reader::open_range(&jsonl, InputFormat::Jsonl, &one, UnknownFields::Ignore, Some((start, end))).unwrap();
+            let mut last_end = 0;
+            while let Some(c) = r.next_chunk(1000).unwrap() {
+                last_end = c.end_byte;
+            }
+            let first_past = starts.iter().copied().find(|&s| s >= end).unwrap_or(len);
+            assert_eq!(last_end, first_past, "shard {i} reads to the end of the line crossing {end}");
+        }
+        std::fs::remove_file(csv).ok();
+        std::fs::remove_file(jsonl).ok();
     }
 }
