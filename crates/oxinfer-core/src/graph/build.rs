@@ -13,8 +13,7 @@ use crate::graph::rank::Ranker;
 use crate::graph::runner::{find, names, NodeRunner};
 use crate::graph::spec::{self, error, GraphSpec, NodeKind, NodeSpec, RankStrategy, When};
 use crate::graph::switch::{Policy, SwitchState, SwitchStats};
-use crate::graph::trial::{Decision, Trial};
-use crate::monitor::feedback::{Refusal, Truth};
+use crate::graph::trial::Trial;
 use crate::graph::types::{fixed, mismatch, Ty};
 
 /// A validated graph, ready to run; cheap to clone (shared).
@@ -108,6 +107,18 @@ impl Graph {
         self.plan.nodes.iter().filter(|n| n.needed).map(|n| n.name.as_str()).collect()
     }
 
+    /// Whether a switch (nested graphs' included) runs a `feedback` trial:
+    /// requests then need an id for their outcome to count.
+    pub fn takes_feedback(&self) -> bool {
+        self.plan.feedback
+    }
+
+    /// Whether a node waits on a network service (a feature store lookup):
+    /// such a graph never runs on its caller's thread.
+    pub fn waits_on_io(&self) -> bool {
+        self.plan.io
+    }
+
     /// Decisions and latencies of every switch node, nested graphs' included
     /// (named "outer/inner").
     pub fn switch_stats(&self) -> Vec<SwitchStats> {
@@ -123,66 +134,6 @@ impl Graph {
             }
         }
         out
-    }
-}
-
-impl Graph {
-    /// Whether a switch (nested graphs' included) runs a `feedback` trial:
-    /// requests then need an id for their outcome to count.
-    pub fn takes_feedback(&self) -> bool {
-        self.plan.feedback
-    }
-
-    /// Whether a node waits on a network service (a feature store lookup):
-    /// such a graph never runs on its caller's thread.
-    pub fn waits_on_io(&self) -> bool {
-        self.plan.io
-    }
-
-    fn trial_switches(&self, out: &mut Vec<(String, Arc<Plan>, usize)>, prefix: &str) {
-        for (i, n) in self.plan.nodes.iter().enumerate() {
-            match &n.exec {
-                Exec::Switch { state, .. } if state.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some() => out.push((format!("{prefix}{}", n.name), Arc::clone(&self.plan), i)),
-                Exec::Graph(g) => g.trial_switches(out, &format!("{prefix}{}/", n.name)),
-                _ => {}
-            }
-        }
-    }
-
-    /// The outcome of request `id` (one truth per row it had), fed to every
-    /// `feedback` switch that kept a prediction for it. Returns the
-    /// decisions it made, by switch node ("outer/inner" when nested).
-    pub fn feedback(&self, id: &str, truths: &[Truth]) -> std::result::Result<Vec<(String, Decision)>, Refusal> {
-        let mut switches = Vec::new();
-        self.trial_switches(&mut switches, "");
-        if switches.is_empty() {
-            return Err(Refusal::UnknownId("this graph takes no feedback: no switch has a 'feedback' policy".into()));
-        }
-        let states: Vec<(String, &Mutex<SwitchState>)> = switches
-            .iter()
-            .filter_map(|(name, plan, i)| match &plan.nodes[*i].exec {
-                Exec::Switch { state, .. } => Some((name.clone(), &**state)),
-                _ => None,
-            })
-            .collect();
-        let lock = |m: &Mutex<SwitchState>| m.lock().unwrap_or_else(|e| e.into_inner()).trial().is_some_and(|t| t.knows(id));
-        let knowing: Vec<&(String, &Mutex<SwitchState>)> = states.iter().filter(|(_, m)| lock(m)).collect();
-        if knowing.is_empty() {
-            // Any trial's refusal names the id and how many are kept.
-            let (_, m) = &states[0];
-            return m.lock().unwrap_or_else(|e| e.into_inner()).check(id, truths).map(|_| Vec::new());
-        }
-        // Checked everywhere first, so that a refusal applies nothing.
-        for (_, m) in &knowing {
-            m.lock().unwrap_or_else(|e| e.into_inner()).check(id, truths)?;
-        }
-        let mut decisions = Vec::new();
-        for (name, m) in knowing {
-            if let Some(d) = m.lock().unwrap_or_else(|e| e.into_inner()).answer(id, truths)? {
-                decisions.push((name.clone(), d));
-            }
-        }
-        Ok(decisions)
     }
 }
 

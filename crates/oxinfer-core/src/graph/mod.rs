@@ -57,6 +57,7 @@
 
 mod build;
 mod exec;
+mod feedback;
 mod op_spec;
 pub mod ops;
 pub mod rank;
