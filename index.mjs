@@ -2,5 +2,5 @@
 // whichever way oxinfer is loaded.
 import cjs from './index.js'
 
-export const { OxinferError, Tensor, Session, SessionStream, Pipeline, Graph, Tokenizer, BatchEncoding, ImageProcessor, IMAGENET, BatchJob, activeJobs, fitPlatt, configure, versions, serve, setLogger, renderReport, FeatureStore, FIELD_TYPES, PREPROCESS_OPS, POSTPROCESS_OPS } = cjs
+export const { OxinferError, Tensor, Session, SessionStream, Pipeline, Graph, Tokenizer, BatchEncoding, ImageProcessor, IMAGENET, BatchJob, activeJobs, mergeShards, parseShard, fitPlatt, configure, versions, serve, setLogger, renderReport, FeatureStore, FIELD_TYPES, PREPROCESS_OPS, POSTPROCESS_OPS } = cjs
 export default cjs

@@ -28,6 +28,8 @@ export type { StreamOptions, StreamRunOptions } from './src/stream'
 
 export { BatchJob } from './src/job'
 export type { JobOptions, JobProgress, JobSummary, SessionJobOptions } from './src/job'
+export { mergeShards, parseShard } from './src/shards'
+export type { MergeReport, MergeShardsOptions, ShardOption } from './src/shards'
 
 export { FIELD_TYPES, POSTPROCESS_OPS, PREPROCESS_OPS } from './src/pipeline/spec'
 export type { BusinessMetric, BusinessMetricSpec, DriftEvent, DriftHistogram, DriftListener, DriftReport, FeatureDrift, MonitorSpec, Profile, ProfileFeature, Quality } from './src/monitor'

@@ -82,6 +82,8 @@ export interface NativeJobOptions {
   failFast: boolean
   progressIntervalMs: number
   unknownFields: NameOf<'UnknownFields'>
+  /** [index, count]: score one shard into `<output>.shard-<index>-of-<count>`. */
+  shard?: [number, number]
 }
 /** @internal */
 export interface NativeJob {
@@ -294,6 +296,8 @@ export interface NativeBinding extends NativeEnums {
   ortAlreadyMapped(): string | null
   ortSetLogLevel(level: NameOf<'LogLevel'>): void
   activeJobs(): number
+  /** Joins a sharded job's parts into `output`; resolves to the report (JSON). */
+  mergeShards(output: string, count: number | undefined, keep: boolean): Promise<string>
   /** Pipeline result column names, indexed by the name ids of packed payloads. */
   pipelineColumnNames(): string[]
   /** How many numbers of timing end each run's packed header. */

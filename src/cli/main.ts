@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `oxinfer` command: `serve` a model repository over the KServe v2
 // protocol, `run` a pipeline over a CSV or JSONL file with a progress bar,
-// `info` on a model or pipeline, and the monitor's `profile` (a reference
+// `merge` the parts of a sharded run, `info` on a model or pipeline, and the monitor's `profile` (a reference
 // profile stored in the spec) and `report` (a drift report as one HTML
 // page). Arguments are parsed by commander; the
 // work is the library's own (serve, Pipeline.runJob, Session).
@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander'
 
 import { info } from './info'
 import { profileCommand, reportCommand } from './monitor'
-import { runFile } from './run'
+import { mergeCommand, runFile } from './run'
 import { serveCommand } from './serve'
 
 function integer(name: string, min: number, max: number) {
@@ -51,8 +51,17 @@ program
   .requiredOption('-o, --output <file>', 'output file (.jsonl or .csv)')
   .option('--errors <mode>', "'throw' (stop at the first bad row) or 'return' (write its error and go on)", 'throw')
   .option('--chunk-size <rows>', 'rows per chunk', integer('chunk-size', 1, 1 << 24))
+  .option('--shard <i/N>', "score shard i (0-based) of N, by byte ranges, into <output>.shard-<i>-of-<N>; 'N' alone takes i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job)")
   .option('--no-progress', 'no progress bar')
   .action(runFile)
+
+program
+  .command('merge')
+  .description('Join the parts that `run --shard` wrote into <output>, after checking that every row was scored exactly once.')
+  .argument('<output>', 'the output path the shards were given')
+  .option('--shards <n>', 'the shard count (default: from the manifests present)', integer('shards', 1, 2 ** 31 - 1))
+  .option('--keep', 'keep the parts and manifests')
+  .action(mergeCommand)
 
 program
   .command('profile')

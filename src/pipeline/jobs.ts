@@ -9,6 +9,7 @@ import { abortedJob, driveChunks, iteratorOf, jobOptions, newBatchJob, progressO
 import { native, type NameOf, type NativeJob, type NativeJobOptions, type NativePipeline, type NativeResultFile } from '../native'
 import { describeValue, intOption, isPlainObject, oneOf, showValue } from '../options'
 import type { SessionInternals } from '../session/internal'
+import { checkShard, type ShardOption } from '../shards'
 import { columns as decodeColumns, flatColumns, objects as decodeObjects, readPacked, type Columns } from './decode'
 import type { FieldSpec, OutputSpec, PipelineBatchOptions, PipelineColumns, PipelineColumnsInput, PipelineResult, PipelineRowError } from './spec'
 
@@ -26,6 +27,14 @@ export interface PipelineJobOptions extends JobOptions {
   outputFormat?: NameOf<'FileFormat'>
   /** What the iterator yields per chunk: 'objects' (default, {@link PipelineJobChunk}) or 'columns' ({@link PipelineJobColumns}, cheaper for large chunks). */
   results?: 'objects' | 'columns'
+  /**
+   * Score one shard of a file: the rows whose lines start in byte range
+   * `index` of `count` (no pre-pass; one record per line). Needs `output`:
+   * the shard writes `<output>.shard-<index>-of-<count>` and, once complete,
+   * a manifest beside it; {@link mergeShards} joins the parts. Rows, and
+   * `firstRow`/progress, are counted within the shard.
+   */
+  shard?: ShardOption
 }
 
 /** A chunk of a pipeline job's results as columns (`results: 'columns'`), in input order. */
@@ -95,7 +104,7 @@ function shiftColumnErrors(c: PipelineColumns, firstRow: number): void {
 
 /** @internal Pipeline.runJob: checks the options, then starts a file job or an iterable job. */
 export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unknown> | Iterable<unknown>, options: PipelineJobOptions): BatchJob<PipelineJobChunk | PipelineJobColumns> {
-  const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results'])
+  const o = jobOptions('pipeline runJob', options, ['chunkSize', 'errors', 'format', 'output', 'outputFormat', 'results', 'shard'])
   const opts = options as Record<string, unknown>
   const shape = opts.results ?? 'objects'
   if (shape !== 'objects' && shape !== 'columns') throw invalidArg(`runJob: results must be 'objects' or 'columns', got ${showValue(shape)}`)
@@ -109,6 +118,8 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
     return oneOf(`runJob: ${key}`, f, native.FileFormat)
   }
   if (opts.output !== undefined && (typeof opts.output !== 'string' || opts.output === '')) throw invalidArg('runJob: output must be a file path')
+  const shard = opts.shard === undefined ? undefined : checkShard(opts.shard, 'runJob: shard')
+  if (shard && typeof source !== 'string') throw invalidArg('runJob: shard applies to file sources only')
   if (host.session.disposed) throw new OxinferError('ERR_DISPOSED', 'the session was disposed')
   if (host.unfitted) {
     try {
@@ -123,7 +134,7 @@ export function runPipelineJob(host: JobHost, source: string | AsyncIterable<unk
     const inputFormat = formatOf('format', source)
     const output = opts.output as string | undefined
     const outputFormat = output === undefined ? undefined : formatOf('outputFormat', output, 'jsonl')
-    return fileJob(host, resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs, unknownFields: host.unknownFields }, o, shape === 'columns')
+    return fileJob(host, resolvePath(source), { inputFormat, output: output && resolvePath(output), outputFormat, chunkSize, concurrency: o.concurrency, failFast: errors === 'throw', progressIntervalMs: o.intervalMs, unknownFields: host.unknownFields, shard: shard && [shard.index, shard.count] }, o, shape === 'columns')
   }
   if (opts.format !== undefined) throw invalidArg('runJob: format applies to file sources only')
   const it = iteratorOf(source, 'runJob')

@@ -69,6 +69,7 @@ fn options(input: &Path, output: Option<&Path>, fail_fast: bool) -> JobOptions {
         fail_fast,
         progress_every: Duration::ZERO,
         unknown_fields: oxinfer_core::pipeline::spec::UnknownFields::Ignore,
+        shard: None,
     }
 }
 

@@ -24,6 +24,8 @@ pub struct NativeJobOptions {
     pub fail_fast: bool,
     pub progress_interval_ms: u32,
     pub unknown_fields: crate::options::UnknownFields,
+    /// Score shard `shard[0]` (0-based) of `shard[1]` into its part of `output`.
+    pub shard: Option<Vec<u32>>,
 }
 
 /// A running job: `abort()` stops it, `release(n)` says JS consumed n chunks.
@@ -51,9 +53,14 @@ pub fn active_jobs() -> u32 {
     job::active() as u32
 }
 
-fn options(o: NativeJobOptions) -> JobOptions {
+fn options(o: NativeJobOptions) -> Result<JobOptions> {
+    let shard = match o.shard.as_deref() {
+        None => None,
+        Some([i, n]) => Some(job::Shard::new(u64::from(*i), u64::from(*n)).js()?),
+        Some(_) => return Err(CoreError::InvalidArgument("shard must be [index, count]".into())).js(),
+    };
     let output = o.output.map(|path| (path.into(), o.output_format.unwrap_or(FileFormat::Jsonl).into()));
-    JobOptions {
+    Ok(JobOptions {
         input: o.input.into(),
         input_format: o.input_format.into(),
         output,
@@ -62,7 +69,8 @@ fn options(o: NativeJobOptions) -> JobOptions {
         fail_fast: o.fail_fast,
         progress_every: std::time::Duration::from_millis(o.progress_interval_ms as u64),
         unknown_fields: o.unknown_fields.into(),
-    }
+        shard,
+    })
 }
 
 /// Starts a job; its events arrive through the hub under `id`.
@@ -73,7 +81,7 @@ pub fn start(
     id: u64,
     o: NativeJobOptions,
 ) -> Result<NativeJob> {
-    let opts = options(o);
+    let opts = options(o)?;
     // JS may hold as many undelivered chunks as run at once.
     let ctl = Arc::new(Control::new(opts.concurrency));
     job::start(pipeline, scheduler, opts, Arc::clone(&ctl), Box::new(move |ev| hub.push(Event::Job(id, ev)))).js()?;
@@ -163,4 +171,32 @@ impl NativeResultFile {
     fn task(&self, op: FileOp) -> AsyncTask<FileTask> {
         AsyncTask::new(FileTask { writer: Arc::clone(&self.writer), op: Some(op) })
     }
+}
+
+/// Joins the parts of a sharded job's output (oxinfer_core::job::merge), off
+/// the JS thread; resolves to the report as JSON.
+pub struct MergeTask {
+    output: String,
+    count: Option<u64>,
+    keep: bool,
+}
+
+impl Task for MergeTask {
+    type Output = String;
+    type JsValue = String;
+
+    fn compute(&mut self) -> Result<String> {
+        let report = job::merge(std::path::Path::new(&self.output), self.count, self.keep).js()?;
+        serde_json::to_string(&report).map_err(|e| CoreError::Backend(e.to_string())).js()
+    }
+
+    fn resolve(&mut self, _env: Env, output: String) -> Result<String> {
+        Ok(output)
+    }
+}
+
+/// Merges the shard parts of `output`; `count` is found from the manifests when absent.
+#[napi(catch_unwind, ts_return_type = "Promise<string>")]
+pub fn merge_shards(output: String, count: Option<u32>, keep: bool) -> AsyncTask<MergeTask> {
+    AsyncTask::new(MergeTask { output, count: count.map(u64::from), keep })
 }

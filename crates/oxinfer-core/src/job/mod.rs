@@ -12,6 +12,7 @@
 //! is bounded by about `2 × concurrency + 2` chunks whatever the file's size.
 
 pub mod read;
+pub mod shard;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use crate::request::{pipeline_run, Request, RunOutput};
 use crate::scheduler::Scheduler;
 
 pub use read::{InputFormat, Reader};
+pub use shard::{merge, Manifest, MergeReport, Shard};
 pub use write::{OutputFormat, Writer};
 
 #[derive(Clone, Debug)]
@@ -45,6 +47,9 @@ pub struct JobOptions {
     pub progress_every: Duration,
     /// File columns or JSON keys that are not spec fields.
     pub unknown_fields: UnknownFields,
+    /// Score one shard of the input into `<output>.shard-<i>-of-<n>` (see
+    /// `shard.rs`); needs `output`.
+    pub shard: Option<Shard>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -139,19 +144,46 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
     if let Some(why) = pipeline.unfitted() {
         return Err(why.clone());
     }
-    let reader = Reader::open(&opts.input, opts.input_format, &pipeline.spec().fields, opts.unknown_fields)?;
-    let writer = match &opts.output {
-        Some((path, format)) => Some(Writer::create(path, *format, pipeline.spec())?),
-        None => None,
+    let mut sharded = match (opts.shard, &opts.output) {
+        (None, _) => None,
+        (Some(_), None) => return Err(Error::InvalidArgument("a sharded job needs an output file: each shard writes its own part of it".into())),
+        (Some(s), Some((path, _))) => {
+            let identity = shard::input_identity(&opts.input)?;
+            let part = s.part_path(path);
+            shard::invalidate(&part)?;
+            Some(Sharded { shard: s, identity, part, span_start: 0 })
+        }
+    };
+    let range = match (&sharded, opts.shard) {
+        (Some(sh), Some(s)) => Some(s.range(sh.identity.0)),
+        _ => None,
+    };
+    let reader = Reader::open_range(&opts.input, opts.input_format, &pipeline.spec().fields, opts.unknown_fields, range)?;
+    if let Some(sh) = &mut sharded {
+        sh.span_start = reader.offset();
+    }
+    let writer = match (&opts.output, &sharded) {
+        (Some((_, format)), Some(sh)) => Some(Writer::create(&sh.part, *format, pipeline.spec())?),
+        (Some((path, format)), None) => Some(Writer::create(path, *format, pipeline.spec())?),
+        (None, _) => None,
     };
     ACTIVE.fetch_add(1, Ordering::AcqRel);
     let spawned = std::thread::Builder::new().name("oxinfer-job".into()).spawn(move || {
-        let mut driver = Driver { pipeline, scheduler, opts, ctl, emit: &*emit, writer, progress: Progress::default(), clock: Instant::now() };
+        let span_start = sharded.as_ref().map_or(0, |s| s.span_start);
+        let mut driver = Driver { pipeline, scheduler, opts, ctl, emit: &*emit, writer, progress: Progress::default(), clock: Instant::now(), span_start, span_end: 0 };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run(reader))).unwrap_or_else(|p| Err(Error::from_panic(p)));
-        let Driver { writer, progress, emit, .. } = driver;
+        let Driver { writer, progress, emit, opts, span_end, .. } = driver;
         match r {
             Ok(()) => {
-                let flushed = writer.map_or(Ok(()), Writer::finish);
+                let mut flushed = writer.map_or(Ok(()), Writer::finish);
+                if let (Ok(()), Some(sh), Some((_, format))) = (&flushed, &sharded, &opts.output) {
+                    // The part is complete once its manifest exists.
+                    let m = Manifest::new(&opts.input, opts.input_format, *format, sh.shard, sh.identity, [sh.span_start, span_end], progress.rows_done, progress.errors);
+                    flushed = m.write(&sh.part);
+                    if flushed.is_err() {
+                        let _ = std::fs::remove_file(&sh.part);
+                    }
+                }
                 ACTIVE.fetch_sub(1, Ordering::AcqRel);
                 emit(match flushed {
                     Ok(()) => JobEvent::Done(progress),
@@ -174,6 +206,15 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
     Ok(())
 }
 
+/// A sharded job's part and what its manifest will say.
+struct Sharded {
+    shard: Shard,
+    /// The input's size and modification time when the job started.
+    identity: (u64, u64),
+    part: PathBuf,
+    span_start: u64,
+}
+
 /// A chunk between submission and delivery.
 struct InFlight {
     first_row: usize,
@@ -191,12 +232,18 @@ struct Driver<'a> {
     writer: Option<Writer>,
     progress: Progress,
     clock: Instant,
+    /// Where the rows start (a shard's span; 0 for a whole file), and where
+    /// the reader stopped once it is done.
+    span_start: u64,
+    span_end: u64,
 }
 
 /// What the driver waits for: the reader's next chunk, or a finished one.
 enum Msg {
     /// None at the end of the input; the reader sends nothing after None or an error.
     Read(Result<Option<read::Chunk>>),
+    /// The input is done: where the reader stopped (sent before `Read(Ok(None))`).
+    End(u64),
     Ran(usize, Result<RunOutput>),
 }
 
@@ -243,7 +290,14 @@ impl Driver<'_> {
     /// scheduler's workers, and formatting and writing here, so the three
     /// overlap across the cores.
     fn run(&mut self, mut reader: Reader) -> Result<()> {
-        self.progress.bytes_total = reader.bytes_total();
+        // A shard's progress counts its own range.
+        self.progress.bytes_total = match self.opts.shard {
+            Some(s) => {
+                let (start, end) = s.range(reader.bytes_total());
+                end - start
+            }
+            None => reader.bytes_total(),
+        };
         let (tx, rx) = mpsc::channel::<Msg>();
         // One chunk being read and one being written besides those in the
         // model: with fewer, the three stages could not all be busy at once.
@@ -259,6 +313,9 @@ impl Driver<'_> {
                     }
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next_chunk(rows))).unwrap_or_else(|p| Err(Error::from_panic(p)));
                     let last = !matches!(r, Ok(Some(_)));
+                    if matches!(r, Ok(None)) {
+                        let _ = tx.send(Msg::End(reader.offset()));
+                    }
                     if tx.send(Msg::Read(r)).is_err() || last {
                         return;
                     }
@@ -306,6 +363,7 @@ impl Driver<'_> {
                         }
                     }
                     Msg::Read(Ok(None)) => eof = true,
+                    Msg::End(offset) => self.span_end = offset,
                     Msg::Read(Err(e)) => return Err(e),
                     Msg::Ran(seq, r) => {
                         if let Some(f) = flight.get_mut(&seq) {
@@ -339,7 +397,7 @@ impl Driver<'_> {
         while left > 0 {
             match rx.recv() {
                 Ok(Msg::Ran(..)) => left -= 1,
-                Ok(Msg::Read(_)) => {}
+                Ok(Msg::Read(_) | Msg::End(_)) => {}
                 Err(_) => break,
             }
         }
@@ -368,7 +426,7 @@ impl Driver<'_> {
         }
         self.progress.rows_done += rows;
         self.progress.errors += errors;
-        self.progress.bytes_done = f.end_byte;
+        self.progress.bytes_done = f.end_byte.saturating_sub(self.span_start).min(self.progress.bytes_total);
         Ok(())
     }
 }

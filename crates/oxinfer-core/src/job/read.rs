@@ -308,6 +308,15 @@ impl Reader {
         self.bytes_total
     }
 
+    /// The file offset of the next line to read (after the last, the end of
+    /// the lines read: a shard's span).
+    pub fn offset(&self) -> u64 {
+        match &self.source {
+            Source::Csv { reader, base, .. } => *base + reader.position().byte(),
+            Source::Jsonl { at, .. } => *at,
+        }
+    }
+
     /// Reads up to `max_rows` rows; None at the end of the file.
     pub fn next_chunk(&mut self, max_rows: usize) -> Result<Option<Chunk>> {
         let mut cols: Vec<Column> = self.fields.iter().map(|f| Column::new(f, max_rows)).collect();
