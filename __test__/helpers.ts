@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect } from 'vitest'
@@ -79,4 +80,16 @@ export function penguinTensors(rows: Record<string, unknown>[]) {
     { name: 'body_mass_g', datatype: 'FP64', shape: [n], data: num('body_mass_g') },
     { name: 'sex', datatype: 'BYTES', shape: [n], data: str('sex') },
   ]
+}
+
+/** A TCP port free on loopback now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
 }

@@ -2,7 +2,9 @@
 // loopback port with no persistence, and stopped, killed, paused or
 // restarted on that port by the tests that need Redis to fail.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { createConnection, createServer } from 'node:net'
+import { createConnection } from 'node:net'
+
+import { freePort } from './helpers'
 
 export interface TestRedis {
   port: number
@@ -22,16 +24,6 @@ export function haveRedis(): boolean {
   return spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).status === 0
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 /** Resolves once Redis answers PING on `port` (rejects after 10 s). */
 async function ready(port: number): Promise<void> {
