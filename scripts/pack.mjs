@@ -48,10 +48,13 @@ function stage(dir, stageDir, manifest) {
 rmSync(dist, { recursive: true, force: true })
 mkdirSync(dist, { recursive: true })
 const main = readJson(join(root, 'package.json'))
+// The platform packages' folders: packages/ here; the release workflow's
+// publish job downloads every platform's there too. Tests stage elsewhere.
+const packagesDir = process.env.OXINFER_PACKAGES_DIR ? resolve(process.env.OXINFER_PACKAGES_DIR) : join(root, 'packages')
 const tarballs = { platforms: {} }
 const optional = {}
 for (const p of Object.values(PLATFORMS)) {
-  const dir = join(root, 'packages', p.dir)
+  const dir = join(packagesDir, p.dir)
   if (!existsSync(join(dir, 'package.json'))) continue
   const manifest = { ...readJson(join(dir, 'package.json')), version: main.version }
   const missing = manifest.files.filter((f) => !existsSync(join(dir, f)))
