@@ -29,7 +29,7 @@ const ROWS = [1, 256]
 const CONNECTIONS = QUICK ? [1, 64] : [1, 16, 64, 256]
 const MLSERVER_ENV = join(process.env.OXINFER_CACHE ?? join(homedir(), '.cache', 'oxinfer'), 'mlserver-1.7.1')
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address()
@@ -39,7 +39,7 @@ function freePort() {
 }
 
 /** The KServe v2 JSON request for `n` penguins rows (pandas codec parameters for MLServer). */
-function requestBody(n, forMlserver = false) {
+export function requestBody(n, forMlserver = false) {
   const rows = Array.from({ length: n }, (_, i) => records[i % records.length]).filter(Boolean)
   const num = (k) => rows.map((r, i) => (typeof r[k] === 'number' ? r[k] : 40 + (i % 7)))
   const str = (k) => rows.map((r) => (typeof r[k] === 'string' ? r[k] : 'MALE'))
@@ -56,16 +56,16 @@ function requestBody(n, forMlserver = false) {
   return { inputs, outputs: [{ name: 'label' }, { name: 'score' }] }
 }
 
-function luaScript(dir, body) {
+export function luaScript(dir, body) {
   const file = join(dir, `post-${Math.random().toString(36).slice(2)}.lua`)
   writeFileSync(file, `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = ${JSON.stringify(JSON.stringify(body))}\n`)
   return file
 }
 
 /** wrk's summary: requests/s and latency percentiles in ms. */
-function runWrk(url, script, connections) {
+export function runWrk(url, script, connections, duration = DURATION) {
   const threads = Math.min(connections, 1)
-  const r = spawnSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', DURATION, '--latency', '-s', script, url], { encoding: 'utf8' })
+  const r = spawnSync('wrk', ['-t', String(threads), '-c', String(connections), '-d', duration, '--latency', '-s', script, url], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`)
   const out = r.stdout
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN)
@@ -81,7 +81,7 @@ function runWrk(url, script, connections) {
   return { rps: Math.round(rps), p50: ms('50'), p99: ms('99'), non2xx: Number(errors ?? 0), socketErrors: sockErr ?? null }
 }
 
-async function start(kind, port) {
+export async function start(kind, port) {
   let child
   if (kind === 'mlserver') {
     const dir = mlserverRepository()
