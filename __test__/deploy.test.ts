@@ -113,12 +113,12 @@ describe('manifests', () => {
     const seen = new Set<string>()
     for (const file of files) {
       for (const m of parseYaml(readFileSync(file, 'utf8'), file)) {
-        if (m.kind === 'Kustomization') continue
+        if (m.kind === 'Kustomization' || m.kind === 'Component') continue
         seen.add(m.kind)
         expect(await problems(m), `${relative(root, file)}: ${m.kind} ${m.metadata?.name}`).toEqual([])
       }
     }
-    for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'ScaledObject', 'ClusterServingRuntime', 'InferenceService', 'Job', 'PersistentVolumeClaim', 'ConfigMap']) expect(seen, kind).toContain(kind)
+    for (const kind of ['Deployment', 'Service', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'ScaledObject', 'PodMonitor', 'ClusterServingRuntime', 'InferenceService', 'Job', 'PersistentVolumeClaim', 'ConfigMap']) expect(seen, kind).toContain(kind)
   })
 
   it('the validators refuse what the API server would: a wrong type, a misspelt CRD field, a string for a count', async () => {
@@ -143,11 +143,15 @@ describe('manifests', () => {
     }
     const kinds = (dir: string) => render(dir).map((m) => m.kind).sort()
     expect(kinds('base')).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'Service'])
-    expect(kinds('overlays/keda')).toEqual(['Deployment', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'ScaledObject', 'Service'])
+    expect(kinds('overlays/keda')).toEqual(['Deployment', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'PodMonitor', 'ScaledObject', 'Service'])
     const prod = render('overlays/production')
+    expect(kinds('overlays/production')).toEqual(['Deployment', 'HorizontalPodAutoscaler', 'PersistentVolumeClaim', 'PodDisruptionBudget', 'PodMonitor', 'Service'])
     for (const m of prod) expect(m.metadata.namespace, m.kind).toBe('oxinfer')
+    // The Job runs where the overlays put the model repository's claim.
+    for (const m of render('jobs')) expect(m.metadata.namespace, m.kind).toBe('oxinfer')
     const d = prod.find((m) => m.kind === 'Deployment')!
-    expect(d.spec.replicas).toBe(3)
+    // The autoscaler owns the replica count: an apply must not reset it.
+    for (const dir of ['base', 'overlays/keda', 'overlays/production']) expect(render(dir).find((m) => m.kind === 'Deployment')!.spec.replicas, dir).toBeUndefined()
     expect(d.spec.template.spec.containers[0].resources.limits.cpu).toBe('4')
     expect(prod.find((m) => m.kind === 'HorizontalPodAutoscaler')!.spec.minReplicas).toBe(3)
     expect(prod.find((m) => m.kind === 'PodDisruptionBudget')!.spec.minAvailable).toBe(2)
@@ -175,6 +179,15 @@ describe('manifests', () => {
     const hpa = base.find((m) => m.kind === 'HorizontalPodAutoscaler')!
     const rules = readFileSync(join(deploy, 'k8s', 'prometheus-adapter', 'rules.yaml'), 'utf8')
     expect(rules).toContain(`as: "${hpa.spec.metrics[0].pods.metric.name}"`)
+    // Each pod's value is capped at twice the target, in the adapter's rule and in KEDA's query.
+    const target = Number(hpa.spec.metrics[0].pods.target.averageValue)
+    expect(rules).toContain(`clamp_max(sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>), ${2 * target})`)
+    const keda = render('overlays/keda').find((m) => m.kind === 'ScaledObject')!.spec.triggers[0].metadata
+    expect(keda.query).toMatch(new RegExp(`^sum\\(clamp_max\\(oxinfer_http_requests_in_flight\\{.*\\}, ${2 * Number(keda.threshold)}\\)\\)$`))
+    // The PodMonitor scrapes the pods' named port and path that serve /metrics.
+    const pm = render('overlays/production').find((m) => m.kind === 'PodMonitor')!
+    expect(pm.spec.podMetricsEndpoints[0]).toMatchObject({ port: c.ports[0].name, path: '/metrics' })
+    for (const [k, v] of Object.entries(pm.spec.selector.matchLabels)) expect(d.spec.template.metadata.labels[k]).toBe(v)
     // The sharded Job's count is its completions, and the merge expects as many.
     const job = render('jobs').find((m) => m.kind === 'Job')!
     expect(job.spec.completionMode).toBe('Indexed')

@@ -22,7 +22,8 @@ const require = createRequire(join(root, 'package.json'))
 const ortBin = join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6')
 const work = mkdtempSync(join(tmpdir(), 'oxinfer-release-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
-const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version
+const mainManifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+const version = mainManifest.version
 const staged = join(work, 'staged')
 
 function stage(key: string, addon: string, extra: string[] = []): { status: number | null; stderr: string } {
@@ -47,6 +48,8 @@ describe('release packaging', () => {
       const [os, cpu] = key.split('-')
       expect(manifest).toMatchObject({ name: p.package, version, os: [os], cpu: [cpu], main: `oxinfer.${p.dir}.node`, files: [`oxinfer.${p.dir}.node`, p.ortLibrary, 'ONNXRUNTIME-LICENSE'] })
       expect(manifest.libc).toEqual(os === 'linux' ? ['glibc'] : undefined)
+      // npm publish --provenance checks the repository against the workflow's.
+      expect(manifest.repository).toEqual({ ...mainManifest.repository, directory: `packages/${p.dir}` })
       expect(readFileSync(join(dir, p.ortLibrary)).equals(readFileSync(join(ortBin, p.ortDir, p.ortLibrary))), `${key}: ONNX Runtime's own library`).toBe(true)
       expect(readFileSync(join(dir, 'ONNXRUNTIME-LICENSE'), 'utf8')).toMatch(new RegExp(`^The file ${p.ortLibrary.replace(/\./g, '\\.')} in this package is ONNX Runtime[\\s\\S]*MIT License`))
       // What npm would publish: exactly the listed files and the manifest.
@@ -103,8 +106,16 @@ describe('release packaging', () => {
     expect(steps('cross').join('\n')).toMatch(/scripts\/release-stage\.sh \$\{\{ matrix\.key \}\} staged\/\$\{\{ matrix\.dir \}\}/)
     // Artefacts are named by package folder, which is what pack.mjs reads under OXINFER_PACKAGES_DIR.
     const uploads = [...wf.jobs['linux-x64'].steps, ...wf.jobs.cross.steps].filter((s: { uses?: string }) => s.uses?.startsWith('actions/upload-artifact'))
-    expect(uploads.map((s: { with: { name: string } }) => s.with.name).sort()).toEqual(['${{ matrix.dir }}', 'linux-x64-gnu'])
+    expect(uploads.map((s: { with: { name: string } }) => s.with.name).sort()).toEqual(['${{ matrix.dir }}', 'binding', 'linux-x64-gnu'])
     expect(wf.jobs.publish.needs).toEqual(['linux-x64', 'cross'])
+    // The main package ships napi-rs's generated loader: built by the linux-x64 job, compiled against by publish.
+    const binding = wf.jobs['linux-x64'].steps.find((s: { with?: { name?: string } }) => s.with?.name === 'binding')
+    expect(binding.with.path).toMatch(/binding\.js[\s\S]*binding\.d\.ts/)
+    const pub = steps('publish')
+    const download = wf.jobs.publish.steps.findIndex((s: { with?: { name?: string } }) => s.with?.name === 'binding')
+    expect(download).toBeGreaterThan(-1)
+    expect(download).toBeLessThan(pub.indexOf('npm run build:ts'))
+    expect(mainManifest.repository.url).toMatch(/^git\+https:\/\/github\.com\//)
     expect(steps('publish').join('\n')).toMatch(/OXINFER_PACKAGES_DIR=staged node scripts\/pack\.mjs dist/)
     // .ci/run runs the linux-x64 job's staging and smoke test, so CI exercises it.
     expect(readFileSync(join(root, '.ci', 'run'), 'utf8')).toMatch(/scripts\/release-stage\.sh linux-x64 /)

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { mergeShards, parseShard, Pipeline, type MergeReport } from '../index.js'
+import { FeatureStore, mergeShards, parseShard, Pipeline, type MergeReport } from '../index.js'
 import { fixture, readJson, rejectsWith, root, throwsWith } from './helpers'
 
 const run = promisify(execFile)
@@ -20,6 +20,7 @@ const specPath = join(fixture('penguins'), 'pipeline.json')
 const { records } = readJson<{ records: Record<string, unknown>[] }>('penguins/records.json')
 const FIELDS = ['island', 'bill_length_mm', 'bill_depth_mm', 'flipper_length_mm', 'body_mass_g', 'sex']
 const ROWS = 1_000_000
+const VIEW = { name: 'penguins', entity: 'penguin_id', features: [{ name: 'island', type: 'category' as const }, ...FIELDS.slice(1, 5).map((name) => ({ name, type: 'number' as const })), { name: 'sex', type: 'category' as const }] }
 
 /** Row i of the generated input: the penguins rows, perturbed, with a bad number every 99,991 rows. */
 function csvRow(i: number): string {
@@ -127,8 +128,8 @@ describe('sharded jobs', () => {
     expect(c.rows).toBe(manifests[2].rows)
     const merged = await run(process.execPath, [cli, 'merge', out, '--keep'])
     expect(merged.stderr).toMatch(/1000000 rows \(11 with errors\) from 3 shards/)
-    const text = readFileSync(whole, 'utf8')
-    expectSameResults(readFileSync(out, 'utf8'), text)
+    const text = readFileSync(out, 'utf8')
+    expectSameResults(text, readFileSync(whole, 'utf8'))
     // The bad rows keep their place and are named by their row in the whole input.
     for (const r of [17, 100_008, 799_945]) expect(text).toContain(`{"row":${r},"error":`)
     for (const i of [0, 1, 2]) expect(existsSync(`${out}.shard-${i}-of-3`)).toBe(true)
@@ -164,6 +165,43 @@ describe('sharded jobs', () => {
     expectSameResults(readFileSync(out, 'utf8'), readFileSync(whole, 'utf8'))
   })
 
+  it('CSV files with Windows line ends shard and merge the same way', async () => {
+    const input = join(work, 'crlf.csv')
+    writeCsv(join(work, 'lf.csv'), 3000)
+    writeFileSync(input, readFileSync(join(work, 'lf.csv'), 'utf8').replace(/\n/g, '\r\n'))
+    const whole = join(work, 'crlf-whole.jsonl')
+    await unsharded(input, whole)
+    const out = join(work, 'crlf-sharded.jsonl')
+    await Promise.all([0, 1, 2, 3, 4, 5, 6].map((i) => pipeline.runJob(input, { output: out, errors: 'return', shard: { index: i, count: 7 } }).done))
+    await expect(mergeShards(out)).resolves.toMatchObject({ rows: 3000 })
+    expectSameResults(readFileSync(out, 'utf8'), readFileSync(whole, 'utf8'))
+  })
+
+  it("a stage's 'row N' errors name the row in the whole input, past the first chunk and across shards", async () => {
+    const store = await FeatureStore.create({ name: 'shards-lookup', backend: { kind: 'embedded' }, views: [VIEW] })
+    // Penguins known by id, but every 7th id is not in the store: a lookup with missing: 'error' refuses it.
+    await store.putMany('penguins', records.map((r, i) => [`p${i}`, Object.fromEntries(FIELDS.map((f) => [f, r[f] ?? null]))] as [string, Record<string, number | string | null>]).filter((_, i) => i % 7 !== 3))
+    const base = JSON.parse(readFileSync(specPath, 'utf8'))
+    const lookup = await Pipeline.create({ ...base, fields: [{ name: 'penguin_id', type: 'category' }], preprocess: [{ op: 'lookup', store: 'shards-lookup', view: 'penguins', key: 'penguin_id', missing: 'error' }, ...base.preprocess] }, { baseDir: fixture('penguins') })
+    try {
+      const input = join(work, 'ids.csv')
+      writeFileSync(input, `penguin_id\n${records.map((_, i) => `p${i}`).join('\n')}\n`)
+      const whole = join(work, 'ids-whole.jsonl')
+      await lookup.runJob(input, { output: whole, errors: 'return', chunkSize: 16 }).done
+      const lines = readFileSync(whole, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+      const bad = lines.filter((l) => l.error)
+      expect(bad.map((l) => l.row)).toEqual(records.map((_, i) => i).filter((i) => i % 7 === 3))
+      for (const l of bad) expect(l.error.message).toMatch(new RegExp(`^row ${l.row}: `))
+      const out = join(work, 'ids-sharded.jsonl')
+      for (let i = 0; i < 3; i++) await lookup.runJob(input, { output: out, errors: 'return', chunkSize: 16, shard: { index: i, count: 3 } }).done
+      await mergeShards(out)
+      expectSameResults(readFileSync(out, 'utf8'), readFileSync(whole, 'utf8'))
+    } finally {
+      await lookup.dispose()
+      await store.close()
+    }
+  })
+
   it('merge refuses unfinished, mismatched, tampered or stale parts, naming what is wrong', async () => {
     const input = join(work, 'm.csv')
     writeCsv(input, 3000)
@@ -190,6 +228,14 @@ describe('sharded jobs', () => {
     e = await rejectsWith(mergeShards(out), 'ERR_INVALID_INPUT')
     expect(e.message).toMatch(new RegExp(`has ${m.rows} rows, its manifest ${m.rows + 1}`))
     writeFileSync(m1, saved)
+    // Shard 0 must start at the first row (a manifest that skipped rows, with spans still tiling).
+    const m0 = `${out}.shard-0-of-3.json`
+    const saved0 = readFileSync(m0, 'utf8')
+    const first = JSON.parse(saved0) as Manifest
+    writeFileSync(m0, JSON.stringify({ ...first, span: [first.span[0] + 20, first.span[1]] }))
+    e = await rejectsWith(mergeShards(out), 'ERR_INVALID_INPUT')
+    expect(e.message).toMatch(new RegExp(`shard 0 read from byte ${first.span[0] + 20}, but the rows of .* start at byte ${first.span[0]}`))
+    writeFileSync(m0, saved0)
     // Parts of another shard count beside these: the count must be given.
     await shard(0, 2)
     e = await rejectsWith(mergeShards(out), 'ERR_INVALID_ARGUMENT')

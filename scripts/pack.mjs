@@ -74,6 +74,14 @@ const { scripts, devDependencies, allowScripts, ...published } = main
 void scripts
 void devDependencies
 void allowScripts
+// The main package's own files must all be here: binding.js and the compiled
+// TypeScript are build outputs, and a publish job that skipped a build would
+// otherwise ship a package that cannot load.
+const absent = published.files.filter((f) => !f.includes('*') && !existsSync(join(root, f)))
+if (absent.length > 0) {
+  console.error(`pack: the main package lacks ${absent.join(', ')}: build it first (npm run build, or build:ts with binding.js present)`)
+  process.exit(1)
+}
 const stageDir = join(dist, 'stage', 'oxinfer')
 stage(root, stageDir, { ...published, optionalDependencies: { ...(main.optionalDependencies ?? {}), ...optional } })
 tarballs.main = pack(stageDir)

@@ -48,6 +48,8 @@ const manifest = {
   version: main.version,
   description: `oxinfer's native addon and ONNX Runtime library for ${{ linux: 'Linux', darwin: 'macOS', win32: 'Windows' }[os]} ${cpu}${os === 'linux' ? ' (glibc)' : ''}.`,
   license: main.license,
+  // npm publish --provenance checks it against the workflow's repository.
+  repository: { ...main.repository, directory: `packages/${p.dir}` },
   os: [os],
   cpu: [cpu],
   ...(os === 'linux' ? { libc: ['glibc'] } : {}),

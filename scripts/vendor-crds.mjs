@@ -1,5 +1,6 @@
 // Vendors the CRD schemas that deploy/ validates against (__test__/deploy.test.ts):
-// KServe's ClusterServingRuntime and InferenceService, and KEDA's ScaledObject.
+// KServe's ClusterServingRuntime and InferenceService, KEDA's ScaledObject and
+// the Prometheus Operator's PodMonitor.
 // They come from the projects' tagged sources as the Go module proxy serves
 // them (a registry this project reaches), checked against pinned sha256 sums,
 // and are written as the served versions' openAPIV3Schema in JSON, with the
@@ -30,6 +31,13 @@ const SOURCES = [
     version: 'v2.17.2',
     sha256: 'f05536b67edf5fd898683586b91b55b136183b73cf9ddd26a2b5cda741e2e56d',
     crds: ['config/crd/bases/keda.sh_scaledobjects.yaml'],
+  },
+  {
+    project: 'prometheus-operator',
+    module: 'github.com/prometheus-operator/prometheus-operator',
+    version: 'v0.83.0',
+    sha256: 'e20d9831b302afedeee2e4a76130b3e9c252e254880bc0a965d16d2408dd53da',
+    crds: ['example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml'],
   },
 ]
 

@@ -16,7 +16,8 @@
 //   replicas ready `startup` seconds after the HPA asks for them, and the HPA
 //   as Kubernetes runs it: a sync every 15 s on the metric averaged over the
 //   last 15 s (a Prometheus scrape interval or metrics-server's window),
-//   desired = ceil(current × metric / target) outside a 10% tolerance, and
+//   desired = ceil(ready × metric / target) outside a 10% tolerance, pods
+//   still starting counted as 0 while scaling up (desiredReplicas), and
 //   the behavior of deploy/k8s/base/hpa.yaml (up: +100% or +4 pods per 15 s,
 //   the larger; down: the highest recommendation of the last 300 s, at most
 //   -20% per 60 s).
@@ -96,16 +97,27 @@ export function constantLoad(model, rate, seconds = 60, dt = 0.05) {
   return { inFlight: last.inFlight, rps: Math.min(rate, model.xMax), p99: last.p99, droppedPerSecond: dropped / seconds }
 }
 
-/** The HPA's desired replicas from a metric (Kubernetes' algorithm, 10% tolerance). */
-export function desiredReplicas(current, metric, target) {
+/**
+ * The HPA's desired replicas (Kubernetes' replica calculator, 10% tolerance):
+ * from the ready pods' mean metric; while scaling up, pods not ready yet
+ * (no metric) count as 0, and when that brings the ratio back within the
+ * tolerance (or below 1) the count stays where it is.
+ */
+export function desiredReplicas(current, ready, notReady, metric, target) {
+  if (ready === 0) return current
   const ratio = metric / target
   if (Math.abs(ratio - 1) <= 0.1) return current
-  return Math.ceil(current * ratio)
+  if (ratio > 1 && notReady > 0) {
+    const withUnready = (metric * ready) / ((ready + notReady) * target)
+    if (withUnready <= 1.1) return current
+    return Math.max(current, Math.ceil(withUnready * (ready + notReady)))
+  }
+  return Math.ceil(ratio * ready)
 }
 
 /**
  * A cluster under `rate(t)` req/s for `duration` s with an HPA on `policy`:
- * { metric: 'cpu' | 'inflight', target, min, max, startup, sloMs }.
+ * { metric: 'cpu' | 'inflight', target, clamp?, min, max, startup, sloMs }.
  * Returns a timeline (one point per sync) and totals.
  */
 export function cluster(model, policy, rate, duration, dt = 0.05) {
@@ -138,25 +150,26 @@ export function cluster(model, policy, rate, duration, dt = 0.05) {
       acc.worstP99 = Math.max(acc.worstP99, s.p99)
       acc.dropped += s.dropped
       totals.dropped += s.dropped
-      metric += policy.metric === 'cpu' ? s.cpu : s.inFlight
+      // `clamp`: the adapter's query caps each pod's value (clamp_max), so a backlog reads as "full", not as thousands.
+      metric += policy.metric === 'cpu' ? s.cpu : Math.min(s.inFlight, policy.clamp ?? Infinity)
     }
     acc.metric += ready.length ? metric / ready.length : 0
     acc.samples++
     if (t + dt >= nextSync) {
       const m = acc.metric / acc.samples
       const current = replicas.length
-      let desired = ready.length ? desiredReplicas(current, m, policy.target) : current
+      let desired = desiredReplicas(current, ready.length, current - ready.length, m, policy.target)
       desired = Math.min(desired, Math.max(current * 2, current + 4))
       recommendations.push([t, desired])
       while (recommendations[0][0] < t - 300) recommendations.shift()
       if (desired < current) {
         desired = Math.max(desired, ...recommendations.map((x) => x[1]))
-        if (desired < current && t - lastDown >= 60) {
-          desired = Math.max(desired, Math.ceil(current * 0.8))
-          lastDown = t
-        } else desired = current
+        // At most -20% a minute, of the count at the period's start (truncated, as Kubernetes does).
+        if (desired < current && t - lastDown >= 60) desired = Math.max(desired, Math.floor(current * 0.8))
+        else desired = current
       }
       desired = Math.max(policy.min, Math.min(policy.max, desired))
+      if (desired < current) lastDown = t
       if (desired > current) for (let i = current; i < desired; i++) replicas.push({ q: 0, readyAt: t + policy.startup })
       // Removed pods drain what they hold; new requests go elsewhere at once.
       else if (desired < current) replicas = replicas.slice(0, desired)

@@ -30,7 +30,9 @@ for (const c of check) log(`scale check c=${c.concurrency}: ${c.measuredRps} req
 //    here, plus 15 s for scheduling and the container's start (image cached).
 const port = await freePort()
 const t0 = performance.now()
-const { child } = await start('oxinfer', port)
+const { child, url } = await start('oxinfer', port)
+// start() waits for /v2/health/live; a replica takes traffic once ready.
+while ((await fetch(`${url}/v2/health/ready`).catch(() => ({ status: 0 }))).status !== 200) await new Promise((r) => setTimeout(r, 20))
 const serverReadyS = (performance.now() - t0) / 1000
 child.kill('SIGTERM')
 await new Promise((r) => child.once('exit', r))
@@ -58,6 +60,7 @@ const policies = [
   { name: 'CPU 70%', metric: 'cpu', target: 0.7 },
   { name: `in flight ${atCpu}`, metric: 'inflight', target: atCpu },
   { name: `in flight ${target}`, metric: 'inflight', target },
+  { name: `in flight ${atCpu}, capped at ${2 * atCpu}`, metric: 'inflight', target: atCpu, clamp: 2 * atCpu },
 ].map((p) => ({ ...p, min: 2, max: 40, startup, sloMs: SLO_MS }))
 const runs = policies.map((p) => ({ policy: p, ...cluster(model, p, rate, DURATION) }))
 for (const r of runs) log(`scale ${r.policy.name}: peak ${r.peakReplicas} replicas, ${r.replicaHours.toFixed(2)} replica-hours, dropped ${(r.droppedShare * 100).toFixed(3)}%, over ${SLO_MS} ms ${(r.slowShare * 100).toFixed(2)}%, worst window p99 ${r.worstP99.toFixed(1)} ms`)
@@ -67,7 +70,7 @@ function chart() {
   const W = 900
   const H = 260
   const P = 44
-  const colors = ['#d62728', '#1f77b4', '#2ca02c']
+  const colors = ['#d62728', '#1f77b4', '#2ca02c', '#9467bd']
   const x = (t) => P + ((W - 2 * P) * t) / DURATION
   const maxR = Math.max(...runs.map((r) => r.peakReplicas), Math.ceil(rate(2200) / X))
   const y = (v) => H - P - ((H - 2 * P) * v) / maxR

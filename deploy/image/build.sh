@@ -23,7 +23,10 @@ if [ "$reuse" = 0 ]; then
   npm run build:ts
   npm run build:platform
 fi
-for f in index.js binding.js packages/linux-x64-gnu/libonnxruntime.so.1; do
+# This machine's platform package (src/platform.ts's table), staged by build:platform.
+platform_dir="$(node -e "const { platform } = require('./src/platform.js').currentPlatform(); if (!platform) process.exit(1); console.log('packages/' + platform.dir + '/' + platform.ortLibrary)")" || {
+  echo "build.sh: oxinfer publishes no platform package for this machine" >&2; exit 1; }
+for f in index.js binding.js "$platform_dir"; do
   [ -e "$f" ] || { echo "build.sh: $f is missing: build first (npm run build) or drop --reuse" >&2; exit 1; }
 done
 

@@ -128,7 +128,7 @@ impl Task for FileTask {
         let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let closed = || CoreError::InvalidArgument("the results file is closed".into());
         match self.op.take() {
-            Some(FileOp::Write(first_row, columns)) => slot.as_mut().ok_or_else(closed).and_then(|w| w.write_chunk(first_row, &columns)).js(),
+            Some(FileOp::Write(first_row, columns)) => slot.as_mut().ok_or_else(closed).and_then(|w| w.write(first_row, &columns)).js(),
             Some(FileOp::Finish) => slot.take().ok_or_else(closed).and_then(Writer::finish).js(),
             Some(FileOp::Discard) | None => {
                 if let Some(w) = slot.take() {

@@ -151,7 +151,10 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
             let identity = shard::input_identity(&opts.input)?;
             let part = s.part_path(path);
             shard::invalidate(&part)?;
-            Some(Sharded { shard: s, identity, part, span_start: 0 })
+            // Written under a name of its own and renamed once complete, so
+            // that two attempts at one shard never write into one file.
+            let writing = shard::attempt_path(&part);
+            Some(Sharded { shard: s, identity, part, writing, span_start: 0 })
         }
     };
     let range = match (&sharded, opts.shard) {
@@ -163,7 +166,7 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
         sh.span_start = reader.offset();
     }
     let writer = match (&opts.output, &sharded) {
-        (Some((_, format)), Some(sh)) => Some(Writer::create(&sh.part, *format, pipeline.spec())?),
+        (Some((_, format)), Some(sh)) => Some(Writer::create(&sh.writing, *format, pipeline.spec())?),
         (Some((path, format)), None) => Some(Writer::create(path, *format, pipeline.spec())?),
         (None, _) => None,
     };
@@ -179,9 +182,9 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
                 if let (Ok(()), Some(sh), Some((_, format))) = (&flushed, &sharded, &opts.output) {
                     // The part is complete once its manifest exists.
                     let m = Manifest::new(&opts.input, opts.input_format, *format, sh.shard, sh.identity, [sh.span_start, span_end], progress.rows_done, progress.errors);
-                    flushed = m.write(&sh.part);
+                    flushed = std::fs::rename(&sh.writing, &sh.part).map_err(|e| Error::file_op("write", "the shard's part", &sh.part, e)).and_then(|()| m.write(&sh.part));
                     if flushed.is_err() {
-                        let _ = std::fs::remove_file(&sh.part);
+                        let _ = std::fs::remove_file(&sh.writing);
                     }
                 }
                 ACTIVE.fetch_sub(1, Ordering::AcqRel);
@@ -212,6 +215,8 @@ struct Sharded {
     /// The input's size and modification time when the job started.
     identity: (u64, u64),
     part: PathBuf,
+    /// This attempt's file, renamed to `part` once complete.
+    writing: PathBuf,
     span_start: u64,
 }
 

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use serde_json::Value;
@@ -202,8 +202,9 @@ impl Column {
 }
 
 enum Source {
-    /// `base`: the file offset of the CSV reader's first byte.
-    Csv { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord, to_field: Vec<Option<usize>>, base: u64 },
+    /// `base`: the file offset of the CSV reader's first byte. `ends`: for
+    /// a shard, the file again, to tell where a line starts (see `line_start`).
+    Csv { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord, to_field: Vec<Option<usize>>, base: u64, ends: Option<File> },
     Jsonl { reader: BufReader<File>, line: Vec<u8>, at: u64 },
 }
 
@@ -212,6 +213,18 @@ pub fn shard_range(len: u64, index: u64, count: u64) -> (u64, u64) {
     let count = count.max(1);
     let at = |i: u64| ((len as u128 * i as u128) / count as u128) as u64;
     (at(index.min(count)), at((index + 1).min(count)))
+}
+
+/// Where the line after a CSV record that ended at `pos` starts. The csv
+/// crate stops a CRLF record after its `\r`, so its position can be one
+/// byte short of the next line: the `\n` there still belongs to the record.
+fn line_start(file: &File, pos: u64) -> u64 {
+    let mut byte = [0u8; 1];
+    let mut f = file;
+    match f.seek(SeekFrom::Start(pos)).and_then(|_| f.read(&mut byte)) {
+        Ok(1) if byte[0] == b'\n' => pos + 1,
+        _ => pos,
+    }
 }
 
 /// A buffered reader at the first line that starts at or after `start`,
@@ -284,11 +297,13 @@ impl Reader {
                     }
                 }
                 match range {
-                    None => Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base: 0 },
+                    None => Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base: 0, ends: None },
                     Some((start, _)) => {
-                        let (buffered, base) = at_line(path, start, reader.position().byte())?;
+                        let ends = File::open(path).map_err(|e| Error::file("the job's input file", path, e))?;
+                        let floor = line_start(&ends, reader.position().byte());
+                        let (buffered, base) = at_line(path, start, floor)?;
                         let reader = csv::ReaderBuilder::new().flexible(true).has_headers(false).from_reader(buffered);
-                        Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base }
+                        Source::Csv { reader, record: csv::ByteRecord::new(), to_field, base, ends: Some(ends) }
                     }
                 }
             }
@@ -312,7 +327,8 @@ impl Reader {
     /// the lines read: a shard's span).
     pub fn offset(&self) -> u64 {
         match &self.source {
-            Source::Csv { reader, base, .. } => *base + reader.position().byte(),
+            Source::Csv { reader, base, ends: Some(file), .. } => line_start(file, *base + reader.position().byte()),
+            Source::Csv { reader, base, ends: None, .. } => *base + reader.position().byte(),
             Source::Jsonl { at, .. } => *at,
         }
     }
@@ -326,11 +342,15 @@ impl Reader {
         let fields = &self.fields;
         let end_byte;
         match &mut self.source {
-            Source::Csv { reader, record, to_field, base } => {
+            Source::Csv { reader, record, to_field, base, ends } => {
                 let mut seen = vec![false; fields.len()];
                 while rows < max_rows {
-                    if self.end.is_some_and(|end| *base + reader.position().byte() >= end) {
-                        break;
+                    if let (Some(end), Some(file)) = (self.end, ends.as_ref()) {
+                        // One byte short of the end may still be a line at the end (CRLF).
+                        let at = *base + reader.position().byte();
+                        if at >= end || (at + 1 == end && line_start(file, at) >= end) {
+                            break;
+                        }
                     }
                     match reader.read_byte_record(record) {
                         Ok(false) => break,
@@ -500,20 +520,22 @@ mod tests {
         std::fs::remove_file(p).ok();
     }
 
-    /// Every row's first value, shard by shard, for `count` shards.
-    fn sharded(p: &Path, format: InputFormat, count: u64) -> Vec<Vec<f64>> {
+    /// Every row's first value, shard by shard, for `count` shards, and
+    /// each shard's span (its reader's offset before and after).
+    fn sharded(p: &Path, format: InputFormat, count: u64) -> (Vec<Vec<f64>>, Vec<(u64, u64)>) {
         let len = std::fs::metadata(p).unwrap().len();
         let one: Vec<Field> = serde_json::from_str(r#"[{"name":"x","type":"number"}]"#).unwrap();
         (0..count)
             .map(|i| {
                 let mut r = Reader::open_range(p, format, &one, UnknownFields::Ignore, Some(shard_range(len, i, count))).unwrap();
+                let start = r.offset();
                 let mut out = Vec::new();
                 while let Some(c) = r.next_chunk(7).unwrap() {
                     out.extend(nums(&c.batch.columns[0].1));
                 }
-                out
+                (out, (start, r.offset()))
             })
-            .collect()
+            .unzip()
     }
 
     #[test]
@@ -522,12 +544,23 @@ mod tests {
         let rows: Vec<f64> = (0..101).map(|i| (i * i % 977) as f64).collect();
         let csv = file("s.csv", &format!("x,pad\n{}", rows.iter().enumerate().map(|(i, x)| format!("{x},{}\n", "p".repeat(i % 13))).collect::<String>()));
         let jsonl = file("s.jsonl", &rows.iter().enumerate().map(|(i, x)| format!("{{\"x\":{x},\"pad\":\"{}\"}}\n", "p".repeat(i % 11))).collect::<String>());
-        for (p, format) in [(&csv, InputFormat::Csv), (&jsonl, InputFormat::Jsonl)] {
+        // Windows line ends: the csv crate stops a CRLF record before its \n.
+        let crlf = file("s-crlf.csv", &std::fs::read_to_string(&csv).unwrap().replace('\n', "\r\n"));
+        let crlf_jsonl = file("s-crlf.jsonl", &std::fs::read_to_string(&jsonl).unwrap().replace('\n', "\r\n"));
+        for (p, format) in [(&csv, InputFormat::Csv), (&jsonl, InputFormat::Jsonl), (&crlf, InputFormat::Csv), (&crlf_jsonl, InputFormat::Jsonl)] {
+            let len = std::fs::metadata(p).unwrap().len();
             for count in [1, 2, 3, 5, 17, 101, 300] {
-                let shards = sharded(p, format, count);
-                assert_eq!(shards.concat(), rows, "{format:?} in {count} shards");
+                let (shards, spans) = sharded(p, format, count);
+                assert_eq!(shards.concat(), rows, "{p:?} in {count} shards");
+                // The spans tile the data: each ends where the next begins, the last at the end.
+                for w in spans.windows(2) {
+                    assert_eq!(w[0].1, w[1].0, "{p:?} in {count} shards: {spans:?}");
+                }
+                assert_eq!(spans.last().unwrap().1, len, "{p:?} in {count} shards");
             }
         }
+        std::fs::remove_file(crlf).ok();
+        std::fs::remove_file(crlf_jsonl).ok();
         // Each shard stops at the first line starting at or past its end: past it by at most one line.
         let len = std::fs::metadata(&jsonl).unwrap().len();
         let text = std::fs::read_to_string(&jsonl).unwrap();

@@ -11,7 +11,8 @@
 //! exists, and a rerun of the shard deletes it first.
 //!
 //! `merge` checks that the n manifests agree on the input and formats, that
-//! shard 0's span starts the data and shard n-1's ends the file, and that each
+//! shard 0's span starts at the first row (where the input is still there)
+//! and shard n-1's ends the file, and that each
 //! span ends where the next begins, so every line of the file was read by
 //! exactly one shard. It then copies the parts in order into the output,
 //! checking each part's row numbers and count against its manifest and
@@ -26,9 +27,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::read::{shard_range, InputFormat};
+use super::read::{shard_range, InputFormat, Reader};
 use super::write::OutputFormat;
 use crate::error::{renumber_row, Error, Result};
+use crate::pipeline::spec::UnknownFields;
 
 /// Shard `index` (0-based) of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +62,14 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_os_string();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// A name of this attempt's own beside `path` (process id and a counter),
+/// for a file that is renamed into place once complete.
+pub fn attempt_path(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    suffixed(path, &format!(".{}-{n}.tmp", std::process::id()))
 }
 
 /// The manifest beside a part.
@@ -131,7 +141,7 @@ impl Manifest {
     /// rename, so a manifest is never seen half written).
     pub fn write(&self, part: &Path) -> Result<()> {
         let path = manifest_path(part);
-        let tmp = suffixed(&path, ".tmp");
+        let tmp = attempt_path(&path);
         let body = serde_json::to_vec_pretty(self).map_err(|e| Error::Backend(format!("cannot encode a shard manifest: {e}")))?;
         std::fs::write(&tmp, body).map_err(|e| Error::file_op("write", "the shard manifest", &tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::file_op("write", "the shard manifest", &path, e))
@@ -242,10 +252,17 @@ fn manifests(output: &Path, count: u64) -> Result<Vec<(PathBuf, Manifest)>> {
     if last.span[1] != last.input_bytes {
         return Err(bad(&all.last().expect("count >= 1").0, format!("the last shard stopped at byte {} of {}", last.span[1], last.input_bytes)));
     }
-    let input = Path::new(&all[0].1.input);
+    // Where the input is still there: unchanged, and shard 0 started at its first row.
+    let first = &all[0].1;
+    let input = Path::new(&first.input);
     if let Ok(identity) = input_identity(input) {
-        if identity != (all[0].1.input_bytes, all[0].1.input_modified_ms) {
-            return Err(bad(input, format!("the input '{}' changed after the shards read it ({} bytes now, {} then)", input.display(), identity.0, all[0].1.input_bytes)));
+        if identity != (first.input_bytes, first.input_modified_ms) {
+            return Err(bad(input, format!("the input '{}' changed after the shards read it ({} bytes now, {} then)", input.display(), identity.0, first.input_bytes)));
+        }
+        let format = if first.input_format == "csv" { InputFormat::Csv } else { InputFormat::Jsonl };
+        let start = Reader::open_range(input, format, &[], UnknownFields::Ignore, Some((0, 0)))?.offset();
+        if first.span[0] != start {
+            return Err(bad(&all[0].0, format!("shard 0 read from byte {}, but the rows of '{}' start at byte {start}", first.span[0], input.display())));
         }
     }
     Ok(all)
@@ -261,7 +278,7 @@ pub fn merge(output: &Path, count: Option<u64>, keep: bool) -> Result<MergeRepor
     };
     let parts = manifests(output, count)?;
     let format = if parts[0].1.output_format == "csv" { OutputFormat::Csv } else { OutputFormat::Jsonl };
-    let tmp = suffixed(output, ".merging");
+    let tmp = attempt_path(output);
     let file = File::create(&tmp).map_err(|e| Error::file("the merged output", &tmp, e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let copied = (|| -> Result<()> {

@@ -118,15 +118,10 @@ impl Writer {
         Some(self.labels.as_ref().and_then(|l| l.get(i as usize).cloned()).unwrap_or_else(|| i.to_string()))
     }
 
-    /// Writes one chunk's results; `first_row` numbers its rows in the input.
+    /// Writes one chunk's results; `first_row` numbers its rows in the
+    /// input. Error messages that name a row within the chunk (`row 3: …`, as
+    /// a chunk run on its own does) name the input's row in the file.
     pub fn write(&mut self, first_row: usize, tensors: &[OutputTensor]) -> Result<()> {
-        let r = Results::read(tensors)?;
-        self.write_results(first_row, r)
-    }
-
-    /// Writes a chunk whose error messages name rows within the chunk (as a
-    /// chunk run on its own does): they name the input's rows in the file.
-    pub fn write_chunk(&mut self, first_row: usize, tensors: &[OutputTensor]) -> Result<()> {
         let mut r = Results::read(tensors)?;
         for (i, e) in r.errors.iter_mut().enumerate() {
             if let Some((_, _, message)) = e {
