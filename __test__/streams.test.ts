@@ -97,14 +97,18 @@ describe('stateful streams', () => {
     const want = await reference(plain, [inputs[0], inputs[1], inputs[3], inputs[4]], start)
     const st = s.stream({ state: { stateN: 'state' }, initialState: { state: new Tensor('float32', start, [2, 1, 128]) } })
     const ac = new AbortController()
-    // Aborted right after it is made: the calls chain natively, so on a busy
-    // machine a later abort could find chunks 0 and 1 done and chunk 2 running.
+    // A large run holds the session's worker first, so that chunk 2 is surely
+    // still waiting when it is aborted right after it is made (without it, a
+    // loaded machine could run chunks 0 to 2 before the abort: CI saw that once).
+    const rows = 2000
+    const blocker = s.run({ input: new Tensor('float32', new Float32Array(rows * 576), [rows, 576]), state: new Tensor('float32', new Float32Array(2 * rows * 128), [2, rows, 128]), sr })
     const runs = inputs.slice(0, 5).map((x, i) => {
       const r = st.run(feed(x), i === 2 ? { signal: ac.signal } : {})
       if (i === 2) ac.abort('skip')
       return r
     })
     const settled = await Promise.allSettled(runs)
+    await blocker
     expect((settled[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'ERR_ABORTED' })
     const probs = [0, 1, 3, 4].map((i) => ((settled[i] as PromiseFulfilledResult<Record<string, Tensor>>).value.output.data as Float32Array)[0])
     probs.forEach((p, k) => expect(Math.abs(p - want[k].prob)).toBeLessThan(1e-5))
