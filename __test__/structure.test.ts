@@ -27,8 +27,8 @@ function sources(dir: string): string[] {
 }
 
 const src = sources(join(root, 'src'))
-/** The package's entry points: the library, the CLI (its bin) and the Fastify plugin (oxinfer/fastify). */
-const ENTRIES = ['index', 'src/cli/main', 'src/fastify']
+/** The package's entry points: the library, the CLI (its bin), the Fastify plugin (oxinfer/fastify) and the onnxruntime-common backend (oxinfer/ort, oxinfer/register). */
+const ENTRIES = ['index', 'src/cli/main', 'src/fastify', 'src/ort/index', 'src/ort/register']
 const rel = (p: string): string => relative(root, p).split('\\').join('/')
 
 describe('module structure', () => {
