@@ -109,7 +109,7 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
   })
 
   it('maps the session options it can and refuses the rest by name', async () => {
-    const ok = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'basic', executionProviders: ['cpu'], logSeverityLevel: 2, executionMode: 'sequential', extra: { poolSize: 2, batching: { maxBatchSize: 32 } } })
+    const ok = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'basic', executionProviders: ['cpu'], logSeverityLevel: 3, executionMode: 'sequential', extra: { poolSize: 2, batching: { maxBatchSize: 32 } } })
     const x = new ort.Tensor('float32', new Float32Array(16), [1, 16])
     // Concurrent calls through the batching option all complete.
     const many = await Promise.all(Array.from({ length: 64 }, () => ok.run({ x })))
@@ -118,6 +118,7 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
     const refusals: [object, RegExp][] = [
       [{ graphOptimizationLevel: 'layout' }, /graphOptimizationLevel "layout" is not one oxinfer has/],
       [{ logSeverityLevel: 0 }, /logSeverityLevel 0 is per process in oxinfer: use configure\(\{ logLevel \}\)/],
+      [{ logSeverityLevel: 1 }, /logSeverityLevel 1 is per process/],
       [{ executionMode: 'parallel' }, /executionMode "parallel" is not supported/],
       [{ enableProfiling: true }, /session option 'enableProfiling' has no equivalent/],
       [{ freeDimensionOverrides: { batch: 1 } }, /session option 'freeDimensionOverrides' has no equivalent/],

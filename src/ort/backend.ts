@@ -12,7 +12,7 @@ import type * as Common from 'onnxruntime-common'
 import { invalidArg, OxinferError } from '../errors'
 import { isPlainObject, showValue } from '../options'
 import { Session } from '../session/session'
-import type { SessionOptions } from '../session/options'
+import type { SessionOptions, SessionStats } from '../session/options'
 
 type CommonModule = typeof Common
 type SessionHandler = Awaited<globalThis.ReturnType<Common.Backend['createInferenceSessionHandler']>>
@@ -35,7 +35,7 @@ export function onnxruntimeCommon(): CommonModule {
 }
 
 const GRAPH_LEVELS: Record<string, SessionOptions['graphOptimization']> = { disabled: 'none', basic: 'basic', extended: 'extended', all: 'all' }
-/** onnxruntime-common's severity levels, 0 (verbose) to 4 (fatal); ONNX Runtime's default is 2. */
+/** onnxruntime-common's severity levels, 0 (verbose) to 4 (fatal); ONNX Runtime's default is 2 (warning). */
 const DEFAULT_SEVERITY = 2
 
 /** Session options oxinfer maps, and what it does with each. */
@@ -48,7 +48,7 @@ export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): 
   const out: SessionOptions = {}
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue
-    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel 2, extra { poolSize, batching })")
+    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel 2 to 4, extra { poolSize, batching })")
   }
   for (const ep of o.executionProviders ?? []) {
     const name = typeof ep === 'string' ? ep : ep?.name
@@ -70,7 +70,9 @@ export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): 
   if (o.enableCpuMemArena === false) throw refuse('enableCpuMemArena: false', 'is not supported')
   if (o.enableMemPattern === false) throw refuse('enableMemPattern: false', 'is not supported')
   // ONNX Runtime's log level is the process's in oxinfer (configure({ logLevel })): a session cannot have its own.
-  if (o.logSeverityLevel !== undefined && o.logSeverityLevel !== DEFAULT_SEVERITY) throw refuse(`logSeverityLevel ${o.logSeverityLevel}`, "is per process in oxinfer: use configure({ logLevel }) (only the default, 2, is accepted here)")
+  // Asking for warnings or less (2 to 4, what libraries such as transformers.js pass) is accepted, and the
+  // process's level applies; asking for more detail than that (0, 1) cannot be given, so it is refused.
+  if (o.logSeverityLevel !== undefined && o.logSeverityLevel < DEFAULT_SEVERITY) throw refuse(`logSeverityLevel ${o.logSeverityLevel}`, "is per process in oxinfer: use configure({ logLevel }) (2 to 4 are accepted here, and the process's level applies)")
   if (o.logVerbosityLevel !== undefined && o.logVerbosityLevel !== 0) throw refuse(`logVerbosityLevel ${o.logVerbosityLevel}`, 'is not supported (only 0)')
   const extra = o.extra as Record<string, unknown> | undefined
   if (extra !== undefined) {
@@ -110,6 +112,11 @@ class OxinferSessionHandler implements SessionHandler {
     await this.session.dispose()
   }
 
+  /** oxinfer's own figures for this session (requests, executions, batch rows, latency): `session.handler.stats()`. */
+  stats(): SessionStats {
+    return this.session.stats()
+  }
+
   // Profiling cannot be enabled (enableProfiling is refused): nothing to start or end.
   startProfiling(): void {}
   endProfiling(): void {}
@@ -118,7 +125,7 @@ class OxinferSessionHandler implements SessionHandler {
     for (const [k, v] of Object.entries(options ?? {})) {
       if (v !== undefined && !RUN_KEYS.has(k)) throw refuse(`run option '${k}'`, 'has no equivalent in oxinfer (supported: terminate, tag)')
     }
-    if (options?.logSeverityLevel !== undefined && options.logSeverityLevel !== DEFAULT_SEVERITY) throw refuse(`run option logSeverityLevel ${options.logSeverityLevel}`, 'is per process in oxinfer: use configure({ logLevel })')
+    if (options?.logSeverityLevel !== undefined && options.logSeverityLevel < DEFAULT_SEVERITY) throw refuse(`run option logSeverityLevel ${options.logSeverityLevel}`, 'is per process in oxinfer: use configure({ logLevel })')
     if (options?.logVerbosityLevel !== undefined && options.logVerbosityLevel !== 0) throw refuse(`run option logVerbosityLevel ${options.logVerbosityLevel}`, 'is not supported (only 0)')
     if (options?.extra !== undefined && Object.keys(options.extra).length > 0) throw refuse('run option extra', 'is not supported')
     const tag = options?.tag ? ` (run '${options.tag}')` : ''

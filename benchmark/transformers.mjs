@@ -1,0 +1,27 @@
+// Issue #19's benchmark: a transformers.js feature-extraction pipeline (tiny
+// BERT, 128 tokens per call, mean pooling) on onnxruntime-node, its default,
+// against the same pipeline on oxinfer (`import 'oxinfer/register'`, with
+// dynamic batching through session_options.extra), each in its own process,
+// one after the other in one run, at 1 and 32 concurrent calls: median
+// calls/s of 5 rounds of 2 s, and the event loop's longest stall.
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+
+import { BENCH_DIR, log } from './util.mjs'
+
+export async function run() {
+  const levels = ['1', '32']
+  const side = (mode) => JSON.parse(execFileSync(process.execPath, [join(BENCH_DIR, 'transformers-worker.mjs'), mode, ...levels], { encoding: 'utf8', env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } }).trim().split('\n').pop())
+  const ort = side('onnxruntime-node')
+  const ox = side('oxinfer')
+  const ratios = {}
+  for (const c of levels) {
+    ratios[c] = Math.round((ox.levels[c].medianCallsPerSecond / ort.levels[c].medianCallsPerSecond) * 100) / 100
+    log(`transformers.js c=${c}: oxinfer ${ox.levels[c].medianCallsPerSecond} calls/s (stall ${ox.levels[c].maxStallMs} ms), onnxruntime-node ${ort.levels[c].medianCallsPerSecond} calls/s (stall ${ort.levels[c].maxStallMs} ms): ${ratios[c]}x`)
+  }
+  return { onnxruntimeNode: ort, oxinfer: ox, ratios }
+}
+
+if (process.argv[1] && import.meta.url === `file://${process.argv[1]}`) {
+  process.stdout.write(`${JSON.stringify(await run(), null, 1)}\n`)
+}
