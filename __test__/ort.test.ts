@@ -2,7 +2,7 @@
 // documented InferenceSession/Tensor behaviour, through `oxinfer/ort` (ESM
 // here, CommonJS in a child process), compared with onnxruntime-node's own
 // backend in the same process; and what is refused on purpose, with its error.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
@@ -59,7 +59,7 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
       const x = new ort.Tensor('float32', Float32Array.from({ length: 32 }, (_, i) => Math.sin(i)), [2, 16])
       const got = (await s.run({ x })).y
       const want = (await reference.run({ x }, { y: null }, {})).y
-      expect(got).toBeInstanceOf(ort.Tensor)
+      expect(got.data).toBeInstanceOf(Float32Array)
       expect(got.type).toBe('float32')
       expect(got.dims).toEqual([2, 2])
       expect(got.size).toBe(4)
@@ -109,18 +109,24 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
   })
 
   it('maps the session options it can and refuses the rest by name', async () => {
-    const ok = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'basic', executionProviders: ['cpu'], logSeverityLevel: 3, executionMode: 'sequential', extra: { poolSize: 2, batching: { maxBatchSize: 32 } } })
+    const ok = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'basic', executionProviders: ['cpu'], logSeverityLevel: 3, logId: 'tiny', enableProfiling: false, executionMode: 'sequential', extra: { poolSize: 2, batching: { maxBatchSize: 32 } } })
     const x = new ort.Tensor('float32', new Float32Array(16), [1, 16])
     // Concurrent calls through the batching option all complete.
     const many = await Promise.all(Array.from({ length: 64 }, () => ok.run({ x })))
     expect(many.every((r) => r.y.dims[0] === 1)).toBe(true)
+    // Extra feed keys are ignored, as onnxruntime-node ignores them.
+    expect((await ok.run({ x, unused: x })).y.dims).toEqual([1, 2])
     await ok.release()
+    // Parallel mode takes the inter-op threads; a debug log level is taken with a warning (the level is the process's).
+    const parallel = await ort.InferenceSession.create(tiny, { executionMode: 'parallel', interOpNumThreads: 2, logSeverityLevel: 0 })
+    expect((await parallel.run({ x })).y.dims).toEqual([1, 2])
+    await parallel.release()
+    for (const bad of [{ logSeverityLevel: 7 }, { logSeverityLevel: 2.5 }, { logId: 5 }, { executionMode: 'fast' }]) {
+      await expect(ort.InferenceSession.create(tiny, bad as never), JSON.stringify(bad)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    }
     const refusals: [object, RegExp][] = [
       [{ graphOptimizationLevel: 'layout' }, /graphOptimizationLevel "layout" is not one oxinfer has/],
-      [{ logSeverityLevel: 0 }, /logSeverityLevel 0 is per process in oxinfer: use configure\(\{ logLevel \}\)/],
-      [{ logSeverityLevel: 1 }, /logSeverityLevel 1 is per process/],
-      [{ executionMode: 'parallel' }, /executionMode "parallel" is not supported/],
-      [{ enableProfiling: true }, /session option 'enableProfiling' has no equivalent/],
+      [{ enableProfiling: true }, /enableProfiling: true is not supported/],
       [{ freeDimensionOverrides: { batch: 1 } }, /session option 'freeDimensionOverrides' has no equivalent/],
       [{ executionProviders: [{ name: 'cpu', useArena: false }] }, /the cpu execution provider's options \(useArena\) are not supported/],
       [{ extra: { 'session.intra_op.allow_spinning': '0' } }, /extra option 'session\.intra_op\.allow_spinning' is not one oxinfer reads/],
@@ -131,12 +137,13 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
     await expect(ort.InferenceSession.create(tiny, { executionProviders: ['webgpu'] })).rejects.toThrow(/no available backend found/)
   })
 
-  it('honours run options: terminate ends the run, tag is accepted, log levels are refused', async () => {
+  it('honours run options: terminate ends the run, tag is accepted, bad log levels and extras are refused', async () => {
     const s = await ort.InferenceSession.create(tiny)
     const x = new ort.Tensor('float32', new Float32Array(16), [1, 16])
     await expect(s.run({ x }, { terminate: true, tag: 'req-7' })).rejects.toMatchObject({ code: 'ERR_ABORTED', message: expect.stringMatching(/terminated \(runOptions\.terminate\) \(run 'req-7'\)/) })
     expect((await s.run({ x }, { tag: 'req-8', terminate: false })).y.dims).toEqual([1, 2])
-    await expect(s.run({ x }, { logSeverityLevel: 0 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' })
+    await expect(s.run({ x }, { logSeverityLevel: 9 as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(s.run({ x }, { extra: { 'memory.enable_memory_arena_shrinkage': '1' } })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' })
     // Bad feeds get oxinfer's typed errors.
     await expect(s.run({ x: new ort.Tensor('float32', new Float32Array(15), [1, 15]) })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' })
     // Non-tensor outputs are not supported yet (scikit-learn's ZipMap).
@@ -160,7 +167,7 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
       })().catch((e) => { console.error(e); process.exit(1) })`
     const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' }).trim().split('\n').pop()!)
     expect(out).toEqual({ handler: 'OxinferSessionHandler', dims: [1, 2], same: true, tensor: true, oxinfer: expect.stringMatching(/^\d+\.\d+\.\d+/), backends: [{ name: 'cpu', bundled: true }], other: 'OxinferSessionHandler' })
-    // Imported after onnxruntime-node, it would silently lose: it refuses instead.
+    // oxinfer/register imported after onnxruntime-node would silently lose 'cpu': it refuses instead.
     const late = (() => {
       try {
         execFileSync(process.execPath, ['-e', "require('onnxruntime-node'); require('oxinfer/register')"], { cwd: root, encoding: 'utf8', stdio: 'pipe' })
@@ -170,5 +177,31 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
       }
     })()
     expect(late).toMatch(/ERR_UNSUPPORTED[\s\S]*import oxinfer\/register first, before onnxruntime-node/)
+    // oxinfer/ort after onnxruntime-node warns, and the 'oxinfer' provider still names it.
+    const named = `
+      const ortNode = require('onnxruntime-node')
+      const { InferenceSession } = require('oxinfer/ort')
+      ;(async () => {
+        const a = await InferenceSession.create(${JSON.stringify(tiny)}, { executionProviders: ['cpu'] })
+        const b = await InferenceSession.create(${JSON.stringify(tiny)}, { executionProviders: ['oxinfer'] })
+        const c = await InferenceSession.create(${JSON.stringify(tiny)})
+        console.log(JSON.stringify([a.handler.constructor.name, b.handler.constructor.name, c.handler.constructor.name]))
+      })().catch((e) => { console.error(e); process.exit(1) })`
+    const r = spawnSync(process.execPath, ['-e', named], { cwd: root, encoding: 'utf8' })
+    expect(r.status, r.stderr).toBe(0)
+    // 'cpu' stays onnxruntime-node's; 'oxinfer', and no provider at all (the highest priority), are oxinfer.
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual(['OnnxruntimeSessionHandler', 'OxinferSessionHandler', 'OxinferSessionHandler'])
+    expect(r.stderr).toMatch(/OXINFER_ORT_LATE[\s\S]*executionProviders: \['oxinfer'\]/)
+  })
+
+  it('from ESM, oxinfer/register reaches the ESM copy of onnxruntime-common too', () => {
+    const script = `
+      import 'oxinfer/register'
+      import { InferenceSession, Tensor } from 'onnxruntime-common'
+      const s = await InferenceSession.create(${JSON.stringify(tiny)})
+      const r = await s.run({ x: new Tensor('float32', new Float32Array(16), [1, 16]) })
+      console.log(JSON.stringify([s.handler.constructor.name, r.y.dims]))`
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' })
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual(['OxinferSessionHandler', [1, 2]])
   })
 })

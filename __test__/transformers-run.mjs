@@ -2,8 +2,8 @@
 // fixtures, for __test__/transformers.test.ts and benchmark/transformers.mjs:
 // with `oxinfer` as argv[2], oxinfer/register is imported first, so that
 // transformers.js's sessions run on oxinfer; otherwise on onnxruntime-node.
-// Prints one JSON line: pipeline outputs, the first of `concurrent` calls made
-// at once, and on oxinfer the session's stats.
+// Prints one JSON line: pipeline outputs, those of `concurrent` calls made at
+// once, and on oxinfer the session's stats.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -40,10 +40,11 @@ console.log(
   JSON.stringify({
     mode,
     handler: handler.constructor.name,
+    classifierHandler: cls.model.sessions.model.handler.constructor.name,
     pooled: { dims: pooled.dims, data: Array.from(pooled.data) },
     tokens: { dims: tokens.dims, data: Array.from(tokens.data) },
     labels,
-    concurrent: { n, first: Array.from(many[0].data.slice(0, 8)) },
+    concurrent: { n, data: many.flatMap((t) => Array.from(t.data)) },
     stats: typeof handler.stats === 'function' ? handler.stats() : null,
   }),
 )

@@ -23,6 +23,8 @@ const TEXTS = Array.from({ length: 64 }, (_, i) => Array.from({ length: 12 }, (_
 const session_options = mode === 'oxinfer' ? { extra: { batching: { maxBatchSize: 32 } } } : {}
 const fe = await pipeline('feature-extraction', 'tiny-bert', { dtype: 'fp32', session_options })
 const call = (i) => fe(TEXTS[i % TEXTS.length], { pooling: 'mean', normalize: true })
+const handler = fe.model.sessions.model.handler.constructor.name
+if (handler !== (mode === 'oxinfer' ? 'OxinferSessionHandler' : 'OnnxruntimeSessionHandler')) throw new Error(`the ${mode} side runs on ${handler}`)
 const check = await fe.tokenizer(TEXTS[0], { truncation: true })
 if (check.input_ids.dims[1] !== 128) throw new Error(`inputs are ${check.input_ids.dims[1]} tokens, not 128`)
 
@@ -52,7 +54,7 @@ async function round(c, seconds) {
 }
 
 await round(8, 1) // warm-up
-const out = { mode, handler: fe.model.sessions.model.handler.constructor.name, levels: {} }
+const out = { mode, handler, levels: {} }
 for (const c of levels.map(Number)) {
   const rounds = []
   for (let r = 0; r < 5; r++) rounds.push(await round(c, 2))

@@ -46,6 +46,12 @@ def train_tokenizer():
     tok.decoder = decoders.WordPiece(prefix="##")
     trainer = trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=SPECIAL, min_frequency=1, continuing_subword_prefix="##")
     tok.train_from_iterator(lines, trainer=trainer)
+    # The trainer numbers tied tokens differently from run to run: renumber
+    # them in a fixed order (special tokens first, then sorted), so the file
+    # is the same every time (tokenising depends on the set, not the ids).
+    trained = tok.get_vocab()
+    vocab = {t: i for i, t in enumerate(SPECIAL + sorted(t for t in trained if t not in SPECIAL))}
+    tok.model = models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100, continuing_subword_prefix="##")
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     return tok

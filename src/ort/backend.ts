@@ -9,6 +9,9 @@
 // uses. onnxruntime-common is a peer dependency of `oxinfer/ort` only.
 import type * as Common from 'onnxruntime-common'
 
+import { availableParallelism } from 'node:os'
+import { createRequire } from 'node:module'
+
 import { invalidArg, OxinferError } from '../errors'
 import { isPlainObject, showValue } from '../options'
 import { Session } from '../session/session'
@@ -39,41 +42,58 @@ const GRAPH_LEVELS: Record<string, SessionOptions['graphOptimization']> = { disa
 const DEFAULT_SEVERITY = 2
 
 /** Session options oxinfer maps, and what it does with each. */
-const SESSION_KEYS = new Set(['executionProviders', 'intraOpNumThreads', 'interOpNumThreads', 'graphOptimizationLevel', 'logSeverityLevel', 'logVerbosityLevel', 'logId', 'extra', 'executionMode', 'enableCpuMemArena', 'enableMemPattern'])
+const SESSION_KEYS = new Set(['executionProviders', 'intraOpNumThreads', 'interOpNumThreads', 'graphOptimizationLevel', 'logSeverityLevel', 'logVerbosityLevel', 'logId', 'extra', 'executionMode', 'enableCpuMemArena', 'enableMemPattern', 'enableProfiling'])
+/** The execution-provider names oxinfer registers under. */
+export const PROVIDERS = ['cpu', 'oxinfer']
 
 const refuse = (what: string, why: string): OxinferError => new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: ${what} ${why}`)
+
+let warnedLogLevel = false
+/**
+ * A log severity (0 verbose to 4 fatal) or verbosity as onnxruntime-node
+ * checks them. ONNX Runtime's log level is the process's in oxinfer
+ * (configure({ logLevel })): a session or run cannot have its own, so a level
+ * other than the default is taken, with one process warning saying so
+ * (refusing it would break libraries that pass it, transformers.js among them).
+ */
+function logLevel(what: string, v: unknown, max: number): void {
+  if (v === undefined) return
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw invalidArg(`oxinfer/ort: ${what} must be an integer from 0 to ${max}, got ${showValue(v)}`)
+  if (what.endsWith('logSeverityLevel') && v !== DEFAULT_SEVERITY && !warnedLogLevel) {
+    warnedLogLevel = true
+    process.emitWarning(`oxinfer/ort: ${what} ${v} is taken, but ONNX Runtime's log level is the process's in oxinfer: use configure({ logLevel })`, { code: 'OXINFER_ORT_LOG_LEVEL' })
+  }
+}
 
 /** onnxruntime-common's SessionOptions as oxinfer's; throws on what does not map. */
 export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): SessionOptions {
   const out: SessionOptions = {}
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue
-    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel 2 to 4, extra { poolSize, batching })")
+    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu' or 'oxinfer'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel, logId, extra { poolSize, batching })")
   }
   for (const ep of o.executionProviders ?? []) {
     const name = typeof ep === 'string' ? ep : ep?.name
-    if (name !== 'cpu') throw refuse(`execution provider ${showValue(name)}`, "is not one oxinfer registers (only 'cpu'; its CUDA device is for TorchScript models)")
-    if (typeof ep !== 'string' && Object.keys(ep).some((key) => key !== 'name')) throw refuse(`the cpu execution provider's options (${Object.keys(ep).filter((key) => key !== 'name').join(', ')})`, 'are not supported')
+    if (!PROVIDERS.includes(name)) throw refuse(`execution provider ${showValue(name)}`, "is not one oxinfer registers ('cpu', 'oxinfer'; its CUDA device is for TorchScript models)")
+    if (typeof ep !== 'string' && Object.keys(ep).some((key) => key !== 'name')) throw refuse(`the ${name} execution provider's options (${Object.keys(ep).filter((key) => key !== 'name').join(', ')})`, 'are not supported')
   }
-  if (o.intraOpNumThreads !== undefined) {
-    // ONNX Runtime's 0 means "its own default".
-    if (o.intraOpNumThreads !== 0) out.intraOpThreads = o.intraOpNumThreads
-  }
-  if (o.interOpNumThreads !== undefined && o.interOpNumThreads !== 0) out.interOpThreads = o.interOpNumThreads
+  // ONNX Runtime's 0 means "its own default".
+  if (o.intraOpNumThreads !== undefined && o.intraOpNumThreads !== 0) out.intraOpThreads = o.intraOpNumThreads
+  if (o.executionMode !== undefined && o.executionMode !== 'sequential' && o.executionMode !== 'parallel') throw invalidArg(`oxinfer/ort: executionMode must be 'sequential' or 'parallel', got ${showValue(o.executionMode)}`)
+  // As in ONNX Runtime, inter-op threads only matter in parallel mode (its default there: the cores).
+  if (o.executionMode === 'parallel') out.interOpThreads = o.interOpNumThreads || Math.max(2, availableParallelism())
   if (o.graphOptimizationLevel !== undefined) {
     const level = GRAPH_LEVELS[o.graphOptimizationLevel]
     if (!level) throw refuse(`graphOptimizationLevel ${showValue(o.graphOptimizationLevel)}`, 'is not one oxinfer has (disabled, basic, extended, all)')
     out.graphOptimization = level
   }
-  if (o.executionMode !== undefined && o.executionMode !== 'sequential') throw refuse(`executionMode ${showValue(o.executionMode)}`, "is not supported: oxinfer runs a session's nodes sequentially and parallelises across requests (extra.poolSize)")
   // Arena and memory pattern are ONNX Runtime's allocation defaults, which oxinfer keeps; turning them off is refused.
   if (o.enableCpuMemArena === false) throw refuse('enableCpuMemArena: false', 'is not supported')
   if (o.enableMemPattern === false) throw refuse('enableMemPattern: false', 'is not supported')
-  // ONNX Runtime's log level is the process's in oxinfer (configure({ logLevel })): a session cannot have its own.
-  // Asking for warnings or less (2 to 4, what libraries such as transformers.js pass) is accepted, and the
-  // process's level applies; asking for more detail than that (0, 1) cannot be given, so it is refused.
-  if (o.logSeverityLevel !== undefined && o.logSeverityLevel < DEFAULT_SEVERITY) throw refuse(`logSeverityLevel ${o.logSeverityLevel}`, "is per process in oxinfer: use configure({ logLevel }) (2 to 4 are accepted here, and the process's level applies)")
-  if (o.logVerbosityLevel !== undefined && o.logVerbosityLevel !== 0) throw refuse(`logVerbosityLevel ${o.logVerbosityLevel}`, 'is not supported (only 0)')
+  if (o.enableProfiling === true) throw refuse('enableProfiling: true', "is not supported (oxinfer's figures: session.handler.stats())")
+  logLevel('logSeverityLevel', o.logSeverityLevel, 4)
+  logLevel('logVerbosityLevel', o.logVerbosityLevel, Number.MAX_SAFE_INTEGER)
+  if (o.logId !== undefined && typeof o.logId !== 'string') throw invalidArg(`oxinfer/ort: logId must be a string, got ${showValue(o.logId)}`)
   const extra = o.extra as Record<string, unknown> | undefined
   if (extra !== undefined) {
     if (!isPlainObject(extra)) throw invalidArg(`oxinfer/ort: extra must be an object, got ${showValue(extra)}`)
@@ -87,6 +107,35 @@ export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): 
 }
 
 const RUN_KEYS = new Set(['terminate', 'tag', 'logSeverityLevel', 'logVerbosityLevel', 'extra'])
+
+/*
+ * Results are handed back one per event-loop turn. oxinfer delivers a whole
+ * batch's results in one callback, which is cheapest for callers whose
+ * continuations are light; code written for onnxruntime-node (transformers.js
+ * tokenising the next text, pooling the last) does milliseconds of JS per
+ * result, and 32 of those back to back would hold the event loop for the
+ * whole lot. Releasing one continuation per setImmediate turn lets timers and
+ * I/O run between them, as onnxruntime-node's one-setImmediate-per-run does.
+ */
+const waiting: (() => void)[] = []
+let pumping = false
+
+function pump(): void {
+  waiting.shift()?.()
+  if (waiting.length > 0) setImmediate(pump)
+  else pumping = false
+}
+
+/** Resolves on an event-loop turn of its own. */
+function ownTurn(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve)
+    if (!pumping) {
+      pumping = true
+      setImmediate(pump)
+    }
+  })
+}
 
 /** A session handler over an oxinfer Session. */
 class OxinferSessionHandler implements SessionHandler {
@@ -125,14 +174,22 @@ class OxinferSessionHandler implements SessionHandler {
     for (const [k, v] of Object.entries(options ?? {})) {
       if (v !== undefined && !RUN_KEYS.has(k)) throw refuse(`run option '${k}'`, 'has no equivalent in oxinfer (supported: terminate, tag)')
     }
-    if (options?.logSeverityLevel !== undefined && options.logSeverityLevel < DEFAULT_SEVERITY) throw refuse(`run option logSeverityLevel ${options.logSeverityLevel}`, 'is per process in oxinfer: use configure({ logLevel })')
-    if (options?.logVerbosityLevel !== undefined && options.logVerbosityLevel !== 0) throw refuse(`run option logVerbosityLevel ${options.logVerbosityLevel}`, 'is not supported (only 0)')
+    logLevel('run option logSeverityLevel', options?.logSeverityLevel, 4)
+    logLevel('run option logVerbosityLevel', options?.logVerbosityLevel, Number.MAX_SAFE_INTEGER)
     if (options?.extra !== undefined && Object.keys(options.extra).length > 0) throw refuse('run option extra', 'is not supported')
     const tag = options?.tag ? ` (run '${options.tag}')` : ''
     // ONNX Runtime's terminate flag ends a run as soon as it can: set at the call, the run does not start.
     if (options?.terminate) throw new OxinferError('ERR_ABORTED', `the run was terminated (runOptions.terminate)${tag}`)
     const names = Object.keys(fetches)
-    const result = await this.session.run(feeds as Record<string, Common.Tensor>, { outputs: names })
+    let result: Awaited<ReturnType<Session['run']>>
+    try {
+      // Only the model's inputs: onnxruntime-node ignores other keys.
+      const own: Record<string, Common.Tensor> = {}
+      for (const n of this.inputNames) if (n in feeds) own[n] = feeds[n] as Common.Tensor
+      result = await this.session.run(own, { outputs: names })
+    } finally {
+      await ownTurn()
+    }
     const out: Results = {}
     for (const name of names) {
       const got = result[name]
@@ -142,9 +199,12 @@ class OxinferSessionHandler implements SessionHandler {
         if (into.type !== got.type || into.dims.length !== got.dims.length || into.dims.some((d, i) => d !== got.dims[i])) {
           throw invalidArg(`output '${name}' is ${got.type} [${got.dims.join(', ')}], but the tensor given for it is ${into.type} [${into.dims.join(', ')}]${tag}`)
         }
-        const dst = into.data as unknown as { set?: (src: ArrayLike<unknown>) => void } & unknown[]
-        if (typeof dst.set === 'function') dst.set(got.data as ArrayLike<unknown>)
-        else (got.data as unknown[]).forEach((v, i) => (dst[i] = v))
+        const dst = into.data as unknown
+        const src = got.data as unknown
+        if (ArrayBuffer.isView(dst) && ArrayBuffer.isView(src) && dst.byteLength === src.byteLength) {
+          // Bytes, not numbers: a float16 tensor may hold a Float16Array where oxinfer has Uint16Array bits.
+          new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength))
+        } else (src as unknown[]).forEach((v, i) => ((dst as unknown[])[i] = v))
         out[name] = into
       } else out[name] = got as unknown as Common.OnnxValue
     }
@@ -158,6 +218,12 @@ export class OxinferBackend implements Common.Backend {
 
   async createInferenceSessionHandler(uriOrBuffer: string | Uint8Array, options?: Common.InferenceSession.SessionOptions): Promise<SessionHandler> {
     const session = await Session.create(uriOrBuffer, sessionOptions(options))
+    // onnxruntime-common has no bfloat16 tensors: refuse such a model now, as onnxruntime-node does, not at its first run.
+    const bf16 = [...session.inputs, ...session.outputs].find((v) => v.type === 'bfloat16')
+    if (bf16) {
+      await session.dispose()
+      throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: '${bf16.name}' is bfloat16, which onnxruntime-common tensors cannot hold; use oxinfer's Session directly`)
+    }
     return new OxinferSessionHandler(session)
   }
 }
@@ -170,22 +236,52 @@ export const PRIORITY = 200
 /**
  * Whether onnxruntime-node has registered its backend already. onnxruntime-
  * common keeps the first backend registered under a name (a later, higher
- * priority only reorders its fallback list), so oxinfer must come first.
- * onnxruntime-node is CommonJS, so even an ESM import of it is in require's cache.
+ * priority only reorders its fallback list), so oxinfer must come first for
+ * `cpu`. onnxruntime-node is CommonJS, so even an ESM import of it is in
+ * require's cache (a bundled copy is not: see README).
  */
 export function onnxruntimeNodeLoaded(): boolean {
   return Object.keys(require.cache).some((k) => /[\\/]onnxruntime-node[\\/]dist[\\/]index\.js$/.test(k))
 }
 
-let registered = false
-/** Registers oxinfer for `cpu` with onnxruntime-common's CommonJS copy (idempotent). */
-export function register(): void {
-  if (registered) return
-  if (onnxruntimeNodeLoaded()) {
-    throw new OxinferError('ERR_UNSUPPORTED', "oxinfer/register (or oxinfer/ort) was loaded after onnxruntime-node, whose backend onnxruntime-common keeps for 'cpu': import oxinfer/register first, before onnxruntime-node or anything that loads it")
+/**
+ * The CommonJS copies of onnxruntime-common in reach: oxinfer's own, and the
+ * one onnxruntime-node resolves (from here or from the application's folder),
+ * which npm nests apart when its pinned version differs from the one installed.
+ */
+function commonCopies(): CommonModule[] {
+  const copies = new Set<string>([require.resolve('onnxruntime-common')])
+  for (const from of [__filename, `${process.cwd()}/`]) {
+    try {
+      const node = createRequire(from).resolve('onnxruntime-node')
+      copies.add(createRequire(node).resolve('onnxruntime-common'))
+    } catch {
+      // no onnxruntime-node there
+    }
   }
-  onnxruntimeCommon().registerBackend('cpu', oxinferBackend, PRIORITY)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return [...copies].map((p) => require(p) as CommonModule)
+}
+
+let registered = false
+/**
+ * Registers oxinfer with the CommonJS copies of onnxruntime-common: as
+ * `oxinfer`, which names it whatever was loaded first
+ * (`executionProviders: ['oxinfer']`), and for `cpu` ahead of onnxruntime-
+ * node. When onnxruntime-node came first, `cpu` stays its: `strict`
+ * (oxinfer/register, whose purpose is `cpu`) then throws, otherwise
+ * (oxinfer/ort) a process warning says so. Idempotent.
+ */
+export function register(strict: boolean): void {
+  if (registered) return
+  onnxruntimeCommon()
+  const late = onnxruntimeNodeLoaded()
+  for (const c of commonCopies()) for (const name of PROVIDERS) c.registerBackend(name, oxinferBackend, PRIORITY)
   registered = true
+  if (!late) return
+  const message = "oxinfer was loaded after onnxruntime-node, whose backend onnxruntime-common keeps for 'cpu': import oxinfer/register first, before onnxruntime-node or anything that loads it, or ask for executionProviders: ['oxinfer']"
+  if (strict) throw new OxinferError('ERR_UNSUPPORTED', message)
+  process.emitWarning(message, { code: 'OXINFER_ORT_LATE' })
 }
 
 /** What onnxruntime-node's listSupportedBackends says, for oxinfer. */

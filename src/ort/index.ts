@@ -1,11 +1,11 @@
 // `oxinfer/ort`: onnxruntime-node's shape (InferenceSession, Tensor, env and
 // the rest of onnxruntime-common) with oxinfer registered as the `cpu`
 // backend, so that code written for onnxruntime-node runs on oxinfer when it
-// imports this module instead (a bundler alias, an npm `overrides` entry, or
-// a loader hook: see the README).
+// imports this module instead (a bundler alias or a loader hook), or
+// `import 'oxinfer/register'` first (see the README).
 import { listSupportedBackends, onnxruntimeCommon, register } from './backend'
 
-register()
+register(false)
 const common = onnxruntimeCommon()
 // As onnxruntime-node records its own version there.
 if (!('oxinfer' in common.env.versions)) {
@@ -15,4 +15,4 @@ if (!('oxinfer' in common.env.versions)) {
 
 export * from 'onnxruntime-common'
 export { listSupportedBackends }
-export { oxinferBackend, PRIORITY } from './backend'
+export { oxinferBackend, PRIORITY, PROVIDERS } from './backend'

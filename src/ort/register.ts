@@ -3,4 +3,4 @@
 // on oxinfer, whichever backends were registered before.
 import { register } from './backend'
 
-register()
+register(true)
