@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url'
 
 import { BENCH_DIR, QUICK, ROOT, cpuStat, log, round, selfCpuTicks, sleep } from './util.mjs'
 
-const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor', 'log', 'trial', 'store']
+const ALL = ['latency', 'eventloop', 'throughput', 'memory', 'pipeline', 'tokenizer', 'images', 'batching', 'streams', 'jobs', 'ocr', 'torch', 'monitor', 'log', 'trial', 'store', 'transformers']
 const MODULES = {
   latency: './latency.mjs',
   eventloop: './eventloop.mjs',
@@ -35,6 +35,7 @@ const MODULES = {
   log: './log.mjs',
   trial: './trial.mjs',
   store: './store.mjs',
+  transformers: './transformers.mjs',
 }
 
 async function child(name, outFile) {

@@ -52,16 +52,17 @@ let warnedLogLevel = false
 /**
  * A log severity (0 verbose to 4 fatal) or verbosity as onnxruntime-node
  * checks them. ONNX Runtime's log level is the process's in oxinfer
- * (configure({ logLevel })): a session or run cannot have its own, so a level
- * other than the default is taken, with one process warning saying so
- * (refusing it would break libraries that pass it, transformers.js among them).
+ * (configure({ logLevel })): a session or run cannot have its own, so any
+ * level is taken (refusing it would break libraries that pass it,
+ * transformers.js among them), and one asking for more detail than the
+ * default (0, 1) gets one process warning that it cannot be given.
  */
 function logLevel(what: string, v: unknown, max: number): void {
   if (v === undefined) return
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw invalidArg(`oxinfer/ort: ${what} must be an integer from 0 to ${max}, got ${showValue(v)}`)
-  if (what.endsWith('logSeverityLevel') && v !== DEFAULT_SEVERITY && !warnedLogLevel) {
+  if (what.endsWith('logSeverityLevel') && v < DEFAULT_SEVERITY && !warnedLogLevel) {
     warnedLogLevel = true
-    process.emitWarning(`oxinfer/ort: ${what} ${v} is taken, but ONNX Runtime's log level is the process's in oxinfer: use configure({ logLevel })`, { code: 'OXINFER_ORT_LOG_LEVEL' })
+    process.emitWarning(`oxinfer/ort: ${what} ${v} cannot be given to one session: ONNX Runtime's log level is the process's in oxinfer (configure({ logLevel }))`, { code: 'OXINFER_ORT_LOG_LEVEL' })
   }
 }
 
