@@ -17,7 +17,8 @@ import { chargeTurn, withinTurnBudget } from './session/execute'
 import { internalsOf } from './session/internal'
 import type { SessionOptions, ValueInfo } from './session/options'
 import { Session } from './session/session'
-import { flattenFeeds, outputTensor, type Tensor, type TensorLike } from './tensor'
+import { flattenFeeds, type Tensor, type TensorLike } from './tensor'
+import { outputValue } from './values'
 
 /** A graph spec (see schema/graph.schema.json); read natively, so only its outline is typed here. */
 export interface GraphSpec {
@@ -297,7 +298,7 @@ export class Graph {
         const produced = this.outputs.filter((o) => !skipped.includes(o.name))
         let k = 0
         unpack(block, (_id, type, data, dims) => {
-          out[produced[k++].name] = outputTensor(type, data, dims)
+          out[produced[k++].name] = outputValue(type, data, dims)
         })
         for (const name of skipped) out[name] = null
         if (onTiming) {

@@ -3,6 +3,10 @@
 // into its buffer, without objects made per result.
 import { native } from './native'
 import { ARRAY_CTORS, TYPE_BY_CODE, type TensorType } from './tensor'
+import { decodeNonTensor, NON_TENSOR } from './values'
+
+/** The dtype code of a non-tensor output (crates/oxinfer-node/src/payload.rs). */
+const NON_TENSOR_CODE = 255
 
 /** How many numbers of timing end each run's header (see readTiming). */
 const TIMING_LEN = native.TIMING_LEN
@@ -76,7 +80,7 @@ export function payloadMicros(payload: unknown): number {
  * natively. Small outputs may be views into a buffer shared with other results
  * (like Node's Buffer pool); their `byteOffset` says where.
  */
-export function unpack(payload: unknown, each: (nameId: number, type: TensorType, data: unknown, dims: number[]) => void): void {
+export function unpack(payload: unknown, each: (nameId: number, type: TensorType | typeof NON_TENSOR, data: unknown, dims: number[]) => void): void {
   locate(payload)
   const h = pH
   const buf = pBuf
@@ -94,7 +98,9 @@ export function unpack(payload: unknown, each: (nameId: number, type: TensorType
     let n = 1
     for (let d = 0; d < rank; d++) n *= dims[d] = h[i + 4 + d]
     const type = TYPE_BY_CODE[h[i + 1]]
-    if (type === 'string') each(h[i], type, strings![h[i + 2]], dims)
+    // Code 255: a sequence or map, its JSON as its one string (payload.rs).
+    if (h[i + 1] === NON_TENSOR_CODE) each(h[i], NON_TENSOR, decodeNonTensor(strings![h[i + 2]][0]), dims)
+    else if (type === 'string') each(h[i], type, strings![h[i + 2]], dims)
     else {
       const View = ARRAY_CTORS[type] as unknown as new (b: ArrayBuffer, off: number, n: number) => unknown
       each(h[i], type, new View(buf, head + h[i + 2], n), dims)

@@ -182,6 +182,9 @@ class OxinferSessionHandler implements SessionHandler {
     // ONNX Runtime's terminate flag ends a run as soon as it can: set at the call, the run does not start.
     if (options?.terminate) throw new OxinferError('ERR_ABORTED', `the run was terminated (runOptions.terminate)${tag}`)
     const names = Object.keys(fetches)
+    // onnxruntime-common's values are tensors only (onnxruntime-node throws on these too).
+    const nonTensor = this.session.outputs.find((o) => names.includes(o.name) && (o.type === 'sequence' || o.type === 'map' || o.type === 'optional'))
+    if (nonTensor) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor.name}' is a ${nonTensor.type}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
     let result: Awaited<ReturnType<Session['run']>>
     try {
       // Only the model's inputs: onnxruntime-node ignores other keys.

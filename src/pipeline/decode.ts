@@ -19,7 +19,8 @@ export type Columns = Map<string, { data: unknown; dims: number[]; type: TensorT
 /** Unpacks `[micros, buffer, strings]` into views over the run's one buffer (see payload.rs). */
 export function readPacked(payload: unknown): Columns {
   const m: Columns = new Map()
-  unpack(payload, (id, type, data, dims) => m.set(PACKED_NAMES[id], { data, dims, type }))
+  // Pipeline results are tensors (a model's non-tensor output is refused where the pipeline reads it).
+  unpack(payload, (id, type, data, dims) => m.set(PACKED_NAMES[id], { data, dims, type: type as TensorType }))
   return m
 }
 

@@ -13,7 +13,8 @@ import { native, type NativeSession, type NativeStream, type NativeValueInfo } f
 import { checkKeys, intOption, isPlainObject, showValue } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
 import { newSessionStream, type SessionStream, type StreamOptions } from '../stream'
-import { flattenFeeds, outputTensor, type Tensor, type TensorLike } from '../tensor'
+import { flattenFeeds, type Tensor, type TensorLike } from '../tensor'
+import { outputValue } from '../values'
 import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
 import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
@@ -248,7 +249,7 @@ export class Session {
     const out: Record<string, Tensor> = {}
     let k = 0
     unpack(payload, (_id, type, data, dims) => {
-      out[names[k++]] = outputTensor(type, data, dims)
+      out[names[k++]] = outputValue(type, data, dims)
     })
     return out
   }

@@ -110,6 +110,8 @@ fn crop_output(t: OutputTensor, axis: usize, len: usize) -> OutputTensor {
     let data = match &t.data {
         OutputData::Strings(s) => OutputData::Strings(padding::crop(s, &sd, axis, len, 1)),
         OutputData::Buffer(b) => OutputData::Buffer(Box::new(AlignedBytes::from_slice(&padding::crop(b.bytes(), &sd, axis, len, t.dtype.size())))),
+        // Non-tensors have no dims: returned above.
+        OutputData::Value(v) => OutputData::Value(v.clone()),
     };
     OutputTensor { name: t.name, dtype: t.dtype, dims, data }
 }
@@ -146,6 +148,8 @@ fn split(outputs: Vec<OutputTensor>, counts: &[usize], layout: &Layout) -> Optio
             d
         };
         match data {
+            // A non-tensor has no rows (and no dims, so it is refused above): the requests run alone.
+            OutputData::Value(_) => return None,
             OutputData::Strings(s) => {
                 let mut at = 0;
                 for (k, &c) in counts.iter().enumerate() {

@@ -84,6 +84,8 @@ fn as_state(name: &str, t: &OutputTensor) -> InputTensor {
     let data = match &t.data {
         OutputData::Strings(s) => InputData::Strings(s.clone()),
         OutputData::Buffer(b) => InputData::Owned(AlignedBytes::from_slice(b.bytes())),
+        // A non-tensor cannot be fed back (inputs are tensors): the next run refuses the empty value.
+        OutputData::Value(_) => InputData::Strings(Vec::new()),
     };
     InputTensor { name: name.into(), dtype: t.dtype, dims: t.dims.clone(), data }
 }

@@ -270,6 +270,11 @@ impl OutputBuffer for AlignedBytes {
 pub enum OutputData {
     Buffer(Box<dyn OutputBuffer>),
     Strings(Vec<String>),
+    /// A value that is not a tensor (an ONNX sequence or map, such as
+    /// scikit-learn's ZipMap), as JSON the bindings turn into their own values
+    /// (its shape: `onnx/convert.rs`, `non_tensor_json`). Its tensor's dims are
+    /// empty: it has no rows to batch, crop or split.
+    Value(String),
 }
 
 /// One named output of a run.
@@ -284,14 +289,22 @@ impl OutputTensor {
     pub fn bytes(&self) -> &[u8] {
         match &self.data {
             OutputData::Buffer(b) => b.bytes(),
-            OutputData::Strings(_) => &[],
+            OutputData::Strings(_) | OutputData::Value(_) => &[],
         }
     }
 
     pub fn strings(&self) -> Option<&[String]> {
         match &self.data {
             OutputData::Strings(s) => Some(s),
-            OutputData::Buffer(_) => None,
+            OutputData::Buffer(_) | OutputData::Value(_) => None,
+        }
+    }
+
+    /// A non-tensor value's JSON (see `OutputData::Value`).
+    pub fn non_tensor(&self) -> Option<&str> {
+        match &self.data {
+            OutputData::Value(json) => Some(json),
+            _ => None,
         }
     }
 

@@ -71,11 +71,34 @@ fn validation_names_the_input_and_the_expectation() {
     assert_eq!(e.code(), "ERR_INVALID_INPUT");
     let z = load("zipmap.onnx", &OnnxOptions::default());
     let x = InputTensor::from_values("float_input", DType::Float32, &[1, 4], &[0f32; 4]).unwrap();
-    let e = validate::check_request(z.info(), &[x.clone()], None).unwrap_err();
-    assert_eq!(e.code(), "ERR_UNSUPPORTED");
-    assert!(e.to_string().contains("output_probability") && e.to_string().contains("outputs"));
+    // Sequences and maps are fetched (as values: OutputData::Value); optionals are not.
+    assert_eq!(validate::check_request(z.info(), &[x.clone()], None).unwrap(), vec![0, 1]);
     let idx = validate::check_request(z.info(), &[x], Some(&["output_label".into()])).unwrap();
     assert_eq!(idx, vec![0]);
+}
+
+#[test]
+fn sequences_and_maps_come_back_as_json_values() {
+    let z = load("zipmap_strings.onnx", &OnnxOptions::default());
+    let x = InputTensor::from_values("float_input", DType::Float32, &[2, 4], &[0f32, 0., 0., 0., 3., 3., 0., 0.]).unwrap();
+    let out = z.run(0, &[x], &[0, 1], &RunControl::new()).unwrap();
+    assert_eq!(out[0].strings().map(<[String]>::len), Some(2));
+    let v: serde_json::Value = serde_json::from_str(out[1].non_tensor().expect("a value")).unwrap();
+    assert_eq!(v["kind"], "sequence");
+    let maps = v["items"].as_array().unwrap();
+    assert_eq!(maps.len(), 2);
+    assert_eq!((maps[0]["kind"].as_str(), maps[0]["keyType"].as_str(), maps[0]["valueType"].as_str()), (Some("map"), Some("string"), Some("float32")));
+    assert_eq!(maps[0]["keys"], serde_json::json!(["setosa", "versicolor", "virginica"]));
+    let sum: f64 = maps[1]["values"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "{sum}");
+    assert!(out[1].dims.is_empty() && out[1].bytes().is_empty());
+    let s = load("sequence.onnx", &OnnxOptions::default());
+    let x = InputTensor::from_values("x", DType::Float32, &[2, 3], &[1f32, 5., 2., 7., 0., 3.]).unwrap();
+    let out = s.run(0, &[x], &[0, 1], &RunControl::new()).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(out[0].non_tensor().unwrap()).unwrap();
+    assert_eq!(rows["items"][1], serde_json::json!({ "kind": "tensor", "type": "float32", "dims": [3], "data": [7.0, 0.0, 3.0] }));
+    let ids: serde_json::Value = serde_json::from_str(out[1].non_tensor().unwrap()).unwrap();
+    assert_eq!(ids["items"][0]["data"], serde_json::json!(["1"]), "int64 elements as strings");
 }
 
 #[test]

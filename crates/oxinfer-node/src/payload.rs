@@ -9,7 +9,8 @@
 //! per output: name index (`PACKED_NAMES` for pipelines, -1 for model runs,
 //! whose names JS knows), dtype code, byte offset of the data from the end of
 //! the header (or, for a string output, its index in `strings`), rank, then
-//! the dims; then the request's timing (`TIMING_LEN` values: queue, pre,
+//! the dims (a non-tensor output, a sequence or map, has code 255 and its JSON
+//! as its one string); then the request's timing (`TIMING_LEN` values: queue, pre,
 //! inference and post µs, batch rows, batch requests). Data is 8-byte aligned.
 //!
 //! A payload is either `[0, ArrayBuffer, strings]` (its own buffer; `strings`
@@ -31,6 +32,10 @@ pub enum Format {
     /// Pipelines: names from `PACKED_NAMES`.
     Packed,
 }
+
+/// The dtype code of a non-tensor output (a sequence or map): its data is
+/// its JSON, in `strings` (see oxinfer_core's `OutputData::Value`).
+pub const NON_TENSOR_CODE: f64 = 255.0;
 
 /// Result column names of pipelines, in name-id order (exported to JS by
 /// `pipelineColumnNames`).
@@ -59,7 +64,8 @@ impl Block {
                 Format::Plain => -1.0,
                 Format::Packed => PACKED_NAMES.iter().position(|n| *n == t.name).unwrap_or(PACKED_NAMES.len() - 1) as f64,
             };
-            let place = if t.strings().is_some() {
+            // Strings, and a non-tensor's JSON, go beside the block (see `strings`).
+            let place = if t.strings().is_some() || t.non_tensor().is_some() {
                 n_strings += 1;
                 (n_strings - 1) as f64
             } else {
@@ -69,7 +75,8 @@ impl Block {
                 at += t.bytes().len();
                 p
             };
-            header.extend_from_slice(&[id, t.dtype as u8 as f64, place, t.dims.len() as f64]);
+            let code = if t.non_tensor().is_some() { NON_TENSOR_CODE } else { t.dtype as u8 as f64 };
+            header.extend_from_slice(&[id, code, place, t.dims.len() as f64]);
             header.extend(t.dims.iter().map(|&d| d as f64));
         }
         header.extend_from_slice(&out.timing.as_array());
@@ -95,7 +102,7 @@ impl Block {
             std::ptr::copy_nonoverlapping(self.header.as_ptr() as *const u8, dst, head);
             let mut k = 0;
             for t in &out.tensors {
-                if t.strings().is_none() {
+                if t.strings().is_none() && t.non_tensor().is_none() {
                     let b = t.bytes();
                     std::ptr::copy_nonoverlapping(b.as_ptr(), dst.add(head + self.offsets[k]), b.len());
                     k += 1;
@@ -118,9 +125,10 @@ pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
     Ok(arr)
 }
 
-/// The string outputs as an array of string arrays, or null when there are none.
+/// The string outputs as an array of string arrays (a non-tensor output as
+/// one string, its JSON), or null when there are none.
 fn strings(env: Env, out: &RunOutput) -> Result<Val> {
-    let n = out.tensors.iter().filter(|t| t.strings().is_some()).count();
+    let n = out.tensors.iter().filter(|t| t.strings().is_some() || t.non_tensor().is_some()).count();
     if n == 0 {
         return js::null(env);
     }
@@ -132,6 +140,11 @@ fn strings(env: Env, out: &RunOutput) -> Result<Val> {
             for (j, s) in strings.iter().enumerate() {
                 js::set(env, a, j as u32, js::new_string(env, s)?)?;
             }
+            js::set(env, lists, i, a)?;
+            i += 1;
+        } else if let Some(json) = t.non_tensor() {
+            let a = js::new_array(env, 1)?;
+            js::set(env, a, 0, js::new_string(env, json)?)?;
             js::set(env, lists, i, a)?;
             i += 1;
         }

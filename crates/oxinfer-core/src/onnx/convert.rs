@@ -149,11 +149,91 @@ fn raw<T: ort::value::PrimitiveTensorElementType>(v: &DynValue) -> ort::Result<(
     Ok((shape.to_vec(), data.as_ptr() as *const u8, std::mem::size_of_val(data)))
 }
 
+/// A number as JSON: null where not finite (JSON has no NaN).
+fn num(x: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+/// A tensor's elements as JSON: 64-bit integers as strings (exact past 2^53).
+fn tensor_json(t: &OutputTensor) -> serde_json::Value {
+    use serde_json::Value as J;
+    let nums = |v: Option<Vec<f64>>| J::Array(v.unwrap_or_default().into_iter().map(num).collect());
+    let data = match t.dtype {
+        DType::String => J::Array(t.strings().unwrap_or_default().iter().cloned().map(J::String).collect()),
+        DType::Int64 => J::Array(t.to_vec::<i64>().unwrap_or_default().into_iter().map(|x| J::String(x.to_string())).collect()),
+        DType::Uint64 => J::Array(t.to_vec::<u64>().unwrap_or_default().into_iter().map(|x| J::String(x.to_string())).collect()),
+        DType::Bool => J::Array(t.to_vec::<u8>().unwrap_or_default().into_iter().map(|x| J::Bool(x != 0)).collect()),
+        DType::Float32 => nums(t.to_vec::<f32>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Float64 => nums(t.to_vec::<f64>()),
+        DType::Float16 => nums(t.to_vec::<half::f16>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::BFloat16 => nums(t.to_vec::<half::bf16>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Int8 => nums(t.to_vec::<i8>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Uint8 => nums(t.to_vec::<u8>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Int16 => nums(t.to_vec::<i16>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Uint16 => nums(t.to_vec::<u16>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Int32 => nums(t.to_vec::<i32>().map(|v| v.into_iter().map(f64::from).collect())),
+        DType::Uint32 => nums(t.to_vec::<u32>().map(|v| v.into_iter().map(f64::from).collect())),
+    };
+    serde_json::json!({ "kind": "tensor", "type": t.dtype.name(), "dims": t.dims, "data": data })
+}
+
+/// A map's entries as JSON, keys (and 64-bit integer values) as strings.
+fn map_entries<K: ort::value::IntoTensorElementType + Clone + std::hash::Hash + Eq + ToString, V: ort::value::PrimitiveTensorElementType + Clone>(v: &DynValue, value: impl Fn(V) -> serde_json::Value) -> ort::Result<(Vec<serde_json::Value>, Vec<serde_json::Value>)> {
+    let kv = v.try_extract_key_values::<K, V>()?;
+    Ok(kv.into_iter().map(|(k, x)| (serde_json::Value::String(k.to_string()), value(x))).unzip())
+}
+
+/// An ONNX sequence or map as the JSON `OutputData::Value` carries:
+/// `{"kind":"sequence","items":[…]}`, `{"kind":"map","keyType","valueType",
+/// "keys":[…],"values":[…]}` (keys as strings; the bindings make them
+/// numbers again for integer keys), or, inside a sequence,
+/// `{"kind":"tensor","type","dims","data"}`.
+fn non_tensor_json(name: &str, v: &DynValue) -> Result<serde_json::Value> {
+    let be = |e: ort::Error| Error::Backend(format!("reading output '{name}': {}", e.message()));
+    match v.dtype() {
+        ValueType::Sequence(_) => {
+            let items = v.try_extract_sequence::<ort::value::DynValueTypeMarker>().map_err(be)?;
+            let items = items
+                .into_iter()
+                .map(|item| match item.dtype() {
+                    // A tensor element is read as any output is.
+                    ValueType::Tensor { .. } => from_value(name, item).map(|t| tensor_json(&t)),
+                    _ => non_tensor_json(name, &item),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(serde_json::json!({ "kind": "sequence", "items": items }))
+        }
+        ValueType::Map { key, value } => {
+            use TensorElementType as E;
+            let f32v = |x: f32| num(f64::from(x));
+            let f64v = num;
+            let i64v = |x: i64| serde_json::Value::String(x.to_string());
+            let (keys, values) = match (key, value) {
+                (E::String, E::Float32) => map_entries::<String, f32>(v, f32v),
+                (E::String, E::Float64) => map_entries::<String, f64>(v, f64v),
+                (E::String, E::Int64) => map_entries::<String, i64>(v, i64v),
+                (E::Int64, E::Float32) => map_entries::<i64, f32>(v, f32v),
+                (E::Int64, E::Float64) => map_entries::<i64, f64>(v, f64v),
+                (E::Int64, E::Int64) => map_entries::<i64, i64>(v, i64v),
+                _ => return Err(Error::Unsupported(format!("output '{name}' is a map from {key:?} to {value:?}; oxinfer reads maps from string or int64 keys to float32, float64 or int64 values"))),
+            }
+            .map_err(be)?;
+            let type_name = |t: &E| dtype_of(*t).map_or("unknown", |d| d.name());
+            Ok(serde_json::json!({ "kind": "map", "keyType": type_name(key), "valueType": type_name(value), "keys": keys, "values": values }))
+        }
+        other => Err(Error::Unsupported(format!("output '{name}' is a {other:?} value, which oxinfer does not read (sequences and maps it does)"))),
+    }
+}
+
 pub fn from_value(name: &str, v: DynValue) -> Result<OutputTensor> {
     let ty = match v.dtype() {
         ValueType::Tensor { ty, .. } => *ty,
+        ValueType::Sequence(_) | ValueType::Map { .. } => {
+            let json = non_tensor_json(name, &v)?;
+            return Ok(OutputTensor { name: name.into(), dtype: DType::String, dims: Vec::new(), data: OutputData::Value(json.to_string()) });
+        }
         other => {
-            return Err(Error::Unsupported(format!("output '{name}' is a non-tensor value ({other:?})")));
+            return Err(Error::Unsupported(format!("output '{name}' is a non-tensor value ({other:?}) that oxinfer does not read (sequences and maps it does)")));
         }
     };
     let dtype = dtype_of(ty)

@@ -415,12 +415,15 @@ impl Pipeline {
         let decl = &model.outputs[output];
         let output_dtype = match decl.kind {
             ValueKind::Tensor(d @ (DType::Float32 | DType::Float64)) => d,
-            ref other => return Err(spec_err(label, format!("output '{}' is {}; scores must be float32 or float64", decl.name, other.type_name()))),
+            // A ZipMap (sequence of class → probability maps): read as float32 scores (pipeline/zipmap.rs).
+            ValueKind::Sequence => DType::Float32,
+            ref other => return Err(spec_err(label, format!("output '{}' is {}; scores must be float32 or float64, or a ZipMap", decl.name, other.type_name()))),
         };
-        let k = match decl.dims.as_slice() {
-            [_] => Some(1),
-            [_, Dim::Fixed(k)] => Some(*k as usize),
-            [_, _] => None,
+        let k = match (&decl.kind, decl.dims.as_slice()) {
+            (ValueKind::Sequence, _) => spec.output.labels.as_ref().map(Vec::len),
+            (_, [_]) => Some(1),
+            (_, [_, Dim::Fixed(k)]) => Some(*k as usize),
+            (_, [_, _]) => None,
             _ => return Err(spec_err(label, format!("output '{}' must be [batch] or [batch, k]", decl.name))),
         };
         if let (Some(k), Some(labels)) = (k, &spec.output.labels) {

@@ -14,6 +14,7 @@ pub mod spec;
 pub mod stages;
 pub mod stats;
 pub mod tensors;
+mod zipmap;
 
 pub use columns::{Batch, Col, InColumn};
 pub use outcome::{Outcome, StageTimings};

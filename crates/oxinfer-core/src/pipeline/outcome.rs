@@ -72,6 +72,8 @@ impl Outcome {
                         let n = per_row(b.bytes().len());
                         OutputData::Buffer(Box::new(AlignedBytes::from_slice(&b.bytes()[at * n..(at + c) * n])))
                     }
+                    // Pipeline results are tensors; a non-tensor has no rows to share out.
+                    OutputData::Value(v) => OutputData::Value(v.clone()),
                 };
                 share.columns.push(OutputTensor { name: t.name.clone(), dtype: t.dtype, dims, data });
                 at += c;

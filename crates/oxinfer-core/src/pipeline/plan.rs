@@ -215,10 +215,17 @@ impl Pipeline {
             let out = backend.run(slot, &inputs, &[self.output], ctl)?;
             drop(inputs);
             let o = &out[0];
-            let k = if o.dims.len() == 2 { o.dims[1] as usize } else { 1 };
-            let scores: Vec<f64> = match o.dtype {
-                DType::Float32 => o.to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect(),
-                _ => o.to_vec::<f64>().unwrap_or_default(),
+            let (scores, k) = match o.non_tensor() {
+                // A ZipMap: one map of class probabilities per row.
+                Some(json) => super::zipmap::scores(&o.name, json, self.spec.output.labels.as_deref())?,
+                None => {
+                    let k = if o.dims.len() == 2 { o.dims[1] as usize } else { 1 };
+                    let scores: Vec<f64> = match o.dtype {
+                        DType::Float32 => o.to_vec::<f32>().unwrap_or_default().into_iter().map(f64::from).collect(),
+                        _ => o.to_vec::<f64>().unwrap_or_default(),
+                    };
+                    (scores, k)
+                }
             };
             if scores.len() != good.len() * k {
                 return Err(Error::Backend(format!("the model returned {} scores for {} rows", scores.len(), good.len())));

@@ -139,7 +139,8 @@ unsafe extern "C" fn plugin_run(
                 let (data, len) = (owned.bytes().as_ptr(), owned.bytes().len());
                 let strings: Vec<Str> = match &owned.data {
                     OutputData::Strings(s) => s.iter().map(|s| Str::of(s)).collect(),
-                    OutputData::Buffer(_) => Vec::new(),
+                    // Plugins run TorchScript, whose outputs oxinfer reads as tensors only.
+                    OutputData::Buffer(_) | OutputData::Value(_) => Vec::new(),
                 };
                 let view = OutputView {
                     dtype: owned.dtype as u8,

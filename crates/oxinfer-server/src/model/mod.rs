@@ -209,7 +209,16 @@ impl Version {
         // Rows, as Triton counts inferences: dim 0 where it is the batch.
         let batched = self.config.max_batch_size > 0 || matches!(self.kind, Kind::Pipeline(_) | Kind::Graph(_));
         let rows = if batched { inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64) } else { 1 };
-        let result = self.run(inputs, wanted, options).await;
+        let result = self.run(inputs, wanted, options).await.and_then(|(outputs, timing)| {
+            // The v2 protocol carries tensors; Triton's ONNX Runtime backend refuses sequences and maps too.
+            match outputs.iter().find(|t| t.non_tensor().is_some()) {
+                Some(t) => Err(ServerError::BadRequest(format!(
+                    "output '{}' is a sequence or map (such as a ZipMap), which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores",
+                    t.name
+                ))),
+                None => Ok((outputs, timing)),
+            }
+        });
         self.stats.record(&result, rows, started.elapsed());
         result
     }

@@ -1,0 +1,114 @@
+// Non-tensor outputs (issue #19): scikit-learn's ZipMap (a sequence of maps)
+// and sequences of tensors come back from session.run as JS values, equal to
+// scikit-learn's predict_proba (zipmap_expected.json, from
+// scripts/make_zipmap_fixtures.py); a pipeline reads a ZipMap's
+// probabilities as scores; the server refuses them clearly; oxinfer/ort,
+// whose values are tensors only, refuses them too.
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+import { Pipeline, serve, Session, Tensor, type PipelineResult } from '../index.js'
+import { fixture, readJson } from './helpers'
+
+interface Expected {
+  classes: (number | string)[]
+  label: (number | string)[]
+  proba: number[][]
+}
+const expected = readJson<{ input: number[][]; 'zipmap.onnx': Expected; 'zipmap_strings.onnx': Expected }>('zipmap_expected.json')
+const rows = expected.input.length
+const x = new Tensor('float32', Float32Array.from(expected.input.flat()), [rows, 4])
+
+describe('non-tensor outputs', () => {
+  it("a ZipMap with integer classes: an array of Maps with bigint keys, equal to scikit-learn's predict_proba", async () => {
+    const s = await Session.create(fixture('zipmap.onnx'))
+    expect(s.outputs.map((o) => o.type)).toEqual(['int64', 'sequence'])
+    const r = await s.run({ float_input: x })
+    const want = expected['zipmap.onnx']
+    expect(Array.from(r.output_label.data as BigInt64Array, Number)).toEqual(want.label)
+    const maps = r.output_probability as unknown as Map<bigint, number>[]
+    expect(maps).toHaveLength(rows)
+    maps.forEach((m, i) => {
+      expect(m).toBeInstanceOf(Map)
+      expect([...m.keys()]).toEqual(want.classes.map((c) => BigInt(c)))
+      want.classes.forEach((c, j) => expect(Math.abs(m.get(BigInt(c))! - want.proba[i][j])).toBeLessThan(1e-5))
+    })
+    // Only the tensor output, when asked for by name.
+    expect(Object.keys(await s.run({ float_input: x }, { outputs: ['output_label'] }))).toEqual(['output_label'])
+    await s.dispose()
+  })
+
+  it('a ZipMap with string classes: plain objects { label: probability }, also from a batched session', async () => {
+    const want = expected['zipmap_strings.onnx']
+    for (const options of [{}, { batching: { maxBatchSize: 8 } }]) {
+      const s = await Session.create(fixture('zipmap_strings.onnx'), options)
+      // One row per call: a batched session runs non-tensor outputs request by request.
+      const results = await Promise.all(expected.input.map((row) => s.run({ float_input: new Tensor('float32', Float32Array.from(row), [1, 4]) })))
+      results.forEach((r, i) => {
+        expect(r.output_label.data).toEqual([want.label[i]])
+        const [m] = r.output_probability as unknown as Record<string, number>[]
+        expect(Object.keys(m)).toEqual(want.classes)
+        want.classes.forEach((c, j) => expect(Math.abs(m[c as string] - want.proba[i][j])).toBeLessThan(1e-5))
+      })
+      await s.dispose()
+    }
+  })
+
+  it('a sequence of tensors: an array of Tensor, int64 elements as BigInt64Array', async () => {
+    const s = await Session.create(fixture('sequence.onnx'))
+    const r = await s.run({ x: new Tensor('float32', Float32Array.from([1, 5, 2, 7, 0, 3]), [2, 3]) })
+    const seq = r.rows as unknown as Tensor[]
+    expect(seq.map((t) => [t.type, t.dims, Array.from(t.data as Float32Array)])).toEqual([
+      ['float32', [3], [1, 5, 2]],
+      ['float32', [3], [7, 0, 3]],
+    ])
+    const ids = r.ids as unknown as Tensor[]
+    expect(ids.map((t) => [t.type, Array.from(t.data as BigInt64Array)])).toEqual([
+      ['int64', [1n]],
+      ['int64', [0n]],
+    ])
+    await s.dispose()
+  })
+
+  it("a pipeline reads a ZipMap's probabilities as scores, in its labels' order", async () => {
+    const fields = ['f0', 'f1', 'f2', 'f3'].map((name) => ({ name, type: 'number' as const }))
+    const records = expected.input.map((r) => Object.fromEntries(r.map((v, i) => [`f${i}`, v])))
+    for (const [model, labels] of [
+      ['zipmap_strings.onnx', ['virginica', 'setosa', 'versicolor']],
+      ['zipmap.onnx', ['zero', 'one', 'two']],
+    ] as const) {
+      const want = expected[model]
+      const p = await Pipeline.create({ version: 1, model, fields, features: [{ input: 'float_input', names: ['f0', 'f1', 'f2', 'f3'] }], output: { tensor: 'output_probability', labels: [...labels], postprocess: [{ op: 'argmax' }] } }, { baseDir: fixture('') })
+      const got = (await p.runBatch(records)) as PipelineResult[]
+      got.forEach((r, i) => {
+        // Label j of the spec is class j (integer classes) or the class of that name.
+        const classOf = (l: string, j: number) => (model === 'zipmap.onnx' ? j : want.classes.indexOf(l))
+        labels.forEach((l, j) => expect(Math.abs((r.scores as unknown as Float32Array)[j] - want.proba[i][classOf(l, j)])).toBeLessThan(1e-5))
+        const best = want.proba[i].indexOf(Math.max(...want.proba[i]))
+        expect(r.label).toBe(model === 'zipmap.onnx' ? labels[best] : want.classes[best])
+      })
+      await p.dispose()
+    }
+  })
+
+  it('the server refuses a non-tensor output with a 400 that says what to do, and serves the tensor outputs', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'oxinfer-values-'))
+    mkdirSync(join(repo, 'zip', '1'), { recursive: true })
+    cpSync(fixture('zipmap_strings.onnx'), join(repo, 'zip', '1', 'model.onnx'))
+    const server = await serve({ repository: repo, port: 0 })
+    try {
+      const body = (outputs?: { name: string }[]) => JSON.stringify({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], data: expected.input[0] }], ...(outputs ? { outputs } : {}) })
+      const all = await fetch(`${server.address!.url}/v2/models/zip/infer`, { method: 'POST', body: body() })
+      expect(all.status).toBe(400)
+      expect((await all.json()).error).toMatch(/output 'output_probability' is a sequence or map \(such as a ZipMap\), which the v2 protocol cannot carry/)
+      const some = await fetch(`${server.address!.url}/v2/models/zip/infer`, { method: 'POST', body: body([{ name: 'output_label' }]) })
+      expect(some.status).toBe(200)
+      expect((await some.json()).outputs[0]).toMatchObject({ name: 'output_label', datatype: 'BYTES', data: [expected['zipmap_strings.onnx'].label[0]] })
+    } finally {
+      await server.close()
+      rmSync(repo, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,0 +1,77 @@
+// Non-tensor outputs (ONNX sequences and maps, such as scikit-learn's ZipMap)
+// as JS values: a map from strings as a plain object, a map from int64 keys
+// as a Map with bigint keys, a sequence as an array of its items (tensors as
+// Tensor). The addon sends them as JSON (crates/oxinfer-core/src/onnx/convert.rs,
+// non_tensor_json); this module turns that JSON into values.
+import { outputTensor, type Tensor, type TensorType } from './tensor'
+
+/** A map output: `{ label: probability }` for string keys, a `Map` for int64 keys (bigint); int64 values are bigint. */
+export type MapValue = Record<string, number | bigint> | Map<bigint, number | bigint>
+/** A sequence output: its tensors, or its maps (ZipMap: one map per row). */
+export type SequenceValue = Tensor[] | MapValue[]
+/** What a non-tensor output comes back as. */
+export type NonTensorValue = SequenceValue | MapValue
+
+/** @internal The type `unpack` reports for a non-tensor output. */
+export const NON_TENSOR = 'nonTensor'
+
+interface JsonTensor {
+  kind: 'tensor'
+  type: TensorType
+  dims: number[]
+  data: (number | string | boolean | null)[]
+}
+interface JsonMap {
+  kind: 'map'
+  keyType: string
+  valueType: string
+  keys: string[]
+  values: (number | string | null)[]
+}
+interface JsonSequence {
+  kind: 'sequence'
+  items: (JsonTensor | JsonMap | JsonSequence)[]
+}
+
+const NUMERIC = new Set(['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'])
+
+function tensorOf(j: JsonTensor): Tensor {
+  const d = j.data
+  let data: unknown
+  if (j.type === 'string') data = d as string[]
+  else if (j.type === 'int64') data = BigInt64Array.from(d as string[], (s) => BigInt(s))
+  else if (j.type === 'uint64') data = BigUint64Array.from(d as string[], (s) => BigInt(s))
+  else if (j.type === 'bool') data = Uint8Array.from(d as boolean[], (b) => (b ? 1 : 0))
+  else if (j.type === 'float64') data = Float64Array.from(d as (number | null)[], (x) => x ?? Number.NaN)
+  else if (NUMERIC.has(j.type)) data = Float32Array.from(d as (number | null)[], (x) => x ?? Number.NaN)
+  else data = d
+  // Half-precision elements of a sequence arrive as float32 numbers.
+  const type = j.type === 'float16' || j.type === 'bfloat16' ? 'float32' : j.type
+  return outputTensor(type as TensorType, data, j.dims)
+}
+
+function mapOf(j: JsonMap): MapValue {
+  const value = (v: number | string | null): number | bigint => (j.valueType === 'int64' ? BigInt(v as string) : (v ?? Number.NaN) as number)
+  if (j.keyType === 'string') {
+    const o: Record<string, number | bigint> = {}
+    j.keys.forEach((k, i) => (o[k] = value(j.values[i])))
+    return o
+  }
+  return new Map(j.keys.map((k, i) => [BigInt(k), value(j.values[i])]))
+}
+
+function valueOf(j: JsonTensor | JsonMap | JsonSequence): NonTensorValue | Tensor {
+  if (j.kind === 'tensor') return tensorOf(j)
+  if (j.kind === 'map') return mapOf(j)
+  return j.items.map(valueOf) as SequenceValue
+}
+
+/** @internal A non-tensor output's JSON as its JS value. */
+export function decodeNonTensor(json: string): NonTensorValue {
+  return valueOf(JSON.parse(json) as JsonMap | JsonSequence) as NonTensorValue
+}
+
+/** @internal One output as callers get it: a Tensor, or a non-tensor's value. */
+export function outputValue(type: TensorType | typeof NON_TENSOR, data: unknown, dims: number[]): Tensor {
+  return (type === NON_TENSOR ? data : outputTensor(type, data, dims)) as Tensor
+}
