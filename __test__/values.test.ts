@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
-import { Pipeline, serve, Session, Tensor, type PipelineResult } from '../index.js'
-import { fixture, readJson } from './helpers'
+import { Graph, Pipeline, serve, Session, Tensor, type PipelineResult } from '../index.js'
+import { fixture, readJson, rejectsWith } from './helpers'
 
 interface Expected {
   classes: (number | string)[]
@@ -56,9 +56,10 @@ describe('non-tensor outputs', () => {
     }
   })
 
-  it('a sequence of tensors: an array of Tensor, int64 elements as BigInt64Array', async () => {
+  it('a sequence of tensors: an array of Tensor of its type, exact integers, NaN and infinities kept', async () => {
     const s = await Session.create(fixture('sequence.onnx'))
-    const r = await s.run({ x: new Tensor('float32', Float32Array.from([1, 5, 2, 7, 0, 3]), [2, 3]) })
+    const n = new Tensor('int32', Int32Array.from([16777217, -2147483647, 7, 0, 1, 2]), [2, 3])
+    const r = await s.run({ x: new Tensor('float32', Float32Array.from([1, 5, 2, 7, 0, 3]), [2, 3]), n })
     const seq = r.rows as unknown as Tensor[]
     expect(seq.map((t) => [t.type, t.dims, Array.from(t.data as Float32Array)])).toEqual([
       ['float32', [3], [1, 5, 2]],
@@ -69,15 +70,24 @@ describe('non-tensor outputs', () => {
       ['int64', [1n]],
       ['int64', [0n]],
     ])
+    const whole = r.whole as unknown as Tensor[]
+    expect(whole[0].data).toBeInstanceOf(Int32Array)
+    expect(Array.from(whole[0].data as Int32Array)).toEqual([16777217, -2147483647, 7])
+    const odd = await s.run({ x: new Tensor('float32', Float32Array.from([Infinity, -Infinity, NaN, 0, -0, 1e-45]), [2, 3]), n })
+    const [first, second] = odd.rows as unknown as Tensor[]
+    expect(Array.from(first.data as Float32Array)).toEqual([Infinity, -Infinity, NaN])
+    expect(Array.from(second.data as Float32Array)).toEqual([0, -0, Math.fround(1e-45)])
     await s.dispose()
   })
 
   it("a pipeline reads a ZipMap's probabilities as scores, in its labels' order", async () => {
     const fields = ['f0', 'f1', 'f2', 'f3'].map((name) => ({ name, type: 'number' as const }))
     const records = expected.input.map((r) => Object.fromEntries(r.map((v, i) => [`f${i}`, v])))
+    // By name (string classes, any order); by position otherwise, also when labels look like other classes ('1' for class 0).
     for (const [model, labels] of [
       ['zipmap_strings.onnx', ['virginica', 'setosa', 'versicolor']],
       ['zipmap.onnx', ['zero', 'one', 'two']],
+      ['zipmap.onnx', ['1', '2', '3']],
     ] as const) {
       const want = expected[model]
       const p = await Pipeline.create({ version: 1, model, fields, features: [{ input: 'float_input', names: ['f0', 'f1', 'f2', 'f3'] }], output: { tensor: 'output_probability', labels: [...labels], postprocess: [{ op: 'argmax' }] } }, { baseDir: fixture('') })
@@ -91,6 +101,30 @@ describe('non-tensor outputs', () => {
       })
       await p.dispose()
     }
+    // Labels are required (the classes' order), and must be as many as the classes.
+    const spec = (labels?: string[]) => ({ version: 1 as const, model: 'zipmap.onnx', fields, features: [{ input: 'float_input', names: ['f0', 'f1', 'f2', 'f3'] }], output: { tensor: 'output_probability', ...(labels ? { labels } : {}) } })
+    const e = await rejectsWith(Pipeline.create(spec(), { baseDir: fixture('') }), 'ERR_INVALID_SPEC')
+    expect(e.message).toMatch(/is a ZipMap: give output\.labels/)
+    const two = await Pipeline.create(spec(['a', 'b']), { baseDir: fixture('') })
+    expect((await rejectsWith(two.runBatch(records), 'ERR_INVALID_SPEC')).message).toMatch(/has 3 classes \(0, 1, 2\), the spec 2 labels/)
+    await two.dispose()
+  })
+
+  it('a batched session runs such requests alone, once each', async () => {
+    const s = await Session.create(fixture('zipmap_strings.onnx'), { batching: { maxBatchSize: 16 } })
+    await Promise.all(expected.input.map((row) => s.run({ float_input: new Tensor('float32', Float32Array.from(row), [1, 4]) })))
+    const st = s.stats()
+    expect(st.success).toBe(rows)
+    expect(st.executions).toBe(rows)
+    expect(st.meanBatchRows).toBe(1)
+    await s.dispose()
+  })
+
+  it('a graph returns a sequence, also under two output names', async () => {
+    const g = await Graph.create({ version: 1, inputs: { x: { type: 'float32', shape: [-1, 3] }, n: { type: 'int32', shape: [-1, 3] } }, nodes: [{ name: 's', kind: 'model', model: 'seq', inputs: { x: 'x', n: 'n' } }], outputs: { a: 's.rows', b: 's.rows' } }, { models: { seq: fixture('sequence.onnx') } })
+    const r = await g.run({ x: new Tensor('float32', Float32Array.from([1, 5, 2, 7, 0, 3]), [2, 3]), n: new Tensor('int32', new Int32Array(6), [2, 3]) })
+    for (const name of ['a', 'b']) expect((r[name] as unknown as Tensor[]).map((t) => Array.from(t.data as Float32Array))).toEqual([[1, 5, 2], [7, 0, 3]])
+    await g.dispose()
   })
 
   it('the server refuses a non-tensor output with a 400 that says what to do, and serves the tensor outputs', async () => {

@@ -7,7 +7,8 @@ Writes, under __test__/fixtures/:
                         string [N], output_probability seq(map(string, float)).
   sequence.onnx         x float32 [N, 3] → rows: seq(tensor(float32)), one
                         [3] tensor per row (SplitToSequence), and ids:
-                        seq(tensor(int64)), each row's argmax as a [1] tensor.
+                        seq(tensor(int64)), each row's argmax as a [1] tensor;
+                        n int32 [N, 3] → whole: its rows as seq(tensor(int32)).
   zipmap_expected.json  scikit-learn's predict_proba for both zipmap.onnx
                         (integer classes; the same data and fit as
                         make_fixtures.py) and zipmap_strings.onnx, on 12 rows.
@@ -38,17 +39,20 @@ def make_sequence():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
     seq = lambda name, t: helper.make_value_info(name, helper.make_sequence_type_proto(helper.make_tensor_type_proto(t, None)))
     rows, ids = seq("rows", TensorProto.FLOAT), seq("ids", TensorProto.INT64)
+    whole = seq("whole", TensorProto.INT32)
+    n = helper.make_tensor_value_info("n", TensorProto.INT32, ["N", 3])
     nodes = [
         helper.make_node("SplitToSequence", ["x"], ["rows"], axis=0, keepdims=0),
         helper.make_node("ArgMax", ["x"], ["argmax"], axis=1, keepdims=1),
         helper.make_node("SplitToSequence", ["argmax"], ["ids"], axis=0, keepdims=0),
+        helper.make_node("SplitToSequence", ["n"], ["whole"], axis=0, keepdims=0),
     ]
-    graph = helper.make_graph(nodes, "sequences", [x], [rows, ids])
+    graph = helper.make_graph(nodes, "sequences", [x, n], [rows, ids, whole])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="oxinfer-fixtures")
     model.ir_version = IR_VERSION
     finish(model, "sequence.onnx")
     s = ort.InferenceSession(os.path.join(OUT_DIR, "sequence.onnx"), providers=["CPUExecutionProvider"])
-    r, i = s.run(None, {"x": np.array([[1, 5, 2], [7, 0, 3]], dtype=np.float32)})
+    r, i, _ = s.run(None, {"x": np.array([[1, 5, 2], [7, 0, 3]], dtype=np.float32), "n": np.zeros((2, 3), dtype=np.int32)})
     assert [a.tolist() for a in r] == [[1, 5, 2], [7, 0, 3]] and [a.tolist() for a in i] == [[1], [0]], (r, i)
 
 

@@ -297,9 +297,15 @@ export class Graph {
         const out: GraphResult = {}
         const produced = this.outputs.filter((o) => !skipped.includes(o.name))
         let k = 0
-        unpack(block, (_id, type, data, dims) => {
-          out[produced[k++].name] = outputValue(type, data, dims)
-        })
+        try {
+          unpack(block, (_id, type, data, dims) => {
+            out[produced[k++].name] = outputValue(type, data, dims)
+          })
+        } catch (e) {
+          // A result that cannot be decoded must still settle the call.
+          reject(new OxinferError('ERR_BACKEND', `the graph's results could not be read: ${String(e)}`, { cause: e }))
+          return
+        }
         for (const name of skipped) out[name] = null
         if (onTiming) {
           const list: NodeTiming[] = nodes.map((r) => ({ node: r[0] as string, ran: r[1] === 1, wallUs: r[2] as number, queueUs: r[3] as number, engineUs: r[4] as number, batchRows: r[5] as number, runs: r[6] as number, ...((r[7] as number) >= 0 ? { variant: r[7] as number } : {}) }))

@@ -3,9 +3,14 @@
 // as a Map with bigint keys, a sequence as an array of its items (tensors as
 // Tensor). The addon sends them as JSON (crates/oxinfer-core/src/onnx/convert.rs,
 // non_tensor_json); this module turns that JSON into values.
-import { outputTensor, type Tensor, type TensorType } from './tensor'
+import { ARRAY_CTORS, outputTensor, type Tensor, type TensorType } from './tensor'
 
-/** A map output: `{ label: probability }` for string keys, a `Map` for int64 keys (bigint); int64 values are bigint. */
+/**
+ * A map output: `{ label: probability }` for string keys (an object without
+ * a prototype, so that any class name is a key; as in any JS object,
+ * integer-like keys list first, in numeric order), a `Map` for int64 keys
+ * (bigint), in the model's order; int64 values are bigint.
+ */
 export type MapValue = Record<string, number | bigint> | Map<bigint, number | bigint>
 /** A sequence output: its tensors, or its maps (ZipMap: one map per row). */
 export type SequenceValue = Tensor[] | MapValue[]
@@ -19,42 +24,41 @@ interface JsonTensor {
   kind: 'tensor'
   type: TensorType
   dims: number[]
-  data: (number | string | boolean | null)[]
+  data: (number | string | boolean)[]
 }
 interface JsonMap {
   kind: 'map'
   keyType: string
   valueType: string
   keys: string[]
-  values: (number | string | null)[]
+  values: (number | string)[]
 }
 interface JsonSequence {
   kind: 'sequence'
   items: (JsonTensor | JsonMap | JsonSequence)[]
 }
 
-const NUMERIC = new Set(['float32', 'float64', 'float16', 'bfloat16', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32'])
+/** A JSON number, or the strings JSON has for NaN and the infinities ("NaN", "Infinity", "-Infinity"). */
+const num = (x: number | string | boolean): number => (typeof x === 'number' ? x : Number(x))
 
 function tensorOf(j: JsonTensor): Tensor {
   const d = j.data
   let data: unknown
-  if (j.type === 'string') data = d as string[]
-  else if (j.type === 'int64') data = BigInt64Array.from(d as string[], (s) => BigInt(s))
-  else if (j.type === 'uint64') data = BigUint64Array.from(d as string[], (s) => BigInt(s))
-  else if (j.type === 'bool') data = Uint8Array.from(d as boolean[], (b) => (b ? 1 : 0))
-  else if (j.type === 'float64') data = Float64Array.from(d as (number | null)[], (x) => x ?? Number.NaN)
-  else if (NUMERIC.has(j.type)) data = Float32Array.from(d as (number | null)[], (x) => x ?? Number.NaN)
-  else data = d
   // Half-precision elements of a sequence arrive as float32 numbers.
   const type = j.type === 'float16' || j.type === 'bfloat16' ? 'float32' : j.type
+  if (type === 'string') data = d as string[]
+  else if (type === 'int64') data = BigInt64Array.from(d as string[], (s) => BigInt(s))
+  else if (type === 'uint64') data = BigUint64Array.from(d as string[], (s) => BigInt(s))
+  else if (type === 'bool') data = Uint8Array.from(d as boolean[], (b) => (b ? 1 : 0))
+  else data = (ARRAY_CTORS[type] as unknown as { from(a: ArrayLike<number>): unknown }).from(d.map(num))
   return outputTensor(type as TensorType, data, j.dims)
 }
 
 function mapOf(j: JsonMap): MapValue {
-  const value = (v: number | string | null): number | bigint => (j.valueType === 'int64' ? BigInt(v as string) : (v ?? Number.NaN) as number)
+  const value = (v: number | string): number | bigint => (j.valueType === 'int64' ? BigInt(v as string) : num(v))
   if (j.keyType === 'string') {
-    const o: Record<string, number | bigint> = {}
-    j.keys.forEach((k, i) => (o[k] = value(j.values[i])))
+    const o = Object.create(null) as Record<string, number | bigint>
+    j.keys.forEach((k, i) => Object.defineProperty(o, k, { value: value(j.values[i]), enumerable: true, writable: true, configurable: true }))
     return o
   }
   return new Map(j.keys.map((k, i) => [BigInt(k), value(j.values[i])]))

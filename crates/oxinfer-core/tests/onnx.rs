@@ -94,7 +94,8 @@ fn sequences_and_maps_come_back_as_json_values() {
     assert!(out[1].dims.is_empty() && out[1].bytes().is_empty());
     let s = load("sequence.onnx", &OnnxOptions::default());
     let x = InputTensor::from_values("x", DType::Float32, &[2, 3], &[1f32, 5., 2., 7., 0., 3.]).unwrap();
-    let out = s.run(0, &[x], &[0, 1], &RunControl::new()).unwrap();
+    let n = InputTensor::from_values("n", DType::Int32, &[2, 3], &[0i32; 6]).unwrap();
+    let out = s.run(0, &[x, n], &[0, 1], &RunControl::new()).unwrap();
     let rows: serde_json::Value = serde_json::from_str(out[0].non_tensor().unwrap()).unwrap();
     assert_eq!(rows["items"][1], serde_json::json!({ "kind": "tensor", "type": "float32", "dims": [3], "data": [7.0, 0.0, 3.0] }));
     let ids: serde_json::Value = serde_json::from_str(out[1].non_tensor().unwrap()).unwrap();

@@ -108,6 +108,8 @@ pub(crate) fn into_output(v: Arc<Value>, name: &str) -> OutputTensor {
             let data = match (shared.strings(), &*shared) {
                 (Some(s), _) => OutputData::Strings(s.to_vec()),
                 (None, Value::Input(t)) => OutputData::Buffer(Box::new(crate::tensor::AlignedBytes::from_slice(t.bytes()))),
+                // A sequence or map named by two outputs: each gets its JSON.
+                (None, Value::Output(t)) if t.non_tensor().is_some() => OutputData::Value(t.non_tensor().unwrap_or_default().to_string()),
                 (None, Value::Output(_)) => OutputData::Buffer(Box::new(Shared(Arc::clone(&shared)))),
             };
             OutputTensor { name: name.to_string(), dtype, dims, data }

@@ -149,9 +149,14 @@ fn raw<T: ort::value::PrimitiveTensorElementType>(v: &DynValue) -> ort::Result<(
     Ok((shape.to_vec(), data.as_ptr() as *const u8, std::mem::size_of_val(data)))
 }
 
-/// A number as JSON: null where not finite (JSON has no NaN).
+/// A number as JSON; JSON has no NaN or infinities, so those go as the
+/// strings "NaN", "Infinity" and "-Infinity" (as JavaScript's Number reads them).
 fn num(x: f64) -> serde_json::Value {
-    serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    match serde_json::Number::from_f64(x) {
+        Some(n) => serde_json::Value::Number(n),
+        None if x.is_nan() => serde_json::Value::String("NaN".into()),
+        None => serde_json::Value::String(if x > 0.0 { "Infinity" } else { "-Infinity" }.into()),
+    }
 }
 
 /// A tensor's elements as JSON: 64-bit integers as strings (exact past 2^53).

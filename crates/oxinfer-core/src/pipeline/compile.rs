@@ -419,6 +419,9 @@ impl Pipeline {
             ValueKind::Sequence => DType::Float32,
             ref other => return Err(spec_err(label, format!("output '{}' is {}; scores must be float32 or float64, or a ZipMap", decl.name, other.type_name()))),
         };
+        if decl.kind == ValueKind::Sequence && spec.output.labels.as_ref().is_none_or(Vec::is_empty) {
+            return Err(spec_err(label, format!("output '{}' is a ZipMap: give output.labels, the classes in the order the scores should have (by name, or label j for the map's j-th class)", decl.name)));
+        }
         let k = match (&decl.kind, decl.dims.as_slice()) {
             (ValueKind::Sequence, _) => spec.output.labels.as_ref().map(Vec::len),
             (_, [_]) => Some(1),

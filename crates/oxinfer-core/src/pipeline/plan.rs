@@ -217,7 +217,10 @@ impl Pipeline {
             let o = &out[0];
             let (scores, k) = match o.non_tensor() {
                 // A ZipMap: one map of class probabilities per row.
-                Some(json) => super::zipmap::scores(&o.name, json, self.spec.output.labels.as_deref())?,
+                Some(json) => {
+                    let labels = self.spec.output.labels.as_deref().unwrap_or_default();
+                    (super::zipmap::scores(&o.name, json, labels)?, labels.len())
+                }
                 None => {
                     let k = if o.dims.len() == 2 { o.dims[1] as usize } else { 1 };
                     let scores: Vec<f64> = match o.dtype {

@@ -212,10 +212,7 @@ impl Version {
         let result = self.run(inputs, wanted, options).await.and_then(|(outputs, timing)| {
             // The v2 protocol carries tensors; Triton's ONNX Runtime backend refuses sequences and maps too.
             match outputs.iter().find(|t| t.non_tensor().is_some()) {
-                Some(t) => Err(ServerError::BadRequest(format!(
-                    "output '{}' is a sequence or map (such as a ZipMap), which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores",
-                    t.name
-                ))),
+                Some(t) => Err(non_tensor(&t.name)),
                 None => Ok((outputs, timing)),
             }
         });
@@ -250,6 +247,10 @@ impl Version {
             Kind::Onnx | Kind::Torch => {
                 let names = (!wanted.is_empty()).then_some(wanted);
                 let idx = validate::check_request(&self.info, &inputs, names)?;
+                // Refused before running (infer checks graphs' results after).
+                if let Some(o) = idx.iter().map(|&i| &self.info.outputs[i]).find(|o| !matches!(o.kind, oxinfer_core::ValueKind::Tensor(_))) {
+                    return Err(non_tensor(&o.name));
+                }
                 (model_run(inputs, idx), None)
             }
             Kind::Pipeline(p) => {
@@ -350,6 +351,13 @@ impl Version {
         }
         Ok((out, timing))
     }
+}
+
+/// The refusal of a sequence or map output (a ZipMap).
+fn non_tensor(name: &str) -> ServerError {
+    ServerError::BadRequest(format!(
+        "output '{name}' is a sequence or map (such as a ZipMap), which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores"
+    ))
 }
 
 /// The protocol's view of model values (-1 for any size; non-tensors as BYTES).
