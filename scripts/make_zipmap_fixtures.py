@@ -9,6 +9,8 @@ Writes, under __test__/fixtures/:
                         [3] tensor per row (SplitToSequence), and ids:
                         seq(tensor(int64)), each row's argmax as a [1] tensor;
                         n int32 [N, 3] → whole: its rows as seq(tensor(int32)).
+  optional.onnx         x float32 [N] → y (Identity), and two optional
+                        outputs: some (holding x) and none (empty).
   zipmap_expected.json  scikit-learn's predict_proba for both zipmap.onnx
                         (integer classes; the same data and fit as
                         make_fixtures.py) and zipmap_strings.onnx, on 12 rows.
@@ -56,6 +58,26 @@ def make_sequence():
     assert [a.tolist() for a in r] == [[1, 5, 2], [7, 0, 3]] and [a.tolist() for a in i] == [[1], [0]], (r, i)
 
 
+def make_optional():
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])
+    opt = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None))
+    nodes = [
+        helper.make_node("Identity", ["x"], ["y"]),
+        helper.make_node("Optional", ["x"], ["some"]),
+        helper.make_node("Optional", [], ["none"], type=helper.make_tensor_type_proto(TensorProto.FLOAT, None)),
+    ]
+    graph = helper.make_graph(nodes, "optionals", [x], [y, helper.make_value_info("some", opt), helper.make_value_info("none", opt)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="oxinfer-fixtures")
+    model.ir_version = IR_VERSION
+    finish(model, "optional.onnx")
+    s = ort.InferenceSession(os.path.join(OUT_DIR, "optional.onnx"), providers=["CPUExecutionProvider"])
+    y_, some, none = s.run(None, {"x": np.array([1, 2], dtype=np.float32)})
+    assert y_.tolist() == [1, 2] and some.tolist() == [1, 2] and none is None
+
+
 def main():
     X, y = zipmap_data()
     ints = LogisticRegression(max_iter=1000).fit(X, y)
@@ -80,6 +102,7 @@ def main():
         assert err < 1e-5 and [str(v) for v in label.tolist()] == [str(v) for v in want["label"]], (name, err)
         print(f"{name}: max |onnxruntime - predict_proba| {err:.1e}")
     make_sequence()
+    make_optional()
     with open(os.path.join(OUT_DIR, "zipmap_expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print("wrote", path, "and zipmap_expected.json")

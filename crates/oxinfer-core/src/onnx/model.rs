@@ -174,8 +174,9 @@ impl OnnxBackend {
     }
 
     /// The fastest of a few runs on zero inputs (dynamic dims as 1) on slot
-    /// 0; None when the model cannot be probed that way (non-tensor or string
-    /// inputs, or a run that fails on zeros).
+    /// 0, fetching its tensor outputs; None when the model cannot be probed
+    /// that way (non-tensor or string inputs, no tensor output, or a run that
+    /// fails on zeros).
     fn probe(&self) -> Option<std::time::Duration> {
         let mut inputs = Vec::with_capacity(self.info.inputs.len());
         for v in &self.info.inputs {
@@ -188,7 +189,13 @@ impl OnnxBackend {
             let len = dims.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d as usize)).filter(|&n| n <= Threads::MAX_PROBE_BYTES)?;
             inputs.push(InputTensor { name: v.name.clone(), dtype: *dtype, dims, data: InputData::Owned(AlignedBytes::zeroed(len)) });
         }
-        let outputs: Vec<usize> = (0..self.info.outputs.len()).collect();
+        // Tensor outputs only: ONNX Runtime's values for an empty optional
+        // cannot even be wrapped (ort panics reading their type), so the
+        // probe must not ask for them, or such a model would not load.
+        let outputs: Vec<usize> = (0..self.info.outputs.len()).filter(|&i| matches!(self.info.outputs[i].kind, ValueKind::Tensor(_))).collect();
+        if outputs.is_empty() {
+            return None;
+        }
         let ctl = RunControl::new();
         let mut best = std::time::Duration::MAX;
         for k in 0..4 {
