@@ -138,17 +138,22 @@ function ownTurn(): Promise<void> {
   })
 }
 
+/** ValueInfo types that are not tensors (sequences, maps, optionals). */
+const NON_TENSOR_TYPES = new Set(['sequence', 'map', 'optional'])
+
 /** A session handler over an oxinfer Session. */
 class OxinferSessionHandler implements SessionHandler {
   readonly inputNames: readonly string[]
   readonly outputNames: readonly string[]
   readonly inputMetadata: readonly Common.InferenceSession.ValueMetadata[]
   readonly outputMetadata: readonly Common.InferenceSession.ValueMetadata[]
+  /** The outputs that are not tensors, by name: their type. */
+  readonly #nonTensor: Map<string, string>
 
   constructor(private readonly session: Session) {
     const meta = (infos: Session['inputs']): Common.InferenceSession.ValueMetadata[] =>
       infos.map((i) =>
-        i.type === 'sequence' || i.type === 'map' || i.type === 'optional'
+        NON_TENSOR_TYPES.has(i.type)
           ? { name: i.name, isTensor: false }
           : ({ name: i.name, isTensor: true, type: i.type as Common.Tensor.Type, shape: i.dims.map((d) => (d === -1 ? '' : d)) } as Common.InferenceSession.ValueMetadata),
       )
@@ -156,6 +161,7 @@ class OxinferSessionHandler implements SessionHandler {
     this.outputNames = session.outputs.map((o) => o.name)
     this.inputMetadata = meta(session.inputs)
     this.outputMetadata = meta(session.outputs)
+    this.#nonTensor = new Map(session.outputs.filter((o) => NON_TENSOR_TYPES.has(o.type)).map((o) => [o.name, o.type]))
   }
 
   async dispose(): Promise<void> {
@@ -183,8 +189,8 @@ class OxinferSessionHandler implements SessionHandler {
     if (options?.terminate) throw new OxinferError('ERR_ABORTED', `the run was terminated (runOptions.terminate)${tag}`)
     const names = Object.keys(fetches)
     // onnxruntime-common's values are tensors only (onnxruntime-node throws on these too).
-    const nonTensor = this.session.outputs.find((o) => names.includes(o.name) && (o.type === 'sequence' || o.type === 'map' || o.type === 'optional'))
-    if (nonTensor) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor.name}' is a ${nonTensor.type}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
+    const nonTensor = names.find((n) => this.#nonTensor.has(n))
+    if (nonTensor !== undefined) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor}' is a ${this.#nonTensor.get(nonTensor)}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
     let result: Awaited<ReturnType<Session['run']>>
     try {
       // Only the model's inputs: onnxruntime-node ignores other keys.

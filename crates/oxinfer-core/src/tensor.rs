@@ -326,3 +326,26 @@ impl std::fmt::Debug for OutputTensor {
         f.debug_struct("OutputTensor").field("name", &self.name).field("dtype", &self.dtype).field("dims", &self.dims).finish()
     }
 }
+
+/// Elements of type `dtype` laid out in `b`, as f64; None for strings.
+pub(crate) fn f64s(dtype: DType, b: &[u8]) -> Option<Vec<f64>> {
+    fn read<const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+        b.chunks_exact(N).map(|c| f(c.try_into().unwrap_or([0; N]))).collect()
+    }
+    Some(match dtype {
+        DType::Float32 => read(b, |c| f32::from_ne_bytes(c) as f64),
+        DType::Float64 => read(b, f64::from_ne_bytes),
+        DType::Float16 => read(b, |c| half::f16::from_ne_bytes(c).to_f64()),
+        DType::BFloat16 => read(b, |c| half::bf16::from_ne_bytes(c).to_f64()),
+        DType::Int8 => read(b, |c: [u8; 1]| c[0] as i8 as f64),
+        DType::Uint8 => read(b, |c: [u8; 1]| c[0] as f64),
+        DType::Bool => read(b, |c: [u8; 1]| if c[0] != 0 { 1.0 } else { 0.0 }),
+        DType::Int16 => read(b, |c| i16::from_ne_bytes(c) as f64),
+        DType::Uint16 => read(b, |c| u16::from_ne_bytes(c) as f64),
+        DType::Int32 => read(b, |c| i32::from_ne_bytes(c) as f64),
+        DType::Uint32 => read(b, |c| u32::from_ne_bytes(c) as f64),
+        DType::Int64 => read(b, |c| i64::from_ne_bytes(c) as f64),
+        DType::Uint64 => read(b, |c| u64::from_ne_bytes(c) as f64),
+        DType::String => return None,
+    })
+}

@@ -44,6 +44,12 @@ pub const PACKED_NAMES: [&str; 13] = [
 ];
 
 
+/// Whether an output goes beside the block, in `strings` (strings, and a
+/// non-tensor's JSON), rather than in it.
+fn beside(t: &oxinfer_core::OutputTensor) -> bool {
+    t.strings().is_some() || t.non_tensor().is_some()
+}
+
 /// Where a run's block of bytes goes: its header, and each numeric output's
 /// data offset (relative to the end of the header).
 pub struct Block {
@@ -65,7 +71,7 @@ impl Block {
                 Format::Packed => PACKED_NAMES.iter().position(|n| *n == t.name).unwrap_or(PACKED_NAMES.len() - 1) as f64,
             };
             // Strings, and a non-tensor's JSON, go beside the block (see `strings`).
-            let place = if t.strings().is_some() || t.non_tensor().is_some() {
+            let place = if beside(t) {
                 n_strings += 1;
                 (n_strings - 1) as f64
             } else {
@@ -102,7 +108,7 @@ impl Block {
             std::ptr::copy_nonoverlapping(self.header.as_ptr() as *const u8, dst, head);
             let mut k = 0;
             for t in &out.tensors {
-                if t.strings().is_none() && t.non_tensor().is_none() {
+                if !beside(t) {
                     let b = t.bytes();
                     std::ptr::copy_nonoverlapping(b.as_ptr(), dst.add(head + self.offsets[k]), b.len());
                     k += 1;
@@ -128,7 +134,7 @@ pub fn success(env: Env, out: &RunOutput, format: Format) -> Result<Val> {
 /// The string outputs as an array of string arrays (a non-tensor output as
 /// one string, its JSON), or null when there are none.
 fn strings(env: Env, out: &RunOutput) -> Result<Val> {
-    let n = out.tensors.iter().filter(|t| t.strings().is_some() || t.non_tensor().is_some()).count();
+    let n = out.tensors.iter().filter(|t| beside(t)).count();
     if n == 0 {
         return js::null(env);
     }

@@ -154,16 +154,15 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
             // Written under a name of its own and renamed once complete, so
             // that two attempts at one shard never write into one file.
             let writing = shard::attempt_path(&part);
-            Some(Sharded { shard: s, identity, part, writing, span_start: 0 })
+            Some(Sharded { shard: s, identity, range: s.range(identity.0), part, writing, span_start: 0 })
         }
     };
-    let range = match (&sharded, opts.shard) {
-        (Some(sh), Some(s)) => Some(s.range(sh.identity.0)),
-        _ => None,
-    };
-    let reader = Reader::open_range(&opts.input, opts.input_format, &pipeline.spec().fields, opts.unknown_fields, range)?;
+    let reader = Reader::open_range(&opts.input, opts.input_format, &pipeline.spec().fields, opts.unknown_fields, sharded.as_ref().map(|sh| sh.range))?;
+    // Progress counts a shard's own bytes, from where its rows start.
+    let mut progress = Progress { bytes_total: reader.bytes_total(), ..Progress::default() };
     if let Some(sh) = &mut sharded {
         sh.span_start = reader.offset();
+        progress.bytes_total = sh.range.1 - sh.range.0;
     }
     let writer = match (&opts.output, &sharded) {
         (Some((_, format)), Some(sh)) => Some(Writer::create(&sh.writing, *format, pipeline.spec())?),
@@ -173,7 +172,7 @@ pub fn start(pipeline: Arc<Pipeline>, scheduler: Arc<Scheduler>, opts: JobOption
     ACTIVE.fetch_add(1, Ordering::AcqRel);
     let spawned = std::thread::Builder::new().name("oxinfer-job".into()).spawn(move || {
         let span_start = sharded.as_ref().map_or(0, |s| s.span_start);
-        let mut driver = Driver { pipeline, scheduler, opts, ctl, emit: &*emit, writer, progress: Progress::default(), clock: Instant::now(), span_start, span_end: 0 };
+        let mut driver = Driver { pipeline, scheduler, opts, ctl, emit: &*emit, writer, progress, clock: Instant::now(), span_start, span_end: 0 };
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run(reader))).unwrap_or_else(|p| Err(Error::from_panic(p)));
         let Driver { writer, progress, emit, opts, span_end, .. } = driver;
         match r {
@@ -214,6 +213,8 @@ struct Sharded {
     shard: Shard,
     /// The input's size and modification time when the job started.
     identity: (u64, u64),
+    /// The shard's byte range in that input.
+    range: (u64, u64),
     part: PathBuf,
     /// This attempt's file, renamed to `part` once complete.
     writing: PathBuf,
@@ -295,14 +296,6 @@ impl Driver<'_> {
     /// scheduler's workers, and formatting and writing here, so the three
     /// overlap across the cores.
     fn run(&mut self, mut reader: Reader) -> Result<()> {
-        // A shard's progress counts its own range.
-        self.progress.bytes_total = match self.opts.shard {
-            Some(s) => {
-                let (start, end) = s.range(reader.bytes_total());
-                end - start
-            }
-            None => reader.bytes_total(),
-        };
         let (tx, rx) = mpsc::channel::<Msg>();
         // One chunk being read and one being written besides those in the
         // model: with fewer, the three stages could not all be busy at once.

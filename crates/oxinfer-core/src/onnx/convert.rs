@@ -162,22 +162,13 @@ fn num(x: f64) -> serde_json::Value {
 /// A tensor's elements as JSON: 64-bit integers as strings (exact past 2^53).
 fn tensor_json(t: &OutputTensor) -> serde_json::Value {
     use serde_json::Value as J;
-    let nums = |v: Option<Vec<f64>>| J::Array(v.unwrap_or_default().into_iter().map(num).collect());
     let data = match t.dtype {
         DType::String => J::Array(t.strings().unwrap_or_default().iter().cloned().map(J::String).collect()),
         DType::Int64 => J::Array(t.to_vec::<i64>().unwrap_or_default().into_iter().map(|x| J::String(x.to_string())).collect()),
         DType::Uint64 => J::Array(t.to_vec::<u64>().unwrap_or_default().into_iter().map(|x| J::String(x.to_string())).collect()),
         DType::Bool => J::Array(t.to_vec::<u8>().unwrap_or_default().into_iter().map(|x| J::Bool(x != 0)).collect()),
-        DType::Float32 => nums(t.to_vec::<f32>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Float64 => nums(t.to_vec::<f64>()),
-        DType::Float16 => nums(t.to_vec::<half::f16>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::BFloat16 => nums(t.to_vec::<half::bf16>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Int8 => nums(t.to_vec::<i8>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Uint8 => nums(t.to_vec::<u8>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Int16 => nums(t.to_vec::<i16>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Uint16 => nums(t.to_vec::<u16>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Int32 => nums(t.to_vec::<i32>().map(|v| v.into_iter().map(f64::from).collect())),
-        DType::Uint32 => nums(t.to_vec::<u32>().map(|v| v.into_iter().map(f64::from).collect())),
+        // Every other type is exact as f64.
+        d => J::Array(crate::tensor::f64s(d, t.bytes()).unwrap_or_default().into_iter().map(num).collect()),
     };
     serde_json::json!({ "kind": "tensor", "type": t.dtype.name(), "dims": t.dims, "data": data })
 }
