@@ -26,7 +26,7 @@ export type { BatchingOptions, DeclaredValue, ModelMetadata, RunOptions, Session
 export { SessionStream } from './src/stream'
 export type { StreamOptions, StreamRunOptions } from './src/stream'
 
-export type { MapValue, NonTensorValue, SequenceValue } from './src/values'
+export type { MapValue, NonTensorValue, OutputValue, SequenceValue } from './src/values'
 
 export { BatchJob } from './src/job'
 export type { JobOptions, JobProgress, JobSummary, SessionJobOptions } from './src/job'

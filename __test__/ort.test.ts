@@ -146,12 +146,17 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
     await expect(s.run({ x }, { extra: { 'memory.enable_memory_arena_shrinkage': '1' } })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' })
     // Bad feeds get oxinfer's typed errors.
     await expect(s.run({ x: new ort.Tensor('float32', new Float32Array(15), [1, 15]) })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' })
-    // Non-tensor outputs are not supported yet (scikit-learn's ZipMap).
+    // Non-tensor outputs (scikit-learn's ZipMap, optionals) are refused by name, as onnxruntime-node refuses them:
+    // onnxruntime-common's OnnxValue is a Tensor.
     const zip = await ort.InferenceSession.create(fixture('zipmap.onnx'))
     expect(zip.outputMetadata.find((m) => m.name === 'output_probability')).toEqual({ name: 'output_probability', isTensor: false })
-    await expect(zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' })
+    await expect(zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'output_probability' is not a tensor but a sequence/) })
     expect((await zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) }, ['output_label'])).output_label.type).toBe('int64')
-    await Promise.all([s.release(), zip.release()])
+    const opt = await ort.InferenceSession.create(fixture('optional.onnx'))
+    const x2 = new ort.Tensor('float32', Float32Array.from([1, 2]), [2])
+    await expect(opt.run({ x: x2 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'some' is not a tensor but an optional/) })
+    expect(Array.from((await opt.run({ x: x2 }, ['y'])).y.data as Float32Array)).toEqual([1, 2])
+    await Promise.all([s.release(), zip.release(), opt.release()])
   })
 
   it('from CommonJS: oxinfer/ort has onnxruntime-node\'s shape, and oxinfer/register, imported first, wins over onnxruntime-node for cpu', () => {

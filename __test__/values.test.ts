@@ -127,30 +127,57 @@ describe('non-tensor outputs', () => {
     await g.dispose()
   })
 
-  it('a model with optional outputs loads; they are refused by name, its tensor outputs served', async () => {
-    // ONNX Runtime's empty optional cannot be read through ort (it panics on its type): oxinfer never asks for one.
-    const s = await Session.create(fixture('optional.onnx'))
-    expect(s.outputs.map((o) => o.type)).toEqual(['float32', 'optional', 'optional'])
-    const x = new Tensor('float32', Float32Array.from([1, 2]), [2])
-    const e = await rejectsWith(s.run({ x }), 'ERR_UNSUPPORTED')
-    expect(e.message).toMatch(/output 'some' is a optional value, which oxinfer does not return yet; pass the `outputs` option to fetch only tensor outputs \(y\)/)
-    expect(Array.from((await s.run({ x }, { outputs: ['y'] })).y.data as Float32Array)).toEqual([1, 2])
-    await s.dispose()
+  it('optional outputs come back as their value, or null when empty; batched sessions run them alone', async () => {
+    // ort cannot wrap an empty optional (it panics on its type): such runs go through ONNX Runtime's C API.
+    for (const options of [{}, { batching: { maxBatchSize: 8 } }]) {
+      const s = await Session.create(fixture('optional.onnx'), options)
+      expect(s.outputs.map((o) => o.type)).toEqual(['float32', 'optional', 'optional'])
+      const x = new Tensor('float32', Float32Array.from([1, 2]), [2])
+      const all = await s.run<{ y: Tensor; some: Tensor | null; none: Tensor | null }>({ x })
+      expect(Array.from(all.y.data as Float32Array)).toEqual([1, 2])
+      expect(all.some).toBeInstanceOf(Tensor)
+      expect(all.some!.type).toBe('float32')
+      expect(all.some!.dims).toEqual([2])
+      expect(Array.from(all.some!.data as Float32Array)).toEqual([1, 2])
+      expect(all.none).toBeNull()
+      expect(Object.keys(await s.run({ x }, { outputs: ['none'] }))).toEqual(['none'])
+      // Concurrent requests each get their own value (no rows to split, so no merging).
+      const many = await Promise.all(Array.from({ length: 16 }, (_, i) => s.run<{ some: Tensor | null; none: Tensor | null }>({ x: new Tensor('float32', Float32Array.from([i, -i, i / 2]), [3]) }, { outputs: ['some', 'none'] })))
+      many.forEach((r, i) => {
+        expect(Array.from(r.some!.data as Float32Array)).toEqual([i, -i, i / 2])
+        expect(r.none).toBeNull()
+      })
+      // Bad input on this path is refused as on the ordinary one, and the session goes on.
+      await rejectsWith(s.run({ x: new Tensor('float64', Float64Array.from([1]), [1]) }), 'ERR_INVALID_INPUT')
+      expect(Array.from(((await s.run({ x }, { outputs: ['some'] })).some as Tensor).data as Float32Array)).toEqual([1, 2])
+      await s.dispose()
+    }
   })
 
   it('the server refuses a non-tensor output with a 400 that says what to do, and serves the tensor outputs', async () => {
     const repo = mkdtempSync(join(tmpdir(), 'oxinfer-values-'))
     mkdirSync(join(repo, 'zip', '1'), { recursive: true })
     cpSync(fixture('zipmap_strings.onnx'), join(repo, 'zip', '1', 'model.onnx'))
+    mkdirSync(join(repo, 'opt', '1'), { recursive: true })
+    cpSync(fixture('optional.onnx'), join(repo, 'opt', '1', 'model.onnx'))
     const server = await serve({ repository: repo, port: 0 })
     try {
       const body = (outputs?: { name: string }[]) => JSON.stringify({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], data: expected.input[0] }], ...(outputs ? { outputs } : {}) })
       const all = await fetch(`${server.address!.url}/v2/models/zip/infer`, { method: 'POST', body: body() })
       expect(all.status).toBe(400)
-      expect((await all.json()).error).toMatch(/output 'output_probability' is a sequence or map \(such as a ZipMap\), which the v2 protocol cannot carry/)
+      expect((await all.json()).error).toMatch(/output 'output_probability' is not a tensor but a sequence, which the v2 protocol cannot carry/)
       const some = await fetch(`${server.address!.url}/v2/models/zip/infer`, { method: 'POST', body: body([{ name: 'output_label' }]) })
       expect(some.status).toBe(200)
       expect((await some.json()).outputs[0]).toMatchObject({ name: 'output_label', datatype: 'BYTES', data: [expected['zipmap_strings.onnx'].label[0]] })
+      // Optional outputs: refused by name before running; the model's tensor outputs are served.
+      const opt = (outputs?: { name: string }[]) =>
+        fetch(`${server.address!.url}/v2/models/opt/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }], ...(outputs ? { outputs } : {}) }) })
+      const refused = await opt()
+      expect(refused.status).toBe(400)
+      expect((await refused.json()).error).toMatch(/output 'some' is not a tensor but an optional, which the v2 protocol cannot carry/)
+      const y = await opt([{ name: 'y' }])
+      expect(y.status).toBe(200)
+      expect((await y.json()).outputs[0]).toMatchObject({ name: 'y', datatype: 'FP32', shape: [2], data: [1, 2] })
     } finally {
       await server.close()
       rmSync(repo, { recursive: true, force: true })

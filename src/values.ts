@@ -1,7 +1,8 @@
-// Non-tensor outputs (ONNX sequences and maps, such as scikit-learn's ZipMap)
-// as JS values: a map from strings as a plain object, a map from int64 keys
-// as a Map with bigint keys, a sequence as an array of its items (tensors as
-// Tensor). The addon sends them as JSON (crates/oxinfer-core/src/onnx/convert.rs,
+// Non-tensor outputs (ONNX sequences and maps, such as scikit-learn's ZipMap,
+// and optionals) as JS values: a map from strings as a plain object, a map
+// from int64 keys as a Map with bigint keys, a sequence as an array of its
+// items (tensors as Tensor), an empty optional as null (one holding a value
+// arrives as that value). The addon sends them as JSON (crates/oxinfer-core/src/onnx/convert.rs,
 // non_tensor_json); this module turns that JSON into values.
 import { ARRAY_CTORS, outputTensor, type Tensor, type TensorType } from './tensor'
 
@@ -14,8 +15,13 @@ import { ARRAY_CTORS, outputTensor, type Tensor, type TensorType } from './tenso
 export type MapValue = Record<string, number | bigint> | Map<bigint, number | bigint>
 /** A sequence output: its tensors, or its maps (ZipMap: one map per row). */
 export type SequenceValue = Tensor[] | MapValue[]
-/** What a non-tensor output comes back as. */
-export type NonTensorValue = SequenceValue | MapValue
+/** What a non-tensor output comes back as: `null` is an empty optional. */
+export type NonTensorValue = SequenceValue | MapValue | null
+/**
+ * Any output's value, for typing `session.run<T>()` where a model has
+ * non-tensor outputs: `run<{ label: Tensor; probabilities: MapValue[] }>(feeds)`.
+ */
+export type OutputValue = Tensor | NonTensorValue
 
 /** @internal The type `unpack` reports for a non-tensor output. */
 export const NON_TENSOR = 'nonTensor'
@@ -64,7 +70,8 @@ function mapOf(j: JsonMap): MapValue {
   return new Map(j.keys.map((k, i) => [BigInt(k), value(j.values[i])]))
 }
 
-function valueOf(j: JsonTensor | JsonMap | JsonSequence): NonTensorValue | Tensor {
+function valueOf(j: JsonTensor | JsonMap | JsonSequence | null): NonTensorValue | Tensor {
+  if (j === null) return null
   if (j.kind === 'tensor') return tensorOf(j)
   if (j.kind === 'map') return mapOf(j)
   return j.items.map(valueOf) as SequenceValue
@@ -72,7 +79,7 @@ function valueOf(j: JsonTensor | JsonMap | JsonSequence): NonTensorValue | Tenso
 
 /** @internal A non-tensor output's JSON as its JS value. */
 export function decodeNonTensor(json: string): NonTensorValue {
-  return valueOf(JSON.parse(json) as JsonMap | JsonSequence) as NonTensorValue
+  return valueOf(JSON.parse(json) as JsonMap | JsonSequence | null) as NonTensorValue
 }
 
 /** @internal One output as callers get it: a Tensor, or a non-tensor's value. */

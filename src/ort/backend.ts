@@ -16,6 +16,7 @@ import { invalidArg, OxinferError } from '../errors'
 import { isPlainObject, showValue } from '../options'
 import { Session } from '../session/session'
 import type { SessionOptions, SessionStats } from '../session/options'
+import type { Tensor } from '../tensor'
 
 type CommonModule = typeof Common
 type SessionHandler = Awaited<globalThis.ReturnType<Common.Backend['createInferenceSessionHandler']>>
@@ -190,8 +191,8 @@ class OxinferSessionHandler implements SessionHandler {
     const names = Object.keys(fetches)
     // onnxruntime-common's values are tensors only (onnxruntime-node throws on these too).
     const nonTensor = names.find((n) => this.#nonTensor.has(n))
-    if (nonTensor !== undefined) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor}' is a ${this.#nonTensor.get(nonTensor)}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
-    let result: Awaited<ReturnType<Session['run']>>
+    if (nonTensor !== undefined) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor}' is not a tensor but ${this.#nonTensor.get(nonTensor) === 'optional' ? 'an' : 'a'} ${this.#nonTensor.get(nonTensor)}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
+    let result: Record<string, Tensor>
     try {
       // Only the model's inputs: onnxruntime-node ignores other keys.
       const own: Record<string, Common.Tensor> = {}

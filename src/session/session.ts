@@ -14,7 +14,7 @@ import { checkKeys, intOption, isPlainObject, showValue } from '../options'
 import { payloadMicros, readTiming, unpack, type RunTiming } from '../payload'
 import { newSessionStream, type SessionStream, type StreamOptions } from '../stream'
 import { flattenFeeds, type Tensor, type TensorLike } from '../tensor'
-import { outputValue } from '../values'
+import { outputValue, type OutputValue } from '../values'
 import { chargeTurn, QueuedRun, withinTurnBudget, type Estimate } from './execute'
 import { Outbox } from './outbox'
 import { registerInternals, type Unit } from './internal'
@@ -137,7 +137,12 @@ export class Session {
     return session
   }
 
-  /** Runs the model. Rejects (never throws) with an OxinferError. */
+  /**
+   * Runs the model. Rejects (never throws) with an OxinferError. Outputs are
+   * Tensors, except non-tensor ones (sequences, maps, optionals: see
+   * `OutputValue`), which a caller types through `T`.
+   */
+  run<T extends Record<string, OutputValue> = Record<string, Tensor>>(feeds: Record<string, TensorLike>, options?: RunOptions): Promise<T>
   run(feeds: Record<string, TensorLike>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
     let flat: unknown[]
     let outputs: string[] | undefined

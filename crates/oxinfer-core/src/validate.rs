@@ -121,8 +121,8 @@ pub fn check_outputs(info: &ModelInfo, outputs: Option<&[String]>) -> Result<Vec
     };
     for &i in &wanted {
         let o = &info.outputs[i];
-        // Sequences and maps come back as values (OutputData::Value); optionals do not yet.
-        if !matches!(o.kind, ValueKind::Tensor(_) | ValueKind::Sequence | ValueKind::Map) {
+        // Sequences, maps and optionals come back as values (OutputData::Value); other kinds cannot.
+        if !matches!(o.kind, ValueKind::Tensor(_) | ValueKind::Sequence | ValueKind::Map | ValueKind::Optional) {
             let tensors: Vec<&str> =
                 info.outputs.iter().filter(|o| matches!(o.kind, ValueKind::Tensor(_))).map(|o| o.name.as_str()).collect();
             return Err(Error::Unsupported(format!(

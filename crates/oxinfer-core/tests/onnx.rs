@@ -103,6 +103,26 @@ fn sequences_and_maps_come_back_as_json_values() {
 }
 
 #[test]
+fn optional_outputs_come_back_as_their_value_or_json_null() {
+    let b = load("optional.onnx", &OnnxOptions::default());
+    assert_eq!(b.info().outputs[1].kind, ValueKind::Optional);
+    let x = || InputTensor::from_values("x", DType::Float32, &[3], &[1f32, -2., 3.5]).unwrap();
+    let out = b.run(0, &[x()], &[0, 1, 2], &RunControl::new()).unwrap();
+    assert_eq!(out.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["y", "some", "none"]);
+    assert_eq!(out[1].to_vec::<f32>().unwrap(), vec![1., -2., 3.5]);
+    assert_eq!(out[1].dims, vec![3]);
+    assert_eq!(out[2].non_tensor(), Some("null"));
+    // The C API path reports the engine's refusals as the ordinary one does.
+    let wrong = InputTensor::from_values("x", DType::Float64, &[1], &[1f64]).unwrap();
+    let e = b.run(0, &[wrong], &[2], &RunControl::new()).err().unwrap();
+    assert_eq!(e.code(), "ERR_INVALID_INPUT", "{e}");
+    let ctl = RunControl::new();
+    ctl.abort();
+    assert_eq!(b.run(0, &[x()], &[1], &ctl).err().unwrap().code(), "ERR_ABORTED");
+    assert_eq!(b.run(0, &[x()], &[2, 0], &RunControl::new()).unwrap()[1].to_vec::<f32>().unwrap(), vec![1., -2., 3.5]);
+}
+
+#[test]
 fn bad_model_bytes_fail_to_load() {
     let rt = runtime();
     let good = std::fs::read(fixture("tiny_mlp.onnx")).unwrap();

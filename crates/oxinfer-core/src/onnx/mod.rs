@@ -3,6 +3,7 @@
 mod convert;
 pub mod library;
 mod model;
+mod optional;
 
 pub use crate::backend::ModelSource;
 pub use model::{Device, GraphOptimization, OnnxBackend, OnnxOptions};

@@ -12,7 +12,7 @@ use super::library::Runtime;
 use crate::threads::Threads;
 use crate::backend::{Backend, Dim, ModelInfo, ModelMetadata, ModelSource, RunControl, ValueKind};
 use crate::error::{Error, Result};
-use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputTensor};
+use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputData, OutputTensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GraphOptimization {
@@ -305,9 +305,7 @@ impl Backend for OnnxBackend {
         })) {
             return Err(Error::Aborted("the run was aborted".into()));
         }
-        let result = session.run_with_options(values, &opts.0);
-        ctl.disarm();
-        let mut outs = result.map_err(|e| {
+        let failed = |e: ort::Error| {
             if ctl.is_aborted() {
                 Error::Aborted("the run was aborted".into())
             } else if e.code() == ort::error::ErrorCode::InvalidArgument {
@@ -315,7 +313,28 @@ impl Backend for OnnxBackend {
             } else {
                 Error::Backend(e.message().to_string())
             }
-        })?;
+        };
+        // ort cannot return an empty optional (it panics reading its type): such requests run through the C API.
+        if outputs.iter().any(|&i| self.info.outputs[i].kind == ValueKind::Optional) {
+            let wanted: Vec<(&str, bool)> =
+                outputs.iter().map(|&i| (self.info.outputs[i].name.as_str(), self.info.outputs[i].kind == ValueKind::Optional)).collect();
+            let result = super::optional::run(&mut session, &values, &wanted, ort::AsPointer::ptr(&opts.0));
+            ctl.disarm();
+            let outs = result.map_err(failed)?;
+            drop(session);
+            return outs
+                .into_iter()
+                .zip(wanted)
+                .map(|(v, (name, _))| match v {
+                    Some(v) => from_value(name, v),
+                    // An empty optional: JSON null, as a non-tensor value.
+                    None => Ok(OutputTensor { name: name.into(), dtype: DType::String, dims: Vec::new(), data: OutputData::Value("null".into()) }),
+                })
+                .collect();
+        }
+        let result = session.run_with_options(values, &opts.0);
+        ctl.disarm();
+        let mut outs = result.map_err(failed)?;
         let mut tensors = Vec::with_capacity(outputs.len());
         for &i in outputs {
             let name = &self.info.outputs[i].name;

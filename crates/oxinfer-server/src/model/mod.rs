@@ -212,7 +212,7 @@ impl Version {
         let result = self.run(inputs, wanted, options).await.and_then(|(outputs, timing)| {
             // The v2 protocol carries tensors; Triton's ONNX Runtime backend refuses sequences and maps too.
             match outputs.iter().find(|t| t.non_tensor().is_some()) {
-                Some(t) => Err(non_tensor(&t.name)),
+                Some(t) => Err(non_tensor(&t.name, if t.non_tensor() == Some("null") { "empty optional" } else { "sequence or map (such as a ZipMap)" })),
                 None => Ok((outputs, timing)),
             }
         });
@@ -249,7 +249,7 @@ impl Version {
                 let idx = validate::check_request(&self.info, &inputs, names)?;
                 // Refused before running (infer checks graphs' results after).
                 if let Some(o) = idx.iter().map(|&i| &self.info.outputs[i]).find(|o| !matches!(o.kind, oxinfer_core::ValueKind::Tensor(_))) {
-                    return Err(non_tensor(&o.name));
+                    return Err(non_tensor(&o.name, &o.kind.type_name()));
                 }
                 (model_run(inputs, idx), None)
             }
@@ -353,10 +353,11 @@ impl Version {
     }
 }
 
-/// The refusal of a sequence or map output (a ZipMap).
-fn non_tensor(name: &str) -> ServerError {
+/// The refusal of a sequence, map (a ZipMap) or optional output.
+fn non_tensor(name: &str, kind: &str) -> ServerError {
+    let a = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     ServerError::BadRequest(format!(
-        "output '{name}' is a sequence or map (such as a ZipMap), which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores"
+        "output '{name}' is not a tensor but {a} {kind}, which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores"
     ))
 }
 
