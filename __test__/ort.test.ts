@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 import * as ort from '../src/ort/index.mjs'
+import { sessionOptions } from '../src/ort/backend'
 import { fixture, root } from './helpers'
 
 const require = createRequire(join(root, 'package.json'))
@@ -129,10 +130,18 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
       [{ enableProfiling: true }, /enableProfiling: true is not supported/],
       [{ freeDimensionOverrides: { batch: 1 } }, /session option 'freeDimensionOverrides' has no equivalent/],
       [{ executionProviders: [{ name: 'cpu', useArena: false }] }, /the cpu execution provider's options \(useArena\) are not supported/],
-      [{ extra: { 'session.intra_op.allow_spinning': '0' } }, /extra option 'session\.intra_op\.allow_spinning' is not one oxinfer reads/],
+      [{ extra: { 'session.use_env_allocators': '1' } }, /extra option 'session\.use_env_allocators' is not one oxinfer reads/],
+      [{ extra: { session: { intra_op: { allow_spinning: '1' } }, 'session.inter_op.allow_spinning': '0' } }, /with different values cannot be given/],
       [{ enableCpuMemArena: false }, /enableCpuMemArena: false is not supported/],
     ]
     for (const [options, message] of refusals) await expect(ort.InferenceSession.create(tiny, options as never), JSON.stringify(options)).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(message) })
+    // ONNX Runtime's spinning entries map to intraOpSpinning, nested (as onnxruntime-node flattens them) or dotted.
+    expect(sessionOptions({ extra: { session: { intra_op: { allow_spinning: '1' } }, poolSize: 1 } })).toEqual({ intraOpSpinning: true, poolSize: 1 })
+    expect(sessionOptions({ extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' } })).toEqual({ intraOpSpinning: false })
+    await expect(ort.InferenceSession.create(tiny, { extra: { 'session.intra_op.allow_spinning': 'yes' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    const spinning = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 2, extra: { poolSize: 1, session: { intra_op: { allow_spinning: '1' } } } })
+    expect((await spinning.run({ x })).y.dims).toEqual([1, 2])
+    await spinning.release()
     // A provider oxinfer does not register is not resolved to it: onnxruntime-common reports no backend.
     await expect(ort.InferenceSession.create(tiny, { executionProviders: ['webgpu'] })).rejects.toThrow(/no available backend found/)
   })

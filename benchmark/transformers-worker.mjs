@@ -1,32 +1,52 @@
 // One side of benchmark/transformers.mjs, in its own process (onnxruntime-
 // common's backend registry is per process): a transformers.js
 // feature-extraction pipeline over the tiny BERT fixture, its inputs fixed
-// at 128 tokens (texts longer than that, truncated by the tokenizer's
-// model_max_length), mean-pooled and normalised. argv: mode (`oxinfer`:
+// at 128 tokens (prose of about 1,000 characters, truncated by the
+// tokenizer's model_max_length), mean-pooled and normalised. argv: mode (`oxinfer`:
 // `import 'oxinfer/register'` first; otherwise onnxruntime-node), then the
-// concurrency levels. Prints one JSON line: per level, the median calls/s of
+// concurrency levels (`oxinfer-spinning`: oxinfer with onnxruntime-node's
+// threading, one session on every core with idle threads spinning). Prints one JSON line: per level, the median calls/s of
 // the rounds and the longest event-loop stall seen.
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 
 import { FIXTURES } from './util.mjs'
 
 const [mode, ...levels] = process.argv.slice(2)
-if (mode === 'oxinfer') await import('oxinfer/register')
+const OXINFER = {
+  // oxinfer's defaults (a pool of one-thread sessions, no spinning) and dynamic batching.
+  oxinfer: { extra: { batching: { maxBatchSize: 32 } } },
+  // onnxruntime-node's threading instead: one session on every core, idle threads spinning.
+  'oxinfer-spinning': { intraOpNumThreads: availableParallelism(), extra: { poolSize: 1, session: { intra_op: { allow_spinning: '1' } }, batching: { maxBatchSize: 32 } } },
+}
+if (mode in OXINFER) await import('oxinfer/register')
 const { pipeline, env } = await import('@huggingface/transformers')
 env.allowRemoteModels = false
 env.localModelPath = join(FIXTURES, 'bert') + '/'
 
-// Long texts from the committed corpus: each tokenises past 128 tokens, so every call is [1, 128].
-const lines = JSON.parse(readFileSync(join(FIXTURES, 'text', 'lines.json'), 'utf8')).lines
-const TEXTS = Array.from({ length: 64 }, (_, i) => Array.from({ length: 12 }, (_, j) => lines[(i * 12 + j) % lines.length]).join(' '))
-const session_options = mode === 'oxinfer' ? { extra: { batching: { maxBatchSize: 32 } } } : {}
+// Texts of ordinary prose from the committed corpus, each just past 128
+// tokens, so every call is [1, 128]. The corpus's adversarial lines (runs of
+// 5,000-6,000 identical characters, digits or CJK, kept there for tokenizer
+// parity) are left out: transformers.js tokenises a whole text before
+// truncating, 10-22 ms for a text holding them, which is no request this
+// benchmark's 128 tokens stand for.
+const lines = JSON.parse(readFileSync(join(FIXTURES, 'text', 'lines.json'), 'utf8')).lines.filter((l) => l.length <= 400 && !l.split(/\s+/).some((w) => w.length > 40))
+const TEXTS = []
+for (let at = 0; TEXTS.length < 64; ) {
+  let text = ''
+  while (text.length < 1000) text += `${lines[at++ % lines.length].trim()} `
+  TEXTS.push(text.trim())
+}
+const session_options = OXINFER[mode] ?? {}
 const fe = await pipeline('feature-extraction', 'tiny-bert', { dtype: 'fp32', session_options })
 const call = (i) => fe(TEXTS[i % TEXTS.length], { pooling: 'mean', normalize: true })
 const handler = fe.model.sessions.model.handler.constructor.name
-if (handler !== (mode === 'oxinfer' ? 'OxinferSessionHandler' : 'OnnxruntimeSessionHandler')) throw new Error(`the ${mode} side runs on ${handler}`)
-const check = await fe.tokenizer(TEXTS[0], { truncation: true })
-if (check.input_ids.dims[1] !== 128) throw new Error(`inputs are ${check.input_ids.dims[1]} tokens, not 128`)
+if (handler !== (mode in OXINFER ? 'OxinferSessionHandler' : 'OnnxruntimeSessionHandler')) throw new Error(`the ${mode} side runs on ${handler}`)
+for (const [i, text] of TEXTS.entries()) {
+  const n = (await fe.tokenizer(text, { truncation: true })).input_ids.dims[1]
+  if (n !== 128) throw new Error(`text ${i} is ${n} tokens, not 128`)
+}
 
 /** Runs `c` calls at a time for `seconds`: calls/s, and the longest gap between ticks of a 1 ms timer. */
 async function round(c, seconds) {
@@ -46,7 +66,14 @@ async function round(c, seconds) {
       done++
     }
   }
-  await Promise.all(Array.from({ length: c }, worker))
+  // The callers start one per event-loop turn, as requests reach a server,
+  // not all in one synchronous burst (c tokenisations back to back).
+  const workers = []
+  for (let k = 0; k < c; k++) {
+    workers.push(worker())
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  await Promise.all(workers)
   const elapsed = (performance.now() - t0) / 1000
   maxStall = Math.max(maxStall, performance.now() - last)
   clearInterval(tick)

@@ -14,12 +14,16 @@ export async function run() {
   const side = (mode) => JSON.parse(execFileSync(process.execPath, [join(BENCH_DIR, 'transformers-worker.mjs'), mode, ...levels], { encoding: 'utf8', env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } }).trim().split('\n').pop())
   const ort = side('onnxruntime-node')
   const ox = side('oxinfer')
+  const spin = side('oxinfer-spinning')
+  const ratio = (a, c) => Math.round((a.levels[c].medianCallsPerSecond / ort.levels[c].medianCallsPerSecond) * 100) / 100
   const ratios = {}
+  const spinningRatios = {}
   for (const c of levels) {
-    ratios[c] = Math.round((ox.levels[c].medianCallsPerSecond / ort.levels[c].medianCallsPerSecond) * 100) / 100
-    log(`transformers.js c=${c}: oxinfer ${ox.levels[c].medianCallsPerSecond} calls/s (stall ${ox.levels[c].maxStallMs} ms), onnxruntime-node ${ort.levels[c].medianCallsPerSecond} calls/s (stall ${ort.levels[c].maxStallMs} ms): ${ratios[c]}x`)
+    ratios[c] = ratio(ox, c)
+    spinningRatios[c] = ratio(spin, c)
+    log(`transformers.js c=${c}: oxinfer ${ox.levels[c].medianCallsPerSecond} calls/s (stall ${ox.levels[c].maxStallMs} ms), oxinfer spinning ${spin.levels[c].medianCallsPerSecond} (stall ${spin.levels[c].maxStallMs} ms), onnxruntime-node ${ort.levels[c].medianCallsPerSecond} calls/s (stall ${ort.levels[c].maxStallMs} ms): ${ratios[c]}x, spinning ${spinningRatios[c]}x`)
   }
-  return { onnxruntimeNode: ort, oxinfer: ox, ratios }
+  return { onnxruntimeNode: ort, oxinfer: ox, oxinferSpinning: spin, ratios, spinningRatios }
 }
 
 if (process.argv[1] && import.meta.url === `file://${process.argv[1]}`) {

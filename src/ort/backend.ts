@@ -72,7 +72,7 @@ export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): 
   const out: SessionOptions = {}
   for (const [k, v] of Object.entries(o)) {
     if (v === undefined) continue
-    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu' or 'oxinfer'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel, logId, extra { poolSize, batching })")
+    if (!SESSION_KEYS.has(k)) throw refuse(`session option '${k}'`, "has no equivalent in oxinfer (supported: executionProviders ['cpu' or 'oxinfer'], intraOpNumThreads, interOpNumThreads, graphOptimizationLevel, executionMode, logSeverityLevel, logId, extra { poolSize, batching, session.intra_op.allow_spinning })")
   }
   for (const ep of o.executionProviders ?? []) {
     const name = typeof ep === 'string' ? ep : ep?.name
@@ -99,13 +99,39 @@ export function sessionOptions(o: Common.InferenceSession.SessionOptions = {}): 
   const extra = o.extra as Record<string, unknown> | undefined
   if (extra !== undefined) {
     if (!isPlainObject(extra)) throw invalidArg(`oxinfer/ort: extra must be an object, got ${showValue(extra)}`)
-    for (const [k, v] of Object.entries(extra)) {
+    const spinning = new Map<string, boolean>()
+    for (const [k, v] of configEntries(extra)) {
       if (k === 'poolSize') out.poolSize = v as number
       else if (k === 'batching') out.batching = v as SessionOptions['batching']
-      else throw refuse(`extra option '${k}'`, 'is not one oxinfer reads (poolSize, batching); ONNX Runtime config entries are not passed through')
+      else if (SPINNING_KEYS.includes(k)) {
+        if (v !== '0' && v !== '1') throw invalidArg(`oxinfer/ort: extra option '${k}' must be '0' or '1', got ${showValue(v)}`)
+        spinning.set(k, v === '1')
+      } else throw refuse(`extra option '${k}'`, `is not one oxinfer reads (poolSize, batching, ${SPINNING_KEYS.join(', ')}); other ONNX Runtime config entries are not passed through`)
     }
+    // oxinfer sets one spinning flag for both pools.
+    const [first, ...rest] = [...spinning.values()]
+    if (rest.some((x) => x !== first)) throw refuse(`extra options ${SPINNING_KEYS.join(' and ')} with different values`, 'cannot be given: oxinfer spins both pools or neither')
+    if (first !== undefined) out.intraOpSpinning = first
   }
   return out
+}
+
+/** ONNX Runtime's config entries for spinning, which map to oxinfer's intraOpSpinning (its default: off). */
+const SPINNING_KEYS = ['session.intra_op.allow_spinning', 'session.inter_op.allow_spinning']
+
+/**
+ * `extra` as ONNX Runtime config entries: nested objects name dotted keys
+ * (`{ session: { intra_op: { allow_spinning: '1' } } }` is
+ * 'session.intra_op.allow_spinning', as onnxruntime-node flattens them);
+ * oxinfer's own poolSize and batching stay whole.
+ */
+function* configEntries(o: Record<string, unknown>, prefix = ''): Generator<[string, unknown]> {
+  for (const [k, v] of Object.entries(o)) {
+    const key = prefix + k
+    if (prefix === '' && (k === 'poolSize' || k === 'batching')) yield [k, v]
+    else if (isPlainObject(v)) yield* configEntries(v as Record<string, unknown>, `${key}.`)
+    else yield [key, v]
+  }
 }
 
 const RUN_KEYS = new Set(['terminate', 'tag', 'logSeverityLevel', 'logVerbosityLevel', 'extra'])
