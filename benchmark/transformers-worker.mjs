@@ -9,7 +9,7 @@
 // the rounds and the longest event-loop stall seen.
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 
 import { FIXTURES } from './util.mjs'
 
@@ -23,7 +23,9 @@ const OXINFER = {
 if (mode in OXINFER) await import('oxinfer/register')
 const { pipeline, env } = await import('@huggingface/transformers')
 env.allowRemoteModels = false
-env.localModelPath = join(FIXTURES, 'bert') + '/'
+// The model: the tiny BERT fixture, or OXINFER_BENCH_MODEL's folder (a model from `make_bert_fixtures.py --shape`).
+const model = process.env.OXINFER_BENCH_MODEL ? resolve(process.env.OXINFER_BENCH_MODEL) : join(FIXTURES, 'bert', 'tiny-bert')
+env.localModelPath = dirname(model) + '/'
 
 // Texts of ordinary prose from the committed corpus, each just past 128
 // tokens, so every call is [1, 128]. The corpus's adversarial lines (runs of
@@ -39,7 +41,7 @@ for (let at = 0; TEXTS.length < 64; ) {
   TEXTS.push(text.trim())
 }
 const session_options = OXINFER[mode] ?? {}
-const fe = await pipeline('feature-extraction', 'tiny-bert', { dtype: 'fp32', session_options })
+const fe = await pipeline('feature-extraction', basename(model), { dtype: 'fp32', session_options })
 const call = (i) => fe(TEXTS[i % TEXTS.length], { pooling: 'mean', normalize: true })
 const handler = fe.model.sessions.model.handler.constructor.name
 if (handler !== (mode in OXINFER ? 'OxinferSessionHandler' : 'OnnxruntimeSessionHandler')) throw new Error(`the ${mode} side runs on ${handler}`)
@@ -81,7 +83,7 @@ async function round(c, seconds) {
 }
 
 await round(8, 1) // warm-up
-const out = { mode, handler, levels: {} }
+const out = { mode, handler, model: basename(model), levels: {} }
 for (const c of levels.map(Number)) {
   const rounds = []
   for (let r = 0; r < 5; r++) rounds.push(await round(c, 2))

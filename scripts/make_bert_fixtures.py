@@ -18,6 +18,10 @@ arbitrary but fixed, which is what comparing two runtimes needs.
   python3 -m venv /tmp/bertvenv
   /tmp/bertvenv/bin/pip install -r scripts/requirements-bert.txt
   /tmp/bertvenv/bin/python scripts/make_bert_fixtures.py
+
+For benchmarks, `--shape minilm --out DIR` writes DIR/minilm-shaped/ instead:
+the same tokenizer and graph at all-MiniLM-L6-v2's size (6 layers, hidden
+384, 12 heads, intermediate 1536; about 45 MB, not committed).
 """
 
 import json
@@ -177,12 +181,34 @@ def reference(params, classifier, input_ids, attention_mask, token_type_ids):
     return x
 
 
+# Shapes for benchmarks only (not committed): all-MiniLM-L6-v2's, the
+# encoder transformers.js users most often run for feature extraction.
+SHAPES = {"minilm": dict(HIDDEN=384, LAYERS=6, HEADS=12, FFN=1536)}
+
+
 def main():
-    if os.path.isdir(OUT):
+    import argparse
+
+    global OUT
+    ap = argparse.ArgumentParser(description="Writes the tiny BERT fixtures, or with --shape a larger feature-extraction model for benchmarks.")
+    ap.add_argument("--shape", choices=sorted(SHAPES), help="write only a feature-extraction model of this shape (named after it) under --out")
+    ap.add_argument("--out", help="the folder to write into (default: the fixtures folder)")
+    args = ap.parse_args()
+    if args.shape and not args.out:
+        ap.error("--shape needs --out: benchmark models are not committed")
+    models_ = (("tiny-bert", False, 1), ("tiny-bert-sst", True, 2))
+    if args.shape:
+        globals().update(SHAPES[args.shape])
+        models_ = ((f"{args.shape}-shaped", False, 3),)
+    if args.out:
+        OUT = os.path.abspath(args.out)
+    if not args.shape and os.path.isdir(OUT):
         shutil.rmtree(OUT)
     tok = train_tokenizer()
     texts = ["Redistribution and use in source and binary forms are permitted.", "THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND."]
-    for name, classifier, seed in (("tiny-bert", False, 1), ("tiny-bert-sst", True, 2)):
+    for name, classifier, seed in models_:
+        if os.path.isdir(os.path.join(OUT, name)):
+            shutil.rmtree(os.path.join(OUT, name))
         d = os.path.join(OUT, name)
         os.makedirs(os.path.join(d, "onnx"))
         model, params = build(classifier, seed, tok.get_vocab_size())
