@@ -139,6 +139,9 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
     expect(sessionOptions({ extra: { session: { intra_op: { allow_spinning: '1' } }, poolSize: 1 } })).toEqual({ intraOpSpinning: true, poolSize: 1 })
     expect(sessionOptions({ extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' } })).toEqual({ intraOpSpinning: false })
     await expect(ort.InferenceSession.create(tiny, { extra: { 'session.intra_op.allow_spinning': 'yes' } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    const cycle: Record<string, unknown> = {}
+    cycle.self = cycle
+    await expect(ort.InferenceSession.create(tiny, { extra: cycle as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/nests deeper/) })
     const spinning = await ort.InferenceSession.create(tiny, { intraOpNumThreads: 2, extra: { poolSize: 1, session: { intra_op: { allow_spinning: '1' } } } })
     expect((await spinning.run({ x })).y.dims).toEqual([1, 2])
     await spinning.release()
@@ -155,16 +158,19 @@ describe('oxinfer/ort (onnxruntime-common backend)', () => {
     await expect(s.run({ x }, { extra: { 'memory.enable_memory_arena_shrinkage': '1' } })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' })
     // Bad feeds get oxinfer's typed errors.
     await expect(s.run({ x: new ort.Tensor('float32', new Float32Array(15), [1, 15]) })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' })
-    // Non-tensor outputs (scikit-learn's ZipMap, optionals) are refused by name, as onnxruntime-node refuses them:
-    // onnxruntime-common's OnnxValue is a Tensor.
+    // onnxruntime-common's OnnxValue is a Tensor. As onnxruntime-node does, sequences and maps (scikit-learn's ZipMap)
+    // are refused by name, and an optional comes back when it holds a tensor, refused when empty.
     const zip = await ort.InferenceSession.create(fixture('zipmap.onnx'))
     expect(zip.outputMetadata.find((m) => m.name === 'output_probability')).toEqual({ name: 'output_probability', isTensor: false })
-    await expect(zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'output_probability' is not a tensor but a sequence/) })
+    await expect(zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'output_probability' is a sequence, not a tensor/) })
     expect((await zip.run({ float_input: new ort.Tensor('float32', new Float32Array(4), [1, 4]) }, ['output_label'])).output_label.type).toBe('int64')
     const opt = await ort.InferenceSession.create(fixture('optional.onnx'))
     const x2 = new ort.Tensor('float32', Float32Array.from([1, 2]), [2])
-    await expect(opt.run({ x: x2 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'some' is not a tensor but an optional/) })
-    expect(Array.from((await opt.run({ x: x2 }, ['y'])).y.data as Float32Array)).toEqual([1, 2])
+    await expect(opt.run({ x: x2 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/output 'none' is an empty optional, not a tensor/) })
+    const filled = await opt.run({ x: x2 }, ['y', 'some'])
+    expect(filled.some).toBeInstanceOf(ort.Tensor)
+    expect([filled.some.type, filled.some.dims, Array.from(filled.some.data as Float32Array)]).toEqual(['float32', [2], [1, 2]])
+    expect(Array.from(filled.y.data as Float32Array)).toEqual([1, 2])
     await Promise.all([s.release(), zip.release(), opt.release()])
   })
 

@@ -4,7 +4,7 @@
 // scripts/make_zipmap_fixtures.py); a pipeline reads a ZipMap's
 // probabilities as scores; the server refuses them clearly; oxinfer/ort,
 // whose values are tensors only, refuses them too.
-import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -54,6 +54,10 @@ describe('non-tensor outputs', () => {
       })
       await s.dispose()
     }
+    // An optional cannot feed a graph node: graphs pass tensors.
+    const spec = { version: 1, inputs: { x: { type: 'float32', shape: [-1] } }, nodes: [{ name: 'o', kind: 'model', model: fixture('optional.onnx'), inputs: { x: 'x' } }, { name: 'p', kind: 'model', model: fixture('optional.onnx'), inputs: { x: 'o.some' } }], outputs: { y: 'p.y' } }
+    const e = await rejectsWith(Graph.create(spec as never), 'ERR_INVALID_SPEC')
+    expect(e.message).toMatch(/edge o\.some -> p\.x carries a value of type optional; graphs pass tensors only/)
   })
 
   it('a sequence of tensors: an array of Tensor of its type, exact integers, NaN and infinities kept', async () => {
@@ -160,6 +164,10 @@ describe('non-tensor outputs', () => {
     cpSync(fixture('zipmap_strings.onnx'), join(repo, 'zip', '1', 'model.onnx'))
     mkdirSync(join(repo, 'opt', '1'), { recursive: true })
     cpSync(fixture('optional.onnx'), join(repo, 'opt', '1', 'model.onnx'))
+    mkdirSync(join(repo, 'g', '1'), { recursive: true })
+    cpSync(fixture('optional.onnx'), join(repo, 'g', '1', 'opt.onnx'))
+    const graph = { version: 1, inputs: { x: { type: 'float32', shape: [-1] } }, nodes: [{ name: 'o', kind: 'model', model: 'opt.onnx', inputs: { x: 'x' } }], outputs: { some: 'o.some', none: 'o.none', y: 'o.y' } }
+    writeFileSync(join(repo, 'g', '1', 'graph.json'), JSON.stringify(graph))
     const server = await serve({ repository: repo, port: 0 })
     try {
       const body = (outputs?: { name: string }[]) => JSON.stringify({ inputs: [{ name: 'float_input', datatype: 'FP32', shape: [1, 4], data: expected.input[0] }], ...(outputs ? { outputs } : {}) })
@@ -178,6 +186,15 @@ describe('non-tensor outputs', () => {
       const y = await opt([{ name: 'y' }])
       expect(y.status).toBe(200)
       expect((await y.json()).outputs[0]).toMatchObject({ name: 'y', datatype: 'FP32', shape: [2], data: [1, 2] })
+      // A graph's optional output is refused by its declared type, filled or not, before the graph runs.
+      for (const name of ['some', 'none']) {
+        const r = await fetch(`${server.address!.url}/v2/models/g/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }], outputs: [{ name }] }) })
+        expect(r.status, name).toBe(400)
+        expect((await r.json()).error).toMatch(new RegExp(`output '${name}' is not a tensor but an optional, which the v2 protocol cannot carry: request the model's tensor outputs by name$`))
+      }
+      const gy = await fetch(`${server.address!.url}/v2/models/g/infer`, { method: 'POST', body: JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [2], data: [1, 2] }], outputs: [{ name: 'y' }] }) })
+      expect(gy.status).toBe(200)
+      expect((await gy.json()).outputs[0]).toMatchObject({ name: 'y', datatype: 'FP32', data: [1, 2] })
     } finally {
       await server.close()
       rmSync(repo, { recursive: true, force: true })

@@ -159,7 +159,11 @@ export interface FeedbackDecision extends TrialDecision {
   node: string
 }
 
-/** A graph's outputs by name; a skipped output is null. */
+/**
+ * A graph's outputs by name; a skipped output is null, as is an empty ONNX
+ * optional (a model output typed 'optional' in `graph.outputs`), and a
+ * sequence or map output is its JS value (see `OutputValue`).
+ */
 export type GraphResult = Record<string, Tensor | null>
 
 const OPTION_KEYS = ['models', 'session', 'baseDir'] as const

@@ -16,7 +16,8 @@ import { invalidArg, OxinferError } from '../errors'
 import { isPlainObject, showValue } from '../options'
 import { Session } from '../session/session'
 import type { SessionOptions, SessionStats } from '../session/options'
-import type { Tensor } from '../tensor'
+import { Tensor } from '../tensor'
+import type { OutputValue } from '../values'
 
 type CommonModule = typeof Common
 type SessionHandler = Awaited<globalThis.ReturnType<Common.Backend['createInferenceSessionHandler']>>
@@ -125,11 +126,13 @@ const SPINNING_KEYS = ['session.intra_op.allow_spinning', 'session.inter_op.allo
  * 'session.intra_op.allow_spinning', as onnxruntime-node flattens them);
  * oxinfer's own poolSize and batching stay whole.
  */
-function* configEntries(o: Record<string, unknown>, prefix = ''): Generator<[string, unknown]> {
+function* configEntries(o: Record<string, unknown>, prefix = '', depth = 0): Generator<[string, unknown]> {
+  // ONNX Runtime's keys have a few parts; deeper nesting is a mistake (or a cycle).
+  if (depth > 8) throw invalidArg(`oxinfer/ort: extra nests deeper than ONNX Runtime's config keys (at '${prefix}')`)
   for (const [k, v] of Object.entries(o)) {
     const key = prefix + k
     if (prefix === '' && (k === 'poolSize' || k === 'batching')) yield [k, v]
-    else if (isPlainObject(v)) yield* configEntries(v as Record<string, unknown>, `${key}.`)
+    else if (isPlainObject(v)) yield* configEntries(v as Record<string, unknown>, `${key}.`, depth + 1)
     else yield [key, v]
   }
 }
@@ -163,6 +166,11 @@ function ownTurn(): Promise<void> {
       setImmediate(pump)
     }
   })
+}
+
+/** The refusal of an output onnxruntime-common cannot hold, `what` it is. */
+function notTensor(name: string, what: string, tag: string): OxinferError {
+  return new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${name}' is ${what}, not a tensor, which onnxruntime-common cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
 }
 
 /** ValueInfo types that are not tensors (sequences, maps, optionals). */
@@ -215,21 +223,25 @@ class OxinferSessionHandler implements SessionHandler {
     // ONNX Runtime's terminate flag ends a run as soon as it can: set at the call, the run does not start.
     if (options?.terminate) throw new OxinferError('ERR_ABORTED', `the run was terminated (runOptions.terminate)${tag}`)
     const names = Object.keys(fetches)
-    // onnxruntime-common's values are tensors only (onnxruntime-node throws on these too).
-    const nonTensor = names.find((n) => this.#nonTensor.has(n))
-    if (nonTensor !== undefined) throw new OxinferError('ERR_UNSUPPORTED', `oxinfer/ort: output '${nonTensor}' is not a tensor but ${this.#nonTensor.get(nonTensor) === 'optional' ? 'an' : 'a'} ${this.#nonTensor.get(nonTensor)}, which onnxruntime-common tensors cannot hold; ask for the tensor outputs by name, or use oxinfer's Session, which returns it as a JS value${tag}`)
-    let result: Record<string, Tensor>
+    // onnxruntime-common's values are tensors only. As in onnxruntime-node, a
+    // sequence or map is refused, and an optional is returned when it holds
+    // a tensor (refused when empty, below).
+    const nonTensor = names.find((n) => this.#nonTensor.has(n) && this.#nonTensor.get(n) !== 'optional')
+    if (nonTensor !== undefined) throw notTensor(nonTensor, `a ${this.#nonTensor.get(nonTensor)}`, tag)
+    let result: Record<string, OutputValue>
     try {
       // Only the model's inputs: onnxruntime-node ignores other keys.
       const own: Record<string, Common.Tensor> = {}
       for (const n of this.inputNames) if (n in feeds) own[n] = feeds[n] as Common.Tensor
-      result = await this.session.run(own, { outputs: names })
+      result = await this.session.run<Record<string, OutputValue>>(own, { outputs: names })
     } finally {
       await ownTurn()
     }
     const out: Results = {}
     for (const name of names) {
-      const got = result[name]
+      const value = result[name]
+      if (!(value instanceof Tensor)) throw notTensor(name, value === null ? 'an empty optional' : 'an optional holding a sequence or map', tag)
+      const got = value
       const into = fetches[name] as Common.Tensor | null
       if (into) {
         // A pre-allocated output (fetches): filled in place, as onnxruntime-node does.

@@ -142,7 +142,7 @@ export class Session {
    * Tensors, except non-tensor ones (sequences, maps, optionals: see
    * `OutputValue`), which a caller types through `T`.
    */
-  run<T extends Record<string, OutputValue> = Record<string, Tensor>>(feeds: Record<string, TensorLike>, options?: RunOptions): Promise<T>
+  run<T extends { [K in keyof T]: OutputValue } = Record<string, Tensor>>(feeds: Record<string, TensorLike>, options?: RunOptions): Promise<T>
   run(feeds: Record<string, TensorLike>, options: RunOptions = {}): Promise<Record<string, Tensor>> {
     let flat: unknown[]
     let outputs: string[] | undefined

@@ -441,7 +441,7 @@ fn take_compatible(st: &mut State, first: &Request, already: &[Taken], shared: &
     if first.work.rows(layout).is_none() {
         return Vec::new();
     }
-    // A sequence or map output (a ZipMap) has no rows to split among requests: such runs go alone.
+    // A sequence, map (a ZipMap) or optional output has no rows to split among requests: such runs go alone.
     if let crate::request::Work::Run { outputs, .. } = &first.work {
         let info = shared.backend.info();
         if outputs.iter().any(|&o| info.outputs.get(o).is_some_and(|v| !matches!(v.kind, crate::backend::ValueKind::Tensor(_)))) {

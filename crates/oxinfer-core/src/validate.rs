@@ -94,7 +94,8 @@ pub fn check_given(info: &ModelInfo, inputs: &[InputTensor]) -> Result<()> {
     Ok(())
 }
 
-/// The indices of the outputs named (all when `None`), each a tensor.
+/// The indices of the outputs named (all when `None`): tensors, or values
+/// oxinfer returns as JSON (sequences, maps, optionals).
 pub fn check_outputs(info: &ModelInfo, outputs: Option<&[String]>) -> Result<Vec<usize>> {
     let wanted: Vec<usize> = match outputs {
         None => (0..info.outputs.len()).collect(),

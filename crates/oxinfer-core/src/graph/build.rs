@@ -537,7 +537,7 @@ fn plan(spec: &GraphSpec, models: &HashMap<String, Arc<dyn NodeRunner>>) -> Resu
         for (k, s) in &args[i] {
             if let Some(t) = tys[*s].as_ref().filter(|t| t.dtype().is_none()) {
                 let r = &n.inputs.iter().find(|(x, _)| x == k).expect("arg").1;
-                return Err(error(Some(n.label()), &n.input_path(k), format!("edge {r} -> {} carries a {} value; graphs pass tensors only", end(&n.name, k), t.kind.type_name())));
+                return Err(error(Some(n.label()), &n.input_path(k), format!("edge {r} -> {} carries a value of type {}; graphs pass tensors only", end(&n.name, k), t.kind.type_name())));
             }
         }
         let arg_tys: Vec<Ty> = args[i].iter().map(|(_, s)| tys[*s].clone().expect("typed in order")).collect();

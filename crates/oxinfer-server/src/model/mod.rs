@@ -209,15 +209,31 @@ impl Version {
         // Rows, as Triton counts inferences: dim 0 where it is the batch.
         let batched = self.config.max_batch_size > 0 || matches!(self.kind, Kind::Pipeline(_) | Kind::Graph(_));
         let rows = if batched { inputs.first().and_then(|t| t.dims.first()).map_or(1, |&n| n.max(0) as u64) } else { 1 };
-        let result = self.run(inputs, wanted, options).await.and_then(|(outputs, timing)| {
-            // The v2 protocol carries tensors; Triton's ONNX Runtime backend refuses sequences and maps too.
-            match outputs.iter().find(|t| t.non_tensor().is_some()) {
-                Some(t) => Err(non_tensor(&t.name, if t.non_tensor() == Some("null") { "empty optional" } else { "sequence or map (such as a ZipMap)" })),
-                None => Ok((outputs, timing)),
-            }
-        });
+        let result = match self.declared_non_tensor(wanted) {
+            // Refused by declared type before running: a sequence model's state does not move, and an
+            // optional is refused whether or not this request's run would fill it.
+            Some(o) => Err(non_tensor(&o.name, &o.kind.type_name())),
+            None => self.run(inputs, wanted, options).await.and_then(|(outputs, timing)| {
+                // A backstop: the v2 protocol carries tensors (Triton's ONNX Runtime backend refuses the others too).
+                match outputs.iter().find(|t| t.non_tensor().is_some()) {
+                    Some(t) => Err(non_tensor(&t.name, if t.non_tensor() == Some("null") { "optional" } else { "sequence" })),
+                    None => Ok((outputs, timing)),
+                }
+            }),
+        };
         self.stats.record(&result, rows, started.elapsed());
         result
+    }
+
+    /// The first output asked for (all when `wanted` is empty) that the
+    /// model, graph or sequence model declares as a non-tensor value.
+    /// Pipelines' outputs are their own tensors.
+    fn declared_non_tensor(&self, wanted: &[String]) -> Option<&oxinfer_core::ValueInfo> {
+        if matches!(self.kind, Kind::Pipeline(_)) {
+            return None;
+        }
+        let asked = |o: &&oxinfer_core::ValueInfo| wanted.is_empty() || wanted.contains(&o.name);
+        self.info.outputs.iter().filter(asked).find(|o| !matches!(o.kind, oxinfer_core::ValueKind::Tensor(_)))
     }
 
     async fn run(&self, inputs: Vec<InputTensor>, wanted: &[String], options: &InferOptions) -> Result<(Vec<OutputTensor>, Timing)> {
@@ -247,10 +263,6 @@ impl Version {
             Kind::Onnx | Kind::Torch => {
                 let names = (!wanted.is_empty()).then_some(wanted);
                 let idx = validate::check_request(&self.info, &inputs, names)?;
-                // Refused before running (infer checks graphs' results after).
-                if let Some(o) = idx.iter().map(|&i| &self.info.outputs[i]).find(|o| !matches!(o.kind, oxinfer_core::ValueKind::Tensor(_))) {
-                    return Err(non_tensor(&o.name, &o.kind.type_name()));
-                }
                 (model_run(inputs, idx), None)
             }
             Kind::Pipeline(p) => {
@@ -356,8 +368,9 @@ impl Version {
 /// The refusal of a sequence, map (a ZipMap) or optional output.
 fn non_tensor(name: &str, kind: &str) -> ServerError {
     let a = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    let zipmap = if kind == "sequence" || kind == "map" { ", or serve the model through a pipeline, which reads a ZipMap's probabilities as scores" } else { "" };
     ServerError::BadRequest(format!(
-        "output '{name}' is not a tensor but {a} {kind}, which the v2 protocol cannot carry: request the model's tensor outputs by name, or serve it through a pipeline, which reads a ZipMap's probabilities as scores"
+        "output '{name}' is not a tensor but {a} {kind}, which the v2 protocol cannot carry: request the model's tensor outputs by name{zipmap}"
     ))
 }
 
