@@ -11,6 +11,9 @@ Writes, under __test__/fixtures/:
                         n int32 [N, 3] → whole: its rows as seq(tensor(int32)).
   optional.onnx         x float32 [N] → y (Identity), and two optional
                         outputs: some (holding x) and none (empty).
+  optional_slow.onnx    x float32 [64, 64], iters int64 → y: optional, x
+                        after `iters` rounds of tanh(x·x) (a Loop), for
+                        stopping a run that fetches an optional midway.
   zipmap_expected.json  scikit-learn's predict_proba for both zipmap.onnx
                         (integer classes; the same data and fit as
                         make_fixtures.py) and zipmap_strings.onnx, on 12 rows.
@@ -58,6 +61,41 @@ def make_sequence():
     assert [a.tolist() for a in r] == [[1, 5, 2], [7, 0, 3]] and [a.tolist() for a in i] == [[1], [0]], (r, i)
 
 
+def make_optional_slow():
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["x_in", "x_in"], ["xx"]),
+            helper.make_node("Tanh", ["xx"], ["x_out"]),
+        ],
+        "slow_body",
+        [
+            helper.make_tensor_value_info("iter_num", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_in", TensorProto.FLOAT, [64, 64]),
+        ],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("x_out", TensorProto.FLOAT, [64, 64])],
+    )
+    nodes = [
+        helper.make_node("Constant", [], ["go"], value=helper.make_tensor("go", TensorProto.BOOL, [], [True])),
+        helper.make_node("Loop", ["iters", "go", "x"], ["looped"], body=body),
+        helper.make_node("Optional", ["looped"], ["y"]),
+    ]
+    opt = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [64, 64]))
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64]), helper.make_tensor_value_info("iters", TensorProto.INT64, [])]
+    graph = helper.make_graph(nodes, "optional_slow", inputs, [helper.make_value_info("y", opt)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="oxinfer-fixtures")
+    model.ir_version = IR_VERSION
+    finish(model, "optional_slow.onnx")
+    s = ort.InferenceSession(os.path.join(OUT_DIR, "optional_slow.onnx"), providers=["CPUExecutionProvider"])
+    x = np.full((64, 64), 0.01, dtype=np.float32)
+    (y,) = s.run(None, {"x": x, "iters": np.array(2, dtype=np.int64)})
+    want = np.tanh(np.tanh(x @ x) @ np.tanh(x @ x))
+    assert np.abs(y - want).max() < 1e-5
+
+
 def make_optional():
     from onnx import TensorProto, helper
 
@@ -103,6 +141,7 @@ def main():
         print(f"{name}: max |onnxruntime - predict_proba| {err:.1e}")
     make_sequence()
     make_optional()
+    make_optional_slow()
     with open(os.path.join(OUT_DIR, "zipmap_expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print("wrote", path, "and zipmap_expected.json")

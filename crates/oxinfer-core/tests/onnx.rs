@@ -168,6 +168,29 @@ fn a_running_loop_is_terminated() {
 }
 
 #[test]
+fn a_run_fetching_an_optional_is_terminated() {
+    let b = Arc::new(load("optional_slow.onnx", &OnnxOptions { intra_op_threads: 1, ..Default::default() }));
+    assert_eq!(b.info().outputs[0].kind, ValueKind::Optional);
+    let x = || InputTensor::from_values("x", DType::Float32, &[64, 64], &vec![0.01f32; 64 * 64]).unwrap();
+    let iters = |n: i64| InputTensor::from_values("iters", DType::Int64, &[], &[n]).unwrap();
+    let done = b.run(0, &[x(), iters(2)], &[0], &RunControl::new()).unwrap();
+    assert_eq!(done[0].dims, vec![64, 64]);
+    let ctl = Arc::new(RunControl::new());
+    let c2 = Arc::clone(&ctl);
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        c2.abort();
+    });
+    let t0 = std::time::Instant::now();
+    let e = b.run(0, &[x(), iters(100_000_000)], &[0], &ctl).unwrap_err();
+    t.join().unwrap();
+    assert_eq!(e.code(), "ERR_ABORTED", "{e}");
+    assert!(t0.elapsed().as_secs_f64() < 3.0, "took {:?}", t0.elapsed());
+    // The session serves the next run.
+    assert_eq!(b.run(0, &[x(), iters(1)], &[0], &RunControl::new()).unwrap()[0].dims, vec![64, 64]);
+}
+
+#[test]
 fn cuda_is_refused_without_a_cuda_build() {
     let opts = OnnxOptions { device: oxinfer_core::onnx::Device::Cuda(0), ..Default::default() };
     let e = OnnxBackend::load(runtime(), ModelSource::Path(fixture("tiny_mlp.onnx")), &opts).err().unwrap();
