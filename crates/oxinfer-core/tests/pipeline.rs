@@ -82,3 +82,28 @@ fn spec_errors_name_the_stage() {
     let e = pipeline::parse(r#"{"version":1,"model":"m","fields":[],"features":[],"output":{"tensor":"y"},"preprocess":[{"op":"zscore","fields":["a"]}]}"#).unwrap_err();
     assert_eq!(e.stage(), Some("preprocess[0] (zscore)"));
 }
+
+#[test]
+fn a_failed_batch_leaves_the_drift_windows_as_they_were() {
+    use oxinfer_core::monitor::{MonitorSpec, Thresholds};
+    let b = backend();
+    let (batch, _) = batch();
+    let plain = Pipeline::compile(spec("pipeline.json"), b.info()).unwrap();
+    let reference = plain.profile(&batch, &b, 0, &RunControl::new()).unwrap();
+    let mut s = spec("pipeline.json");
+    s.monitor = Some(MonitorSpec { reference, window: 10_000, check_every: usize::MAX, min_interval_ms: 0, thresholds: Thresholds::default(), feedback: None, log: None, window_ms: 0, metrics: Vec::new() });
+    let p = Pipeline::compile(s, b.info()).unwrap();
+    let windows = |p: &Pipeline| p.monitor().unwrap().report().features.iter().map(|f| (f.name.clone(), f.records)).collect::<Vec<_>>();
+    // The run fails at the model (its control is aborted), after the inputs were read.
+    let aborted = RunControl::new();
+    aborted.abort();
+    let e = p.run(&batch, RunOptions { fail_fast: false, timings: false }, &b, 0, &aborted, &mut Default::default()).unwrap_err();
+    assert_eq!(e.code(), "ERR_ABORTED");
+    assert!(windows(&p).iter().all(|(_, n)| *n == 0), "{:?}", windows(&p));
+    assert_eq!(p.monitor().unwrap().report().records, 0);
+    p.run(&batch, RunOptions { fail_fast: false, timings: false }, &b, 0, &RunControl::new(), &mut Default::default()).unwrap();
+    let filled = windows(&p);
+    assert!(filled.iter().any(|(n, _)| n == "bill_length_mm") && filled.iter().any(|(n, _)| n == "score"), "{filled:?}");
+    // Every feature, inputs and predictions alike, holds the batch's rows (NaN inputs count as missing values).
+    assert!(filled.iter().all(|(_, n)| *n == batch.rows), "{filled:?}");
+}

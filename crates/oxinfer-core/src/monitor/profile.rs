@@ -12,6 +12,7 @@ use super::stats::quantile;
 pub const SAMPLE: usize = 2000;
 
 /// A column's values, as the monitor reads them.
+#[derive(Clone, Copy)]
 pub enum Values<'a> {
     /// NaN is missing.
     Num(&'a [f64]),

@@ -180,13 +180,12 @@ impl Pipeline {
         let mut t = StageTimings::default();
         let clock = Instant::now();
         let mut frame = self.frame(batch)?;
-        if let Some(m) = monitor {
-            m.push(frame.rows, &self.input_values(&frame));
-        }
-        // Business metrics read inputs as they arrived: the stages may rewrite them.
-        let business_inputs: Vec<(&str, Col)> = match (&self.business, monitor) {
-            (Some(b), Some(_)) => b.fields().into_iter().filter_map(|f| frame.get(f).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f, c.clone()))).collect(),
-            _ => Vec::new(),
+        // Drift windows and business metrics read the inputs as they arrived
+        // (the stages may rewrite them), and only once the batch has
+        // succeeded: a failed batch leaves the windows as they were.
+        let arrived: Vec<(&str, Col)> = match monitor {
+            Some(_) => self.spec.fields.iter().filter_map(|f| frame.get(&f.name).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f.name.as_str(), c.clone()))).collect(),
+            None => Vec::new(),
         };
         // The log's rows: their ids and sampling decided now, and the inputs
         // of the sampled ones kept as they arrived, before any stage.
@@ -257,17 +256,14 @@ impl Pipeline {
             }
         }
         if let Some(m) = monitor {
+            let inputs: Vec<(&str, Values)> = arrived.iter().filter_map(|(name, c)| Some((*name, col_values(c)?))).collect();
+            m.push(rows, &inputs);
             let (codes, top, vocab) = predictions(&scores, k, self.spec.output.labels.as_deref());
             if let Some(b) = &self.business {
                 use crate::monitor::business::Column;
-                let mut cols: Vec<Column> = business_inputs
-                    .iter()
-                    .filter_map(|(name, c)| match c {
-                        Col::Num(v) => Some(Column { name, values: Values::Num(v), rows: Some(&good) }),
-                        Col::Cat { codes, vocab } => Some(Column { name, values: Values::Cat { codes, vocab }, rows: Some(&good) }),
-                        _ => None,
-                    })
-                    .collect();
+                let fields = b.fields();
+                let mut cols: Vec<Column> =
+                    inputs.iter().filter(|(name, _)| fields.contains(name)).map(|(name, values)| Column { name, values: *values, rows: Some(&good) }).collect();
                 cols.push(Column { name: "label", values: Values::Cat { codes: &codes, vocab: &vocab }, rows: None });
                 cols.push(Column { name: "score", values: Values::Num(&top), rows: None });
                 b.observe(good.len(), &cols);
@@ -339,15 +335,7 @@ impl Pipeline {
 
     /// The raw number and category fields, as the monitor and profiles read them.
     fn input_values<'a>(&'a self, frame: &'a Frame) -> Vec<(&'a str, Values<'a>)> {
-        self.spec
-            .fields
-            .iter()
-            .filter_map(|f| match frame.get(&f.name)? {
-                Col::Num(v) => Some((f.name.as_str(), Values::Num(v))),
-                Col::Cat { codes, vocab } => Some((f.name.as_str(), Values::Cat { codes, vocab })),
-                _ => None,
-            })
-            .collect()
+        self.spec.fields.iter().filter_map(|f| Some((f.name.as_str(), col_values(frame.get(&f.name)?)?))).collect()
     }
 
     /// A profile of `batch` as the reference for drift monitoring: its
@@ -639,4 +627,13 @@ fn compact_rows(t: &mut InputTensor, good: &[usize], width: usize) {
         bytes.truncate(good.len() * per);
     }
     t.dims[0] = good.len() as i64;
+}
+
+/// A number or category column as the monitor reads it; None for other kinds.
+fn col_values(c: &Col) -> Option<Values<'_>> {
+    match c {
+        Col::Num(v) => Some(Values::Num(v)),
+        Col::Cat { codes, vocab } => Some(Values::Cat { codes, vocab }),
+        _ => None,
+    }
 }
