@@ -395,3 +395,64 @@ pub fn fnv(bytes: &[u8]) -> u64 {
     }
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(name: &str, batch_rows: usize) -> (PredictionLog, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("oxinfer-log-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = LogSpec { path: "log.db".into(), inputs: InputsMode::None, sample: 1.0, flush_ms: 600_000, batch_rows, max_rows: 1_000_000 };
+        (PredictionLog::open(spec, dir.join("log.db")).unwrap(), dir)
+    }
+
+    fn entries(from: usize, n: usize) -> Vec<Entry> {
+        (from..from + n).map(|i| Entry { id: format!("p{i}"), inputs: None, label: Some("a".into()), scores: vec![i as f64] }).collect()
+    }
+
+    /// Rows committed so far, read through a connection of its own.
+    fn committed(dir: &Path) -> i64 {
+        Connection::open(dir.join("log.db")).unwrap().query_row("SELECT COUNT(*) FROM predictions", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_full_batch_wakes_the_writer_and_a_partial_one_waits_for_a_flush() {
+        let (l, dir) = log("batch", 100);
+        // 99 rows, one request at a time: under the batch, with the flush a long way off, nothing is written.
+        for i in 0..99 {
+            l.append(entries(i, 1));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(committed(&dir), 0);
+        // The 100th fills the batch: the writer wakes without a flush.
+        l.append(entries(99, 1));
+        let t = Instant::now();
+        while committed(&dir) < 100 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(committed(&dir), 100);
+        // A partial batch and an outcome are written by a flush, in order (70 rows take the chunked INSERT and the rest).
+        l.append(entries(100, 70));
+        l.outcome("p5", "b");
+        l.flush().unwrap();
+        assert_eq!(committed(&dir), 170);
+        let c = Connection::open(dir.join("log.db")).unwrap();
+        let ids: Vec<String> = c.prepare("SELECT id FROM predictions ORDER BY seq").unwrap().query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(ids, (0..170).map(|i| format!("p{i}")).collect::<Vec<_>>());
+        let outcome: Option<String> = c.query_row("SELECT outcome FROM predictions WHERE id = 'p5'", [], |r| r.get(0)).unwrap();
+        assert_eq!(outcome.as_deref(), Some("b"));
+        assert_eq!(l.dropped(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn closing_writes_what_is_queued() {
+        let (l, dir) = log("close", 1000);
+        l.append(entries(0, 300));
+        drop(l);
+        assert_eq!(committed(&dir), 300);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
