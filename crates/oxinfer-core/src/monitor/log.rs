@@ -82,20 +82,36 @@ struct Pending {
     closed: bool,
 }
 
-#[derive(Default)]
+impl Pending {
+    /// Rows and outcomes waiting.
+    fn items(&self) -> usize {
+        self.rows.len() + self.outcomes.len()
+    }
+}
+
 struct Queue {
     pending: Mutex<Pending>,
     ready: Condvar,
+    /// Items that wake the writer: a batch (at most `bound`).
+    batch: usize,
+    /// Items waiting at most: past them, more are dropped (and counted)
+    /// rather than held in memory or the caller blocked. An append to an
+    /// empty queue is always taken, however large.
+    bound: usize,
 }
 
 impl Queue {
+    fn new(batch_rows: usize) -> Queue {
+        let bound = PENDING.max(batch_rows.saturating_mul(4));
+        Queue { pending: Mutex::default(), ready: Condvar::new(), batch: batch_rows.min(bound), bound }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Rows and outcomes waiting for the writer at most: past them, more are
-/// dropped (and counted) rather than held in memory or the caller blocked.
+/// Items (rows and outcomes) that may wait for the writer, at least.
 const PENDING: usize = 65_536;
 /// Rows a failed batch keeps for its retry at most.
 const RETRY_ROWS: usize = 1_000_000;
@@ -158,8 +174,8 @@ impl PredictionLog {
             return Err(Error::invalid_spec("monitor", "log: sample must be in (0, 1], batchRows and flushMs at least 1, and maxRows from 1 to 2^50").at("monitor.log"));
         }
         let mut conn = open(&path).map_err(|e| db_err(&path, e))?;
-        let queue = Arc::new(Queue::default());
-        let (flush, batch, max) = (Duration::from_millis(spec.flush_ms), spec.batch_rows, spec.max_rows);
+        let queue = Arc::new(Queue::new(spec.batch_rows));
+        let (flush, max) = (Duration::from_millis(spec.flush_ms), spec.max_rows);
         let p = path.clone();
         let last_error = Arc::new(Mutex::new(None));
         let failure = Arc::clone(&last_error);
@@ -177,14 +193,24 @@ impl PredictionLog {
                         loop {
                             let deadline = since + flush;
                             let now = Instant::now();
-                            if pending.rows.len() >= batch || !pending.flushes.is_empty() || pending.closed || now >= deadline {
+                            // `woken` as well as the count: a caller's wake-up is never slept through.
+                            if pending.woken || pending.items() >= q.batch || !pending.flushes.is_empty() || pending.closed || now >= deadline {
                                 break;
                             }
                             pending = q.ready.wait_timeout(pending, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
                         }
                         pending.woken = false;
-                        rows.append(&mut pending.rows);
-                        outcomes.append(&mut pending.outcomes);
+                        // Swapped, not copied, when nothing is kept from a failed write.
+                        if rows.is_empty() {
+                            std::mem::swap(&mut rows, &mut pending.rows);
+                        } else {
+                            rows.append(&mut pending.rows);
+                        }
+                        if outcomes.is_empty() {
+                            std::mem::swap(&mut outcomes, &mut pending.outcomes);
+                        } else {
+                            outcomes.append(&mut pending.outcomes);
+                        }
                         (std::mem::take(&mut pending.flushes), pending.closed)
                     };
                     since = Instant::now();
@@ -216,18 +242,18 @@ impl PredictionLog {
         Ok(PredictionLog { spec, path, queue, last_error, dropped: Default::default(), writer: Mutex::new(Some(writer)) })
     }
 
-    /// Queues `n` items with `add`, unless the queue is closed or `PENDING`
-    /// items wait already (then they are dropped and counted); wakes the
+    /// Queues `n` items with `add`, unless the queue is closed or would hold
+    /// more than its bound (then they are dropped and counted); wakes the
     /// writer once a batch is full.
     fn enqueue(&self, n: usize, add: impl FnOnce(&mut Pending)) {
         let mut pending = self.queue.lock();
-        if pending.closed || pending.rows.len() + pending.outcomes.len() + n > PENDING {
+        if pending.closed || (pending.items() > 0 && pending.items() + n > self.queue.bound) {
             drop(pending);
             self.dropped.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
             return;
         }
         add(&mut pending);
-        if !pending.woken && pending.rows.len() + pending.outcomes.len() >= self.spec.batch_rows {
+        if !pending.woken && pending.items() >= self.queue.batch {
             pending.woken = true;
             drop(pending);
             self.queue.ready.notify_one();
@@ -257,8 +283,8 @@ impl PredictionLog {
         self.spec.sample >= 1.0 || (fnv(key.as_bytes()) as f64 / u64::MAX as f64) < self.spec.sample
     }
 
-    /// Queues predictions for the next batch (dropped and counted when
-    /// `PENDING` rows and outcomes wait already).
+    /// Queues predictions for the next batch (dropped and counted when the
+    /// writer is that far behind: see `Queue::bound`).
     pub fn append(&self, entries: Vec<Entry>) {
         if !entries.is_empty() {
             let ts = now_ms();
@@ -360,9 +386,10 @@ fn write(conn: &mut Connection, rows: &[(Entry, i64)], outcomes: &[(String, Stri
         // Rows go in INSERTs of CHUNK rows each, the rest one by one: 0.95 µs a row against 1.17
         // one by one (ids as the pipeline makes them, this machine).
         const CHUNK: usize = 64;
-        let values = |n: usize| vec!["(?, ?, ?, ?, ?)"; n].join(", ");
-        let mut many = tx.prepare_cached(&format!("INSERT INTO predictions (id, ts, inputs, label, scores) VALUES {}", values(CHUNK)))?;
-        let mut one = tx.prepare_cached(&format!("INSERT INTO predictions (id, ts, inputs, label, scores) VALUES {}", values(1)))?;
+        static MANY: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("INSERT INTO predictions (id, ts, inputs, label, scores) VALUES {}", vec!["(?, ?, ?, ?, ?)"; CHUNK].join(", ")));
+        let mut many = tx.prepare_cached(&MANY)?;
+        let mut one = tx.prepare_cached("INSERT INTO predictions (id, ts, inputs, label, scores) VALUES (?, ?, ?, ?, ?)")?;
         let scores: Vec<String> = rows.iter().map(|(e, _)| serde_json::to_string(&e.scores).unwrap_or_else(|_| "[]".into())).collect();
         let fields = |i: usize| -> [&dyn rusqlite::ToSql; 5] {
             let (e, ts) = &rows[i];
@@ -443,6 +470,33 @@ mod tests {
         assert_eq!(ids, (0..170).map(|i| format!("p{i}")).collect::<Vec<_>>());
         let outcome: Option<String> = c.query_row("SELECT outcome FROM predictions WHERE id = 'p5'", [], |r| r.get(0)).unwrap();
         assert_eq!(outcome.as_deref(), Some("b"));
+        assert_eq!(l.dropped(), 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn outcomes_count_toward_a_batch_and_never_leave_the_writer_asleep() {
+        let (l, dir) = log("outcomes", 10);
+        l.append(entries(0, 5));
+        for i in 0..5 {
+            l.outcome(&format!("p{i}"), "b");
+        }
+        // The batch (5 rows + 5 outcomes) woke the writer; more rows wake it again, with no flush.
+        l.append(entries(5, 10));
+        let t = Instant::now();
+        while committed(&dir) < 15 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(committed(&dir), 15);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_append_larger_than_the_bound_is_taken_when_the_queue_is_empty() {
+        let (l, dir) = log("large", 1000);
+        l.append(entries(0, PENDING + 10));
+        l.flush().unwrap();
+        assert_eq!(committed(&dir), (PENDING + 10) as i64);
         assert_eq!(l.dropped(), 0);
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -183,8 +183,18 @@ impl Pipeline {
         // Drift windows and business metrics read the inputs as they arrived
         // (the stages may rewrite them), and only once the batch has
         // succeeded: a failed batch leaves the windows as they were.
+        // Only the fields they watch are kept.
         let arrived: Vec<(&str, Col)> = match monitor {
-            Some(_) => self.spec.fields.iter().filter_map(|f| frame.get(&f.name).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f.name.as_str(), c.clone()))).collect(),
+            Some(m) => {
+                let business = self.business.as_ref().map(|b| b.fields()).unwrap_or_default();
+                let watched = |name: &str| business.contains(&name) || m.spec().reference.features.iter().any(|f| f.name == name);
+                self.spec
+                    .fields
+                    .iter()
+                    .filter(|f| watched(&f.name))
+                    .filter_map(|f| frame.get(&f.name).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f.name.as_str(), c.clone())))
+                    .collect()
+            }
             None => Vec::new(),
         };
         // The log's rows: their ids and sampling decided now, and the inputs
