@@ -444,6 +444,15 @@ mod tests {
         Connection::open(dir.join("log.db")).unwrap().query_row("SELECT COUNT(*) FROM predictions", [], |r| r.get(0)).unwrap()
     }
 
+    /// Rows committed once `n` are, or after 10 s (the flush interval is 600 s: only a wake-up writes them).
+    fn committed_soon(dir: &Path, n: i64) -> i64 {
+        let t = Instant::now();
+        while committed(dir) < n && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        committed(dir)
+    }
+
     #[test]
     fn a_full_batch_wakes_the_writer_and_a_partial_one_waits_for_a_flush() {
         let (l, dir) = log("batch", 100);
@@ -455,11 +464,7 @@ mod tests {
         assert_eq!(committed(&dir), 0);
         // The 100th fills the batch: the writer wakes without a flush.
         l.append(entries(99, 1));
-        let t = Instant::now();
-        while committed(&dir) < 100 && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(committed(&dir), 100);
+        assert_eq!(committed_soon(&dir, 100), 100);
         // A partial batch and an outcome are written by a flush, in order (70 rows take the chunked INSERT and the rest).
         l.append(entries(100, 70));
         l.outcome("p5", "b");
@@ -483,11 +488,7 @@ mod tests {
         }
         // The batch (5 rows + 5 outcomes) woke the writer; more rows wake it again, with no flush.
         l.append(entries(5, 10));
-        let t = Instant::now();
-        while committed(&dir) < 15 && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(committed(&dir), 15);
+        assert_eq!(committed_soon(&dir, 15), 15);
         let _ = std::fs::remove_dir_all(dir);
     }
 
