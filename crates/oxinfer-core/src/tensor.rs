@@ -300,6 +300,11 @@ impl OutputTensor {
         }
     }
 
+    /// A non-tensor output: its JSON (see `OutputData::Value`), no dims.
+    pub fn value(name: &str, json: String) -> OutputTensor {
+        OutputTensor { name: name.into(), dtype: DType::String, dims: Vec::new(), data: OutputData::Value(json) }
+    }
+
     /// A non-tensor value's JSON (see `OutputData::Value`).
     pub fn non_tensor(&self) -> Option<&str> {
         match &self.data {

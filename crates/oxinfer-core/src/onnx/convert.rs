@@ -226,7 +226,7 @@ pub fn from_value(name: &str, v: DynValue) -> Result<OutputTensor> {
         ValueType::Tensor { ty, .. } => *ty,
         ValueType::Sequence(_) | ValueType::Map { .. } => {
             let json = non_tensor_json(name, &v)?;
-            return Ok(OutputTensor { name: name.into(), dtype: DType::String, dims: Vec::new(), data: OutputData::Value(json.to_string()) });
+            return Ok(OutputTensor::value(name, json.to_string()));
         }
         other => {
             return Err(Error::Unsupported(format!("output '{name}' is a non-tensor value ({other:?}) that oxinfer does not read (sequences and maps it does)")));

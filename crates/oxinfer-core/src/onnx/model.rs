@@ -12,7 +12,7 @@ use super::library::Runtime;
 use crate::threads::Threads;
 use crate::backend::{Backend, Dim, ModelInfo, ModelMetadata, ModelSource, RunControl, ValueKind};
 use crate::error::{Error, Result};
-use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputData, OutputTensor};
+use crate::tensor::{AlignedBytes, DType, InputData, InputTensor, OutputTensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GraphOptimization {
@@ -328,7 +328,7 @@ impl Backend for OnnxBackend {
                 .map(|(v, (name, _))| match v {
                     Some(v) => from_value(name, v),
                     // An empty optional: JSON null, as a non-tensor value.
-                    None => Ok(OutputTensor { name: name.into(), dtype: DType::String, dims: Vec::new(), data: OutputData::Value("null".into()) }),
+                    None => Ok(OutputTensor::value(name, "null".into())),
                 })
                 .collect();
         }

@@ -192,7 +192,7 @@ impl Pipeline {
                     .fields
                     .iter()
                     .filter(|f| watched(&f.name))
-                    .filter_map(|f| frame.get(&f.name).filter(|c| matches!(c, Col::Num(_) | Col::Cat { .. })).map(|c| (f.name.as_str(), c.clone())))
+                    .filter_map(|f| frame.get(&f.name).filter(|c| col_values(c).is_some()).map(|c| (f.name.as_str(), c.clone())))
                     .collect()
             }
             None => Vec::new(),
