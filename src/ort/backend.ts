@@ -182,7 +182,7 @@ class OxinferSessionHandler implements SessionHandler {
   readonly outputNames: readonly string[]
   readonly inputMetadata: readonly Common.InferenceSession.ValueMetadata[]
   readonly outputMetadata: readonly Common.InferenceSession.ValueMetadata[]
-  /** The outputs that are not tensors, by name: their type. */
+  /** The sequence and map outputs, by name: their type (refused before running; optionals are checked after). */
   readonly #nonTensor: Map<string, string>
 
   constructor(private readonly session: Session) {
@@ -196,7 +196,7 @@ class OxinferSessionHandler implements SessionHandler {
     this.outputNames = session.outputs.map((o) => o.name)
     this.inputMetadata = meta(session.inputs)
     this.outputMetadata = meta(session.outputs)
-    this.#nonTensor = new Map(session.outputs.filter((o) => NON_TENSOR_TYPES.has(o.type)).map((o) => [o.name, o.type]))
+    this.#nonTensor = new Map(session.outputs.filter((o) => o.type === 'sequence' || o.type === 'map').map((o) => [o.name, o.type]))
   }
 
   async dispose(): Promise<void> {
@@ -226,7 +226,7 @@ class OxinferSessionHandler implements SessionHandler {
     // onnxruntime-common's values are tensors only. As in onnxruntime-node, a
     // sequence or map is refused, and an optional is returned when it holds
     // a tensor (refused when empty, below).
-    const nonTensor = names.find((n) => this.#nonTensor.has(n) && this.#nonTensor.get(n) !== 'optional')
+    const nonTensor = names.find((n) => this.#nonTensor.has(n))
     if (nonTensor !== undefined) throw notTensor(nonTensor, `a ${this.#nonTensor.get(nonTensor)}`, tag)
     let result: Record<string, OutputValue>
     try {
@@ -239,9 +239,8 @@ class OxinferSessionHandler implements SessionHandler {
     }
     const out: Results = {}
     for (const name of names) {
-      const value = result[name]
-      if (!(value instanceof Tensor)) throw notTensor(name, value === null ? 'an empty optional' : 'an optional holding a sequence or map', tag)
-      const got = value
+      const got = result[name]
+      if (!(got instanceof Tensor)) throw notTensor(name, got === null ? 'an empty optional' : 'an optional holding a sequence or map', tag)
       const into = fetches[name] as Common.Tensor | null
       if (into) {
         // A pre-allocated output (fetches): filled in place, as onnxruntime-node does.
